@@ -1,0 +1,4 @@
+"""Kept for tools and habits that expect setup.py; all metadata lives in pyproject.toml."""
+from setuptools import setup
+
+setup()
