@@ -1,0 +1,152 @@
+"""Running a job script as a local process group, and following it to its end.
+
+Shared by the local managers (queued_python, unqueued). A job started here is followed by
+a thread blocked in ``Popen.wait``; a job found running after a restart is followed by a
+thread blocked on the script's ``flock``: both notice the end at once, without polling.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import threading
+from typing import Callable
+
+from lwr.core import job_directory as layout
+from lwr.core.job_directory import JobDirectory
+from lwr.core.job_script import ALREADY_LAUNCHED_STATUS
+from lwr.core.states import JobState
+
+log = logging.getLogger(__name__)
+
+#: Seconds between SIGTERM and SIGKILL when a job is cancelled.
+KILL_GRACE_SECONDS = 5.0
+
+
+def start_job_process(directory: JobDirectory, script: str) -> subprocess.Popen[bytes]:
+    """Start the job script in a new session, so cancel can signal its whole process group."""
+    with open(directory.internal_file(layout.JOB_STDOUT), "ab") as out, \
+            open(directory.internal_file(layout.JOB_STDERR), "ab") as err:
+        return subprocess.Popen(
+            ["/bin/bash", script],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            cwd=str(directory.path),
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def was_launched(directory: JobDirectory) -> bool:
+    """True once a copy of the job script passed its launch guard."""
+    return directory.internal_file(layout.LAUNCH_GUARD).is_dir()
+
+
+def is_running(directory: JobDirectory) -> bool:
+    """True while a job script holds its run lock."""
+    try:
+        fd = os.open(directory.internal_file(layout.RUN_LOCK), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def wait_for_lock_release(directory: JobDirectory) -> None:
+    """Block until the job script that holds the run lock has ended."""
+    try:
+        fd = os.open(directory.internal_file(layout.RUN_LOCK), os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    finally:
+        os.close(fd)
+
+
+def outcome(directory: JobDirectory, cancelled: bool, returncode: int | None = None) -> tuple[JobState, str | None]:
+    """Decide a final state from what the job script left behind."""
+    if cancelled:
+        return JobState.CANCELLED, "cancelled on request"
+    if directory.exit_code() is not None:
+        return JobState.COMPLETE, None
+    if returncode is not None and returncode < 0:
+        return JobState.FAILED, f"job script killed by signal {-returncode} before recording an exit code"
+    return JobState.FAILED, f"job script ended (status {returncode}) without recording an exit code"
+
+
+def signal_group(pid: int, sig: int) -> bool:
+    try:
+        os.killpg(pid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        log.warning("not allowed to signal process group %s", pid)
+        return False
+
+
+def recorded_pid(directory: JobDirectory) -> int | None:
+    raw = directory.read_internal(layout.PID_FILE)
+    try:
+        return int(raw.strip()) if raw else None
+    except ValueError:
+        return None
+
+
+def terminate_job(directory: JobDirectory, pid: int | None) -> None:
+    """SIGTERM the job's process group, then SIGKILL it after a grace period if still running.
+
+    The pid is only signalled while the job still holds its run lock, so a recycled pid
+    of some other process is never hit.
+    """
+    pid = pid or recorded_pid(directory)
+    if pid is None or not is_running(directory):
+        return
+    signal_group(pid, signal.SIGTERM)
+
+    def escalate() -> None:
+        if is_running(directory):
+            signal_group(pid, signal.SIGKILL)
+
+    timer = threading.Timer(KILL_GRACE_SECONDS, escalate)
+    timer.daemon = True
+    timer.start()
+
+
+def follow(
+    directory: JobDirectory,
+    process: subprocess.Popen[bytes] | None,
+    on_end: Callable[[int | None], None],
+    name: str,
+) -> threading.Thread:
+    """Start a thread that calls ``on_end(returncode)`` when the job ends.
+
+    ``process`` is our own child (waited on) or ``None`` for a job re-attached after a restart
+    (followed through its run lock; returncode unknown).
+    """
+
+    def watch() -> None:
+        if process is not None:
+            returncode: int | None = process.wait()
+            if returncode == ALREADY_LAUNCHED_STATUS and was_launched(directory):
+                # A copy launched before a restart owns the job; follow that one.
+                wait_for_lock_release(directory)
+                returncode = None
+        else:
+            wait_for_lock_release(directory)
+            returncode = None
+        on_end(returncode)
+
+    thread = threading.Thread(target=watch, name=name, daemon=True)
+    thread.start()
+    return thread

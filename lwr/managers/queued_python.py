@@ -1,0 +1,127 @@
+"""queued_python: a local first-in-first-out queue running at most N jobs at once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from lwr.core.states import JobState
+from lwr.managers import local_process
+from lwr.managers.base import LaunchSpec, Manager, ManagerListener, Option
+
+log = logging.getLogger(__name__)
+
+
+def concurrency(text: str) -> int:
+    """``max_concurrent_jobs``: a positive integer, or ``*`` for all cores."""
+    if text.strip() == "*":
+        return os.cpu_count() or 1
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected a positive integer or *")
+    return value
+
+
+class QueuedPythonManager(Manager):
+    """Runs job scripts as local processes, ``max_concurrent_jobs`` at a time, in arrival order."""
+
+    type_name = "queued_python"
+    options = {
+        "max_concurrent_jobs": Option(concurrency, 1, "jobs run at once; * for one per core",
+                                      "a positive integer or *"),
+    }
+
+    def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
+        super().__init__(name, settings, listener)
+        self.limit: int = settings.get("max_concurrent_jobs", 1)
+        self._lock = threading.Lock()
+        self._waiting: deque[LaunchSpec] = deque()
+        self._active: dict[str, LaunchSpec] = {}
+        self._pids: dict[str, int] = {}
+        self._cancelled: set[str] = set()
+        self._started = False
+
+    def start(self) -> None:
+        with self._lock:
+            self._started = True
+        self._dispatch()
+
+    def launch(self, spec: LaunchSpec) -> None:
+        with self._lock:
+            self._waiting.append(spec)
+        self._dispatch()
+
+    def reattach(self, spec: LaunchSpec, external_id: str | None, was_running: bool) -> None:
+        if not local_process.was_launched(spec.directory):
+            self.launch(spec)
+            return
+        with self._lock:
+            self._active[spec.job_id] = spec
+            if external_id and external_id.isdigit():
+                self._pids[spec.job_id] = int(external_id)
+        local_process.follow(spec.directory, None, lambda rc: self._ended(spec, rc), f"reattached-{spec.job_id}")
+
+    def kill(self, job_id: str) -> None:
+        with self._lock:
+            queued = next((spec for spec in self._waiting if spec.job_id == job_id), None)
+            if queued is not None:
+                self._waiting.remove(queued)
+            active = self._active.get(job_id)
+            if active is not None:
+                self._cancelled.add(job_id)
+            pid = self._pids.get(job_id)
+        if queued is not None:
+            self.listener.job_ended(job_id, JobState.CANCELLED, "cancelled while queued")
+        elif active is not None:
+            local_process.terminate_job(active.directory, pid)
+
+    def _dispatch(self) -> None:
+        """Start waiting jobs while there is a free slot."""
+        while True:
+            with self._lock:
+                if not self._started or not self._waiting or len(self._active) >= self.limit:
+                    return
+                spec = self._waiting.popleft()
+                self._active[spec.job_id] = spec
+            self._run(spec)
+
+    def _run(self, spec: LaunchSpec) -> None:
+        if local_process.was_launched(spec.directory):
+            # Launched before a restart, but the record did not say so yet: follow, never rerun.
+            local_process.follow(spec.directory, None, lambda rc: self._ended(spec, rc), f"job-{spec.job_id}")
+            return
+        try:
+            process = local_process.start_job_process(spec.directory, spec.script)
+        except OSError as error:
+            log.exception("could not start job %s", spec.job_id)
+            with self._lock:
+                self._active.pop(spec.job_id, None)
+            self.listener.job_ended(spec.job_id, JobState.FAILED, f"could not start the job script: {error}")
+            self._dispatch()
+            return
+        with self._lock:
+            self._pids[spec.job_id] = process.pid
+        self.listener.job_submitted(spec.job_id, str(process.pid))
+        self.listener.job_running(spec.job_id)
+        local_process.follow(spec.directory, process, lambda rc: self._ended(spec, rc), f"job-{spec.job_id}")
+
+    def _ended(self, spec: LaunchSpec, returncode: int | None) -> None:
+        with self._lock:
+            self._active.pop(spec.job_id, None)
+            self._pids.pop(spec.job_id, None)
+            cancelled = spec.job_id in self._cancelled
+            self._cancelled.discard(spec.job_id)
+        state, reason = local_process.outcome(spec.directory, cancelled, returncode)
+        try:
+            self.listener.job_ended(spec.job_id, state, reason)
+        finally:
+            self._dispatch()
+
+    def describe(self) -> dict[str, Any]:
+        with self._lock:
+            return {**super().describe(), "max_concurrent_jobs": self.limit,
+                    "running": len(self._active), "queued": len(self._waiting)}
