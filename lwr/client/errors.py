@@ -1,0 +1,23 @@
+"""Errors only the client raises, rooted in :class:`lwr.errors.LwrError` like every other lwr error.
+
+An answer from the server is turned into the class of :mod:`lwr.errors` whose ``http_status`` it
+carries (401 → :class:`~lwr.errors.Unauthorized`, 404 → :class:`~lwr.errors.NotFound`, ...), so a
+caller catches the same class whichever side raised it. What is left has no server-side twin:
+the server could not be reached at all, or answered with something the protocol does not allow.
+"""
+
+from __future__ import annotations
+
+from lwr.errors import LwrError
+
+
+class TransportError(LwrError):
+    """The server could not be reached, timed out, or kept failing with 5xx after the retries."""
+
+
+class RemoteError(LwrError):
+    """The server answered with a status or body the client cannot interpret as a protocol reply."""
+
+
+class JobFailed(LwrError):
+    """A job ended in a state other than ``complete`` (``failed``, ``cancelled``, ``lost``)."""

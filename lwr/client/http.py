@@ -1,0 +1,349 @@
+"""The HTTP transport under lwr's client: one pooled ``requests`` session per server.
+
+What it guarantees, so the layers above need not care:
+
+* every request carries the private token (as the ``private_token`` query argument, which lwr and
+  Pulsar both accept) and a timeout;
+* idempotent calls are retried on connection errors, timeouts and 5xx answers, with capped
+  exponential backoff; other calls are sent once;
+* uploads stream from the file (never read whole into memory) with a ``Content-Length`` and the
+  file's SHA-256 in ``X-Lwr-Sha256``; lwr's server checks it before the file is renamed into place;
+* downloads stream into a temporary file beside the destination, hashed on the way, and are
+  renamed into place only when complete and, if the server sent ``X-Lwr-Sha256`` (lwr does,
+  Pulsar does not), only when the digest matches;
+* a digest mismatch either way is retried, then raised as :class:`lwr.errors.IntegrityError`;
+* an error answer is raised as the :mod:`lwr.errors` class for its status (the server's
+  ``{"error": ...}`` message and details kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Union
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from lwr import __version__, errors
+from lwr.client.errors import RemoteError, TransportError
+
+log = logging.getLogger(__name__)
+
+SHA256_HEADER = "X-Lwr-Sha256"
+#: Read and write size for file bodies: large enough that per-chunk overhead vanishes at loopback speed.
+CHUNK_SIZE = 1 << 20
+
+#: Called with the number of bytes just sent or received.
+Progress = Callable[[int], None]
+Params = Mapping[str, Any]
+BodySource = Union[str, bytes]
+
+_STATUS_ERRORS: dict[int, type[errors.LwrError]] = {
+    400: errors.BadRequest,
+    401: errors.Unauthorized,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    409: errors.Conflict,
+    413: errors.PayloadTooLarge,
+}
+_INTEGRITY_WORDS = ("sha256", "sha-256", "checksum", "digest", "integrity")
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently idempotent calls and corrupted transfers are tried again."""
+
+    #: Total tries of an idempotent call (the first one included).
+    attempts: int = 4
+    #: Delay before the first retry, in seconds; doubled at each further retry.
+    backoff: float = 0.5
+    #: Upper bound of one delay.
+    cap: float = 8.0
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based), with a little jitter."""
+        return min(self.cap, self.backoff * 2 ** (retry - 1)) * random.uniform(0.8, 1.0)
+
+
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file, read in large chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while chunk := source.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _FileBody:
+    """A file as a request body: sized (so requests sends ``Content-Length``), read in large chunks."""
+
+    def __init__(self, path: str, progress: Progress | None) -> None:
+        self._file = open(path, "rb")
+        self._size = os.fstat(self._file.fileno()).st_size
+        self._progress = progress
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read() if size is None or size < 0 else self._file.read(max(size, CHUNK_SIZE))
+        if chunk and self._progress is not None:
+            self._progress(len(chunk))
+        return chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(CHUNK_SIZE):
+            yield chunk
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class HttpTransport:
+    """Requests to one lwr or Pulsar server (optionally one named manager of it)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        private_token: str | None = None,
+        manager: str | None = None,
+        timeout: tuple[float, float] = (10.0, 300.0),
+        retry: RetryPolicy | None = None,
+        pool_size: int = 8,
+        session: requests.Session | None = None,
+    ) -> None:
+        if "://" not in url:
+            url = f"http://{url}"
+        base = url.rstrip("/") + "/"
+        if manager and "/managers/" not in base:
+            base += f"managers/{quote(manager, safe='')}/"
+        self.base_url = base
+        self.private_token = private_token
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.session = session or requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = f"lwr-client/{__version__}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- plain requests -------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        route: str,
+        params: Params | None = None,
+        *,
+        body: Callable[[], Any] | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Send one call (retried if ``idempotent``) and return the successful response.
+
+        ``body`` may be a factory called once per try, so a file is re-opened for each retry.
+        """
+        url = self.base_url + route.lstrip("/")
+        query = {key: _param(value) for key, value in (params or {}).items() if value is not None}
+        if self.private_token:
+            query["private_token"] = self.private_token
+        attempts = max(1, self.retry.attempts) if idempotent else 1
+        for attempt in range(1, attempts + 1):
+            data = body() if callable(body) else body
+            try:
+                response = self.session.request(
+                    method, url, params=query, data=data, headers=dict(headers or {}),
+                    timeout=self.timeout, stream=stream,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if attempt < attempts:
+                    self._pause(method, route, attempt, str(exc))
+                    continue
+                raise TransportError(f"{method} /{route}: {exc}", url=self.base_url, attempts=attempt) from exc
+            finally:
+                close = getattr(data, "close", None)
+                if close is not None:
+                    close()
+            if response.status_code >= 500 and attempt < attempts:
+                response.close()
+                self._pause(method, route, attempt, f"HTTP {response.status_code}")
+                continue
+            if response.status_code >= 400:
+                raise self._error(method, route, response)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def json(self, method: str, route: str, params: Params | None = None, *, idempotent: bool = False) -> Any:
+        """A call whose reply is JSON."""
+        response = self.request(method, route, params, idempotent=idempotent)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise RemoteError(f"{method} /{route}: reply is not JSON", body=response.text[:200]) from exc
+
+    # -- file bodies ----------------------------------------------------------------------------
+
+    def upload(
+        self, route: str, params: Params, source: BodySource, *, progress: Progress | None = None
+    ) -> Any:
+        """POST a file (a path) or in-memory contents (bytes) with its SHA-256; return the JSON reply.
+
+        A digest mismatch the server reports (or a digest it echoes that differs from ours) is
+        retried; the last one raises :class:`lwr.errors.IntegrityError`.
+        """
+        if isinstance(source, bytes):
+            contents = source
+            digest = hashlib.sha256(contents).hexdigest()
+
+            def body() -> Any:
+                if progress is not None:
+                    progress(len(contents))
+                return contents
+        else:
+            path = source
+            digest = file_sha256(path)
+
+            def body() -> Any:
+                if os.path.getsize(path) == 0:  # a sized-zero stream would be sent chunked
+                    return b""
+                return _FileBody(path, progress)
+
+        headers = {SHA256_HEADER: digest, "Content-Type": "application/octet-stream"}
+        attempts = max(1, self.retry.attempts)
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self.request("POST", route, params, body=body, headers=headers, idempotent=True)
+                reply = response.json() if response.content.strip() not in (b"", b"OK") else None
+                echoed = reply.get("sha256") if isinstance(reply, dict) else None
+                if echoed and str(echoed).lower() != digest:
+                    raise errors.IntegrityError(
+                        f"POST /{route}: the server stored a file whose SHA-256 differs from the one sent",
+                        sent_sha256=digest, stored_sha256=echoed,
+                    )
+                return reply
+            except errors.IntegrityError as exc:
+                if attempt < attempts:
+                    self._pause("POST", route, attempt, exc.message)
+                    continue
+                raise errors.IntegrityError(
+                    f"upload of {params.get('name') or params.get('path')} corrupted in transit "
+                    f"{attempts} times: {exc.message}",
+                    sha256=digest, **exc.details,
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def download(
+        self, route: str, params: Params, destination: str, *, progress: Progress | None = None
+    ) -> str:
+        """GET a file into ``destination`` atomically; return its hex SHA-256.
+
+        Interrupted or corrupted downloads are retried; the destination is never left half-written.
+        """
+        destination = os.path.abspath(destination)
+        directory = os.path.dirname(destination)
+        os.makedirs(directory, exist_ok=True)
+        attempts = max(1, self.retry.attempts)
+        for attempt in range(1, attempts + 1):
+            response = self.request("GET", route, params, idempotent=True, stream=True)
+            expected = (response.headers.get(SHA256_HEADER) or "").strip().lower()
+            fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory)
+            try:
+                digest = hashlib.sha256()
+                with os.fdopen(fd, "wb") as out, response:
+                    for chunk in response.iter_content(CHUNK_SIZE):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+                actual = digest.hexdigest()
+                if expected and expected != actual:
+                    raise errors.IntegrityError(
+                        f"download of {params.get('name')} does not match the server's SHA-256",
+                        expected_sha256=expected, actual_sha256=actual,
+                    )
+                os.chmod(temporary, _FILE_MODE)
+                os.replace(temporary, destination)
+                return actual
+            except (errors.IntegrityError, requests.RequestException) as exc:
+                _unlink(temporary)
+                if attempt < attempts:
+                    self._pause("GET", route, attempt, str(exc))
+                    continue
+                if isinstance(exc, errors.IntegrityError):
+                    raise errors.IntegrityError(
+                        f"{exc.message} ({attempts} tries); {destination} was not written",
+                        destination=destination, **exc.details,
+                    ) from exc
+                raise TransportError(f"GET /{route}: {exc}", url=self.base_url, attempts=attempt) from exc
+            except BaseException:
+                _unlink(temporary)
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _pause(self, method: str, route: str, attempt: int, reason: str) -> None:
+        delay = self.retry.delay(attempt)
+        log.warning("%s /%s failed (%s); retry %d in %.1fs", method, route, reason, attempt, delay)
+        time.sleep(delay)
+
+    def _error(self, method: str, route: str, response: requests.Response) -> errors.LwrError:
+        status = response.status_code
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        details: dict[str, Any] = {}
+        if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+            message = payload["error"]
+            details = {key: value for key, value in payload.items() if key != "error"}
+        else:
+            message = response.text.strip()[:300] or response.reason or "no message"
+        response.close()
+        error_class = _STATUS_ERRORS.get(status)
+        if status == errors.IntegrityError.http_status and _mentions_integrity(message, details):
+            error_class = errors.IntegrityError
+        if error_class is None:
+            error_class = TransportError if status >= 500 else RemoteError
+        details.setdefault("status", status)
+        return error_class(f"{method} /{route}: HTTP {status}: {message}", **details)
+
+
+def _mentions_integrity(message: str, details: Mapping[str, Any]) -> bool:
+    text = " ".join([message, *map(str, details.keys())]).lower()
+    return any(word in text for word in _INTEGRITY_WORDS)
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

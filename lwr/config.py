@@ -1,0 +1,229 @@
+"""The one place that reads configuration: server.ini's ``[app:main]`` and job_managers.ini.
+
+Everything else receives the typed settings built here. A misspelled key, a value of the
+wrong type or an unknown manager type raises :class:`ConfigError` naming the file, the
+section, the key and what was expected; nothing is silently defaulted.
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging.config
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from lwr.errors import ConfigError
+from lwr.managers import manager_class
+
+DEFAULT_MANAGER_NAME = "_default_"
+APP_SECTION = "app:main"
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``1048576``, ``512M``, ``4G``, ``1TiB`` to bytes."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError("expected a size in bytes, optionally with K, M, G or T")
+    number, unit = match.groups()
+    exponent = "kmgt".index(unit.lower()) + 1 if unit else 0
+    return int(number) * 1024**exponent
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_list(text: str) -> list[str]:
+    """Comma- or newline-separated values."""
+    return [item.strip() for item in re.split(r"[,\n]", text) if item.strip()]
+
+
+def parse_assign_ids(text: str) -> str:
+    if text not in ("galaxy", "uuid"):
+        raise ValueError("expected galaxy or uuid")
+    return text
+
+
+def parse_cert_reqs(text: str) -> str:
+    if text not in ("cert_none", "cert_optional", "cert_required", "CERT_NONE", "CERT_OPTIONAL", "CERT_REQUIRED"):
+        raise ValueError("expected cert_none, cert_optional or cert_required")
+    return text.lower()
+
+
+@dataclass(frozen=True)
+class _Key:
+    parse: Callable[[str], Any]
+    expected: str
+
+
+#: Every key ``[app:main]`` accepts, with its parser. PasteDeploy's own keys are listed too.
+APP_KEYS: dict[str, _Key] = {
+    "paste.app_factory": _Key(str, "lwr.app:app_factory"),
+    "use": _Key(str, "an egg or package reference"),
+    "staging_directory": _Key(str, "a directory path"),
+    "persistence_directory": _Key(str, "a directory path"),
+    "private_token": _Key(str, "a secret string"),
+    "private_key": _Key(str, "a secret string (older name of private_token)"),
+    "job_managers_config": _Key(str, "a path to job_managers.ini"),
+    "assign_ids": _Key(parse_assign_ids, "galaxy or uuid"),
+    "file_cache_dir": _Key(str, "a directory path"),
+    "max_upload_size": _Key(parse_size, "a size such as 50G"),
+    "message_queue_url": _Key(str, "an amqp:// URL"),
+    "enable_http": _Key(parse_bool, "true or false"),
+    "remote_staging_allowed_urls": _Key(parse_list, "comma-separated URL prefixes"),
+    "amqp_connect_ssl_ca_certs": _Key(str, "a file path"),
+    "amqp_connect_ssl_keyfile": _Key(str, "a file path"),
+    "amqp_connect_ssl_certfile": _Key(str, "a file path"),
+    "amqp_connect_ssl_cert_reqs": _Key(parse_cert_reqs, "cert_none, cert_optional or cert_required"),
+    "amqp_heartbeat": _Key(float, "seconds, a number"),
+    "amqp_acknowledge": _Key(parse_bool, "true or false"),
+    "amqp_publish_retry_max": _Key(float, "seconds, a number"),
+    "status_update_interval": _Key(float, "seconds, a number"),
+}
+
+
+@dataclass(frozen=True)
+class ManagerSettings:
+    name: str
+    type: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Typed ``[app:main]`` settings, paths made absolute against the config file's directory."""
+
+    staging_directory: Path
+    persistence_directory: Path
+    managers: tuple[ManagerSettings, ...]
+    private_token: str | None = None
+    assign_ids: str = "galaxy"
+    file_cache_dir: Path | None = None
+    max_upload_size: int | None = None
+    message_queue_url: str | None = None
+    enable_http: bool = True
+    remote_staging_allowed_urls: tuple[str, ...] = ()
+    amqp: dict[str, Any] = field(default_factory=dict)
+    source: str = "<defaults>"
+
+
+def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | None = None) -> AppSettings:
+    """Validate ``[app:main]`` (as PasteDeploy hands it over) and the job_managers.ini it names."""
+    base = Path(here or os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd())
+    values: dict[str, Any] = {}
+    for key, raw in local_conf.items():
+        spec = APP_KEYS.get(key)
+        if spec is None:
+            raise ConfigError(
+                f"{source}: [{APP_SECTION}] unknown key '{key}'", file=source, section=APP_SECTION, key=key,
+                expected=f"one of {', '.join(sorted(APP_KEYS))}")
+        try:
+            values[key] = spec.parse(str(raw))
+        except ValueError as error:
+            raise ConfigError(
+                f"{source}: [{APP_SECTION}] {key} = {raw!r}: {error}; expected {spec.expected}",
+                file=source, section=APP_SECTION, key=key, expected=spec.expected) from None
+
+    def path(key: str, default: str | None) -> Path | None:
+        value = values.get(key, default)
+        if value is None:
+            return None
+        return (base / os.path.expanduser(value)).resolve()
+
+    staging = path("staging_directory", "files/staging")
+    persistence = path("persistence_directory", "files/persisted_data")
+    assert staging is not None and persistence is not None
+    managers_path = path("job_managers_config", None)
+    amqp = {key: value for key, value in values.items() if key.startswith("amqp_")}
+    return AppSettings(
+        staging_directory=staging,
+        persistence_directory=persistence,
+        managers=load_manager_settings(managers_path),
+        private_token=values.get("private_token", values.get("private_key")) or None,
+        assign_ids=values.get("assign_ids", "galaxy"),
+        file_cache_dir=path("file_cache_dir", None),
+        max_upload_size=values.get("max_upload_size"),
+        message_queue_url=values.get("message_queue_url") or None,
+        enable_http=values.get("enable_http", True),
+        remote_staging_allowed_urls=tuple(values.get("remote_staging_allowed_urls", ())),
+        amqp=amqp,
+        source=source,
+    )
+
+
+def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
+    """Managers from job_managers.ini; with no file, one ``_default_`` queued_python running 1 job."""
+    if path is None:
+        return (ManagerSettings(DEFAULT_MANAGER_NAME, "queued_python", {"max_concurrent_jobs": 1}),)
+    source = str(path)
+    if not path.is_file():
+        raise ConfigError(f"{source}: job managers file not found", file=source)
+    parser = configparser.ConfigParser(interpolation=None, default_section="__no_defaults__")
+    try:
+        parser.read(path)
+    except configparser.Error as error:
+        raise ConfigError(f"{source}: cannot parse: {error}", file=source) from None
+    managers = []
+    for section in parser.sections():
+        if not section.startswith("manager:") or not section[len("manager:"):].strip():
+            raise ConfigError(f"{source}: section [{section}] is not [manager:NAME]", file=source, section=section,
+                              expected="[manager:NAME]")
+        name = section[len("manager:"):].strip()
+        managers.append(_manager_settings(source, section, name, dict(parser.items(section))))
+    if not managers:
+        raise ConfigError(f"{source}: no [manager:NAME] section", file=source, expected="at least one manager")
+    return tuple(managers)
+
+
+def _manager_settings(source: str, section: str, name: str, items: dict[str, str]) -> ManagerSettings:
+    type_name = items.pop("type", None)
+    if type_name is None:
+        raise ConfigError(f"{source}: [{section}] is missing key 'type'", file=source, section=section, key="type")
+    try:
+        cls = manager_class(type_name)
+    except ConfigError as error:
+        raise ConfigError(f"{source}: [{section}] type = {type_name!r}: unknown manager type; expected one of "
+                          f"{', '.join(error.details['expected'])}", file=source, section=section, key="type",
+                          expected=error.details["expected"]) from None
+    options: dict[str, Any] = {}
+    for key, raw in items.items():
+        option = cls.options.get(key)
+        if option is None:
+            if any(key.startswith(prefix) for prefix in cls.option_prefixes):
+                options[key] = raw
+                continue
+            allowed = sorted(cls.options) + [f"{prefix}*" for prefix in cls.option_prefixes]
+            raise ConfigError(f"{source}: [{section}] unknown key '{key}' for type {type_name}; expected one of "
+                              f"{', '.join(allowed) or '(no options)'}", file=source, section=section, key=key,
+                              expected=allowed)
+        try:
+            options[key] = option.kind(raw)
+        except ValueError as error:
+            expected = option.expected or str(error)
+            raise ConfigError(f"{source}: [{section}] {key} = {raw!r}: expected {expected}", file=source,
+                              section=section, key=key, expected=expected) from None
+    for key, option in cls.options.items():
+        options.setdefault(key, option.default)
+    return ManagerSettings(name=name, type=type_name, options=options)
+
+
+def configure_logging(ini_path: str) -> None:
+    """Apply the ``[loggers]``/``[handlers]``/``[formatters]`` sections of server.ini, if any."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ini_path)
+    if parser.has_section("loggers"):
+        logging.config.fileConfig(ini_path, defaults={"here": os.path.dirname(os.path.abspath(ini_path))},
+                                  disable_existing_loggers=False)
+    else:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,76 @@
+"""The status reply of the Pulsar protocol, shared by the HTTP and MQ transports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lwr import __version__
+from lwr.core import job_directory as layout
+from lwr.core.job_directory import JobDirectory, confine
+from lwr.core.store import JobRecord
+from lwr.errors import LwrError
+
+#: Largest tool stdout/stderr returned in a status reply (start and end kept).
+MAXIMUM_STREAM_SIZE = 64 * 1024
+
+#: Largest galaxy.json (or other dynamic file source) returned inline.
+MAXIMUM_DYNAMIC_SOURCE_SIZE = 16 * 1024 * 1024
+
+SYSTEM_PROPERTIES = {"separator": "/"}
+
+
+def status_reply(record: JobRecord, directory: JobDirectory) -> dict[str, Any]:
+    """``{"complete": "false", ...}`` while active; the full final description once finished."""
+    if not record.state.is_final:
+        return {"complete": "false", "status": record.state.wire_name, "job_id": record.job_id}
+    exists = directory.exists()
+    return {
+        "job_id": record.job_id,
+        "complete": "true",
+        "status": record.state.value,
+        "returncode": directory.exit_code() if exists else None,
+        "stdout": directory.read_stream(layout.TOOL_STDOUT, MAXIMUM_STREAM_SIZE) if exists else "",
+        "stderr": directory.read_stream(layout.TOOL_STDERR, MAXIMUM_STREAM_SIZE) if exists else "",
+        "job_stdout": directory.read_stream(layout.JOB_STDOUT, MAXIMUM_STREAM_SIZE) if exists else "",
+        "job_stderr": _job_stderr(record, directory) if exists else (record.reason or ""),
+        "working_directory": str(directory.working),
+        "metadata_directory": str(directory.metadata),
+        "job_directory": str(directory.path),
+        "working_directory_contents": directory.contents("working") if exists else [],
+        "metadata_directory_contents": directory.contents("metadata") if exists else [],
+        "outputs_directory_contents": directory.contents("outputs") if exists else [],
+        "job_directory_contents": directory.contents("") if exists else [],
+        "system_properties": dict(SYSTEM_PROPERTIES),
+        "lwr_version": __version__,
+        "realized_dynamic_file_sources": realized_dynamic_file_sources(record, directory) if exists else None,
+        "reason": record.reason,
+    }
+
+
+def realized_dynamic_file_sources(record: JobRecord, directory: JobDirectory) -> list[dict[str, Any]]:
+    """The files (galaxy.json) the client asked to see the contents of, read from the working directory."""
+    realized = []
+    for source in record.launch.get("dynamic_file_sources") or []:
+        if not isinstance(source, dict) or not isinstance(source.get("path"), str):
+            continue
+        try:
+            path = confine(directory.working, source["path"])
+            with open(path, "rb") as handle:
+                contents = handle.read(MAXIMUM_DYNAMIC_SOURCE_SIZE)
+        except (LwrError, OSError):
+            continue
+        realized.append({**source, "contents": contents.decode("utf-8", errors="replace")})
+    return realized
+
+
+def _job_stderr(record: JobRecord, directory: JobDirectory) -> str:
+    text = directory.read_stream(layout.JOB_STDERR, MAXIMUM_STREAM_SIZE)
+    if record.reason and record.state.value != "complete":
+        text = f"{text}lwr: {record.reason}\n" if text else f"lwr: {record.reason}\n"
+    return text
+
+
+def lost_reply(job_id: str, reason: str) -> dict[str, Any]:
+    """The reply for a job lwr does not know (MQ status requests): final, status ``lost``."""
+    return {"job_id": job_id, "complete": "true", "status": "lost", "returncode": None,
+            "stdout": "", "stderr": "", "job_stdout": "", "job_stderr": f"lwr: {reason}\n", "reason": reason}

@@ -1,0 +1,84 @@
+"""The durable job store: one JSON record per job, replaced atomically on every change.
+
+Records live under ``<persistence_directory>/jobs/<manager>/<job_id>.json``. A record is
+written (and fsynced) before the change it describes is acted on, so after ``kill -9`` and
+a restart every accepted job is found again in the state it had reached.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from lwr.core.atomic import write_json_atomically
+from lwr.core.states import JobState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobRecord:
+    """What lwr knows about one job, beyond the files in its directory."""
+
+    job_id: str
+    manager: str
+    state: JobState
+    sequence: int
+    tool_id: str | None = None
+    tool_version: str | None = None
+    external_id: str | None = None
+    reason: str | None = None
+    #: What submit asked for: command line, env, submit params, remote staging.
+    launch: dict[str, Any] = field(default_factory=dict)
+    #: Transport-specific extras that must survive a restart (e.g. MQ staging progress).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRecord:
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in data.items() if key in known}
+        values["state"] = JobState(values["state"])
+        return cls(**values)
+
+
+class JobStore:
+    """Reads and writes job records; knows nothing of transitions (see ``lwr.core.jobs``)."""
+
+    def __init__(self, persistence_directory: Path, durable: bool = True) -> None:
+        self.root = persistence_directory / "jobs"
+        self.durable = durable
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, manager: str, job_id: str) -> Path:
+        return self.root / manager / f"{job_id}.json"
+
+    def save(self, record: JobRecord) -> None:
+        path = self._path(record.manager, record.job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(path, record.to_dict(), durable=self.durable)
+
+    def delete(self, manager: str, job_id: str) -> None:
+        try:
+            os.unlink(self._path(manager, job_id))
+        except FileNotFoundError:
+            pass
+
+    def load_all(self) -> list[JobRecord]:
+        """Every record on disk, oldest first; unreadable records are logged and skipped."""
+        records = []
+        for path in self.root.glob("*/*.json"):
+            try:
+                records.append(JobRecord.from_dict(json.loads(path.read_text())))
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                log.error("skipping unreadable job record %s: %s", path, error)
+        records.sort(key=lambda record: record.sequence)
+        return records

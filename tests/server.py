@@ -1,0 +1,105 @@
+"""Start a real lwr server process on a free loopback port, for integration tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LwrServer:
+    """A running ``lwr serve`` subprocess and the files it was configured with."""
+
+    directory: Path
+    app_options: dict[str, str] = field(default_factory=dict)
+    job_managers_ini: str | None = None
+    server_options: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "server.ini"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "server.log"
+
+    @property
+    def staging(self) -> Path:
+        return self.directory / "files" / "staging"
+
+    def write_config(self) -> None:
+        if not self.port:
+            self.port = free_port()
+        lines = ["[server:main]", "use = egg:Paste#http", "host = 127.0.0.1", f"port = {self.port}",
+                 "threadpool_workers = 16"]
+        lines += [f"{key} = {value}" for key, value in self.server_options.items()]
+        lines += ["", "[app:main]", "paste.app_factory = lwr.app:app_factory"]
+        options = dict(self.app_options)
+        if self.job_managers_ini is not None:
+            (self.directory / "job_managers.ini").write_text(self.job_managers_ini)
+            options.setdefault("job_managers_config", "job_managers.ini")
+        lines += [f"{key} = {value}" for key, value in options.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def start(self, wait: bool = True) -> LwrServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lwr.cli", "serve", "-c", str(self.config_path)],
+            cwd=self.directory, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"lwr exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"lwr did not answer within {timeout} s:\n{self.log_path.read_text()}")
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
