@@ -25,7 +25,7 @@ from abc import abstractmethod
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from lwr.core import job_directory as layout
 from lwr.core.states import JobState
@@ -126,7 +126,7 @@ class PollingManager(Manager):
     """
 
     system_name = "batch"
-    options: dict[str, Option] = {
+    options: ClassVar[dict[str, Option]] = {
         "min_polling_interval": Option(positive_float, 1.0,
                                        "seconds between status queries (one query for all jobs)",
                                        "a positive number of seconds"),
@@ -147,8 +147,9 @@ class PollingManager(Manager):
         self._poller: threading.Thread | None = None
         self._submitter = ThreadPoolExecutor(max_workers=settings.get("submit_threads", 2),
                                              thread_name_prefix=f"{name}-submit")
-        #: Number of status queries made; tests and the benchmark read it.
+        #: Status rounds that asked the batch system, and batch commands run (tests, benchmark).
         self.query_count = 0
+        self.commands_run = 0
 
     # --- what a batch system provides -------------------------------------------------------------
     @abstractmethod

@@ -58,6 +58,10 @@ class JobPlugin(ABC):
         """True when the history command failed because the site has no accounting at all."""
         return False
 
+    def ignorable_status_error(self, stderr: str) -> bool:
+        """True when a failed status command only complained about ids it no longer knows."""
+        return False
+
     @abstractmethod
     def cancel_argv(self, external_id: str) -> list[str]:
         """The command that cancels one job."""

@@ -1,0 +1,78 @@
+"""IBM Spectrum LSF: ``bsub``, one ``bjobs`` for all jobs, ``bkill``.
+
+LSF cannot run on a test machine here; the parsers are tested on output in the documented
+``bjobs -o ... delimiter`` format (tests/cluster/fixtures/).
+"""
+
+from __future__ import annotations
+
+import re
+
+from lwr.core.states import JobState
+from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.polling import BatchStatus
+
+ACTIVE_STATES: dict[str, JobState] = {
+    "PEND": JobState.QUEUED,
+    "PSUSP": JobState.QUEUED,   # held (suspended while pending)
+    "WAIT": JobState.QUEUED,    # chunk job waiting for its turn
+    "PROV": JobState.QUEUED,    # host being provisioned
+    "RUN": JobState.RUNNING,
+    "USUSP": JobState.RUNNING,
+    "SSUSP": JobState.RUNNING,
+    "UNKWN": JobState.RUNNING,  # mbatchd lost contact with the host; the job may still run
+}
+
+SEPARATOR = "|"
+_SUBMITTED = re.compile(r"Job <(\d+)> is submitted")
+
+
+class LsfPlugin(JobPlugin):
+    system_name = "lsf"
+
+    def submit_argv(self, request: SubmitRequest) -> list[str]:
+        return ["bsub", "-J", request.job_name, "-cwd", request.working_directory,
+                "-o", request.stdout_path, "-e", request.stderr_path, *request.native_args,
+                "/bin/bash", request.script]
+
+    def parse_submit(self, stdout: str) -> str:
+        match = _SUBMITTED.search(stdout)
+        if match is None:
+            raise ValueError(f"no job id in bsub output: {stdout.strip()!r}")
+        return match.group(1)
+
+    def status_argv(self, external_ids: list[str]) -> list[str]:
+        return ["bjobs", "-a", "-noheader", "-o", f"jobid stat exit_code exit_reason delimiter='{SEPARATOR}'",
+                *external_ids]
+
+    def parse_status(self, stdout: str) -> dict[str, BatchStatus]:
+        found: dict[str, BatchStatus] = {}
+        for line in stdout.splitlines():
+            fields = [field.strip() for field in line.split(SEPARATOR)]
+            if len(fields) < 2 or not fields[0].isdigit():
+                continue
+            job_id, state = fields[0], fields[1]
+            exit_code = fields[2] if len(fields) > 2 else "-"
+            reason = fields[3] if len(fields) > 3 and fields[3] not in ("", "-") else None
+            if state in ACTIVE_STATES:
+                found[job_id] = BatchStatus(ACTIVE_STATES[state])
+            elif state == "DONE":
+                found[job_id] = BatchStatus(JobState.COMPLETE)
+            elif state == "EXIT":
+                found[job_id] = self._exited(exit_code, reason)
+            elif state == "ZOMBI":
+                found[job_id] = BatchStatus(JobState.FAILED, "lsf: ZOMBI (killed while its host was unreachable)")
+        return found
+
+    def _exited(self, exit_code: str, reason: str | None) -> BatchStatus:
+        text = (reason or "").lower()
+        if "killed by owner" in text or "bkill" in text or "killed by lsf administrator" in text:
+            return BatchStatus(JobState.CANCELLED, f"lsf: {reason}")
+        detail = reason or (f"exit code {exit_code}" if exit_code not in ("", "-") else "exited")
+        return BatchStatus(JobState.FAILED, f"lsf: EXIT ({detail})")
+
+    def ignorable_status_error(self, stderr: str) -> bool:
+        return "is not found" in stderr
+
+    def cancel_argv(self, external_id: str) -> list[str]:
+        return ["bkill", external_id]

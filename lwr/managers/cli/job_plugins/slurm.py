@@ -1,0 +1,108 @@
+"""Slurm: ``sbatch``, one ``squeue`` for all jobs, ``sacct`` for jobs squeue has forgotten, ``scancel``."""
+
+from __future__ import annotations
+
+from lwr.core.states import JobState
+from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.polling import BatchStatus
+
+#: Job states (squeue ``%T``, sacct ``State``) that are not final.
+ACTIVE_STATES: dict[str, JobState] = {
+    "PENDING": JobState.QUEUED,
+    "CONFIGURING": JobState.QUEUED,
+    "REQUEUED": JobState.QUEUED,
+    "REQUEUE_FED": JobState.QUEUED,
+    "REQUEUE_HOLD": JobState.QUEUED,
+    "RESV_DEL_HOLD": JobState.QUEUED,
+    "SPECIAL_EXIT": JobState.QUEUED,
+    "RUNNING": JobState.RUNNING,
+    "COMPLETING": JobState.RUNNING,
+    "SUSPENDED": JobState.RUNNING,
+    "STOPPED": JobState.RUNNING,
+    "SIGNALING": JobState.RUNNING,
+    "STAGE_OUT": JobState.RUNNING,
+    "RESIZING": JobState.RUNNING,
+}
+
+#: Final job states, with what they mean to a Galaxy user.
+FINAL_STATES: dict[str, tuple[JobState, str]] = {
+    "COMPLETED": (JobState.COMPLETE, "completed"),
+    "FAILED": (JobState.FAILED, "failed"),
+    "CANCELLED": (JobState.CANCELLED, "cancelled"),
+    "TIMEOUT": (JobState.FAILED, "time limit reached"),
+    "DEADLINE": (JobState.FAILED, "deadline reached"),
+    "NODE_FAIL": (JobState.FAILED, "node failure"),
+    "OUT_OF_MEMORY": (JobState.FAILED, "out of memory"),
+    "PREEMPTED": (JobState.FAILED, "preempted"),
+    "BOOT_FAIL": (JobState.FAILED, "node boot failure"),
+    "REVOKED": (JobState.FAILED, "revoked by a sibling cluster"),
+}
+
+SEPARATOR = "|"
+
+
+def slurm_status(state: str, detail: str | None = None) -> BatchStatus | None:
+    """Map a Slurm state name (``"CANCELLED by 0"`` is read as CANCELLED) to a status."""
+    words = state.strip().split()
+    name = words[0].rstrip("+") if words else ""
+    if name in ACTIVE_STATES:
+        return BatchStatus(ACTIVE_STATES[name])
+    if name in FINAL_STATES:
+        mapped, meaning = FINAL_STATES[name]
+        reason = f"slurm: {name} ({meaning})"
+        if detail and detail not in ("None", "0:0", ""):
+            reason += f", {detail}"
+        return BatchStatus(mapped, None if mapped is JobState.COMPLETE else reason)
+    return None
+
+
+class SlurmPlugin(JobPlugin):
+    system_name = "slurm"
+
+    def submit_argv(self, request: SubmitRequest) -> list[str]:
+        return ["sbatch", "--parsable", "-J", request.job_name, "-D", request.working_directory,
+                "-o", request.stdout_path, "-e", request.stderr_path, *request.native_args, request.script]
+
+    def parse_submit(self, stdout: str) -> str:
+        # --parsable prints "ID" or "ID;CLUSTER"; be lenient with "Submitted batch job ID" too.
+        for line in stdout.splitlines():
+            words = line.split(";")[0].split()
+            if words and words[-1].isdigit():
+                return words[-1]
+        raise ValueError(f"no job id in sbatch output: {stdout.strip()!r}")
+
+    def status_argv(self, external_ids: list[str]) -> list[str]:
+        return ["squeue", "-h", "--states=all", "-o", f"%i{SEPARATOR}%T{SEPARATOR}%r", "-j", ",".join(external_ids)]
+
+    def parse_status(self, stdout: str) -> dict[str, BatchStatus]:
+        found: dict[str, BatchStatus] = {}
+        for line in stdout.splitlines():
+            fields = line.strip().split(SEPARATOR)
+            if len(fields) < 2:
+                continue
+            reason = fields[2] if len(fields) > 2 else None
+            status = slurm_status(fields[1], reason)
+            if status is not None:
+                found[fields[0]] = status
+        return found
+
+    def history_argv(self, external_ids: list[str]) -> list[str] | None:
+        return ["sacct", "-n", "-X", "-P", "-o", "JobID,State,ExitCode", "-j", ",".join(external_ids)]
+
+    def parse_history(self, stdout: str) -> dict[str, BatchStatus]:
+        found: dict[str, BatchStatus] = {}
+        for line in stdout.splitlines():
+            fields = line.strip().split(SEPARATOR)
+            if len(fields) < 2:
+                continue
+            detail = f"exit code {fields[2]}" if len(fields) > 2 and fields[2] not in ("", "0:0") else None
+            status = slurm_status(fields[1], detail)
+            if status is not None:
+                found[fields[0]] = status
+        return found
+
+    def history_unavailable(self, stderr: str) -> bool:
+        return "accounting storage is disabled" in stderr
+
+    def cancel_argv(self, external_id: str) -> list[str]:
+        return ["scancel", external_id]
