@@ -212,16 +212,16 @@ class LwrWebApp:
         if call.request.headers.get(transfer.WANT_SHA256_HEADER):
             response.headers[transfer.SHA256_HEADER] = transfer.file_sha256(path)
         if byte_range is None:
-            response.content_length = size
             wrapper = call.request.environ.get("wsgi.file_wrapper")
             response.app_iter = (wrapper(handle, transfer.CHUNK_SIZE) if wrapper
                                  else transfer.iter_file(handle, 0, size))
+            response.content_length = size
         else:
             start, end = byte_range
             response.status = 206
+            response.app_iter = transfer.iter_file(handle, start, end - start + 1)
             response.content_length = end - start + 1
             response.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-            response.app_iter = transfer.iter_file(handle, start, end - start + 1)
         return response
 
     def file_path(self, call: Call) -> Any:
