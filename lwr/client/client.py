@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,9 @@ class JobConfig:
     def from_reply(cls, reply: Any, requested_job_id: str) -> JobConfig:
         if not isinstance(reply, dict) or "working_directory" not in reply:
             raise RemoteError("setup reply lacks working_directory", reply=str(reply)[:300])
-        separator = (reply.get("system_properties") or {}).get("separator") or reply.get("path_separator") or "/"
+        separator = (
+            (reply.get("system_properties") or {}).get("separator") or reply.get("path_separator") or "/"
+        )
         return cls(job_id=str(reply.get("job_id") or requested_job_id), raw=reply, separator=separator)
 
     @property
@@ -73,7 +76,9 @@ class JobConfig:
         return self.join(self.directory(file_type), *name.split("/"))
 
     def join(self, *parts: str) -> str:
-        return self.separator.join(part.rstrip(self.separator) if i == 0 else part for i, part in enumerate(parts))
+        return self.separator.join(
+            part.rstrip(self.separator) if i == 0 else part for i, part in enumerate(parts)
+        )
 
 
 @dataclass
@@ -122,7 +127,9 @@ class LwrClient:
     ) -> None:
         self.url = url
         self.manager = manager
-        self.http = HttpTransport(url, private_token=private_token, manager=manager, timeout=timeout, retry=retry)
+        self.http = HttpTransport(
+            url, private_token=private_token, manager=manager, timeout=timeout, retry=retry
+        )
         # /healthz and /cache are server-wide in Pulsar and lwr; only job routes take the manager prefix,
         # but both servers also accept them under it, so one transport serves all.
 
@@ -158,7 +165,9 @@ class LwrClient:
         progress: Progress | None = None,
     ) -> str:
         """``POST /jobs/{id}/files``: a file (path) or contents (bytes); returns its server path."""
-        reply = self.http.upload(f"jobs/{job_id}/files", {"name": name, "type": file_type}, source, progress=progress)
+        reply = self.http.upload(
+            f"jobs/{job_id}/files", {"name": name, "type": file_type}, source, progress=progress
+        )
         return _reply_path(reply)
 
     def upload_cached(self, job_id: str, name: str, file_type: str, cache_token: str) -> str:
@@ -168,8 +177,11 @@ class LwrClient:
 
     def file_path(self, job_id: str, name: str, file_type: str) -> str:
         """``GET /jobs/{id}/files/path``: where a file of the job is (for the ``copy`` action)."""
-        return _reply_path(self.http.json("GET", f"jobs/{job_id}/files/path",
-                                          {"name": name, "type": file_type}, idempotent=True))
+        return _reply_path(
+            self.http.json(
+                "GET", f"jobs/{job_id}/files/path", {"name": name, "type": file_type}, idempotent=True
+            )
+        )
 
     def copy_in(self, job_id: str, local_path: str, name: str, file_type: str) -> str:
         """The ``copy`` action for an input: copy through a mount both sides share."""
@@ -188,6 +200,34 @@ class LwrClient:
             raise RemoteError("status reply is not an object", reply=str(reply)[:300])
         return reply
 
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float = 3600.0,
+        interval: float = 0.25,
+        max_interval: float = 5.0,
+        on_status: Callable[[str], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll the status until the job is finished; return the final status reply.
+
+        ``on_status`` is called with each new status string. Raises :class:`TimeoutError`.
+        """
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            reply = self.status(job_id)
+            state = str(reply.get("status"))
+            if state != last and on_status is not None:
+                on_status(state)
+            last = state
+            if str(reply.get("complete")).lower() == "true" or state in FINAL_STATES:
+                return reply
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"job {job_id} still {state} after {timeout:.0f}s")
+            time.sleep(interval)
+            interval = min(max_interval, interval * 1.5)
+
     def cancel(self, job_id: str) -> None:
         self.http.request("PUT", f"jobs/{job_id}/cancel", idempotent=True)
 
@@ -201,8 +241,9 @@ class LwrClient:
         progress: Progress | None = None,
     ) -> str:
         """``GET /jobs/{id}/files``: an output (``output``, ``output_workdir``, ``output_metadata``)."""
-        return self.http.download(f"jobs/{job_id}/files", {"name": name, "type": file_type}, destination,
-                                  progress=progress)
+        return self.http.download(
+            f"jobs/{job_id}/files", {"name": name, "type": file_type}, destination, progress=progress
+        )
 
     def copy_out(self, job_id: str, name: str, file_type: str, destination: str) -> None:
         """The ``copy`` action for an output."""

@@ -21,3 +21,7 @@ class RemoteError(LwrError):
 
 class JobFailed(LwrError):
     """A job ended in a state other than ``complete`` (``failed``, ``cancelled``, ``lost``)."""
+
+
+class MissingInput(LwrError):
+    """A file the job description names does not exist on the client."""

@@ -174,14 +174,21 @@ class HttpTransport:
             data = body() if callable(body) else body
             try:
                 response = self.session.request(
-                    method, url, params=query, data=data, headers=dict(headers or {}),
-                    timeout=self.timeout, stream=stream,
+                    method,
+                    url,
+                    params=query,
+                    data=data,
+                    headers=dict(headers or {}),
+                    timeout=self.timeout,
+                    stream=stream,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt < attempts:
                     self._pause(method, route, attempt, str(exc))
                     continue
-                raise TransportError(f"{method} /{route}: {exc}", url=self.base_url, attempts=attempt) from exc
+                raise TransportError(
+                    f"{method} /{route}: {exc}", url=self.base_url, attempts=attempt
+                ) from exc
             finally:
                 close = getattr(data, "close", None)
                 if close is not None:
@@ -240,7 +247,8 @@ class HttpTransport:
                 if echoed and str(echoed).lower() != digest:
                     raise errors.IntegrityError(
                         f"POST /{route}: the server stored a file whose SHA-256 differs from the one sent",
-                        sent_sha256=digest, stored_sha256=echoed,
+                        sent_sha256=digest,
+                        stored_sha256=echoed,
                     )
                 return reply
             except errors.IntegrityError as exc:
@@ -250,7 +258,8 @@ class HttpTransport:
                 raise errors.IntegrityError(
                     f"upload of {params.get('name') or params.get('path')} corrupted in transit "
                     f"{attempts} times: {exc.message}",
-                    sha256=digest, **exc.details,
+                    sha256=digest,
+                    **exc.details,
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -268,7 +277,9 @@ class HttpTransport:
         for attempt in range(1, attempts + 1):
             response = self.request("GET", route, params, idempotent=True, stream=True)
             expected = (response.headers.get(SHA256_HEADER) or "").strip().lower()
-            fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory)
+            fd, temporary = tempfile.mkstemp(
+                prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory
+            )
             try:
                 digest = hashlib.sha256()
                 with os.fdopen(fd, "wb") as out, response:
@@ -281,7 +292,8 @@ class HttpTransport:
                 if expected and expected != actual:
                     raise errors.IntegrityError(
                         f"download of {params.get('name')} does not match the server's SHA-256",
-                        expected_sha256=expected, actual_sha256=actual,
+                        expected_sha256=expected,
+                        actual_sha256=actual,
                     )
                 os.chmod(temporary, _FILE_MODE)
                 os.replace(temporary, destination)
@@ -294,7 +306,8 @@ class HttpTransport:
                 if isinstance(exc, errors.IntegrityError):
                     raise errors.IntegrityError(
                         f"{exc.message} ({attempts} tries); {destination} was not written",
-                        destination=destination, **exc.details,
+                        destination=destination,
+                        **exc.details,
                     ) from exc
                 raise TransportError(f"GET /{route}: {exc}", url=self.base_url, attempts=attempt) from exc
             except BaseException:
