@@ -62,11 +62,11 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
-def confine(directory: Path, name: str) -> Path:
+def confine(directory: Path, name: str, symlink_root: Path | None = None) -> Path:
     """Resolve a client-supplied relative ``name`` inside ``directory`` or raise :class:`BadRequest`.
 
     Refuses absolute names, ``..`` components, NUL bytes, and any path whose symlinks lead
-    out of ``directory``.
+    out of ``symlink_root`` (by default ``directory`` itself).
     """
     if not name or "\x00" in name:
         raise BadRequest("file name is empty or contains a NUL byte", name=name)
@@ -79,7 +79,7 @@ def confine(directory: Path, name: str) -> Path:
     if not clean:
         raise BadRequest("file name has no file component", name=name)
     candidate = directory.joinpath(*clean)
-    root = os.path.realpath(directory)
+    root = os.path.realpath(symlink_root or directory)
     resolved = os.path.realpath(candidate)
     if resolved != root and not resolved.startswith(root + os.sep):
         raise BadRequest("file name leads outside its directory", name=name)
@@ -165,7 +165,9 @@ class JobDirectory:
             if not matches:
                 raise NotFound("no output matches the pattern", name=name, type=file_type)
             name = os.path.relpath(matches[0], directory)
-        path = confine(directory, name)
+        # A tool may link an output to another file of the job (an input, say): allowed, as long
+        # as the link stays inside the job directory.
+        path = confine(directory, name, symlink_root=self.path)
         if not path.is_file():
             raise NotFound("no such output", name=name, type=file_type)
         return path
