@@ -49,8 +49,11 @@ def serve(args: argparse.Namespace) -> int:
         write_pid(Path(args.pid_file))
     configure_logging(str(config))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    app = loadapp(f"config:{config}")
-    server = loadserver(f"config:{config}")
+    try:
+        app = loadapp(f"config:{config}")
+        server = loadserver(f"config:{config}")
+    except LookupError as error:  # PasteDeploy: a missing [app:main] or [server:main] section
+        raise ConfigError(f"{config}: {error}", file=str(config)) from None
     log.info("lwr %s serving with %s", __version__, config)
     try:
         server(app)

@@ -8,10 +8,11 @@ section, the key and what was expected; nothing is silently defaulted.
 from __future__ import annotations
 
 import configparser
+import difflib
 import logging.config
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +34,11 @@ def parse_size(text: str) -> int:
     number, unit = match.groups()
     exponent = "kmgt".index(unit.lower()) + 1 if unit else 0
     return int(number) * 1024**exponent
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def parse_bool(text: str) -> bool:
@@ -126,8 +132,9 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
         spec = APP_KEYS.get(key)
         if spec is None:
             raise ConfigError(
-                f"{source}: [{APP_SECTION}] unknown key '{key}'", file=source, section=APP_SECTION, key=key,
-                expected=f"one of {', '.join(sorted(APP_KEYS))}")
+                f"{source}: [{APP_SECTION}] unknown key '{key}'{did_you_mean(key, APP_KEYS)}; expected one of "
+                f"{', '.join(sorted(APP_KEYS))}", file=source, section=APP_SECTION, key=key,
+                expected=sorted(APP_KEYS))
         try:
             values[key] = spec.parse(str(raw))
         except ValueError as error:
@@ -193,7 +200,8 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
     try:
         cls = manager_class(type_name)
     except ConfigError as error:
-        raise ConfigError(f"{source}: [{section}] type = {type_name!r}: unknown manager type; expected one of "
+        raise ConfigError(f"{source}: [{section}] type = {type_name!r}: unknown manager type"
+                          f"{did_you_mean(type_name, error.details['expected'])}; expected one of "
                           f"{', '.join(error.details['expected'])}", file=source, section=section, key="type",
                           expected=error.details["expected"]) from None
     options: dict[str, Any] = {}
@@ -204,7 +212,8 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
                 options[key] = raw
                 continue
             allowed = sorted(cls.options) + [f"{prefix}*" for prefix in cls.option_prefixes]
-            raise ConfigError(f"{source}: [{section}] unknown key '{key}' for type {type_name}; expected one of "
+            raise ConfigError(f"{source}: [{section}] unknown key '{key}' for type {type_name}"
+                              f"{did_you_mean(key, allowed)}; expected one of "
                               f"{', '.join(allowed) or '(no options)'}", file=source, section=section, key=key,
                               expected=allowed)
         try:

@@ -1,0 +1,100 @@
+"""Start-up: configuration errors stop lwr with a clear message; run.sh starts and stops a daemon."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from server import ROOT, LwrServer, free_port
+
+LWR = [sys.executable, "-m", "lwr.cli"]
+
+
+def start_failure(tmp_path: Path, app_options: dict[str, str], managers: str | None = None) -> str:
+    server = LwrServer(directory=tmp_path, app_options=app_options, job_managers_ini=managers)
+    server.directory.mkdir(parents=True, exist_ok=True)
+    server.write_config()
+    result = subprocess.run([*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_misspelled_app_key(tmp_path):
+    message = start_failure(tmp_path, {"staging_dirctory": "x"})
+    assert "server.ini" in message and "[app:main]" in message and "staging_dirctory" in message
+    assert "staging_directory" in message  # the list of what is expected
+
+
+def test_wrong_value_type(tmp_path):
+    message = start_failure(tmp_path, {"assign_ids": "sequential"})
+    assert "assign_ids" in message and "expected galaxy or uuid" in message
+
+
+@pytest.mark.parametrize("managers, fragments", [
+    ("[manager:a]\ntype = queued_pyton\n", ["job_managers.ini", "[manager:a]", "type", "queued_python"]),
+    ("[manager:a]\ntype = queued_python\nmax_concurent_jobs = 2\n", ["[manager:a]", "max_concurent_jobs",
+                                                                       "max_concurrent_jobs"]),
+    ("[manager:a]\ntype = queued_python\nmax_concurrent_jobs = lots\n", ["max_concurrent_jobs", "positive integer"]),
+    ("[a]\ntype = queued_python\n", ["[a]", "[manager:NAME]"]),
+    ("[manager:a]\nmax_concurrent_jobs = 2\n", ["missing key 'type'"]),
+])
+def test_job_managers_errors(tmp_path, managers, fragments):
+    message = start_failure(tmp_path, {}, managers)
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_star_means_all_cores(make_server):
+    server = make_server(job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = *\n")
+    import json
+    with urllib.request.urlopen(server.url + "managers") as response:
+        described = json.load(response)["managers"][0]
+    assert described["max_concurrent_jobs"] == os.cpu_count()
+
+
+def test_run_sh_daemon_uses_sample_defaults(tmp_path):
+    """A fresh copy of the project directory (no server.ini) starts with run.sh --daemon and stops."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("run.sh", "server.ini.sample"):
+        shutil.copy(ROOT / name, project / name)
+    port = free_port()
+    sample = (project / "server.ini.sample").read_text().replace("port = 8913", f"port = {port}")
+    (project / "server.ini.sample").write_text(sample)
+    (project / "local_env.sh").write_text(f"export LWR_VENV={Path(sys.executable).parent.parent}\n"
+                                          "export LWR_TEST_MARKER=sourced\n")
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    started = subprocess.run(["bash", "run.sh", "--daemon"], cwd=project, capture_output=True, text=True,
+                             timeout=60, env=env)
+    assert started.returncode == 0, started.stderr
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, (project / "lwr.log").read_text()
+                time.sleep(0.1)
+        assert (project / "lwr.pid").exists()
+        assert (project / "files" / "staging").is_dir()
+        again = subprocess.run(["bash", "run.sh", "--daemon"], cwd=project, capture_output=True, text=True,
+                               timeout=60, env=env)
+        assert again.returncode == 1 and "already running" in again.stderr
+    finally:
+        stopped = subprocess.run(["bash", "run.sh", "--stop-daemon"], cwd=project, capture_output=True, text=True,
+                                 timeout=60, env=env)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not (project / "lwr.pid").exists()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
