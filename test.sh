@@ -1,6 +1,33 @@
 #!/bin/bash
-# Runs the whole test suite (unit and integration, against real processes and services).
+# Runs lwr's whole test suite against real services, installing what it needs first:
+# a .venv with lwr and its test dependencies (pulsar-app among them), RabbitMQ, and the batch
+# systems of the cluster tests (.ci/backends.sh: Slurm, Grid Engine + DRMAA, a loopback sshd).
+# Extra arguments go to pytest, e.g. ./test.sh tests/unit -x
 set -euo pipefail
 cd "$(dirname "$0")"
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import pytest, pulsar.client, lwr" 2>/dev/null || [ "${LWR_REINSTALL:-0}" = 1 ]; then
+    .venv/bin/pip install --quiet --upgrade pip
+    .venv/bin/pip install --quiet -e '.[test]'
+fi
+
+# RabbitMQ (message-queue tests): started if it is not listening.
+if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+    if ! command -v rabbitmq-server >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+    fi
+    rabbitmq-server -detached || true
+    for _ in $(seq 1 90); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done
+fi
+
+# Batch systems for the cluster tests.
+if [ -f .ci/backends.sh ] && [ "${LWR_SKIP_BACKENDS:-0}" != 1 ]; then
+    bash .ci/backends.sh
+fi
+
 [ -f local_env.sh ] && . ./local_env.sh
+[ -f .ci/backends.env ] && . ./.ci/backends.env
 exec .venv/bin/python -m pytest "$@"
