@@ -119,18 +119,25 @@ class Check:
     out: TextIO = sys.stdout
     results: list[StepResult] = field(default_factory=list)
 
-    def step(self, name: str, action: Callable[[], str | None]) -> None:
+    def step(self, name: str, action: Callable[[], str | None], *, fatal: bool = True) -> None:
+        """Run one step; a failed ``fatal`` step raises :class:`StepFailed`, later steps need it."""
         started = time.monotonic()
         try:
             detail = action() or ""
         except Exception as exc:  # every failure of a step is reported, whatever its kind
             seconds = time.monotonic() - started
-            detail = f"{type(exc).__name__}: {exc}"
+            detail = str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
             self._print(StepResult(name, False, seconds, detail))
             if not isinstance(exc, StepFailed):
                 traceback.print_exc(file=sys.stderr)
-            raise StepFailed(name) from exc
+            if fatal:
+                raise StepFailed(name) from exc
+            return
         self._print(StepResult(name, True, time.monotonic() - started, detail))
+
+    @property
+    def failed(self) -> list[str]:
+        return [result.name for result in self.results if not result.ok]
 
     def _print(self, result: StepResult) -> None:
         self.results.append(result)
@@ -156,17 +163,20 @@ def run_check(options: CheckOptions, out: TextIO = sys.stdout) -> int:
     started = time.monotonic()
     try:
         job.run(check, client)
-    except StepFailed as failure:
-        print(
-            f"lwr check FAILED at step '{failure}' after {time.monotonic() - started:.1f}s",
-            file=out,
-            flush=True,
-        )
-        return 1
+    except StepFailed:
+        pass
     finally:
         client.close()
         if not options.keep:
             shutil.rmtree(workspace, ignore_errors=True)
+    if check.failed:
+        steps = ", ".join(f"'{name}'" for name in check.failed)
+        print(
+            f"lwr check FAILED at step {steps} after {time.monotonic() - started:.1f}s",
+            file=out,
+            flush=True,
+        )
+        return 1
     print(
         f"lwr check PASSED: {len(check.results)} steps in {time.monotonic() - started:.1f}s",
         file=out,
@@ -289,32 +299,45 @@ class _Job:
         job_id = self.staged.job_id
         try:
             check.step("job finishes", lambda: self._wait(client, job_id))
-            check.step("exit code", lambda: _expect("returncode", self.status.get("returncode"), EXIT_CODE))
-            check.step("tool stdout and stderr", self._streams)
-            check.step("collect outputs", lambda: self._collect(client, description, config))
+            check.step(
+                "exit code",
+                lambda: _expect("returncode", self.status.get("returncode"), EXIT_CODE),
+                fatal=False,
+            )
+            check.step("tool stdout and stderr", self._streams, fatal=False)
+            check.step("collect outputs", lambda: self._collect(client, description, config), fatal=False)
             check.step(
                 "output from the outputs directory",
                 lambda: self._file(self.output, "INPUT CONTENTS|EXTRA CONTENTS"),
+                fatal=False,
             )
             check.step(
                 "output extra files",
                 lambda: self._file(self.path("data", "dataset_20_files", "extra_output.txt"), "EXTRA OUTPUT"),
+                fatal=False,
             )
             check.step(
-                "output from the working directory", lambda: self._file(self.workdir_output, "WORKDIR OUTPUT")
+                "output from the working directory",
+                lambda: self._file(self.workdir_output, "WORKDIR OUTPUT"),
+                fatal=False,
             )
             check.step(
                 "output from the metadata directory",
                 lambda: self._file(os.path.join(self.metadata, "metadata_results"), "METADATA INPUT"),
+                fatal=False,
             )
-            check.step("version file", lambda: self._file(self.version, "1.2.3"))
-            check.step("environment", lambda: self._file(self.env_output, ENV_VALUE))
-            check.step("inputs, extra files, tool files", self._inputs_seen)
-            check.step("unstructured files staged with depth", lambda: self._unstructured(job_id))
-            check.step("unstructured path rewritten", self._rewritten)
-            check.step("job temporary and home directories", self._tmp_home)
+            check.step("version file", lambda: self._file(self.version, "1.2.3"), fatal=False)
+            check.step("environment", lambda: self._file(self.env_output, ENV_VALUE), fatal=False)
+            check.step("inputs, extra files, tool files", self._inputs_seen, fatal=False)
+            check.step(
+                "unstructured files staged with depth", lambda: self._unstructured(job_id), fatal=False
+            )
+            check.step("unstructured path rewritten", self._rewritten, fatal=False)
+            check.step("job temporary and home directories", self._tmp_home, fatal=False)
             if self.cache is not None:
-                check.step("input cache reused by a second job", lambda: self._cache_reuse(client))
+                check.step(
+                    "input cache reused by a second job", lambda: self._cache_reuse(client), fatal=False
+                )
         except StepFailed:
             if not self.options.keep:
                 try:
@@ -354,8 +377,13 @@ class _Job:
         collected = collect_outputs(client, self.staged.job_id, description, config, self.status)
         if not collected.ok:
             raise StepFailed("; ".join(f"{name}: {error}" for name, error in collected.failures))
-        with open(self.report_output, encoding="utf-8") as handle:
-            self.report = json.load(handle)
+        try:
+            with open(self.report_output, encoding="utf-8") as handle:
+                self.report = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise StepFailed(
+                f"the job's report {self.report_output} is missing or unreadable: {exc}"
+            ) from exc
         return f"{len(collected.fetched)} files"
 
     def _file(self, path: str, expected: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,8 @@ class LwrClient:
     ) -> None:
         self.url = url
         self.manager = manager
+        #: Who this client is to the server's input cache.
+        self.client_address = socket.gethostname()
         self.http = HttpTransport(
             url, private_token=private_token, manager=manager, timeout=timeout, retry=retry
         )
@@ -254,21 +257,24 @@ class LwrClient:
         self.http.request("DELETE", f"jobs/{job_id}", idempotent=True)
 
     # -- input cache (Pulsar semantics: keyed by the client's address and the file's path) -------
+    # Pulsar takes the address from the connection and ignores ``ip``; lwr reads the ``ip`` argument.
 
     def cache_required(self, path: str) -> bool:
         """``PUT /cache``: true for exactly one asker, who must then insert the file."""
-        return bool(self.http.json("PUT", "cache", {"path": path}))
+        return bool(self.http.json("PUT", "cache", {"ip": self.client_address, "path": path}))
 
     def cache_status(self, path: str) -> tuple[str, bool]:
         """``GET /cache/status``: the file's cache token and whether the file is ready."""
-        reply = self.http.json("GET", "cache/status", {"path": path}, idempotent=True)
+        reply = self.http.json(
+            "GET", "cache/status", {"ip": self.client_address, "path": path}, idempotent=True
+        )
         if not isinstance(reply, dict) or "token" not in reply:
             raise RemoteError("cache status reply lacks a token", reply=str(reply)[:300])
         return str(reply["token"]), bool(reply.get("ready"))
 
     def cache_insert(self, path: str, *, progress: Progress | None = None) -> None:
         """``POST /cache``: upload the file into the server's cache."""
-        self.http.upload("cache", {"path": path}, path, progress=progress)
+        self.http.upload("cache", {"ip": self.client_address, "path": path}, path, progress=progress)
 
 
 def _reply_path(reply: Any) -> str:

@@ -38,6 +38,8 @@ from lwr.client.errors import RemoteError, TransportError
 log = logging.getLogger(__name__)
 
 SHA256_HEADER = "X-Lwr-Sha256"
+#: Asks lwr's server to send ``X-Lwr-Sha256`` with a download (hashing costs it a read of the file).
+WANT_SHA256_HEADER = "X-Lwr-Want-Sha256"
 #: Read and write size for file bodies: large enough that per-chunk overhead vanishes at loopback speed.
 CHUNK_SIZE = 1 << 20
 
@@ -275,7 +277,9 @@ class HttpTransport:
         os.makedirs(directory, exist_ok=True)
         attempts = max(1, self.retry.attempts)
         for attempt in range(1, attempts + 1):
-            response = self.request("GET", route, params, idempotent=True, stream=True)
+            response = self.request(
+                "GET", route, params, headers={WANT_SHA256_HEADER: "1"}, idempotent=True, stream=True
+            )
             expected = (response.headers.get(SHA256_HEADER) or "").strip().lower()
             fd, temporary = tempfile.mkstemp(
                 prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory
