@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from lwr.core.job_directory import JobDirectory, confine, validate_job_id
+from lwr.errors import BadRequest, NotFound
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("a.txt", "a.txt"),
+    ("sub/dir/a.txt", "sub/dir/a.txt"),
+    ("./a.txt", "a.txt"),
+    ("sub//a.txt", "sub/a.txt"),
+])
+def test_confine_accepts(tmp_path, name, expected):
+    assert confine(tmp_path, name) == tmp_path / expected
+
+
+@pytest.mark.parametrize("name", ["", "/abs", "\\abs", "../x", "a/../../x", "a/..", "..", "nul\x00", ".", "./"])
+def test_confine_refuses(tmp_path, name):
+    with pytest.raises(BadRequest):
+        confine(tmp_path, name)
+
+
+def test_confine_refuses_symlink_escape(tmp_path):
+    inside = tmp_path / "job"
+    inside.mkdir()
+    os.symlink(tmp_path, inside / "up")
+    with pytest.raises(BadRequest, match="outside"):
+        confine(inside, "up/secret")
+    os.symlink(inside / "sub", inside / "ok")
+    assert confine(inside, "ok/file") == inside / "ok" / "file"
+
+
+@pytest.mark.parametrize("job_id", ["1", "abc-DEF_1.2", "a" * 255])
+def test_valid_job_ids(job_id):
+    assert validate_job_id(job_id) == job_id
+
+
+@pytest.mark.parametrize("job_id", ["", ".", "..", ".hidden", "a/b", "a b", "é", "a" * 256, "x\x00"])
+def test_invalid_job_ids(job_id):
+    with pytest.raises(BadRequest):
+        validate_job_id(job_id)
+
+
+@pytest.mark.parametrize("file_type, directory", [
+    ("input", "inputs"), ("input_extra", "inputs"), ("config", "configs"), ("tool", "tool_files"),
+    ("workdir", "working"), ("metadata", "metadata"), ("unstructured", "unstructured"), ("jobdir", ""),
+    ("output", "outputs"), ("output_workdir", "working"), ("output_metadata", "metadata"),
+])
+def test_type_directories(tmp_path, file_type, directory):
+    job = JobDirectory(tmp_path / "job")
+    assert job.path_for("f", file_type) == (job.path / directory / "f" if directory else job.path / "f")
+
+
+def test_unknown_type(tmp_path):
+    with pytest.raises(BadRequest, match="unknown file type"):
+        JobDirectory(tmp_path).path_for("f", "bogus")
+
+
+def test_outputs_contents_and_globs(tmp_path):
+    job = JobDirectory(tmp_path / "job")
+    job.create()
+    (job.working / "report-17.txt").write_text("r")
+    (job.outputs / "d_files").mkdir()
+    (job.outputs / "d_files" / "x").write_text("x")
+    assert job.contents("outputs") == ["d_files/x"]
+    assert job.existing_output("report-*.txt", "output_workdir") == job.working / "report-17.txt"
+    with pytest.raises(NotFound):
+        job.existing_output("missing", "output")
+    with pytest.raises(BadRequest):
+        job.existing_output("x", "input")
+
+
+def test_read_stream_keeps_head_and_tail(tmp_path):
+    job = JobDirectory(tmp_path / "job")
+    job.create()
+    job.internal_file("tool_stdout").write_bytes(b"A" * 100 + b"B" * 100)
+    text = job.read_stream("tool_stdout", 20)
+    assert text.startswith("A" * 10) and text.endswith("B" * 10) and "truncated" in text
+
+
+def test_exit_code(tmp_path):
+    job = JobDirectory(tmp_path / "job")
+    job.create()
+    assert job.exit_code() is None
+    job.internal_file("exit_code").write_text("3\n")
+    assert job.exit_code() == 3
+    job.internal_file("exit_code").write_text("garbage")
+    assert job.exit_code() is None
