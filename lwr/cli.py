@@ -38,7 +38,9 @@ def serve(args: argparse.Namespace) -> int:
     config = find_config(args.config)
     from paste.deploy import loadapp, loadserver
 
-    from lwr.config import configure_logging
+    from lwr.config import check_server_section, configure_logging
+
+    check_server_section(str(config))
 
     if args.daemon:
         running = read_pid(Path(args.pid_file))

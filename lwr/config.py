@@ -227,6 +227,20 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
     return ManagerSettings(name=name, type=type_name, options=options)
 
 
+def check_server_section(ini_path: str) -> None:
+    """Catch a server section that cannot work before PasteDeploy fails obscurely on it."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ini_path)
+    section = "server:main"
+    if not parser.has_section(section):
+        return
+    use = parser.get(section, "use", fallback="").strip()
+    if parser.get(section, "ssl_pem", fallback="").strip() and use.lower() in ("egg:paste#http", "egg:paste"):
+        raise ConfigError(f"{ini_path}: [{section}] ssl_pem needs use = egg:lwr#http (Paste's own TLS depends on "
+                          "a pyOpenSSL module that no longer exists)", file=ini_path, section=section, key="ssl_pem",
+                          expected="use = egg:lwr#http")
+
+
 def configure_logging(ini_path: str) -> None:
     """Apply the ``[loggers]``/``[handlers]``/``[formatters]`` sections of server.ini, if any."""
     parser = configparser.ConfigParser(interpolation=None)

@@ -20,10 +20,10 @@ def make_server(tmp_path: Path) -> Iterator[Callable[..., LwrServer]]:
     """Factory: ``make_server(app_options=..., job_managers_ini=...)`` starts a server; all are stopped after."""
     started: list[LwrServer] = []
 
-    def make(name: str = "lwr", **kwargs: object) -> LwrServer:
+    def make(name: str = "lwr", wait: bool = True, **kwargs: object) -> LwrServer:
         server = LwrServer(directory=tmp_path / name, **kwargs)  # type: ignore[arg-type]
         started.append(server)
-        return server.start()
+        return server.start(wait=wait)
 
     yield make
     for server in started:

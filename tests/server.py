@@ -51,9 +51,9 @@ class LwrServer:
     def write_config(self) -> None:
         if not self.port:
             self.port = free_port()
-        lines = ["[server:main]", "use = egg:Paste#http", "host = 127.0.0.1", f"port = {self.port}",
-                 "threadpool_workers = 16"]
-        lines += [f"{key} = {value}" for key, value in self.server_options.items()]
+        server = {"use": "egg:Paste#http", "host": "127.0.0.1", "port": str(self.port), "threadpool_workers": "16",
+                  **self.server_options}
+        lines = ["[server:main]"] + [f"{key} = {value}" for key, value in server.items()]
         lines += ["", "[app:main]", "paste.app_factory = lwr.app:app_factory"]
         options = dict(self.app_options)
         if self.job_managers_ini is not None:

@@ -43,3 +43,28 @@ def test_pulsar_check_with_wrong_token_fails(token_server):
 def test_pulsar_check_on_named_manager(token_server):
     result = run_check(token_server.url + "managers/two/", "--private_token", TOKEN)
     assert result.returncode == 0, result.stdout + result.stderr + token_server.log_text()
+
+
+def test_pulsar_check_over_tls_with_token(make_server, tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    server = make_server("tls", app_options={"private_token": TOKEN},
+                         server_options={"use": "egg:lwr#http", "ssl_pem": str(pem)}, wait=False)
+    https_url = server.url.replace("http://", "https://")
+    import os
+    import time
+    env = {**os.environ, "SSL_CERT_FILE": str(cert)}
+    deadline = time.monotonic() + 30
+    while subprocess.run(["curl", "-sf", "--cacert", str(cert), https_url + "healthz"],
+                         capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, server.log_text()
+        time.sleep(0.1)
+    result = subprocess.run([PULSAR_CHECK, "--url", https_url, "--private_token", TOKEN, "--suppress_output"],
+                            capture_output=True, text=True, timeout=180, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr + server.log_text()
+    plain = subprocess.run(["curl", "-s", server.url + "healthz"], capture_output=True)
+    assert plain.returncode != 0 or b"version" not in plain.stdout

@@ -98,3 +98,12 @@ def test_run_sh_daemon_uses_sample_defaults(tmp_path):
     assert not (project / "lwr.pid").exists()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+
+
+def test_ssl_pem_with_paste_server_is_a_config_error(tmp_path):
+    server = LwrServer(directory=tmp_path, server_options={"ssl_pem": "x.pem"})
+    server.directory.mkdir(parents=True, exist_ok=True)
+    server.write_config()
+    result = subprocess.run([*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and "egg:lwr#http" in result.stderr and "ssl_pem" in result.stderr
