@@ -43,6 +43,8 @@ install_pkgs() {
     && [ -e "$DRMAA_LIB" ]; } || need+=(gridengine-master gridengine-exec gridengine-client gridengine-drmaa1.0)
   { [ -x /usr/sbin/sshd ] && command -v ssh >/dev/null; } || need+=(openssh-server openssh-client)
   command -v sudo >/dev/null || need+=(sudo)
+  # drmaa_launch/drmaa_kill run as the job's user with the system python3, which needs drmaa
+  [ -e /usr/lib/python3/dist-packages/drmaa/__init__.py ] || need+=(python3-drmaa)
   [ ${#need[@]} -eq 0 ] && return 0
   log "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -353,7 +355,7 @@ setup_users() {
   # Tests run lwr as root (sudo allows root anyway); the rule is installed so that visudo checks it.
   local rule=/etc/sudoers.d/lwr-external-drmaa tmp
   tmp=$(mktemp)
-  sed "s#@LWR_ROOT@#$REPO#g; s#@PYTHON@#$REPO/.venv/bin/python#g" "$REPO/scripts/sudoers.example" >"$tmp"
+  sed "s#@LWR_ROOT@#$REPO#g" "$REPO/scripts/sudoers.example" >"$tmp"
   if visudo -cqf "$tmp"; then install -m 0440 "$tmp" "$rule"; else log "sudoers rule does not parse"; exit 1; fi
   rm -f "$tmp"
 }

@@ -1,0 +1,156 @@
+"""queued_external_drmaa: DRMAA jobs that run as the user the client names (``submit_user``).
+
+lwr itself stays unprivileged. Three small programs in ``scripts/`` do the privileged parts,
+each through ``sudo -n`` with an argument list, under the rule in ``scripts/sudoers.example``:
+
+* ``chown_working_directory`` (as root) hands the job directory to the user before the job and
+  takes it back before lwr reports the end, so lwr can read and stage the outputs;
+* ``drmaa_launch`` and ``drmaa_kill`` (as the user) submit and terminate through DRMAA, so the
+  batch system sees the job as the user's own.
+
+Status polling goes through lwr's own DRMAA session (a DRM answers ``jobStatus`` for any job
+id); once the DRM forgets a finished job, the job script's exit-code record decides.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import subprocess
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lwr.core import job_directory as layout
+from lwr.errors import BadRequest, ManagerError
+from lwr.managers.base import LaunchSpec, ManagerListener, Option, as_bool
+from lwr.managers.drmaa import QueuedDrmaaManager
+from lwr.managers.polling import batch_job_name
+
+#: Where the helper programs live: ``scripts/`` beside the ``lwr`` package.
+DEFAULT_SCRIPTS_DIRECTORY = str(Path(__file__).resolve().parents[2] / "scripts")
+
+#: Environment the helpers need to find the DRM; sudo clears it, so it is passed as arguments.
+_DRM_ENV = re.compile(r"^(SGE_[A-Z_]+|DRMAA_LIBRARY_PATH)$")
+_USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+HELPER_TIMEOUT = 120.0
+
+
+def own_user_name() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
+
+
+class ExternalDrmaaManager(QueuedDrmaaManager):
+    type_name = "queued_external_drmaa"
+    options = {
+        **QueuedDrmaaManager.options,
+        "production": Option(as_bool, True, "refuse to run jobs as root or as lwr's own user", "true or false"),
+        "helper_python": Option(str, "/usr/bin/python3",
+                                "the python (with drmaa) that every job user may run the helpers with; "
+                                "it must match the sudoers rule"),
+        "scripts_directory": Option(str, DEFAULT_SCRIPTS_DIRECTORY,
+                                    "directory of drmaa_launch, drmaa_kill and chown_working_directory"),
+        "chown_working_directory": Option(as_bool, True,
+                                          "hand the job directory to the job's user and back", "true or false"),
+    }
+
+    def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
+        super().__init__(name, settings, listener)
+        self.production: bool = settings.get("production", True)
+        self.helper_python: str = settings.get("helper_python", "/usr/bin/python3")
+        self.scripts_directory: str = settings.get("scripts_directory", DEFAULT_SCRIPTS_DIRECTORY)
+        self.chown: bool = settings.get("chown_working_directory", True)
+        self._users: dict[str, str] = {}
+        self._users_lock = threading.Lock()
+
+    # --- who runs the job -------------------------------------------------------------------------
+    def validate(self, spec: LaunchSpec) -> None:
+        super().validate(spec)
+        self.job_user(spec)
+
+    def job_user(self, spec: LaunchSpec) -> str:
+        """The checked ``submit_user``: an existing account, never root or lwr in production."""
+        user = spec.submit_user
+        if not user or not isinstance(user, str) or not _USER_NAME.match(user):
+            raise BadRequest("queued_external_drmaa needs a valid submit_user", submit_user=str(user))
+        try:
+            account = pwd.getpwnam(user)
+        except KeyError:
+            raise BadRequest("submit_user is not a user on the lwr host", submit_user=user) from None
+        if self.production and (account.pw_uid == 0 or account.pw_uid == os.geteuid()):
+            raise BadRequest("refusing to run a job as root or as lwr's own user (production = true)",
+                             submit_user=user)
+        return user
+
+    # --- the helpers ------------------------------------------------------------------------------
+    def _helper(self, name: str, arguments: list[str], as_user: str | None) -> str:
+        """Run ``scripts/NAME`` through ``sudo -n`` (as ``as_user``, or root); its stdout."""
+        argv = ["sudo", "-n"]
+        if as_user is not None:
+            argv += ["-u", as_user]
+        argv += ["--", self.helper_python, os.path.join(self.scripts_directory, name), *arguments]
+        try:
+            completed = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                       timeout=HELPER_TIMEOUT, check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise ManagerError(f"{name} could not run: {error}") from None
+        if completed.returncode != 0:
+            detail = (completed.stderr.strip() or completed.stdout.strip())[:500]
+            raise ManagerError(f"{name} failed (status {completed.returncode}): {detail}")
+        return completed.stdout
+
+    @staticmethod
+    def _env_arguments() -> list[str]:
+        arguments: list[str] = []
+        for name, value in sorted(os.environ.items()):
+            if _DRM_ENV.match(name):
+                arguments += ["--env", f"{name}={value}"]
+        return arguments
+
+    def _hand_over(self, spec: LaunchSpec, user: str) -> None:
+        if self.chown:
+            self._helper("chown_working_directory", ["--user", user, "--job-directory", str(spec.directory.path)],
+                         None)
+
+    # --- the batch primitives ---------------------------------------------------------------------
+    def submit(self, spec: LaunchSpec) -> str:
+        user = self.job_user(spec)
+        self._hand_over(spec, user)
+        arguments = [
+            "--script", spec.script,
+            "--working-directory", str(spec.directory.path),
+            "--stdout", str(spec.directory.internal_file(layout.JOB_STDOUT)),
+            "--stderr", str(spec.directory.internal_file(layout.JOB_STDERR)),
+            "--job-name", batch_job_name(spec.job_id),
+        ]
+        native = self.native_specification_for(spec)
+        if native:
+            arguments += ["--native-specification", native]
+        output = self._helper("drmaa_launch", arguments + self._env_arguments(), user).strip()
+        external_id = output.splitlines()[-1].strip() if output else ""
+        if not external_id:
+            raise ManagerError("drmaa_launch printed no job id")
+        with self._users_lock:
+            self._users[external_id] = user
+        return external_id
+
+    def reattach(self, spec: LaunchSpec, external_id: str | None, was_running: bool) -> None:
+        if external_id and spec.submit_user:
+            with self._users_lock:
+                self._users[external_id] = spec.submit_user
+        super().reattach(spec, external_id, was_running)
+
+    def cancel(self, external_id: str) -> None:
+        with self._users_lock:
+            user = self._users.get(external_id)
+        if user is None:
+            raise ManagerError(f"do not know which user owns job {external_id}")
+        self._helper("drmaa_kill", ["--external-id", external_id, *self._env_arguments()], user)
+
+    def before_end(self, spec: LaunchSpec) -> None:
+        """Take the job directory back, so the core can read and stage the outputs."""
+        if self.chown:
+            self._helper("chown_working_directory",
+                         ["--user", own_user_name(), "--job-directory", str(spec.directory.path)], None)
