@@ -1,0 +1,51 @@
+"""The .sample files document every option, and every option they show is real."""
+
+from __future__ import annotations
+
+import configparser
+import re
+from pathlib import Path
+
+from lwr.config import APP_KEYS, load_app_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PASTE_KEYS = {"paste.app_factory", "use", "private_key"}  # private_key: the old alias, described in prose
+
+
+def sample_app_keys() -> dict[str, str]:
+    """Keys of [app:main] in server.ini.sample, set or commented out, with their sample values."""
+    text = (ROOT / "server.ini.sample").read_text()
+    section = text.split("\n[app:main]", 1)[1].split("\n[loggers]", 1)[0]
+    found = {}
+    for line in section.splitlines():
+        match = re.match(r"^#?([a-z_.]+) = ?(.*)$", line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def test_every_app_key_is_documented_in_the_sample():
+    documented = set(sample_app_keys())
+    assert set(APP_KEYS) - PASTE_KEYS - {"use"} <= documented, set(APP_KEYS) - documented
+
+
+def test_every_sample_value_is_valid(tmp_path):
+    values = {key: value for key, value in sample_app_keys().items() if value and key != "job_managers_config"}
+    settings = load_app_settings(values, str(tmp_path / "server.ini"))
+    assert settings.private_token == "change_me"
+
+
+def test_sample_server_ini_loads_as_is(tmp_path):
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(ROOT / "server.ini.sample")
+    settings = load_app_settings(dict(parser.items("app:main")), str(tmp_path / "server.ini"))
+    assert settings.managers[0].name == "_default_"
+    assert parser.get("server:main", "port") == "8913"
+
+
+def test_job_managers_sample_default_section_loads():
+    from lwr.config import load_manager_settings
+
+    managers = load_manager_settings(ROOT / "job_managers.ini.sample")
+    assert [(m.name, m.type, m.options["max_concurrent_jobs"]) for m in managers] == [
+        ("_default_", "queued_python", 1)]
