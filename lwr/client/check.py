@@ -301,7 +301,7 @@ class _Job:
             check.step("job finishes", lambda: self._wait(client, job_id))
             check.step(
                 "exit code",
-                lambda: _expect("returncode", self.status.get("returncode"), EXIT_CODE),
+                self._exit_code,
                 fatal=False,
             )
             check.step("tool stdout and stderr", self._streams, fatal=False)
@@ -362,6 +362,13 @@ class _Job:
                 f"{str(self.status.get('job_stderr'))[:500]!r}"
             )
         return " -> ".join(states)
+
+    def _exit_code(self) -> str:
+        code = self.status.get("returncode")
+        if code != EXIT_CODE:
+            stderr = str(self.status.get("stderr") or self.status.get("job_stderr") or "").strip()
+            raise StepFailed(f"returncode {code!r}, expected {EXIT_CODE}; stderr: {stderr[-300:]!r}")
+        return ""
 
     def _streams(self) -> str:
         stdout = str(self.status.get("stdout") or "").strip()
