@@ -1,0 +1,189 @@
+"""The consumer: ``setup``, ``kill`` and ``status`` for every manager, on one connection.
+
+Messages are handled one at a time, in the consumer's thread, and acknowledged to the
+broker only once handled: a setup is acknowledged after the job is durably recorded, so a
+crash before that means a redelivery, and a redelivered setup of a recorded job is a
+``Conflict`` in the job service, dropped as a duplicate. Malformed messages are logged and
+rejected (not requeued). A lost connection is retried with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import Any
+
+import kombu
+
+from lwr.config import AppSettings
+from lwr.core.jobs import JobService
+from lwr.core.states import JobState
+from lwr.errors import Conflict, LwrError, NotFound
+from lwr.messaging import connection as amqp
+from lwr.messaging import messages, naming
+from lwr.messaging.acknowledgements import HandledMessages
+from lwr.messaging.messages import Acknowledgement, MalformedMessage
+from lwr.messaging.outbox import Outbox
+from lwr.messaging.status_updates import StatusAnnouncer
+
+log = logging.getLogger(__name__)
+
+#: Messages the broker may hand over before they are acknowledged.
+PREFETCH = 32
+
+STATUS_UPDATE_ACK = naming.STATUS_UPDATE + naming.ACK_SUFFIX
+
+
+class MessageHandler:
+    """What each kind of message does to the job service; broker-agnostic."""
+
+    def __init__(self, service: JobService, announcer: StatusAnnouncer, outbox: Outbox,
+                 handled: HandledMessages) -> None:
+        self.service = service
+        self.announcer = announcer
+        self.outbox = outbox
+        self.handled = handled
+        #: Counters for tests and logs.
+        self.rejected = 0
+        self.duplicates = 0
+
+    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Any) -> None:
+        """Act on one decoded message; ``reply(ack)`` answers an acknowledgement request.
+
+        Raises :class:`MalformedMessage` for a message to reject.
+        """
+        if name == STATUS_UPDATE_ACK:
+            uuid = messages.acknowledged_uuid(body)
+            if not self.outbox.acknowledged(uuid):
+                log.debug("acknowledgement of %s which was not awaited (duplicate?)", uuid)
+            return
+        ack = messages.acknowledgement(body)
+        if ack is not None and self.handled.seen(ack.uuid):
+            self.duplicates += 1
+            log.info("%s message %s was already handled; acknowledging again, not acting", name, ack.uuid)
+            reply(ack)
+            return
+        job_id = messages.job_id_of(body)
+        if name == naming.SETUP:
+            self._setup(manager, job_id, body)
+        elif name == naming.KILL:
+            try:
+                self.service.cancel(manager, job_id)
+            except NotFound:
+                log.warning("kill for unknown job %s on manager %s ignored", job_id, manager)
+        elif name == naming.STATUS:
+            self.announcer.answer_status_request(manager, job_id)
+        if ack is not None:
+            self.handled.add(ack.uuid)
+            reply(ack)
+
+    def _setup(self, manager: str, job_id: str, body: dict[str, Any]) -> None:
+        request = messages.submit_request(body)
+        try:
+            self.service.submit(manager, job_id, request)
+            log.info("job %s on %s accepted from the setup queue", job_id, manager)
+        except Conflict:
+            self.duplicates += 1
+            log.info("setup of job %s on %s is a duplicate (already submitted); dropped", job_id, manager)
+        except MalformedMessage:
+            raise
+        except LwrError as error:
+            record = self.service.find_or_none(manager, job_id)
+            log.error("setup of job %s on %s refused: %s", job_id, manager, error.message)
+            if record is None or record.state is JobState.SETUP:
+                self.announcer.announce_failure(manager, job_id, f"setup refused: {error.message}")
+
+
+class Consumer:
+    """One thread consuming every lwr queue on one connection, reconnecting with backoff."""
+
+    def __init__(self, url: str, settings: AppSettings, managers: list[str], handler: MessageHandler,
+                 acknowledgements: bool) -> None:
+        self.url = url
+        self.settings = settings
+        self.handler = handler
+        self.backoff = amqp.Backoff(amqp.retry_max(settings))
+        names = [naming.SETUP, naming.KILL, naming.STATUS] + ([STATUS_UPDATE_ACK] if acknowledgements else [])
+        self.routes = {naming.queue_name(manager, name): (manager, name) for manager in managers for name in names}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._producer: kombu.Producer | None = None
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="lwr-mq-consumer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._consume()
+            except amqp.CONNECTION_ERRORS as error:
+                self.connected.clear()
+                delay = self.backoff.next()
+                log.warning("consumer: broker unavailable (%s: %s); reconnecting in %.1f s",
+                            type(error).__name__, error, delay)
+                self._stop.wait(delay)
+            except Exception:  # noqa: BLE001 - the consumer must outlive any bug in one message
+                self.connected.clear()
+                log.exception("consumer: unexpected error; reconnecting")
+                self._stop.wait(self.backoff.next())
+
+    def _consume(self) -> None:
+        with amqp.connect(self.url, self.settings) as connection:
+            connection.connect()
+            channel = connection.channel()
+            channel.basic_qos(0, PREFETCH, False)
+            amqp.exchange()(channel).declare()
+            queues = [amqp.queue(manager, name) for manager, name in self.routes.values()]
+            self._producer = kombu.Producer(connection.channel())
+            self._declared: set[str] = set()
+            with kombu.Consumer(channel, queues=queues, on_message=self._on_message):
+                log.info("consuming %s on %s", ", ".join(sorted(self.routes)), connection.as_uri())
+                self.connected.set()
+                self.backoff.reset()
+                while not self._stop.is_set():
+                    try:
+                        connection.drain_events(timeout=1)
+                    except socket.timeout:
+                        pass
+                    connection.heartbeat_check()
+            self.connected.clear()
+
+    def _on_message(self, message: kombu.Message) -> None:
+        routing_key = message.delivery_info.get("routing_key", "")
+        manager, name = self.routes.get(routing_key, ("", ""))
+        try:
+            if not name:
+                raise MalformedMessage(f"routing key {routing_key!r} is not one lwr consumes")
+            body = messages.decode_body(message.body, message.content_type)
+            self.handler.handle(manager, name, body, lambda ack: self._reply(manager, ack))
+        except MalformedMessage as error:
+            self.handler.rejected += 1
+            log.error("rejecting malformed message on %s: %s", routing_key, error.message)
+            message.reject(requeue=False)
+            return
+        except amqp.CONNECTION_ERRORS:
+            raise
+        except Exception:  # noqa: BLE001 - one failing message must not stop the others
+            self.handler.rejected += 1
+            log.exception("failed to handle message on %s; rejecting it", routing_key)
+            message.reject(requeue=False)
+            return
+        message.ack()
+
+    def _reply(self, manager: str, ack: Acknowledgement) -> None:
+        """Answer an acknowledgement request on the sender's ``_ack`` queue of the same manager."""
+        assert self._producer is not None
+        routing_key = naming.queue_name(manager, ack.queue)
+        if routing_key not in self._declared:
+            amqp.queue(manager, ack.queue)(self._producer.channel).declare()
+            self._declared.add(routing_key)
+        self._producer.publish({naming.ACK_UUID_RESPONSE: ack.uuid}, serializer="json", exchange=amqp.exchange(),
+                               routing_key=routing_key, delivery_mode=2)

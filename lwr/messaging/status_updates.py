@@ -1,0 +1,85 @@
+"""Turns job state changes and status requests into outbox entries.
+
+A :class:`StatusAnnouncer` is a job service observer. It reads the job's state when it is
+told of a change, under its own lock, so the updates it enqueues for one job follow the
+job's (monotonic) life even when changes are reported from several threads; an update whose
+status equals the last one enqueued for the job is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from lwr.core.jobs import JobService
+from lwr.core.states import JobState
+from lwr.core.status import lost_reply
+from lwr.core.store import JobRecord
+from lwr.errors import NotFound
+from lwr.messaging.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+def failed_reply(job_id: str, reason: str) -> dict[str, Any]:
+    """A final ``failed`` status for a setup lwr could not accept (the job never existed here)."""
+    return {**lost_reply(job_id, reason), "status": "failed"}
+
+
+class StatusAnnouncer:
+    """Enqueues a ``status_update`` for every change of a job's wire status."""
+
+    def __init__(self, service: JobService, outbox: Outbox) -> None:
+        self.service = service
+        self.outbox = outbox
+        self._lock = threading.Lock()
+        self._last: dict[tuple[str, str], str] = {}
+
+    def job_changed(self, record: JobRecord) -> None:
+        if record.state is JobState.SETUP:
+            return
+        key = (record.manager, record.job_id)
+        with self._lock:
+            try:
+                body = self.service.status(record.manager, record.job_id)
+            except NotFound:
+                return
+            if self._last.get(key) == body.get("status"):
+                return
+            self.outbox.enqueue(record.manager, record.job_id, body, final=body.get("complete") == "true")
+            self._last[key] = str(body.get("status"))
+            if body.get("complete") == "true":
+                self._last.pop(key, None)
+
+    def answer_status_request(self, manager: str, job_id: str) -> None:
+        """A ``status`` message: publish the job's status, ``lost`` for a job lwr does not know."""
+        with self._lock:
+            try:
+                body = self.service.status(manager, job_id)
+            except NotFound:
+                body = lost_reply(job_id, f"lwr has no job '{job_id}' on manager '{manager}'")
+            self.outbox.enqueue(manager, job_id, body, final=body.get("complete") == "true")
+
+    def announce_failure(self, manager: str, job_id: str, reason: str) -> None:
+        with self._lock:
+            self.outbox.enqueue(manager, job_id, failed_reply(job_id, reason), final=True)
+
+    def recover(self) -> int:
+        """After a restart: enqueue final statuses a crash kept from the outbox; drop stale markers."""
+        count = 0
+        known = set()
+        for record in self.service.store.load_all():
+            known.add((record.manager, record.job_id))
+            current = self.service.find_or_none(record.manager, record.job_id)
+            if current is None or not current.state.is_final:
+                continue
+            if self.outbox.needs_final(current.manager, current.job_id):
+                self.job_changed(current)
+                count += 1
+        for manager, job_id in self.outbox.delivered_jobs():
+            if (manager, job_id) not in known:
+                self.outbox.forget_delivered(manager, job_id)
+        if count:
+            log.info("re-announcing the final status of %d jobs whose delivery was not recorded", count)
+        return count

@@ -1,0 +1,127 @@
+"""Server-side staging as the job service's staging hooks: inputs before launch, outputs after.
+
+Both steps are resumable, because the job service re-runs them after a restart:
+
+* an input is downloaded to a temporary file and renamed into place when complete, so an
+  input that exists is whole and is not fetched again;
+* an output delivered leaves a marker in ``<job>/lwr/delivered/``, so a restart during
+  postprocessing delivers only the rest.
+
+Every URL and path of the job is checked against the allow-list *before the first request*:
+a refused one fails the job (with the reason in its status) without anything being fetched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from lwr.config import AppSettings
+from lwr.core.atomic import write_bytes_atomically
+from lwr.core.job_directory import JobDirectory
+from lwr.core.states import JobState
+from lwr.core.status import realized_dynamic_file_sources
+from lwr.core.store import JobRecord
+from lwr.errors import StagingError
+from lwr.staging.actions import ActionMapper, InputAction, OutputAction, input_actions, output_actions
+from lwr.staging.allow_list import UrlPolicy
+from lwr.staging.transfer import Transfers
+
+log = logging.getLogger(__name__)
+
+DELIVERED_DIRECTORY = "delivered"
+
+
+class ServerStaging:
+    """Implements the job service's ``StagingHooks`` for ``remote_transfer``/``remote_copy``/``message``."""
+
+    def __init__(self, settings: AppSettings, transfers: Transfers | None = None) -> None:
+        self.policy = UrlPolicy(settings.remote_staging_allowed_urls)
+        self.transfers = transfers or Transfers(self.policy)
+
+    @staticmethod
+    def _remote_staging(record: JobRecord) -> dict:
+        value = record.launch.get("remote_staging")
+        return value if isinstance(value, dict) else {}
+
+    def wants(self, record: JobRecord) -> bool:
+        """At submit (state SETUP): are there inputs to fetch? At the end: may outputs be ours to deliver?"""
+        staging = self._remote_staging(record)
+        if record.state is JobState.SETUP:
+            return bool(staging.get("setup"))
+        return ActionMapper(staging.get("action_mapper") or {}).may_need_server()
+
+    # --- inputs ----------------------------------------------------------------------------------
+    def before_launch(self, record: JobRecord, directory: JobDirectory) -> None:
+        staging = self._remote_staging(record)
+        actions = input_actions(staging)
+        self._check_all(actions, ActionMapper(staging.get("action_mapper") or {}))
+        fetched = 0
+        for action in actions:
+            if record.state is not JobState.PREPROCESSING:
+                log.info("job %s left preprocessing (%s); staging stopped", record.job_id, record.state.value)
+                return
+            destination = directory.path_for(action.name, action.type)
+            if destination.exists():
+                continue
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            if action.kind == "message":
+                write_bytes_atomically(destination, (action.contents or "").encode("utf-8"))
+            elif action.kind == "remote_transfer":
+                assert action.url is not None
+                self.transfers.download(action.url, destination)
+            else:
+                assert action.path is not None
+                self.transfers.copy_in(action.path, destination)
+            fetched += 1
+        log.info("job %s: %d of %d inputs staged by lwr", record.job_id, fetched, len(actions))
+
+    def _check_all(self, actions: list[InputAction], mapper: ActionMapper) -> None:
+        """Refuse the job before any request if one of its URLs or paths is not allowed."""
+        for action in actions:
+            if action.kind == "remote_transfer":
+                assert action.url is not None
+                self.policy.check_url(action.url)
+            elif action.kind == "remote_copy":
+                assert action.path is not None
+                self.policy.check_path(action.path)
+        if mapper.files_endpoint and mapper.may_need_server():
+            self.policy.check_url(str(mapper.files_endpoint))
+
+    # --- outputs ---------------------------------------------------------------------------------
+    def after_finish(self, record: JobRecord, directory: JobDirectory) -> None:
+        staging = self._remote_staging(record)
+        contents = {key: directory.contents(key) for key in ("working", "outputs", "metadata", "")}
+        actions = output_actions(staging, contents, realized_dynamic_file_sources(record, directory))
+        done = directory.internal / DELIVERED_DIRECTORY
+        done.mkdir(parents=True, exist_ok=True)
+        delivered = 0
+        for action in actions:
+            marker = done / hashlib.sha256(action.key.encode()).hexdigest()
+            if marker.exists():
+                continue
+            if self._deliver(action, directory):
+                delivered += 1
+            marker.touch()
+        log.info("job %s: %d outputs delivered by lwr", record.job_id, delivered)
+
+    def _deliver(self, action: OutputAction, directory: JobDirectory) -> bool:
+        local = directory.path_for(action.name, action.type)
+        if not local.is_file():
+            if action.type == "output_workdir":
+                log.info("working directory output %s was not produced; skipped", action.name)
+                return False
+            raise StagingError(f"output {action.name} ({action.type}) was not produced", name=action.name)
+        try:
+            if action.kind == "remote_transfer":
+                assert action.url is not None
+                self.transfers.upload(action.url, local)
+            else:
+                self.transfers.copy_out(local, action.client_path)
+        except StagingError as error:
+            if error.details.get("status") == 403:
+                # Galaxy refuses outputs of datasets deleted meanwhile; the job itself is fine.
+                log.warning("the client refused output %s (HTTP 403); not failing the job", action.client_path)
+                return False
+            raise
+        return True

@@ -1,0 +1,188 @@
+"""Moving bytes for server-side staging: streamed, retried with backoff, placed atomically.
+
+Downloads go to a temporary file beside the destination and are renamed into place only
+when complete, so a file that exists is whole (which is how a restarted job knows what it
+already has). Uploads are streamed as ``multipart/form-data`` (field ``file``, what
+Galaxy's job files API expects) from a generator, so memory stays bounded whatever the
+size. Redirects are followed by hand, each target checked against the allow-list first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urljoin
+
+import requests
+
+from lwr.core.atomic import fsync_directory
+from lwr.errors import StagingError
+from lwr.staging.allow_list import UrlPolicy, UrlRefused
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+MAX_REDIRECTS = 5
+#: (connect, read) timeouts in seconds.
+TIMEOUT = (10, 300)
+_RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class _Retryable(StagingError):
+    """A failure worth trying again (connection trouble, 5xx, 429)."""
+
+
+class Transfers:
+    """Downloads and uploads under one :class:`UrlPolicy`, with retries."""
+
+    def __init__(self, policy: UrlPolicy, attempts: int = 5, backoff: float = 1.0, backoff_max: float = 30.0,
+                 session: requests.Session | None = None) -> None:
+        self.policy = policy
+        self.attempts = attempts
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.session = session or requests.Session()
+        self.session.trust_env = False
+
+    # --- retries ---------------------------------------------------------------------------------
+    def _retrying(self, description: str, attempt_once: Callable[[], None]) -> None:
+        delay = self.backoff
+        for attempt in range(1, self.attempts + 1):
+            try:
+                attempt_once()
+                return
+            except _Retryable as error:
+                if attempt == self.attempts:
+                    raise StagingError(f"{description} failed after {attempt} attempts: {error.message}") from None
+                log.warning("%s failed (attempt %d of %d): %s; retrying in %.1f s", description, attempt,
+                            self.attempts, error.message, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+
+    def _request(self, method: str, url: str, body: Callable[[], Iterator[bytes]] | None = None,
+                 headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
+        """One request, redirects followed by hand, each target checked before it is contacted."""
+        for _ in range(MAX_REDIRECTS + 1):
+            self.policy.check_url(url)
+            try:
+                response = self.session.request(method, url, allow_redirects=False, timeout=TIMEOUT, stream=stream,
+                                                data=body() if body is not None else None, headers=headers)
+            except requests.RequestException as error:
+                raise _Retryable(f"{method} {_safe(url)}: {type(error).__name__}: {error}") from None
+            if response.is_redirect and "location" in response.headers:
+                response.close()
+                if method != "GET" and response.status_code not in (307, 308):
+                    raise StagingError(f"{method} {_safe(url)} redirected with {response.status_code}; refusing to "
+                                       "turn an upload into a GET")
+                url = urljoin(url, response.headers["location"])
+                continue
+            if response.status_code in _RETRY_STATUSES:
+                response.close()
+                raise _Retryable(f"{method} {_safe(url)}: HTTP {response.status_code}")
+            if response.status_code >= 400:
+                response.close()
+                raise StagingError(f"{method} {_safe(url)}: HTTP {response.status_code}", status=response.status_code)
+            return response
+        raise StagingError(f"{method} {_safe(url)}: more than {MAX_REDIRECTS} redirects")
+
+    # --- downloads -------------------------------------------------------------------------------
+    def download(self, url: str, destination: Path) -> None:
+        """Fetch ``url`` into ``destination`` (replaced atomically when complete)."""
+        self.policy.check_url(url)
+        self._retrying(f"download of {_safe(url)}", lambda: self._download_once(url, destination))
+
+    def _download_once(self, url: str, destination: Path) -> None:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        response = self._request("GET", url, stream=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+        try:
+            with response, os.fdopen(fd, "wb") as handle:
+                expected = response.headers.get("content-length")
+                received = 0
+                try:
+                    for chunk in response.iter_content(CHUNK):
+                        handle.write(chunk)
+                        received += len(chunk)
+                except requests.RequestException as error:
+                    raise _Retryable(f"GET {_safe(url)}: interrupted after {received} bytes: {error}") from None
+                if expected is not None and expected.isdigit() and int(expected) != received:
+                    raise _Retryable(f"GET {_safe(url)}: got {received} of {expected} bytes")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, destination)
+            fsync_directory(destination.parent)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    # --- uploads ---------------------------------------------------------------------------------
+    def upload(self, url: str, source: Path) -> None:
+        """POST ``source`` to ``url`` as a multipart form with one field, ``file``."""
+        self.policy.check_url(url)
+        if not source.is_file():
+            raise StagingError(f"output {source.name} does not exist", path=str(source))
+        self._retrying(f"upload of {source.name} to {_safe(url)}", lambda: self._upload_once(url, source))
+
+    def _upload_once(self, url: str, source: Path) -> None:
+        boundary = uuid.uuid4().hex
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{source.name}\"\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n").encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        size = source.stat().st_size
+
+        def body() -> Iterator[bytes]:
+            yield head
+            with open(source, "rb") as handle:
+                while True:
+                    chunk = handle.read(CHUNK)
+                    if not chunk:
+                        break
+                    yield chunk
+            yield tail
+
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}",
+                   "Content-Length": str(len(head) + size + len(tail))}
+        response = self._request("POST", url, body=body, headers=headers)
+        response.close()
+
+    # --- local copies (remote_copy) --------------------------------------------------------------
+    def copy_in(self, source: str, destination: Path) -> None:
+        real = self.policy.check_path(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+        try:
+            with open(real, "rb") as src, os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(temporary, destination)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def copy_out(self, source: Path, destination: str) -> None:
+        self.policy.check_path(destination)
+        target = Path(destination)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        try:
+            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+def _safe(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+__all__ = ["Transfers", "UrlRefused"]
