@@ -1,0 +1,245 @@
+"""The HTTP transport against a scripted loopback server: retries, errors, streaming, integrity."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from stub_http import Reply, Seen, StubServer
+
+from lwr import errors
+from lwr.client.client import LwrClient, SubmitRequest
+from lwr.client.errors import RemoteError, TransportError
+from lwr.client.http import HttpTransport, RetryPolicy
+
+FAST = RetryPolicy(attempts=3, backoff=0.01, cap=0.02)
+
+
+def transport(server: StubServer, **kwargs: object) -> HttpTransport:
+    options: dict[str, object] = {"retry": FAST, "timeout": (2.0, 5.0), **kwargs}
+    return HttpTransport(server.url, **options)  # type: ignore[arg-type]
+
+
+def test_idempotent_calls_are_retried_on_5xx() -> None:
+    def handler(request: Seen, earlier: int) -> Reply:
+        return Reply(503) if earlier < 2 else Reply.json({"status": "running"})
+
+    with StubServer(handler) as server:
+        assert transport(server).json("GET", "jobs/1/status", idempotent=True) == {"status": "running"}
+        assert len(server.seen) == 3
+
+
+def test_other_calls_are_sent_once() -> None:
+    with StubServer(lambda request, earlier: Reply(503, b"busy")) as server:
+        client = LwrClient(server.url, retry=FAST)
+        with pytest.raises(TransportError, match="HTTP 503"):
+            client.submit("1", SubmitRequest(command_line="true"))
+        assert len(server.seen) == 1
+
+
+def test_5xx_after_all_retries_is_a_transport_error() -> None:
+    with StubServer(lambda request, earlier: Reply(500, b"boom")) as server:
+        with pytest.raises(TransportError, match="boom"):
+            transport(server).json("GET", "healthz", idempotent=True)
+        assert len(server.seen) == FAST.attempts
+
+
+def test_backoff_is_exponential_and_capped() -> None:
+    policy = RetryPolicy(attempts=10, backoff=0.5, cap=4.0)
+    delays = [policy.delay(retry) for retry in range(1, 8)]
+    assert 0.4 <= delays[0] <= 0.5
+    assert 0.8 <= delays[1] <= 1.0
+    assert all(delay <= 4.0 for delay in delays)
+    assert delays[-1] >= 3.2
+
+
+def test_connection_refused_is_retried_then_a_transport_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(TransportError):
+        HttpTransport(f"http://127.0.0.1:{port}", retry=FAST).json("GET", "healthz", idempotent=True)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error_class"),
+    [
+        (400, {"error": "missing parameter 'name'", "parameter": "name"}, errors.BadRequest),
+        (401, {"error": "bad token"}, errors.Unauthorized),
+        (404, {"error": "no job x", "job_id": "x"}, errors.NotFound),
+        (405, {"error": "method"}, errors.MethodNotAllowed),
+        (409, {"error": "submitted twice"}, errors.Conflict),
+        (413, {"error": "too big", "limit": 10}, errors.PayloadTooLarge),
+        (
+            400,
+            {"error": "upload does not match its SHA-256", "expected": "a", "actual": "b"},
+            errors.IntegrityError,
+        ),
+        (418, {"error": "teapot"}, RemoteError),
+    ],
+)
+def test_error_replies_become_lwr_errors(status: int, body: dict[str, object], error_class: type) -> None:
+    with StubServer(lambda request, earlier: Reply.json(body, status)) as server:
+        with pytest.raises(error_class) as raised:
+            transport(server).json("GET", "jobs/x/status")
+        error = raised.value
+        assert isinstance(error, errors.LwrError)
+        assert str(body["error"]) in error.message
+        assert error.details["status"] == status
+        for key, value in body.items():
+            if key != "error":
+                assert error.details[key] == value
+
+
+def test_plain_text_errors_keep_their_text() -> None:
+    with StubServer(lambda request, earlier: Reply(404, b"No route")) as server:
+        with pytest.raises(errors.NotFound, match="No route"):
+            transport(server).json("GET", "nowhere")
+
+
+def test_token_and_manager_are_in_every_request() -> None:
+    with StubServer(lambda request, earlier: Reply.json({"version": "x"})) as server:
+        client = LwrClient(server.url, private_token="t0k", manager="gpu", retry=FAST)
+        client.healthz()
+        client.cancel("5")
+    assert [request.path for request in server.seen] == [
+        "/managers/gpu/healthz",
+        "/managers/gpu/jobs/5/cancel",
+    ]
+    assert all(request.query["private_token"] == ["t0k"] for request in server.seen)
+
+
+def test_upload_streams_with_length_and_digest(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    source = tmp_path / "input.dat"
+    source.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+
+    def handler(request: Seen, earlier: int) -> Reply:
+        return Reply.json(
+            {"path": "/srv/job/inputs/input.dat", "sha256": hashlib.sha256(request.body).hexdigest()}
+        )
+
+    sent: list[int] = []
+    with StubServer(handler) as server:
+        client = LwrClient(server.url, retry=FAST)
+        assert (
+            client.upload("1", "input.dat", "input", str(source), progress=sent.append)
+            == "/srv/job/inputs/input.dat"
+        )
+    (request,) = server.seen
+    assert request.headers["Content-Length"] == str(len(data))
+    assert "Transfer-Encoding" not in request.headers
+    assert request.headers["X-Lwr-Sha256"] == digest
+    assert request.body == data
+    assert request.query["name"] == ["input.dat"] and request.query["type"] == ["input"]
+    assert sum(sent) == len(data)
+    assert max(sent) >= 1024 * 1024  # large chunks, not 8 KiB writes
+
+
+def test_empty_file_upload(tmp_path: Path) -> None:
+    source = tmp_path / "empty"
+    source.write_bytes(b"")
+    with StubServer(lambda request, earlier: Reply.json({"path": "/srv/empty"})) as server:
+        LwrClient(server.url, retry=FAST).upload("1", "empty", "input", str(source))
+    assert server.seen[0].headers["Content-Length"] == "0"
+    assert server.seen[0].headers["X-Lwr-Sha256"] == hashlib.sha256(b"").hexdigest()
+
+
+def test_upload_rejected_for_digest_is_retried(tmp_path: Path) -> None:
+    source = tmp_path / "input.dat"
+    source.write_bytes(b"payload")
+
+    def handler(request: Seen, earlier: int) -> Reply:
+        if earlier == 0:
+            return Reply.json({"error": "upload does not match its SHA-256"}, 400)
+        return Reply.json({"path": "/srv/input.dat"})
+
+    with StubServer(handler) as server:
+        assert (
+            LwrClient(server.url, retry=FAST).upload("1", "input.dat", "input", str(source))
+            == "/srv/input.dat"
+        )
+        assert len(server.seen) == 2
+
+
+def test_upload_always_corrupted_raises_integrity_error(tmp_path: Path) -> None:
+    source = tmp_path / "input.dat"
+    source.write_bytes(b"payload")
+    with StubServer(lambda request, earlier: Reply.json({"path": "/srv/x", "sha256": "0" * 64})) as server:
+        with pytest.raises(errors.IntegrityError, match="corrupted in transit 3 times"):
+            LwrClient(server.url, retry=FAST).upload("1", "input.dat", "input", str(source))
+        assert len(server.seen) == FAST.attempts
+
+
+def test_download_verifies_and_renames_into_place(tmp_path: Path) -> None:
+    data = os.urandom(2 * 1024 * 1024)
+    with StubServer(lambda request, earlier: Reply.file(data)) as server:
+        destination = tmp_path / "out" / "result.dat"
+        digest = LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+    assert destination.read_bytes() == data
+    assert digest == hashlib.sha256(data).hexdigest()
+    assert server.seen[0].headers.get("X-Lwr-Want-Sha256") == "1"
+    assert os.listdir(destination.parent) == ["result.dat"]
+
+
+def test_download_without_digest_is_not_verified(tmp_path: Path) -> None:
+    with StubServer(lambda request, earlier: Reply.file(b"pulsar bytes", digest=None)) as server:
+        destination = tmp_path / "result.dat"
+        LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+    assert destination.read_bytes() == b"pulsar bytes"
+
+
+def test_download_mismatch_is_retried_then_raised_and_nothing_is_left(tmp_path: Path) -> None:
+    destination = tmp_path / "result.dat"
+    with StubServer(lambda request, earlier: Reply.file(b"corrupt", digest="f" * 64)) as server:
+        with pytest.raises(errors.IntegrityError, match="does not match the server's SHA-256") as raised:
+            LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+        assert len(server.seen) == FAST.attempts
+    assert raised.value.details["expected_sha256"] == "f" * 64
+    assert os.listdir(tmp_path) == []
+
+
+def test_download_mismatch_once_then_good(tmp_path: Path) -> None:
+    good = b"good bytes"
+
+    def handler(request: Seen, earlier: int) -> Reply:
+        return (
+            Reply.file(b"bad bytes!", digest=hashlib.sha256(good).hexdigest())
+            if earlier == 0
+            else Reply.file(good)
+        )
+
+    destination = tmp_path / "result.dat"
+    with StubServer(handler) as server:
+        LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+    assert destination.read_bytes() == good
+
+
+def test_truncated_download_is_retried_and_never_left_half_written(tmp_path: Path) -> None:
+    destination = tmp_path / "result.dat"
+    destination.write_bytes(b"previous")
+    with StubServer(lambda request, earlier: Reply(200, b"partial", short_by=100)) as server:
+        with pytest.raises(TransportError):
+            LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+        assert len(server.seen) == FAST.attempts
+    assert destination.read_bytes() == b"previous"
+    assert os.listdir(tmp_path) == ["result.dat"]
+
+
+def test_read_timeout_on_a_non_idempotent_call() -> None:
+    def handler(request: Seen, earlier: int) -> Reply:
+        time.sleep(1.0)
+        return Reply.json({})
+
+    with StubServer(handler) as server:
+        with pytest.raises(TransportError):
+            transport(server, timeout=(1.0, 0.2)).json("POST", "jobs", {"job_id": "1"})
+        time.sleep(1.1)
+        assert len(server.seen) == 1
