@@ -1,0 +1,335 @@
+"""Job throughput and latency: lwr vs real Pulsar, driven by the real Pulsar client.
+
+Prints figures; it is not a test and asserts nothing but correct job output.
+
+Each job is the full Galaxy-style life cycle through ``pulsar.client`` (as pulsar-app's own
+``pulsar/client/test/check.py`` drives it):
+
+1. ``submit_job`` (``pulsar.client.staging.up``) with a ``ClientJobDescription``: setup, one
+   small input file and one config file staged with action ``transfer``, then launch;
+2. ``get_status`` polled every 50 ms until the job is final, then ``full_status``;
+3. ``finish_job`` (``pulsar.client.staging.down``): the output is downloaded (``transfer``);
+4. ``clean``.
+
+Latency is submit start -> output downloaded (the clean after it is not in the latency, but
+is in the wall time that jobs/s is computed from). Both servers are started by this script
+on free loopback ports, in the same run, each with ONE ``queued_python`` manager and
+``max_concurrent_jobs = 8``; lwr via ``tests/server.py``'s ``LwrServer``, Pulsar via
+``bench/pulsar_server.py``. By default both are served by Paste's ``egg:Paste#http`` with 16
+worker threads (same HTTP server for both); ``--pulsar-server gunicorn`` serves Pulsar the way
+pulsar-app 0.16.0's ``pulsar-serve`` does, ``--lwr-server waitress`` serves lwr with waitress.
+
+Usage::
+
+    .venv/bin/python bench/jobs.py                       # N=100, concurrency 1 and 8, 2 repeats
+    .venv/bin/python bench/jobs.py -n 200 --concurrency 1 8 16 --repeat 3
+    .venv/bin/python bench/jobs.py --only lwr --keep      # lwr only, keep server directories
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import psutil  # noqa: E402
+from pulsar.client.manager import build_client_manager  # noqa: E402
+from pulsar.client.staging.down import finish_job  # noqa: E402
+from pulsar.client.staging.models import ClientJobDescription, ClientOutputs, PulsarOutputs  # noqa: E402
+from pulsar.client.staging.up import submit_job  # noqa: E402
+from pulsar_server import PulsarServer  # noqa: E402
+from server import LwrServer  # noqa: E402
+
+MAX_CONCURRENT_JOBS = 8
+POLL_INTERVAL = 0.05
+FINAL_STATES = {"complete", "failed", "cancelled", "lost"}
+INPUT_CONTENTS = b"lwr benchmark input\n" * 8
+CONFIG_CONTENTS = b"# config file\nkey = value\n"
+JOB_MANAGERS_INI = f"[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = {MAX_CONCURRENT_JOBS}\n"
+
+
+class MockTool:
+    """What ClientJobDescription wants of a Galaxy tool: an id, a version and a directory."""
+
+    def __init__(self, tool_dir: str) -> None:
+        self.id = "bench_cat"
+        self.version = "1.0"
+        self.tool_dir = tool_dir
+
+
+class WaitressLwrServer(LwrServer):
+    """LwrServer served by waitress (``egg:waitress#main``) instead of Paste's httpserver."""
+
+    def write_config(self) -> None:
+        super().write_config()
+        text = self.config_path.read_text()
+        text = text.replace("use = egg:Paste#http", "use = egg:waitress#main").replace(
+            "threadpool_workers = 16", "threads = 16")
+        self.config_path.write_text(text)
+
+
+@dataclass
+class RunResult:
+    server: str
+    concurrency: int
+    jobs: int
+    wall: float
+    latencies: list[float]
+    phases: dict[str, float]
+    cpu: dict[str, float]
+
+    @property
+    def jobs_per_s(self) -> float:
+        return self.jobs / self.wall
+
+    def pct(self, q: float) -> float:
+        data = sorted(self.latencies)
+        if not data:
+            return float("nan")
+        # nearest-rank percentile
+        rank = max(1, min(len(data), int(round(q / 100.0 * len(data) + 0.5))))
+        return data[rank - 1]
+
+
+def server_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds of the server process (all threads, and any helper children alive now) and
+    of its reaped children (the job scripts), for CPU-per-job figures."""
+    process = psutil.Process(pid)
+    own = process.cpu_times()
+    total = own.user + own.system
+    for child in process.children(recursive=True):
+        try:
+            times = child.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total, own.children_user + own.children_system
+
+
+def client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Bench:
+    def __init__(self, url: str, name: str, workdir: Path, pid: int) -> None:
+        self.url = url
+        self.pid = pid
+        self.name = name
+        self.workdir = workdir
+        self.manager = build_client_manager()
+        self.counter = 0
+        self.lock = threading.Lock()
+        self.phases: dict[str, list[float]] = {}
+
+    def _next_id(self) -> str:
+        with self.lock:
+            self.counter += 1
+            return f"bench{os.getpid()}x{self.counter}"
+
+    def one_job(self) -> float:
+        """Run one job end to end; return its latency (submit start -> output downloaded)."""
+        job_id = self._next_id()
+        local = self.workdir / job_id
+        tool_dir = local / "tool"
+        working = local / "working"
+        metadata = local / "metadata"
+        for directory in (tool_dir, working, metadata):
+            directory.mkdir(parents=True)
+        input_path = local / "dataset_1.dat"
+        input_path.write_bytes(INPUT_CONTENTS)
+        config_path = working / "config.txt"
+        config_path.write_bytes(CONFIG_CONTENTS)
+        output_path = local / "dataset_2.dat"
+
+        client = self.manager.get_client({"url": self.url, "default_file_action": "transfer"}, job_id)
+        command_line = f"cat '{input_path}' '{config_path}' > '{output_path}'"
+        client_outputs = ClientOutputs(working_directory=str(working), metadata_directory=str(metadata),
+                                       output_files=[str(output_path)])
+        description = ClientJobDescription(
+            command_line=command_line,
+            tool=MockTool(str(tool_dir)),
+            config_files=[str(config_path)],
+            input_files=[str(input_path)],
+            client_outputs=client_outputs,
+            working_directory=str(working),
+            metadata_directory=str(metadata),
+        )
+        original_launch = client.launch
+
+        def checked_launch(command_line: str, *args: object, **kwargs: object) -> object:
+            # The client must have rewritten every local path to the server's staged copy; a
+            # command still naming the client's files would "work" on loopback without staging.
+            if str(local) in command_line:
+                raise RuntimeError(f"{self.name}: command line not rewritten: {command_line}")
+            return original_launch(command_line, *args, **kwargs)
+
+        client.launch = checked_launch  # type: ignore[method-assign]
+        started = time.perf_counter()
+        returned_id = submit_job(client, description)
+        if returned_id:
+            client.job_id = returned_id
+        submitted = time.perf_counter()
+        deadline = time.monotonic() + 300
+        while True:
+            status = client.get_status()
+            if status in FINAL_STATES:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: job {job_id} not final after 300 s (status {status})")
+            time.sleep(POLL_INTERVAL)
+        final_seen = time.perf_counter()
+        full = client.full_status()
+        if status != "complete":
+            raise RuntimeError(f"{self.name}: job {job_id} ended {status}: {json.dumps(full)[:2000]}")
+        failures = finish_job(client=client, cleanup_job="never", job_completed_normally=True,
+                              client_outputs=client_outputs,
+                              pulsar_outputs=PulsarOutputs.from_status_response(full))
+        downloaded = time.perf_counter()
+        latency = downloaded - started
+        if failures:
+            raise RuntimeError(f"{self.name}: job {job_id} output collection failed: {failures}")
+        client.clean()
+        cleaned = time.perf_counter()
+        with self.lock:
+            for phase, value in (("submit", submitted - started), ("wait", final_seen - submitted),
+                                 ("finish", downloaded - final_seen), ("clean", cleaned - downloaded)):
+                self.phases.setdefault(phase, []).append(value)
+        if output_path.read_bytes() != INPUT_CONTENTS + CONFIG_CONTENTS:
+            raise RuntimeError(f"{self.name}: job {job_id} output is wrong: {output_path.read_bytes()[:200]!r}")
+        shutil.rmtree(local, ignore_errors=True)
+        return latency
+
+    def run(self, n: int, concurrency: int) -> RunResult:
+        latencies: list[float] = []
+        self.phases = {}
+        server_before = server_cpu(self.pid)
+        client_before = client_cpu()
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"{self.name}-client") as pool:
+            for latency in pool.map(lambda _: self.one_job(), range(n)):
+                latencies.append(latency)
+        wall = time.perf_counter() - started
+        server_after = server_cpu(self.pid)
+        cpu = {"server": server_after[0] - server_before[0], "jobs": server_after[1] - server_before[1],
+               "client": client_cpu() - client_before}
+        phases = {phase: statistics.median(values) for phase, values in self.phases.items()}
+        return RunResult(self.name, concurrency, n, wall, latencies, phases, cpu)
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.1f}"
+
+
+def print_result(result: RunResult, repeat: int) -> None:
+    print(f"  {result.server:<8} c={result.concurrency:<3} run {repeat}: {result.jobs_per_s:7.2f} jobs/s  "
+          f"p50 {fmt_ms(result.pct(50))} ms  p95 {fmt_ms(result.pct(95))} ms  p99 {fmt_ms(result.pct(99))} ms  "
+          f"(wall {result.wall:.1f} s; median ms submit {result.phases['submit'] * 1000:.1f} "
+          f"wait {result.phases['wait'] * 1000:.1f} finish {result.phases['finish'] * 1000:.1f} "
+          f"clean {result.phases['clean'] * 1000:.1f}; CPU ms/job server {result.cpu['server'] / result.jobs * 1000:.1f} "
+          f"job scripts {result.cpu['jobs'] / result.jobs * 1000:.1f} client {result.cpu['client'] / result.jobs * 1000:.1f})",
+          flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="lwr vs Pulsar job throughput/latency through pulsar.client")
+    parser.add_argument("-n", "--jobs", type=int, default=100, help="jobs per configuration (default 100)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8],
+                        help="client threads, one job at a time each (default: 1 8)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each configuration (default 2)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed jobs per server first (default 3)")
+    parser.add_argument("--only", choices=["lwr", "pulsar"], help="benchmark one server only")
+    parser.add_argument("--lwr-server", choices=["paste", "waitress"], default="paste")
+    parser.add_argument("--pulsar-server", choices=["paste", "gunicorn"], default="paste")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    parser.add_argument("--json", type=Path, help="also write all results to this JSON file")
+    args = parser.parse_args(argv)
+
+    base = Path(tempfile.mkdtemp(prefix="lwr-bench-jobs-"))
+    servers: dict[str, object] = {}
+    benches: dict[str, Bench] = {}
+    try:
+        if args.only in (None, "lwr"):
+            cls = WaitressLwrServer if args.lwr_server == "waitress" else LwrServer
+            lwr = cls(directory=base / "lwr-server", job_managers_ini=JOB_MANAGERS_INI).start()
+            servers["lwr"] = lwr
+            benches["lwr"] = Bench(lwr.url, "lwr", base / "lwr-client", lwr.process.pid)
+        if args.only in (None, "pulsar"):
+            pulsar = PulsarServer(directory=base / "pulsar-server", max_concurrent_jobs=MAX_CONCURRENT_JOBS,
+                                  server=args.pulsar_server).start()
+            servers["pulsar"] = pulsar
+            benches["pulsar"] = Bench(pulsar.url, "pulsar", base / "pulsar-client", pulsar.pid)
+        print(f"# jobs benchmark: N={args.jobs}, concurrency {args.concurrency}, repeat {args.repeat}, "
+              f"poll {POLL_INTERVAL * 1000:.0f} ms, queued_python max_concurrent_jobs={MAX_CONCURRENT_JOBS} on both")
+        for name, server in servers.items():
+            flavour = args.lwr_server if name == "lwr" else args.pulsar_server
+            print(f"# {name}: {server.url} (pid {server.process.pid}, server {flavour})")  # type: ignore[attr-defined]
+        for name, bench in benches.items():
+            for _ in range(args.warmup):
+                bench.one_job()
+        results: dict[tuple[str, int], list[RunResult]] = {}
+        for concurrency in args.concurrency:
+            for repeat in range(1, args.repeat + 1):
+                for name, bench in benches.items():  # interleaved, so load noise hits both
+                    result = bench.run(args.jobs, concurrency)
+                    results.setdefault((name, concurrency), []).append(result)
+                    print_result(result, repeat)
+
+        print("\n# best run of each configuration (highest jobs/s); median over runs in brackets")
+        header = f"{'server':<8} {'conc':>4} {'jobs/s':>16} {'p50 ms':>18} {'p95 ms':>18} {'p99 ms':>18}"
+        print(header)
+        best: dict[tuple[str, int], RunResult] = {}
+        for (name, concurrency), runs in results.items():
+            top = max(runs, key=lambda r: r.jobs_per_s)
+            best[(name, concurrency)] = top
+            med_rate = statistics.median(r.jobs_per_s for r in runs)
+            med = {q: statistics.median(r.pct(q) for r in runs) for q in (50, 95, 99)}
+            print(f"{name:<8} {concurrency:>4} {top.jobs_per_s:>7.2f} [{med_rate:>6.2f}] "
+                  f"{top.pct(50) * 1000:>8.1f} [{med[50] * 1000:>7.1f}] "
+                  f"{top.pct(95) * 1000:>8.1f} [{med[95] * 1000:>7.1f}] "
+                  f"{top.pct(99) * 1000:>8.1f} [{med[99] * 1000:>7.1f}]")
+        if "lwr" in benches and "pulsar" in benches:
+            print("\n# lwr / Pulsar (best runs): jobs/s ratio (higher is better), latency ratio (lower is better)")
+            for concurrency in args.concurrency:
+                lwr_r, pul_r = best[("lwr", concurrency)], best[("pulsar", concurrency)]
+                print(f"c={concurrency:<3} jobs/s x{lwr_r.jobs_per_s / pul_r.jobs_per_s:5.2f}   "
+                      f"p50 x{lwr_r.pct(50) / pul_r.pct(50):5.3f}   p95 x{lwr_r.pct(95) / pul_r.pct(95):5.3f}   "
+                      f"p99 x{lwr_r.pct(99) / pul_r.pct(99):5.3f}")
+            if 8 in args.concurrency:
+                ratio = best[("lwr", 8)].jobs_per_s / best[("pulsar", 8)].jobs_per_s
+                print(f"target lwr jobs/s >= 3x Pulsar at c=8: x{ratio:.2f} -> {'MET' if ratio >= 3 else 'NOT MET'}")
+            if 1 in args.concurrency:
+                ratio = best[("lwr", 1)].pct(50) / best[("pulsar", 1)].pct(50)
+                print(f"target lwr p50 <= 1/3 Pulsar's at c=1: x{ratio:.3f} -> {'MET' if ratio <= 1 / 3 else 'NOT MET'}")
+        if args.json:
+            args.json.write_text(json.dumps([
+                {"server": r.server, "concurrency": r.concurrency, "jobs": r.jobs, "wall": r.wall,
+                 "jobs_per_s": r.jobs_per_s, "p50": r.pct(50), "p95": r.pct(95), "p99": r.pct(99),
+                 "median_phases": r.phases, "cpu_seconds": r.cpu}
+                for runs in results.values() for r in runs], indent=2))
+    finally:
+        for server in servers.values():
+            server.stop()  # type: ignore[attr-defined]
+        if args.keep:
+            print(f"# kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

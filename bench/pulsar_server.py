@@ -1,0 +1,200 @@
+"""Start a real Pulsar server (pulsar-app) on a free loopback port, for benchmarks against lwr.
+
+Two ways to serve the same Pulsar WSGI app (``pulsar.web.wsgi:app_factory``):
+
+* ``paste`` (default): PasteDeploy ``egg:Paste#http`` with ``threadpool_workers = 16``, i.e. the
+  very server and thread pool that ``tests/server.py``'s ``LwrServer`` gives lwr, so a
+  comparison measures the two applications, not two HTTP servers. This is also how Pulsar
+  was served (``paster serve server.ini``) until gunicorn became its default.
+* ``gunicorn``: what pulsar-app 0.16.0's own ``pulsar-serve`` does (gunicorn, 1 worker,
+  ``gthread`` with 4 threads); needs ``pip install gunicorn``.
+
+Usage as a library::
+
+    from bench.pulsar_server import PulsarServer   # or sys.path.insert(0, "bench")
+    server = PulsarServer(directory=tmp, max_concurrent_jobs=8).start()
+    ... server.url ... server.pid ...
+    server.stop()
+
+Usage as a script (serve in the foreground until Ctrl-C)::
+
+    python bench/pulsar_server.py --directory /tmp/pulsar-bench [--port 8914] [--server gunicorn]
+
+The helper ``serve-ini`` sub-mode (``python bench/pulsar_server.py serve-ini server.ini``) is what
+the ``paste`` flavour runs in its subprocess: PasteDeploy ``loadapp`` + ``loadserver``, exactly
+like ``lwr serve``, with INFO logging to stderr (lwr's default when server.ini has no logging
+sections).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PulsarServer:
+    """A running Pulsar server subprocess (``queued_python`` manager) and its configuration."""
+
+    directory: Path
+    max_concurrent_jobs: int = 8
+    server: str = "paste"  # "paste" or "gunicorn"
+    threadpool_workers: int = 16
+    manager_type: str = "queued_python"
+    extra_app_yml: dict[str, object] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "server.ini"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "server.log"
+
+    @property
+    def staging(self) -> Path:
+        return self.directory / "files" / "staging"
+
+    def write_config(self) -> None:
+        import json
+
+        if not self.port:
+            self.port = free_port()
+        self.directory = Path(self.directory).resolve()
+        (self.directory / "files" / "staging").mkdir(parents=True, exist_ok=True)
+        (self.directory / "files" / "persisted_data").mkdir(parents=True, exist_ok=True)
+        lines = ["[server:main]", "use = egg:Paste#http", "host = 127.0.0.1", f"port = {self.port}",
+                 f"threadpool_workers = {self.threadpool_workers}", "",
+                 "[app:main]", "paste.app_factory = pulsar.web.wsgi:app_factory", ""]
+        self.config_path.write_text("\n".join(lines))
+        app = {
+            "staging_directory": str(self.directory / "files" / "staging"),
+            "persistence_directory": str(self.directory / "files" / "persisted_data"),
+            "managers": {"_default_": {"type": self.manager_type,
+                                       "max_concurrent_jobs": self.max_concurrent_jobs}},
+            **self.extra_app_yml,
+        }
+        # JSON is valid YAML; no need for a YAML writer.
+        (self.directory / "app.yml").write_text(json.dumps(app, indent=2) + "\n")
+
+    def command(self) -> list[str]:
+        if self.server == "paste":
+            return [sys.executable, str(HERE), "serve-ini", str(self.config_path)]
+        if self.server == "gunicorn":
+            return [sys.executable, "-c", "import sys; from pulsar.scripts.serve import main; sys.exit(main())",
+                    str(self.config_path)]
+        raise ValueError(f"unknown server flavour {self.server!r} (paste or gunicorn)")
+
+    def start(self, wait: bool = True) -> PulsarServer:
+        self.directory = Path(self.directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.write_config()
+        log = open(self.log_path, "ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PULSAR_CONFIG_DIR": str(self.directory)}
+        self.process = subprocess.Popen(self.command(), cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
+                                        env=env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"pulsar exited with {self.process.returncode}:\n{self.log_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"pulsar did not answer within {timeout} s:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _serve_ini(ini: str) -> int:
+    """Run the Pulsar app from ``ini`` with the PasteDeploy server it names (like ``lwr serve``)."""
+    from paste.deploy import loadapp, loadserver
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    path = os.path.abspath(ini)
+    app = loadapp(f"config:{path}")
+    server = loadserver(f"config:{path}")
+    try:
+        server(app)
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        shutdown = getattr(app, "shutdown", None)
+        if shutdown is not None:
+            try:
+                shutdown()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "serve-ini":
+        return _serve_ini(argv[1])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--directory", required=True, type=Path)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--server", choices=["paste", "gunicorn"], default="paste")
+    parser.add_argument("--max-concurrent-jobs", type=int, default=8)
+    args = parser.parse_args(argv)
+    server = PulsarServer(directory=args.directory, port=args.port, server=args.server,
+                          max_concurrent_jobs=args.max_concurrent_jobs).start()
+    print(f"Pulsar ({args.server}) at {server.url}, pid {server.pid}, log {server.log_path}", flush=True)
+    try:
+        server.process.wait()  # type: ignore[union-attr]
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
