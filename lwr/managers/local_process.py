@@ -103,19 +103,28 @@ def recorded_pid(directory: JobDirectory) -> int | None:
         return None
 
 
-def terminate_job(directory: JobDirectory, pid: int | None) -> None:
+def terminate_job(directory: JobDirectory, pid: int | None,
+                  process: subprocess.Popen[bytes] | None = None) -> None:
     """SIGTERM the job's process group, then SIGKILL it after a grace period if still running.
 
-    The pid is only signalled while the job still holds its run lock, so a recycled pid
-    of some other process is never hit.
+    Our own child (``process``) is signalled while it is unreaped, so its pid cannot have been
+    recycled. A job re-attached after a restart is signalled only while it still holds its run
+    lock, so a recycled pid of some other process is never hit.
     """
-    pid = pid or recorded_pid(directory)
-    if pid is None or not is_running(directory):
+    if process is not None:
+        def alive() -> bool:
+            return process.poll() is None
+        pid = process.pid
+    else:
+        def alive() -> bool:
+            return is_running(directory)
+        pid = pid or recorded_pid(directory)
+    if pid is None or not alive():
         return
     signal_group(pid, signal.SIGTERM)
 
     def escalate() -> None:
-        if is_running(directory):
+        if alive():
             signal_group(pid, signal.SIGKILL)
 
     timer = threading.Timer(KILL_GRACE_SECONDS, escalate)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import threading
 from collections import deque
 from collections.abc import Mapping
@@ -42,6 +43,7 @@ class QueuedPythonManager(Manager):
         self._waiting: deque[LaunchSpec] = deque()
         self._active: dict[str, LaunchSpec] = {}
         self._pids: dict[str, int] = {}
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._cancelled: set[str] = set()
         self._started = False
 
@@ -74,10 +76,11 @@ class QueuedPythonManager(Manager):
             if active is not None:
                 self._cancelled.add(job_id)
             pid = self._pids.get(job_id)
+            process = self._processes.get(job_id)
         if queued is not None:
             self.listener.job_ended(job_id, JobState.CANCELLED, "cancelled while queued")
         elif active is not None:
-            local_process.terminate_job(active.directory, pid)
+            local_process.terminate_job(active.directory, pid, process)
 
     def _dispatch(self) -> None:
         """Start waiting jobs while there is a free slot."""
@@ -105,14 +108,19 @@ class QueuedPythonManager(Manager):
             return
         with self._lock:
             self._pids[spec.job_id] = process.pid
+            self._processes[spec.job_id] = process
+            cancelled_while_starting = spec.job_id in self._cancelled
         self.listener.job_submitted(spec.job_id, str(process.pid))
         self.listener.job_running(spec.job_id)
         local_process.follow(spec.directory, process, lambda rc: self._ended(spec, rc), f"job-{spec.job_id}")
+        if cancelled_while_starting:
+            local_process.terminate_job(spec.directory, process.pid, process)
 
     def _ended(self, spec: LaunchSpec, returncode: int | None) -> None:
         with self._lock:
             self._active.pop(spec.job_id, None)
             self._pids.pop(spec.job_id, None)
+            self._processes.pop(spec.job_id, None)
             cancelled = spec.job_id in self._cancelled
             self._cancelled.discard(spec.job_id)
         state, reason = local_process.outcome(spec.directory, cancelled, returncode)

@@ -236,7 +236,10 @@ def test_upload_over_limit_is_413(authed):
         sock.sendall(f"POST /jobs/big1/files?name=big&type=input&private_token={TOKEN} HTTP/1.1\r\n"
                      f"Host: x\r\nContent-Length: {65 * 1024 * 1024}\r\n\r\n".encode() + b"x" * 1024)
         sock.settimeout(10)
-        head = sock.recv(65536).decode()
+        head = b""
+        while chunk := sock.recv(65536):
+            head += chunk
+        head = head.decode()
     assert head.startswith("HTTP/1.") and " 413 " in head.split("\r\n")[0], head
     assert "over the limit" in head
 
