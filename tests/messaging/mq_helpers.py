@@ -137,6 +137,8 @@ class FilesEndpoint:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
         self.hold: set[str] = set()
+        #: GETs of these paths answer 302 to the given URL.
+        self.redirects: dict[str, str] = {}
         self._released = threading.Event()
         endpoint = self
 
@@ -152,6 +154,12 @@ class FilesEndpoint:
                 path = self._path()
                 if path in endpoint.hold:
                     endpoint._released.wait(60)
+                if path in endpoint.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", endpoint.redirects[path])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if not path or not os.path.isfile(path):
                     self.send_error(404)
                     return
