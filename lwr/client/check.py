@@ -30,6 +30,7 @@ from lwr.client.cache import InputCache
 from lwr.client.client import LwrClient
 from lwr.client.collect import collect_outputs
 from lwr.client.staging import JobDescription, StagedJob, stage_and_submit
+from lwr.errors import LwrError
 
 EXIT_CODE = 3
 STDOUT_TEXT = "lwr check: tool stdout"
@@ -128,7 +129,7 @@ class Check:
             seconds = time.monotonic() - started
             detail = str(exc) if isinstance(exc, StepFailed) else f"{type(exc).__name__}: {exc}"
             self._print(StepResult(name, False, seconds, detail))
-            if not isinstance(exc, StepFailed):
+            if not isinstance(exc, (StepFailed, LwrError, TimeoutError)):  # a bug, not a finding
                 traceback.print_exc(file=sys.stderr)
             if fatal:
                 raise StepFailed(name) from exc

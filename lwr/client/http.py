@@ -22,6 +22,7 @@ import hashlib
 import logging
 import os
 import random
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -186,10 +187,10 @@ class HttpTransport:
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt < attempts:
-                    self._pause(method, route, attempt, str(exc))
+                    self._pause(method, route, attempt, _redact(str(exc)))
                     continue
                 raise TransportError(
-                    f"{method} /{route}: {exc}", url=self.base_url, attempts=attempt
+                    f"{method} /{route}: {_redact(str(exc))}", url=self.base_url, attempts=attempt
                 ) from exc
             finally:
                 close = getattr(data, "close", None)
@@ -305,7 +306,7 @@ class HttpTransport:
             except (errors.IntegrityError, requests.RequestException) as exc:
                 _unlink(temporary)
                 if attempt < attempts:
-                    self._pause("GET", route, attempt, str(exc))
+                    self._pause("GET", route, attempt, _redact(str(exc)))
                     continue
                 if isinstance(exc, errors.IntegrityError):
                     raise errors.IntegrityError(
@@ -313,7 +314,9 @@ class HttpTransport:
                         destination=destination,
                         **exc.details,
                     ) from exc
-                raise TransportError(f"GET /{route}: {exc}", url=self.base_url, attempts=attempt) from exc
+                raise TransportError(
+                    f"GET /{route}: {_redact(str(exc))}", url=self.base_url, attempts=attempt
+                ) from exc
             except BaseException:
                 _unlink(temporary)
                 raise
@@ -337,7 +340,7 @@ class HttpTransport:
             message = payload["error"]
             details = {key: value for key, value in payload.items() if key != "error"}
         else:
-            message = response.text.strip()[:300] or response.reason or "no message"
+            message = _plain_text(response.text) or response.reason or "no message"
         response.close()
         error_class = _STATUS_ERRORS.get(status)
         if status == errors.IntegrityError.http_status and _mentions_integrity(message, details):
@@ -351,6 +354,19 @@ class HttpTransport:
 def _mentions_integrity(message: str, details: Mapping[str, Any]) -> bool:
     text = " ".join([message, *map(str, details.keys())]).lower()
     return any(word in text for word in _INTEGRITY_WORDS)
+
+
+def _redact(text: str) -> str:
+    """Keep the private token out of messages and logs (requests puts the whole URL in its errors)."""
+    return re.sub(r"private_token=[^&\s'\")]+", "private_token=***", text)
+
+
+def _plain_text(body: str) -> str:
+    """An error page's gist: an HTML page's title and text, without the markup."""
+    text = body.strip()
+    if text.startswith("<"):
+        text = re.sub(r"<title>.*?</title>|<[^>]+>", " ", text, flags=re.S | re.I)
+    return " ".join(text.split())[:300]
 
 
 def _param(value: Any) -> str:

@@ -62,9 +62,12 @@ def test_connection_refused_is_retried_then_a_transport_error() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     started = time.monotonic()
-    with pytest.raises(TransportError):
-        HttpTransport(f"http://127.0.0.1:{port}", retry=FAST).json("GET", "healthz", idempotent=True)
+    with pytest.raises(TransportError) as raised:
+        HttpTransport(f"http://127.0.0.1:{port}", private_token="s3cret", retry=FAST).json(
+            "GET", "healthz", idempotent=True
+        )
     assert time.monotonic() - started < 5
+    assert "s3cret" not in raised.value.message  # the token is never echoed into messages and logs
 
 
 @pytest.mark.parametrize(
