@@ -21,9 +21,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import random
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -92,6 +94,44 @@ def file_sha256(path: str) -> str:
         while chunk := source.read(CHUNK_SIZE):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class _BackgroundHash:
+    """SHA-256 computed in a thread of its own, so hashing overlaps receiving and writing.
+
+    hashlib releases the GIL on large updates; the bounded queue keeps memory at a few chunks.
+    """
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, name="lwr-sha256", daemon=True)
+        self._result: str | None = None
+
+    def __enter__(self) -> _BackgroundHash:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._finish()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            self._digest.update(chunk)
+
+    def update(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def _finish(self) -> None:
+        if self._result is None:
+            self._queue.put(None)
+            self._thread.join()
+            self._result = self._digest.hexdigest()
+
+    def hexdigest(self) -> str:
+        self._finish()
+        assert self._result is not None
+        return self._result
 
 
 class _FileBody:
@@ -286,8 +326,7 @@ class HttpTransport:
                 prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory
             )
             try:
-                digest = hashlib.sha256()
-                with os.fdopen(fd, "wb") as out, response:
+                with _BackgroundHash() as digest, os.fdopen(fd, "wb") as out, response:
                     for chunk in response.iter_content(CHUNK_SIZE):
                         out.write(chunk)
                         digest.update(chunk)
