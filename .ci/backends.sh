@@ -45,6 +45,9 @@ install_pkgs() {
   command -v sudo >/dev/null || need+=(sudo)
   # drmaa_launch/drmaa_kill run as the job's user with the system python3, which needs drmaa
   [ -e /usr/lib/python3/dist-packages/drmaa/__init__.py ] || need+=(python3-drmaa)
+  # jobs run as the second user get a bare Grid Engine environment; Galaxy's tools (and
+  # pulsar-check's) call "python", which Debian only provides through python-is-python3
+  [ -e /usr/bin/python ] || need+=(python-is-python3)
   [ ${#need[@]} -eq 0 ] && return 0
   log "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -309,13 +312,16 @@ start_sshd() {
   grep -qxF "$(cat "$SSHD_DIR/id_ed25519.pub")" "$home/.ssh/authorized_keys" 2>/dev/null \
     || cat "$SSHD_DIR/id_ed25519.pub" >>"$home/.ssh/authorized_keys"
   chown "$SSHD_USER:$group" "$home/.ssh/authorized_keys"; chmod 0600 "$home/.ssh/authorized_keys"
+  install -d -m 0755 "$SSHD_DIR/authorized_keys"
+  install -m 0644 "$SSHD_DIR/id_ed25519.pub" "$SSHD_DIR/authorized_keys/root"
   cat >"$SSHD_DIR/sshd_config.new" <<CONF
 # private sshd for lwr's tests (written by .ci/backends.sh), loopback only
 Port $SSHD_PORT
 ListenAddress 127.0.0.1
 HostKey $SSHD_DIR/ssh_host_ed25519_key
 PidFile $SSHD_PIDFILE
-AuthorizedKeysFile .ssh/authorized_keys
+# the second location lets root log in with the test key without touching root's own ~/.ssh
+AuthorizedKeysFile .ssh/authorized_keys $SSHD_DIR/authorized_keys/%u
 PubkeyAuthentication yes
 PasswordAuthentication no
 KbdInteractiveAuthentication no

@@ -10,6 +10,7 @@ each interval, not a command per job.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from lwr.core import job_directory as layout
 from lwr.core.states import JobState
 from lwr.errors import ManagerError
-from lwr.managers.base import LaunchSpec, ManagerListener, Option
+from lwr.managers.base import LaunchSpec, ManagerListener, Option, as_bool
 from lwr.managers.polling import (
     BatchStatus,
     PollingManager,
@@ -77,6 +78,45 @@ def drmaa_status(state: str, info: Any | None = None) -> BatchStatus:
     return BatchStatus(JobState.FAILED, reason)
 
 
+class SharedSession:
+    """The process's one DRMAA session: DRMAA 1.0 allows a single session per process, so every
+    DRMAA manager of an lwr (queued_drmaa and queued_external_drmaa alike) shares it, and the
+    last one to shut down closes it."""
+
+    _lock = threading.Lock()
+    _session: Any = None
+    _holders = 0
+
+    @classmethod
+    def acquire(cls) -> Any:
+        with cls._lock:
+            if cls._session is None:
+                drmaa = import_drmaa()
+                session = drmaa.Session()
+                session.initialize()
+                log.info("DRMAA session with %s", session.drmsInfo)
+                cls._session = session
+            cls._holders += 1
+            return cls._session
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._holders -= 1
+            if cls._holders > 0 or cls._session is None:
+                return
+            session, cls._session = cls._session, None
+            try:
+                session.exit()
+            except Exception as error:
+                log.warning("closing the DRMAA session: %s", error)
+
+
+def exported_environment() -> dict[str, str]:
+    """lwr's environment for a job; values a DRM cannot carry (multi-line) are left out."""
+    return {name: value for name, value in os.environ.items() if "\n" not in value and "=" not in name}
+
+
 class QueuedDrmaaManager(PollingManager):
     type_name = "queued_drmaa"
     system_name = "drmaa"
@@ -86,11 +126,16 @@ class QueuedDrmaaManager(PollingManager):
                                        "DRMAA native specification, e.g. -q all.q -l h_vmem=4G (a "
                                        "client's submit_native_specification replaces it for its job)",
                                        "options on one line"),
+        "export_environment": Option(as_bool, True,
+                                     "give jobs lwr's environment (PATH, local_env.sh settings), as sbatch "
+                                     "does by default; Grid Engine otherwise starts jobs with a bare one",
+                                     "true or false"),
     }
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
         super().__init__(name, settings, listener)
         self.native_specification: str = settings.get("native_specification", "")
+        self.export_environment: bool = settings.get("export_environment", True)
         self._session: Any = None
         self._session_lock = threading.Lock()
         #: Final statuses of jobs already reaped from the session, kept until the job is reported.
@@ -98,14 +143,10 @@ class QueuedDrmaaManager(PollingManager):
 
     # --- the session ------------------------------------------------------------------------------
     def session(self) -> Any:
-        """The manager's one DRMAA session, opened on first use."""
+        """The process's DRMAA session, acquired on first use."""
         with self._session_lock:
             if self._session is None:
-                drmaa = import_drmaa()
-                session = drmaa.Session()
-                session.initialize()
-                self._session = session
-                log.info("manager %s: DRMAA session with %s", self.name, session.drmsInfo)
+                self._session = SharedSession.acquire()
             return self._session
 
     def start(self) -> None:
@@ -116,11 +157,8 @@ class QueuedDrmaaManager(PollingManager):
         super().shutdown()
         with self._session_lock:
             if self._session is not None:
-                try:
-                    self._session.exit()
-                except Exception as error:
-                    log.warning("manager %s: closing the DRMAA session: %s", self.name, error)
                 self._session = None
+                SharedSession.release()
 
     # --- the batch primitives ---------------------------------------------------------------------
     def native_specification_for(self, spec: LaunchSpec) -> str:
@@ -140,6 +178,8 @@ class QueuedDrmaaManager(PollingManager):
             native = self.native_specification_for(spec)
             if native:
                 template.nativeSpecification = native
+            if self.export_environment:
+                template.jobEnvironment = exported_environment()
             return str(session.runJob(template))
         finally:
             session.deleteJobTemplate(template)

@@ -14,6 +14,7 @@ id); once the DRM forgets a finished job, the job script's exit-code record deci
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import re
@@ -27,7 +28,9 @@ from lwr.core import job_directory as layout
 from lwr.errors import BadRequest, ManagerError
 from lwr.managers.base import LaunchSpec, ManagerListener, Option, as_bool
 from lwr.managers.drmaa import QueuedDrmaaManager
-from lwr.managers.polling import batch_job_name
+from lwr.managers.polling import batch_job_name, submit_param
+
+log = logging.getLogger(__name__)
 
 #: Where the helper programs live: ``scripts/`` beside the ``lwr`` package.
 DEFAULT_SCRIPTS_DIRECTORY = str(Path(__file__).resolve().parents[2] / "scripts")
@@ -71,8 +74,12 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
         self.job_user(spec)
 
     def job_user(self, spec: LaunchSpec) -> str:
-        """The checked ``submit_user``: an existing account, never root or lwr in production."""
-        user = spec.submit_user
+        """The checked submit user: an existing account, never root or lwr in production.
+
+        Galaxy's Pulsar client sends its destination's ``submit_user`` as the submit parameter
+        ``user`` (the client strips the ``submit_`` prefix); the core may also set it directly.
+        """
+        user = spec.submit_user or submit_param(spec, "user")
         if not user or not isinstance(user, str) or not _USER_NAME.match(user):
             raise BadRequest("queued_external_drmaa needs a valid submit_user", submit_user=str(user))
         try:
@@ -137,9 +144,15 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
         return external_id
 
     def reattach(self, spec: LaunchSpec, external_id: str | None, was_running: bool) -> None:
-        if external_id and spec.submit_user:
-            with self._users_lock:
-                self._users[external_id] = spec.submit_user
+        if external_id:
+            try:
+                user = self.job_user(spec)
+            except BadRequest as error:
+                # Followed all the same; only a cancel would fail, saying why.
+                log.warning("manager %s: job %s: %s", self.name, spec.job_id, error.message)
+            else:
+                with self._users_lock:
+                    self._users[external_id] = user
         super().reattach(spec, external_id, was_running)
 
     def cancel(self, external_id: str) -> None:
