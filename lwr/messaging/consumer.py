@@ -1,7 +1,9 @@
 """The consumer: ``setup``, ``kill`` and ``status`` for every manager, on one connection.
 
-Messages are handled one at a time, in the consumer's thread, and acknowledged to the
-broker only once handled: a setup is acknowledged after the job is durably recorded, so a
+The consumer's thread receives, decodes and acknowledges; the work is done by a few worker
+threads, each message going to the worker its job id hashes to, so the messages of one job
+are handled in order and never concurrently. A message is acknowledged to the broker only
+once handled: a setup is acknowledged after the job is durably recorded, so a
 crash before that means a redelivery, and a redelivered setup of a recorded job is a
 ``Conflict`` in the job service, dropped as a duplicate. Malformed messages are logged and
 rejected (not requeued). A lost connection is retried with capped exponential backoff.
@@ -10,8 +12,12 @@ rejected (not requeued). A lost connection is retried with capped exponential ba
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import threading
+import zlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kombu
@@ -30,7 +36,9 @@ from lwr.messaging.status_updates import StatusAnnouncer
 log = logging.getLogger(__name__)
 
 #: Messages the broker may hand over before they are acknowledged.
-PREFETCH = 32
+PREFETCH = 64
+#: Worker threads handling messages (a job's messages always go to the same one).
+WORKERS = 4
 
 STATUS_UPDATE_ACK = naming.STATUS_UPDATE + naming.ACK_SUFFIX
 
@@ -48,7 +56,7 @@ class MessageHandler:
         self.rejected = 0
         self.duplicates = 0
 
-    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Any) -> None:
+    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Callable[[Acknowledgement], None]) -> None:
         """Act on one decoded message; ``reply(ack)`` answers an acknowledgement request.
 
         Raises :class:`MalformedMessage` for a message to reject.
@@ -109,6 +117,11 @@ class Consumer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._producer: kombu.Producer | None = None
+        self._declared: set[str] = set()
+        self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"lwr-mq-worker-{i}") for i in range(WORKERS)]
+        #: Handled messages, back from the workers: (message, manager, replies, outcome).
+        self._done: queue.SimpleQueue[tuple[kombu.Message, str, list[Acknowledgement], bool]] = queue.SimpleQueue()
+        self._outstanding = 0
         self.connected = threading.Event()
 
     def start(self) -> None:
@@ -119,6 +132,8 @@ class Consumer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        for worker in self._workers:
+            worker.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -143,40 +158,74 @@ class Consumer:
             amqp.exchange()(channel).declare()
             queues = [amqp.queue(manager, name) for manager, name in self.routes.values()]
             self._producer = kombu.Producer(connection.channel())
-            self._declared: set[str] = set()
+            self._declared = set()
             with kombu.Consumer(channel, queues=queues, on_message=self._on_message):
                 log.info("consuming %s on %s", ", ".join(sorted(self.routes)), connection.as_uri())
                 self.connected.set()
                 self.backoff.reset()
                 while not self._stop.is_set():
                     try:
-                        connection.drain_events(timeout=1)
+                        connection.drain_events(timeout=0.01 if self._outstanding else 1)
                     except socket.timeout:
                         pass
+                    self._settle()
                     connection.heartbeat_check()
             self.connected.clear()
 
     def _on_message(self, message: kombu.Message) -> None:
+        """In the consumer thread: decode, then hand to the job's worker (or reject at once)."""
         routing_key = message.delivery_info.get("routing_key", "")
         manager, name = self.routes.get(routing_key, ("", ""))
         try:
             if not name:
                 raise MalformedMessage(f"routing key {routing_key!r} is not one lwr consumes")
             body = messages.decode_body(message.body, message.content_type)
-            self.handler.handle(manager, name, body, lambda ack: self._reply(manager, ack))
         except MalformedMessage as error:
-            self.handler.rejected += 1
-            log.error("rejecting malformed message on %s: %s", routing_key, error.message)
+            self._reject(routing_key, error)
             message.reject(requeue=False)
             return
-        except amqp.CONNECTION_ERRORS:
-            raise
+        job_id = body.get("job_id")
+        worker = self._workers[zlib.crc32(str(job_id).encode()) % len(self._workers)]
+        self._outstanding += 1
+        worker.submit(self._work, message, manager, name, body)
+
+    def _work(self, message: kombu.Message, manager: str, name: str, body: dict[str, Any]) -> None:
+        """In a worker thread: act on the message; the consumer thread settles it with the broker."""
+        routing_key = message.delivery_info.get("routing_key", "")
+        replies: list[Acknowledgement] = []
+        ok = True
+        try:
+            self.handler.handle(manager, name, body, replies.append)
+        except MalformedMessage as error:
+            self._reject(routing_key, error)
+            ok = False
         except Exception:  # noqa: BLE001 - one failing message must not stop the others
             self.handler.rejected += 1
             log.exception("failed to handle message on %s; rejecting it", routing_key)
-            message.reject(requeue=False)
-            return
-        message.ack()
+            ok = False
+        self._done.put((message, manager, replies, ok))
+
+    def _settle(self) -> None:
+        """Answer acknowledgement requests and ack (or reject) the messages the workers finished."""
+        while True:
+            try:
+                message, manager, replies, ok = self._done.get_nowait()
+            except queue.Empty:
+                return
+            self._outstanding -= 1
+            if message.channel is None or not message.channel.is_open:
+                # Received on a connection since lost: the broker redelivers it; the duplicate is dropped.
+                continue
+            for ack in replies:
+                self._reply(manager, ack)
+            if ok:
+                message.ack()
+            else:
+                message.reject(requeue=False)
+
+    def _reject(self, routing_key: str, error: MalformedMessage) -> None:
+        self.handler.rejected += 1
+        log.error("rejecting malformed message on %s: %s", routing_key, error.message)
 
     def _reply(self, manager: str, ack: Acknowledgement) -> None:
         """Answer an acknowledgement request on the sender's ``_ack`` queue of the same manager."""

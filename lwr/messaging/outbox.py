@@ -10,6 +10,11 @@ A job's final status, once confirmed (and acknowledged, if asked), leaves a mark
 ``delivered/``: until then the job is *active* for the transport, and a restart publishes
 its final status again (:meth:`Outbox.needs_final`).
 
+Entries are written atomically but, by default, not fsynced: they survive a killed lwr (the
+page cache outlives the process); after a power loss a pending *final* status is rebuilt
+from the job store, which is fsynced before any update is enqueued, so only intermediate
+updates (queued, running) could be lost there. That keeps an fsync off every status update.
+
 Layout under ``<persistence_directory>/messaging/``::
 
     pending/<sequence>.json     awaiting_ack/<uuid>.json     delivered/<manager>/<job_id>
@@ -60,7 +65,7 @@ class Entry:
 class Outbox:
     """Pending and awaiting-acknowledgement status updates, on disk and in memory."""
 
-    def __init__(self, root: Path, acknowledgements: bool = False, durable: bool = True) -> None:
+    def __init__(self, root: Path, acknowledgements: bool = False, durable: bool = False) -> None:
         self.root = root
         self.acknowledgements = acknowledgements
         self.durable = durable
@@ -115,15 +120,33 @@ class Outbox:
     # --- consuming (the publisher) ----------------------------------------------------------------
     def peek(self, timeout: float) -> Entry | None:
         """The oldest pending update, waiting up to ``timeout`` seconds for one."""
+        batch = self.peek_batch(timeout, 1)
+        return batch[0] if batch else None
+
+    def peek_batch(self, timeout: float, limit: int) -> list[Entry]:
+        """Up to ``limit`` of the oldest pending updates (waiting up to ``timeout`` for one)."""
         with self._lock:
             if not self._pending:
                 self._lock.wait(timeout)
-            return self._pending[0] if self._pending else None
+            return [self._pending[index] for index in range(min(limit, len(self._pending)))]
 
-    def confirmed(self, entry: Entry) -> None:
-        """The broker confirmed ``entry``: forget it, or keep it until the receiver acknowledges."""
+    @staticmethod
+    def superseded(batch: list[Entry]) -> set[int]:
+        """Sequences of non-final updates followed, in ``batch``, by a newer update of the same job:
+        publishing only the newest keeps each job's order and spares the receiver stale states."""
+        newest: dict[tuple[str, str], int] = {}
+        for entry in batch:
+            newest[(entry.manager, entry.job_id)] = entry.sequence
+        return {entry.sequence for entry in batch
+                if not entry.final and newest[(entry.manager, entry.job_id)] != entry.sequence}
+
+    def confirmed(self, entry: Entry, sent: bool = True) -> None:
+        """The broker confirmed ``entry`` (or it was superseded, not ``sent``): forget it, or keep it
+        until the receiver acknowledges."""
         with self._lock:
-            if self.acknowledgements:
+            if not sent:
+                pass
+            elif self.acknowledgements:
                 entry.sent_at = time.monotonic()
                 for older in [e for e in self._awaiting.values() if (e.manager, e.job_id) == (entry.manager,
                                                                                            entry.job_id)]:

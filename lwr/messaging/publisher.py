@@ -1,9 +1,13 @@
 """The publisher: drains the outbox to the broker, with publisher confirms, in order.
 
-One thread and one connection. An update leaves the outbox only after the broker confirmed
-it; while the broker is away the thread waits with capped exponential backoff and tries the
-same update again, so updates are never reordered or dropped. With acknowledgements on, it
-also republishes updates the receiver has not answered.
+One thread and one connection. Updates go out in batches inside an AMQP transaction: when
+``tx.commit`` returns, the broker has taken every message of the batch (persistent messages
+on durable queues included), which is the publisher confirm, for a batch at a time. An
+update leaves the outbox only then; while the broker is away the thread waits with capped
+exponential backoff and tries the same batch again, so updates are never reordered or
+dropped. A non-final update followed in the same batch by a newer one of the same job is
+not sent (the newer one supersedes it). With acknowledgements on, it also republishes
+updates the receiver has not answered.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds before an unacknowledged status update is published again (Pulsar uses 30).
 REPUBLISH_AFTER = 30.0
+#: Most updates committed in one transaction.
+BATCH = 200
 
 
 class StatusPublisher:
@@ -65,19 +71,32 @@ class StatusPublisher:
                 self._stop.wait(self.backoff.next())
 
     def _publish_due(self) -> None:
-        entry = self.outbox.peek(timeout=1.0)
-        if entry is not None:
-            self._publish(entry, republish=False)
-            self.outbox.confirmed(entry)
-            self.published += 1
+        batch = self.outbox.peek_batch(timeout=1.0, limit=BATCH)
+        if batch:
+            skipped = self.outbox.superseded(batch)
+            for entry in batch:
+                if entry.sequence not in skipped:
+                    self._publish(entry, republish=False)
+            self._commit()
+            for entry in batch:
+                self.outbox.confirmed(entry, sent=entry.sequence not in skipped)
+            self.published += len(batch) - len(skipped)
             self.backoff.reset()
         elif self._connection is not None:
             self._connection.heartbeat_check()
         if self.outbox.acknowledgements:
-            for waiting in self.outbox.due_for_republish(self.republish_after):
+            due = self.outbox.due_for_republish(self.republish_after)
+            for waiting in due:
                 log.info("status update %s for job %s not acknowledged; republishing", waiting.uuid, waiting.job_id)
                 self._publish(waiting, republish=True)
+            if due:
+                self._commit()
+            for waiting in due:
                 self.outbox.republished(waiting)
+
+    def _commit(self) -> None:
+        assert self._producer is not None
+        self._producer.channel.tx_commit()
 
     def _publish(self, entry: Entry, republish: bool) -> None:
         producer = self._ensure_producer()
@@ -98,11 +117,12 @@ class StatusPublisher:
 
     def _ensure_producer(self) -> kombu.Producer:
         if self._producer is None:
-            connection = amqp.connect(self.url, self.settings, confirm_publish=True)
+            connection = amqp.connect(self.url, self.settings)
             connection.connect()
             self._connection = connection
             channel = connection.channel()
             amqp.exchange()(channel).declare()
+            channel.tx_select()
             self._producer = kombu.Producer(channel)
             self._declared = set()
             log.info("status publisher connected to %s", connection.as_uri())
