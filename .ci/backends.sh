@@ -356,9 +356,11 @@ JOB_USER=lwrjob
 
 setup_users() {
   id "$JOB_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash "$JOB_USER"
+  # lwr: an unprivileged service user, so a test can drive queued_external_drmaa through the rule
+  id lwr >/dev/null 2>&1 || useradd -r -m -d /var/lib/lwr-service -s /bin/bash lwr
   # The rule README documents, for an lwr service user named "lwr" (see scripts/): lwr may run the two
   # DRMAA helpers as any user and chown_working_directory as root, nothing else, without a password.
-  # Tests run lwr as root (sudo allows root anyway); the rule is installed so that visudo checks it.
+  # Most tests run lwr as root; tests/cluster/test_external_as_service_user.py runs it as "lwr".
   local rule=/etc/sudoers.d/lwr-external-drmaa tmp
   tmp=$(mktemp)
   sed "s#@LWR_ROOT@#$REPO#g" "$REPO/scripts/sudoers.example" >"$tmp"
