@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,7 +105,12 @@ def lwr_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     directory = tmp_path_factory.mktemp("lwr")
     server = LwrServer(
         directory=directory,
-        app_options={"private_token": TOKEN, "file_cache_dir": str(directory / "cache")},
+        app_options={
+            "private_token": TOKEN,
+            "file_cache_dir": str(directory / "cache"),
+            # remote_copy reads client files (lwr check keeps its files under the temporary directory).
+            "remote_staging_allowed_urls": f"file://{tempfile.gettempdir()}/",
+        },
         job_managers_ini=(
             "[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 4\n\n"
             f"[manager:{SECOND_MANAGER}]\ntype = queued_python\nmax_concurrent_jobs = 2\n"
