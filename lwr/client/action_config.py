@@ -153,7 +153,8 @@ class PathRule:
     def to_dict(self) -> dict[str, Any]:
         """The entry in the form Pulsar's ``FileActionMapper`` reads (for ``remote_staging``)."""
         entry: dict[str, Any] = {
-            "action": self.action,
+            # Pulsar's mapper knows no "message" entry; for the server such a file was simply transferred.
+            "action": "transfer" if self.action == "message" else self.action,
             "match_type": self.match_type,
             "path_types": ",".join(sorted(self.path_types)),
             "depth": self.depth,

@@ -125,7 +125,6 @@ class TerminalObserver(StagingObserver):
             desc=f"{'up' if direction == 'up' else 'down'} {os.path.basename(path)}",
             file=sys.stderr,
             leave=False,
-            delay=0.5 if size < 0 else 0,
         )
         self._bars[path] = bar
         return bar.update

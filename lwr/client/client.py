@@ -242,10 +242,15 @@ class LwrClient:
         destination: str,
         *,
         progress: Progress | None = None,
+        on_size: Callable[[int], Progress | None] | None = None,
     ) -> str:
         """``GET /jobs/{id}/files``: an output (``output``, ``output_workdir``, ``output_metadata``)."""
         return self.http.download(
-            f"jobs/{job_id}/files", {"name": name, "type": file_type}, destination, progress=progress
+            f"jobs/{job_id}/files",
+            {"name": name, "type": file_type},
+            destination,
+            progress=progress,
+            on_size=on_size,
         )
 
     def copy_out(self, job_id: str, name: str, file_type: str, destination: str) -> None:

@@ -122,9 +122,14 @@ class _Collector:
             if action == "copy":
                 self.client.copy_out(self.job_id, name, output_type, destination)
             elif action in actions.LOCAL_STAGING:
-                progress = self.observer.transfer_started("down", destination, -1)
                 try:
-                    self.client.download(self.job_id, name, output_type, destination, progress=progress)
+                    self.client.download(
+                        self.job_id,
+                        name,
+                        output_type,
+                        destination,
+                        on_size=lambda size: self.observer.transfer_started("down", destination, size),
+                    )
                 finally:
                     self.observer.transfer_finished("down", destination)
             else:

@@ -307,10 +307,17 @@ class HttpTransport:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def download(
-        self, route: str, params: Params, destination: str, *, progress: Progress | None = None
+        self,
+        route: str,
+        params: Params,
+        destination: str,
+        *,
+        progress: Progress | None = None,
+        on_size: Callable[[int], Progress | None] | None = None,
     ) -> str:
         """GET a file into ``destination`` atomically; return its hex SHA-256.
 
+        ``on_size`` is called with the body's length (-1 if unknown) and may return a byte counter.
         Interrupted or corrupted downloads are retried; the destination is never left half-written.
         """
         destination = os.path.abspath(destination)
@@ -322,6 +329,8 @@ class HttpTransport:
                 "GET", route, params, headers={WANT_SHA256_HEADER: "1"}, idempotent=True, stream=True
             )
             expected = (response.headers.get(SHA256_HEADER) or "").strip().lower()
+            if on_size is not None and progress is None:  # the size is known once the headers are in
+                progress = on_size(int(response.headers.get("Content-Length") or -1))
             fd, temporary = tempfile.mkstemp(
                 prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory
             )

@@ -134,7 +134,9 @@ def test_stage_with_action_config_and_collect(server: Target, tmp_path: Path) ->
     )
     with client_for(server) as client:
         staged = stage_and_submit(client, description, action_config)
-        assert str(reference) not in json.dumps(staged.renames.get(str(reference)))
+        remote_reference = staged.renames[str(reference)]
+        assert remote_reference.startswith(staged.config.directory("unstructured") + "/")
+        assert str(config_file) in staged.renames
         status = client.wait(staged.job_id, timeout=60)
         collected = collect_outputs(client, staged.job_id, description, action_config, status)
         assert collected.ok, collected.failures
@@ -179,6 +181,7 @@ def test_lwr_submit_argument_form_and_big_file_progress(server: Target, tmp_path
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "copy.bin").read_bytes() == big.read_bytes()
+    assert "up big.bin" in result.stderr and "down copy.bin" in result.stderr  # tqdm progress bars
 
 
 def test_lwr_status_cancel_clean_commands(server: Target, tmp_path: Path) -> None:
