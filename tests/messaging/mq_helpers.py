@@ -131,8 +131,8 @@ class StatusListener:
 
 class FilesEndpoint:
     """Galaxy's job files API in miniature: ``GET ?path=`` serves a file, ``POST ?path=`` (multipart
-    field ``file``) writes one. Every request is recorded; GETs of paths in ``hold`` wait until
-    ``release()``."""
+    field ``file``) writes one. Every request is recorded; requests for paths in ``hold`` wait
+    until ``release()``."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
@@ -171,6 +171,8 @@ class FilesEndpoint:
 
             def do_POST(self) -> None:  # noqa: N802
                 path = self._path()
+                if path in endpoint.hold:
+                    endpoint._released.wait(60)
                 length = int(self.headers.get("Content-Length", "0"))
                 data = self.rfile.read(length)
                 boundary = self.headers.get_content_type() and self.headers.get_param("boundary")

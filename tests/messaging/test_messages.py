@@ -95,3 +95,29 @@ def test_acknowledgement_request():
     assert ack == messages.Acknowledgement("u-1", "setup_ack")
     assert messages.acknowledgement({"job_id": "1"}) is None
     assert messages.acknowledged_uuid({"acknowledge_uuid_response": "u-1"}) == "u-1"
+
+
+def test_ssl_options_from_settings():
+    import ssl
+
+    from lwr.messaging import connection
+
+    assert connection.ssl_options({}) is None
+    options = connection.ssl_options({"amqp_connect_ssl_ca_certs": "/ca.pem", "amqp_connect_ssl_certfile": "/c.pem",
+                                      "amqp_connect_ssl_keyfile": "/k.pem",
+                                      "amqp_connect_ssl_cert_reqs": "cert_required"})
+    assert options == {"ca_certs": "/ca.pem", "certfile": "/c.pem", "keyfile": "/k.pem",
+                       "cert_reqs": ssl.CERT_REQUIRED}
+    built = connection.connect("amqps://u:p@broker:5671//", None, ssl_settings={"amqp_connect_ssl_ca_certs": "/ca"})
+    assert built.ssl == {"ca_certs": "/ca"}
+    assert connection.connect("amqps://u:p@broker:5671//", None).ssl is True
+
+
+def test_backoff_is_capped_and_resets():
+    from lwr.messaging.connection import Backoff
+
+    backoff = Backoff(maximum=4, initial=0.5)
+    delays = [backoff.next() for _ in range(8)]
+    assert all(0.4 <= d <= 4 for d in delays) and delays[-1] > 3.0
+    backoff.reset()
+    assert backoff.next() <= 0.5

@@ -261,3 +261,39 @@ def test_rabbitmq_restart_while_a_job_runs(mq_server, vhost, listener, tmp_path)
     print(f"final status updates received for restart-1: {len(finals)} (duplicates: {len(finals) - 1})")
     assert count_lines(marker) == 1
     assert "broker unavailable" in server.log_text()
+
+
+def test_kill9_during_output_upload_resumes_delivery(mq_server, vhost, listener, files_endpoint, tmp_path):
+    """Killed while posting outputs back (postprocessing): after restart the outputs are delivered
+    and only then is the final status published; the job does not run again."""
+    server = mq_server()
+    marker = tmp_path / "runs"
+    client_output = tmp_path / "client" / "dataset_1.dat"
+    files_endpoint.hold.add(str(client_output))
+    staging = {"action_mapper": {"default_action": "remote_transfer", "files_endpoint": files_endpoint.url},
+               "client_outputs": {"working_directory": str(tmp_path / "client" / "w"),
+                                  "output_files": [str(client_output)]}}
+    publish(vhost.url, "_default_", "setup",
+            setup_message("post-1", f"echo run >> {marker}; echo result > ../outputs/dataset_1.dat",
+                          remote_staging=staging))
+    _wait_for(lambda: any(method == "POST" for method, _path in files_endpoint.requests), what="the upload")
+    server.kill9()
+    assert not [u for u in listener.for_job("post-1") if u.get("complete") == "true"]
+    files_endpoint.release()
+    server.start()
+    final = listener.wait_final("post-1")
+    assert final["status"] == "complete"
+    assert client_output.read_text() == "result\n"
+    assert count_lines(marker) == 1
+
+
+def test_lwr_message_queue_client_helper(mq_server, vhost):
+    from lwr.messaging.client import MessageQueueClient
+
+    mq_server()
+    client = MessageQueueClient(vhost.url)
+    client.submit("helper-1", "echo hello from mq", tool_id="check")
+    final = client.wait_for_final("helper-1", timeout=60)
+    assert final["status"] == "complete" and final["stdout"] == "hello from mq\n"
+    client.request_status("nobody")
+    assert client.wait_for_final("nobody", timeout=30)["status"] == "lost"

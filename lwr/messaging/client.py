@@ -1,0 +1,101 @@
+"""Client side of the MQ protocol, for ``lwr check --amqp-url`` / ``lwr submit --amqp-url`` and tests.
+
+A :class:`MessageQueueClient` publishes ``setup``, ``status`` and ``kill`` messages the way
+Galaxy's Pulsar runner does and waits for a job's final ``status_update``. The status queue
+of a manager is shared by everything listening to it: run checks against a manager Galaxy
+does not consume (updates of other jobs are requeued, but a Galaxy handler consuming the
+same queue would take this job's updates).
+
+    client = MessageQueueClient("amqp://guest:guest@rabbit//", manager="check")
+    client.submit("job-1", "echo hello", tool_id="check")
+    final = client.wait_for_final("job-1", timeout=120)
+    assert final["status"] == "complete" and final["stdout"] == "hello\\n"
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import kombu
+
+from lwr.messaging import connection as amqp
+from lwr.messaging import naming
+
+
+class MessageQueueClient:
+    """Talks to one manager of an lwr (or Pulsar) through a broker."""
+
+    def __init__(self, url: str, manager: str = naming.DEFAULT_MANAGER, ssl: dict[str, Any] | None = None,
+                 heartbeat: float = 0) -> None:
+        self.url = url
+        self.manager = manager
+        self.ssl_settings = {f"amqp_connect_ssl_{key}": value for key, value in (ssl or {}).items()}
+        self.heartbeat = heartbeat
+
+    def _connect(self) -> kombu.Connection:
+        return amqp.connect(self.url, None, heartbeat_seconds=self.heartbeat, ssl_settings=self.ssl_settings)
+
+    def publish(self, name: str, body: dict[str, Any]) -> None:
+        """Publish ``body`` on the manager's ``name`` queue (declared durable first), persistently."""
+        with self._connect() as connection:
+            channel = connection.channel()
+            amqp.queue(self.manager, name)(channel).declare()
+            kombu.Producer(channel).publish(body, serializer="json", exchange=amqp.exchange(),
+                                            routing_key=naming.queue_name(self.manager, name), delivery_mode=2)
+
+    def submit(self, job_id: str, command_line: str, env: list[dict[str, Any]] | None = None,
+               tool_id: str | None = None, tool_version: str | None = None,
+               remote_staging: dict[str, Any] | None = None, **extra: Any) -> None:
+        """A ``setup`` message that also sets the job up (no HTTP round trip)."""
+        self.declare_status_queue()
+        body = {"job_id": job_id, "command_line": command_line, "env": env or [],
+                "setup_params": {"job_id": job_id, "tool_id": tool_id, "tool_version": tool_version},
+                "remote_staging": remote_staging or {}, **extra}
+        self.publish(naming.SETUP, body)
+
+    def request_status(self, job_id: str) -> None:
+        self.publish(naming.STATUS, {"job_id": job_id, "request": "status"})
+
+    def kill(self, job_id: str) -> None:
+        self.publish(naming.KILL, {"job_id": job_id})
+
+    def declare_status_queue(self) -> None:
+        """Make sure updates published before :meth:`wait_for_final` starts are kept."""
+        with self._connect() as connection:
+            amqp.queue(self.manager, naming.STATUS_UPDATE)(connection.channel()).declare()
+
+    def wait_for_final(self, job_id: str, timeout: float = 300, poll: float = 30) -> dict[str, Any]:
+        """The job's final status reply; asks for the status every ``poll`` seconds meanwhile.
+
+        Raises ``TimeoutError`` if none arrives within ``timeout`` seconds.
+        """
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        next_request = time.monotonic() + poll
+
+        def on_message(body: Any, message: kombu.Message) -> None:
+            if isinstance(body, dict) and body.get("job_id") == job_id:
+                message.ack()
+                if body.get("complete") == "true":
+                    found.append(body)
+            else:
+                message.requeue()
+
+        with self._connect() as connection:
+            queue = amqp.queue(self.manager, naming.STATUS_UPDATE)
+            with kombu.Consumer(connection, queues=[queue], callbacks=[on_message], accept=["json"],
+                                prefetch_count=10):
+                while not found:
+                    now = time.monotonic()
+                    if now >= deadline:
+                        raise TimeoutError(f"no final status for job {job_id} within {timeout:.0f} s")
+                    if now >= next_request:
+                        self.request_status(job_id)
+                        next_request = now + poll
+                    try:
+                        connection.drain_events(timeout=min(1.0, deadline - now))
+                    except socket.timeout:
+                        pass
+        return found[0]
