@@ -21,6 +21,7 @@ from typing import Any
 from lwr.client import actions
 from lwr.client.action_config import ActionConfig
 from lwr.client.client import LwrClient
+from lwr.client.errors import UnsafeName
 from lwr.client.staging import COMMAND_VERSION_FILENAME, JobDescription, StagingObserver
 from lwr.errors import LwrError
 
@@ -66,7 +67,10 @@ def collect_outputs(
         if below:
             for entry in below:
                 collector.fetch(
-                    entry, "output_workdir", os.path.join(destination, os.path.relpath(entry, name))
+                    entry,
+                    "output_workdir",
+                    os.path.join(destination, os.path.relpath(entry, name)),
+                    within=destination,
                 )
         elif name in working_contents:
             collector.fetch(name, "output_workdir", destination)
@@ -81,7 +85,10 @@ def collect_outputs(
         extras = os.path.splitext(base)[0] + "_files/"
         for entry in outputs_contents:
             if entry.startswith(extras):
-                collector.fetch(entry, "output", os.path.join(os.path.dirname(output), entry))
+                extras_directory = os.path.join(os.path.dirname(output), extras)
+                collector.fetch(
+                    entry, "output", os.path.join(os.path.dirname(output), entry), within=extras_directory
+                )
 
     if description.version_file and COMMAND_VERSION_FILENAME in outputs_contents:
         collector.fetch(COMMAND_VERSION_FILENAME, "output", description.version_file)
@@ -99,7 +106,9 @@ def collect_outputs(
                 or entry in wanted
                 or any(entry.startswith(prefix) for prefix in wanted if prefix.endswith("/"))
             ):
-                collector.fetch(entry, output_type, os.path.join(directory, *entry.split("/")))
+                collector.fetch(
+                    entry, output_type, os.path.join(directory, *entry.split("/")), within=directory
+                )
     return collector.result
 
 
@@ -113,8 +122,16 @@ class _Collector:
         self.observer = observer
         self.result = Collected()
 
-    def fetch(self, name: str, output_type: str, destination: str) -> None:
+    def fetch(self, name: str, output_type: str, destination: str, *, within: str | None = None) -> None:
+        """Fetch ``name`` to ``destination``, which must stay inside ``within`` when given.
+
+        Names come from the server's status reply; a name that climbs out of its directory
+        (``../../.bashrc``) is refused, not written.
+        """
         destination = os.path.abspath(destination)
+        if within is not None and not _inside(destination, within):
+            self.result.failures.append((name, UnsafeName(f"refusing {name!r}: it leads out of {within}")))
+            return
         if destination in self.result.fetched:
             return
         action = actions.resolve(self.action_config, destination, output_type).action
@@ -140,6 +157,11 @@ class _Collector:
             return
         self.result.fetched[destination] = name
         self.observer.staged(destination, output_type, action, name)
+
+
+def _inside(path: str, directory: str) -> bool:
+    directory = os.path.abspath(directory)
+    return os.path.normpath(path).startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def _named_by_dynamic_sources(sources: Any) -> set[str]:

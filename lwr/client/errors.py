@@ -25,3 +25,7 @@ class JobFailed(LwrError):
 
 class MissingInput(LwrError):
     """A file the job description names does not exist on the client."""
+
+
+class UnsafeName(LwrError):
+    """A name the server sent would place a file outside the directory it belongs in."""

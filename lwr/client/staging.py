@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from lwr.client import actions
-from lwr.client.action_config import ActionConfig
+from lwr.client.action_config import ActionConfig, PathRule
 from lwr.client.cache import InputCache
 from lwr.client.client import JobConfig, LwrClient, SubmitRequest
 from lwr.client.errors import MissingInput
@@ -146,11 +146,20 @@ class _Stager:
             self._register_output_renames()
 
     def stage(
-        self, path: str, file_type: str, name: str, *, force_rename: bool = False, action: str | None = None
+        self,
+        path: str,
+        file_type: str,
+        name: str,
+        *,
+        force_rename: bool = False,
+        rule: PathRule | None = None,
     ) -> None:
-        """Stage one file by its action; remember the rename its references need."""
-        if action is None:
-            action = actions.resolve(self.action_config, path, file_type).action
+        """Stage one file by its action (``rule``'s if given); remember the rename its references need."""
+        if rule is None:
+            resolved = actions.resolve(self.action_config, path, file_type)
+            rule, action = resolved.rule, resolved.action
+        else:
+            action = rule.action
         remote: str | None = None
         if action in actions.LOCAL_STAGING:
             if not os.path.isfile(path):
@@ -163,7 +172,6 @@ class _Stager:
             self.remote_setup.append(self._remote_action(path, file_type, name, action))
             remote = self.job.remote_path(file_type, name)
         elif action == "rewrite":
-            rule = actions.resolve(self.action_config, path, file_type).rule
             if rule is not None and rule.source_directory and rule.destination_directory:
                 remote = actions.rewrite_path(path, rule.source_directory, rule.destination_directory)
         self.files.append(StagedFile(path, file_type, name, action, remote))
@@ -219,13 +227,13 @@ class _Stager:
                     continue
                 seen.add(reference)
                 if rule.action == "rewrite":
-                    self.stage(reference, "unstructured", os.path.basename(reference), action="rewrite")
+                    self.stage(reference, "unstructured", os.path.basename(reference), rule=rule)
                 elif rule.action in actions.LOCAL_STAGING or rule.action in actions.REMOTE_STAGING:
                     if not os.path.exists(reference) and rule.depth == 0:
                         continue
                     for path, name in actions.files_to_stage(reference, rule.depth).items():
                         if path not in self.renames:
-                            self.stage(path, "unstructured", name, action=rule.action)
+                            self.stage(path, "unstructured", name, rule=rule)
                     if os.path.isdir(reference) and rule.depth == 0:
                         prefix = actions.unique_prefix(reference)
                         self._rename(
