@@ -25,7 +25,7 @@ if str(TESTS) not in sys.path:
 
 
 class PulsarProcess:
-    """Real Pulsar served by paste's HTTP server (see ``pulsar_server.py``)."""
+    """Real Pulsar served by paste's HTTP server (see ``serve_pulsar.py``)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -57,7 +57,7 @@ class PulsarProcess:
         app_yml.write_text(yaml.safe_dump(config))
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "pulsar_server.py"), str(app_yml)],
+            [sys.executable, str(HERE / "serve_pulsar.py"), str(app_yml)],
             cwd=self.directory,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,4 +1,4 @@
-"""Serve real Pulsar (pulsar-app) on a free loopback port: ``python pulsar_server.py APP_YML``.
+"""Serve real Pulsar (pulsar-app) on a free loopback port: ``python serve_pulsar.py APP_YML``.
 
 pulsar-app's own launcher wants gunicorn; its WSGI application serves just as well from
 paste's threaded HTTP server, which it depends on. Prints ``PORT <n>`` once listening.
