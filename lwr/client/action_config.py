@@ -184,7 +184,7 @@ class ActionConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config in the form Pulsar's server reads from ``remote_staging.action_mapper``."""
         return {
-            "default_action": self.default_action,
+            "default_action": "transfer" if self.default_action == "message" else self.default_action,
             "files_endpoint": self.files_endpoint,
             **dict(self.extras),
             "paths": [rule.to_dict() for rule in self.paths],

@@ -98,6 +98,7 @@ class CheckOptions:
     private_token: str | None = None
     manager: str | None = None
     default_file_action: str = "transfer"
+    files_endpoint: str | None = None
     cache: bool = False
     job_id: str | None = None
     timeout: float = 300.0
@@ -245,6 +246,7 @@ class _Job:
         return parse_action_config(
             {
                 "default_action": self.options.default_file_action,
+                "files_endpoint": self.options.files_endpoint,
                 "paths": [
                     {
                         "path": self.path("indices"),
@@ -474,6 +476,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=[action for action in ACTIONS if action != "rewrite"],
         help="file action for paths no entry matches (default: transfer)",
     )
+    parser.add_argument(
+        "--files-endpoint",
+        "--files_endpoint",
+        dest="files_endpoint",
+        help="URL the server fetches inputs from and posts outputs to (Galaxy's job files API), for remote_transfer",
+    )
     parser.add_argument("--cache", action="store_true", help="stage inputs through the server's input cache")
     parser.add_argument("--job-id", "--job_id", dest="job_id", help="job id to use (default: a fresh one)")
     parser.add_argument(
@@ -488,6 +496,7 @@ def options_from_args(args: argparse.Namespace) -> CheckOptions:
         private_token=args.private_token,
         manager=args.manager,
         default_file_action=args.default_file_action,
+        files_endpoint=args.files_endpoint,
         cache=args.cache,
         job_id=args.job_id,
         timeout=args.timeout,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from files_endpoint import FilesEndpoint
 from targets import SECOND_MANAGER, TOKEN, Target
 
 HERE = Path(__file__).resolve().parent
@@ -99,7 +100,17 @@ def pulsar_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 
 @pytest.fixture(scope="session")
-def lwr_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def files_endpoint() -> Iterator[FilesEndpoint]:
+    """Galaxy's job files API stand-in, for ``remote_transfer``; lwr's allow-list names it."""
+    endpoint = FilesEndpoint().start()
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+
+
+@pytest.fixture(scope="session")
+def lwr_target(tmp_path_factory: pytest.TempPathFactory, files_endpoint: FilesEndpoint) -> Iterator[Target]:
     from server import LwrServer
 
     directory = tmp_path_factory.mktemp("lwr")
@@ -109,7 +120,7 @@ def lwr_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             "private_token": TOKEN,
             "file_cache_dir": str(directory / "cache"),
             # remote_copy reads client files (lwr check keeps its files under the temporary directory).
-            "remote_staging_allowed_urls": f"file://{tempfile.gettempdir()}/",
+            "remote_staging_allowed_urls": f"file://{tempfile.gettempdir()}/,{files_endpoint.base}",
         },
         job_managers_ini=(
             "[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 4\n\n"

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from files_endpoint import FilesEndpoint
 from targets import SECOND_MANAGER, Target
 
 from lwr import errors
@@ -40,16 +41,26 @@ def check(server: Target, **options: object) -> tuple[int, str]:
         {"default_file_action": "copy"},
         {"default_file_action": "remote_copy"},
         {"default_file_action": "none"},
+        {"default_file_action": "message"},
         {"manager": SECOND_MANAGER},
         {"cache": True},
     ],
-    ids=["transfer", "copy", "remote_copy", "none", "named-manager", "cache"],
+    ids=["transfer", "copy", "remote_copy", "none", "message", "named-manager", "cache"],
 )
 def test_check_passes(server: Target, options: dict[str, object]) -> None:
     code, output = check(server, **options)
     assert code == 0, output
     assert "lwr check PASSED" in output
     assert "FAIL" not in output
+
+
+def test_check_passes_with_remote_transfer(server: Target, files_endpoint: FilesEndpoint) -> None:
+    """The server itself fetches inputs from and posts outputs to Galaxy's job files API."""
+    before = len(files_endpoint.requests)
+    code, output = check(server, default_file_action="remote_transfer", files_endpoint=files_endpoint.url)
+    assert code == 0, output
+    methods = {method for method, _ in files_endpoint.requests[before:]}
+    assert methods == {"GET", "POST"}
 
 
 def test_run_client_tests_script(server: Target) -> None:
