@@ -157,7 +157,8 @@ def submit_command(args: argparse.Namespace) -> int:
     description = JobDescription(
         command_line=command_line,
         job_id=args.job_id or f"lwr-submit-{uuid.uuid4().hex[:12]}",
-        inputs=inputs,
+        inputs=[path for path in inputs if not os.path.isdir(path)],
+        input_extra_directories=[path for path in inputs if os.path.isdir(path)],  # staged whole
         outputs=outputs,
         env=env,
     )

@@ -23,6 +23,10 @@ class JobFailed(LwrError):
     """A job ended in a state other than ``complete`` (``failed``, ``cancelled``, ``lost``)."""
 
 
+class InvalidJob(LwrError):
+    """A job description that cannot be staged as given (two inputs with the same name, ...)."""
+
+
 class MissingInput(LwrError):
     """A file the job description names does not exist on the client."""
 

@@ -18,7 +18,7 @@ from lwr.client import actions
 from lwr.client.action_config import ActionConfig, PathRule
 from lwr.client.cache import InputCache
 from lwr.client.client import JobConfig, LwrClient, SubmitRequest
-from lwr.client.errors import MissingInput
+from lwr.client.errors import InvalidJob, MissingInput
 from lwr.client.http import Progress
 
 #: Name of the version file in the server's outputs directory (Galaxy's ``COMMAND_VERSION``).
@@ -279,6 +279,8 @@ def stage_and_submit(
 ) -> StagedJob:
     """Set the job up, stage its files, rewrite its paths and (unless ``submit`` is false) submit it."""
     observer = observer or StagingObserver()
+    _require_distinct_names("input", [*description.inputs, *description.input_extra_directories])
+    _require_distinct_names("output", description.outputs)
     job_config = client.setup(
         description.job_id, tool_id=description.tool_id, tool_version=description.tool_version
     )
@@ -324,6 +326,19 @@ def _client_outputs(description: JobDescription) -> dict[str, Any]:
         "dynamic_file_sources": description.dynamic_file_sources,
         "dataset_collector_descriptions": [],
     }
+
+
+def _require_distinct_names(kind: str, paths: Sequence[str]) -> None:
+    """Inputs (and outputs) share one directory on the server, under their base names."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        name = os.path.basename(path.rstrip("/"))
+        if name in seen and os.path.abspath(seen[name]) != os.path.abspath(path):
+            raise InvalidJob(
+                f"{kind}s {seen[name]} and {path} would both be {name!r} on the server; rename one",
+                name=name,
+            )
+        seen[name] = path
 
 
 def _listing(directory: str) -> list[str]:

@@ -212,3 +212,27 @@ def test_lwr_status_cancel_clean_commands(server: Target, tmp_path: Path) -> Non
 def test_lwr_check_command(server: Target, tmp_path: Path) -> None:
     result = lwr_cli("check", "--url", server.url, "--private-token", server.token, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lwr_submit_stages_a_directory_and_refuses_clashing_names(server: Target, tmp_path: Path) -> None:
+    (tmp_path / "reads").mkdir()
+    (tmp_path / "reads" / "a.txt").write_text("a\n")
+    (tmp_path / "reads" / "b.txt").write_text("bb\n")
+    result = lwr_cli(
+        "submit", "--url", server.url, "--private-token", server.token,
+        "--input", "reads", "--output", "count.txt", "--", "cat reads/*.txt | wc -c > count.txt",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "count.txt").read_text().strip() == "5"
+
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.txt").write_text("clash\n")
+    (tmp_path / "a.txt").write_text("a\n")
+    clash = lwr_cli(
+        "submit", "--url", server.url, "--private-token", server.token,
+        "--input", "a.txt", "--input", "other/a.txt", "--", "true",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert clash.returncode == 1
+    assert "would both be 'a.txt' on the server" in clash.stderr
