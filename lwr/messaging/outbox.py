@@ -77,6 +77,8 @@ class Outbox:
         self._lock = threading.Condition()
         self._pending: deque[Entry] = deque()
         self._awaiting: dict[str, Entry] = {}
+        #: Answers that arrived before the publisher recorded the update as sent (a race, not an error).
+        self._early: set[str] = set()
         self._sequence = 0
         self._load()
 
@@ -146,6 +148,10 @@ class Outbox:
         with self._lock:
             if not sent:
                 pass
+            elif self.acknowledgements and entry.uuid in self._early:
+                self._early.discard(entry.uuid)
+                if entry.final:
+                    self._mark_delivered(entry)
             elif self.acknowledgements:
                 entry.sent_at = time.monotonic()
                 for older in [e for e in self._awaiting.values() if (e.manager, e.job_id) == (entry.manager,
@@ -169,6 +175,9 @@ class Outbox:
         with self._lock:
             entry = self._awaiting.get(uuid)
             if entry is None:
+                if any(e.uuid == uuid for e in self._pending):
+                    self._early.add(uuid)
+                    return True
                 return False
             if entry.final:
                 self._mark_delivered(entry)

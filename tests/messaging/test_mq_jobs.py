@@ -261,6 +261,10 @@ def test_rabbitmq_restart_while_a_job_runs(mq_server, vhost, listener, tmp_path)
     print(f"final status updates received for restart-1: {len(finals)} (duplicates: {len(finals) - 1})")
     assert count_lines(marker) == 1
     assert "broker unavailable" in server.log_text()
+    # The consumer reconnected too: a job submitted after the restart runs.
+    publish(vhost.url, "_default_", "setup", setup_message("restart-2", f"echo run >> {marker}"))
+    assert listener.wait_final("restart-2", timeout=60)["status"] == "complete"
+    assert count_lines(marker) == 2
 
 
 def test_kill9_during_output_upload_resumes_delivery(mq_server, vhost, listener, files_endpoint, tmp_path):
@@ -287,10 +291,17 @@ def test_kill9_during_output_upload_resumes_delivery(mq_server, vhost, listener,
     assert count_lines(marker) == 1
 
 
-def test_lwr_message_queue_client_helper(mq_server, vhost):
+def test_lwr_message_queue_client_helper_with_http_disabled(mq_server, vhost):
+    """``enable_http = false``: /healthz still answers, the job API is 404, jobs come through the queue."""
+    import urllib.error
+    import urllib.request
+
     from lwr.messaging.client import MessageQueueClient
 
-    mq_server()
+    server = mq_server(enable_http="false")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(urllib.request.Request(server.url + "jobs?job_id=1", method="POST"), timeout=5)
+    assert refused.value.code == 404
     client = MessageQueueClient(vhost.url)
     client.submit("helper-1", "echo hello from mq", tool_id="check")
     final = client.wait_for_final("helper-1", timeout=60)

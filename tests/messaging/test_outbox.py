@@ -66,3 +66,13 @@ def test_handled_messages_persist(tmp_path):
     assert handled.seen("u/1")
     assert HandledMessages(tmp_path).seen("u/1")
     assert HandledMessages(tmp_path, retention=-1).seen("u/1") is False
+
+
+def test_an_answer_faster_than_the_publisher_is_not_lost(tmp_path):
+    outbox = Outbox(tmp_path, acknowledgements=True)
+    entry = outbox.enqueue("_default_", "a", {"status": "complete"}, final=True)
+    assert outbox.acknowledged(entry.uuid), "answered between the broker's commit and confirmed()"
+    outbox.confirmed(entry)
+    assert outbox.awaiting_count() == 0
+    assert outbox.is_delivered("_default_", "a")
+    assert not outbox.acknowledged("unknown")
