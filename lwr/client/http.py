@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
 from lwr import __version__, errors
 from lwr.client.errors import RemoteError, TransportError
@@ -213,7 +214,7 @@ class HttpTransport:
         if self.private_token:
             query["private_token"] = self.private_token
         attempts = max(1, self.retry.attempts) if idempotent else 1
-        for attempt in range(1, attempts + 1):
+        for attempt in range(1, max(1, self.retry.attempts) + 1):
             data = body() if callable(body) else body
             try:
                 response = self.session.request(
@@ -226,7 +227,7 @@ class HttpTransport:
                     stream=stream,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt < attempts:
+                if attempt < attempts or (attempt < self.retry.attempts and _never_sent(exc)):
                     self._pause(method, route, attempt, _redact(str(exc)))
                     continue
                 raise TransportError(
@@ -402,6 +403,14 @@ class HttpTransport:
 def _mentions_integrity(message: str, details: Mapping[str, Any]) -> bool:
     text = " ".join([message, *map(str, details.keys())]).lower()
     return any(word in text for word in _INTEGRITY_WORDS)
+
+
+def _never_sent(exc: Exception) -> bool:
+    """Did the request fail before reaching the server (so even a non-idempotent call may be resent)?"""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
 
 
 def _redact(text: str) -> str:

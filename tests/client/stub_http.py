@@ -51,7 +51,7 @@ Handler = Callable[[Seen, int], Reply]
 class StubServer:
     """Answers every request with ``handler(request, number of earlier requests to that path)``."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, port: int = 0) -> None:
         self.handler = handler
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
@@ -85,7 +85,7 @@ class StubServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), RequestHandler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), RequestHandler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -246,3 +247,22 @@ def test_read_timeout_on_a_non_idempotent_call() -> None:
             transport(server, timeout=(1.0, 0.2)).json("POST", "jobs", {"job_id": "1"})
         time.sleep(1.1)
         assert len(server.seen) == 1
+
+
+def test_a_call_that_never_left_is_resent_even_if_not_idempotent() -> None:
+    """Setup while the server is (re)starting: the connection is refused, so nothing was sent."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    replies = StubServer(
+        lambda request, earlier: Reply.json({"working_directory": "/w", "job_id": "7"}), port=port
+    )
+    timer = threading.Timer(0.3, replies.__enter__)
+    timer.start()
+    try:
+        client = LwrClient(f"http://127.0.0.1:{port}/", retry=RetryPolicy(attempts=8, backoff=0.1, cap=0.2))
+        assert client.setup("7").job_id == "7"
+        assert len(replies.seen) == 1
+    finally:
+        timer.join()
+        replies.__exit__()
