@@ -88,13 +88,36 @@ class RetryPolicy:
         return min(self.cap, self.backoff * 2 ** (retry - 1)) * random.uniform(0.8, 1.0)
 
 
-def file_sha256(path: str) -> str:
-    """Hex SHA-256 of a file, read in large chunks."""
-    digest = hashlib.sha256()
+_DIGESTS: dict[tuple[int, int, int, int], str] = {}
+_DIGESTS_LOCK = threading.Lock()
+_DIGESTS_MAX = 4096
+
+
+def file_sha256(path: str, *, remembered: bool = True) -> str:
+    """Hex SHA-256 of a file, read in large chunks.
+
+    Remembered for the life of the process by device, inode, size and modification time, so an
+    input staged to many jobs (Galaxy datasets do not change) is read for hashing only once;
+    ``remembered=False`` hashes again (after the server rejected a digest).
+    """
     with open(path, "rb") as source:
+        before = os.fstat(source.fileno())
+        key = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns)
+        with _DIGESTS_LOCK:
+            known = _DIGESTS.get(key)
+        if known is not None and remembered:
+            return known
+        digest = hashlib.sha256()
         while chunk := source.read(CHUNK_SIZE):
             digest.update(chunk)
-    return digest.hexdigest()
+        after = os.fstat(source.fileno())
+    result = digest.hexdigest()
+    if (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns):
+        with _DIGESTS_LOCK:
+            if len(_DIGESTS) >= _DIGESTS_MAX:
+                _DIGESTS.clear()
+            _DIGESTS[key] = result
+    return result
 
 
 class _BackgroundHash:
@@ -298,6 +321,9 @@ class HttpTransport:
             except errors.IntegrityError as exc:
                 if attempt < attempts:
                     self._pause("POST", route, attempt, exc.message)
+                    if not isinstance(source, bytes):  # the file may have changed under a remembered digest
+                        digest = file_sha256(source, remembered=False)
+                        headers[SHA256_HEADER] = digest
                     continue
                 raise errors.IntegrityError(
                     f"upload of {params.get('name') or params.get('path')} corrupted in transit "

@@ -266,3 +266,15 @@ def test_a_call_that_never_left_is_resent_even_if_not_idempotent() -> None:
     finally:
         timer.join()
         replies.__exit__()
+
+
+def test_file_digest_is_remembered_until_the_file_changes(tmp_path: Path) -> None:
+    from lwr.client.http import file_sha256
+
+    path = tmp_path / "dataset.dat"
+    path.write_bytes(b"first")
+    assert file_sha256(str(path)) == hashlib.sha256(b"first").hexdigest()
+    assert file_sha256(str(path)) == hashlib.sha256(b"first").hexdigest()
+    path.write_bytes(b"second, longer")
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+    assert file_sha256(str(path)) == hashlib.sha256(b"second, longer").hexdigest()
