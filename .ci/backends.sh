@@ -354,16 +354,23 @@ CONF
 # lwrjob: a real second unprivileged user that queued_external_drmaa runs jobs as.
 JOB_USER=lwrjob
 
+# The helpers the sudoers rule names are installed in a root-owned directory of their own, so the
+# rule never points into a checkout (whose parent directories other users may not be able to
+# enter). The tests refresh this copy from the checkout before they use it.
+LWR_TEST_ROOT=/var/lib/lwr-tests
+
 setup_users() {
   id "$JOB_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash "$JOB_USER"
   # lwr: an unprivileged service user, so a test can drive queued_external_drmaa through the rule
   id lwr >/dev/null 2>&1 || useradd -r -m -d /var/lib/lwr-service -s /bin/bash lwr
-  # The rule README documents, for an lwr service user named "lwr" (see scripts/): lwr may run the two
-  # DRMAA helpers as any user and chown_working_directory as root, nothing else, without a password.
-  # Most tests run lwr as root; tests/cluster/test_external_as_service_user.py runs it as "lwr".
+  install -d -m 0755 -o root -g root "$LWR_TEST_ROOT" "$LWR_TEST_ROOT/scripts"
+  install -m 0755 -o root -g root "$REPO"/scripts/drmaa_launch "$REPO"/scripts/drmaa_kill \
+    "$REPO"/scripts/chown_working_directory "$REPO"/scripts/drmaa_helper_common.py "$LWR_TEST_ROOT/scripts/"
+  # The rule README documents, for an lwr service user named "lwr": lwr may run the two DRMAA helpers
+  # as any user but root and chown_working_directory as root, nothing else, without a password.
   local rule=/etc/sudoers.d/lwr-external-drmaa tmp
   tmp=$(mktemp)
-  sed "s#@LWR_ROOT@#$REPO#g" "$REPO/scripts/sudoers.example" >"$tmp"
+  sed "s#@LWR_ROOT@#$LWR_TEST_ROOT#g" "$REPO/scripts/sudoers.example" >"$tmp"
   if visudo -cqf "$tmp"; then install -m 0440 "$tmp" "$rule"; else log "sudoers rule does not parse"; exit 1; fi
   rm -f "$tmp"
 }

@@ -35,6 +35,9 @@ SGE_ENV = {
 #: libdrmaa links libjemalloc, which only loads when the process starts with room for it.
 DRMAA_TUNABLES = "glibc.rtld.optional_static_tls=4194304"
 BACKENDS_HINT = "start the test backends first: bash .ci/backends.sh"
+#: Root-owned home of the helpers the installed sudoers rule names (see .ci/backends.sh).
+LWR_TEST_ROOT = Path("/var/lib/lwr-tests")
+HELPERS = ("drmaa_launch", "drmaa_kill", "chown_working_directory", "drmaa_helper_common.py")
 
 
 def require_command(*names: str) -> None:
@@ -161,3 +164,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def helper_scripts() -> Path:
+    """scripts/ as the sudoers rule names it: refreshed from this checkout, readable by every user.
+
+    Jobs of queued_external_drmaa start the helpers as the job's user, who may not be able to
+    enter the checkout's directory; the rule names this root-owned copy instead.
+    """
+    target = LWR_TEST_ROOT / "scripts"
+    if not target.is_dir():
+        pytest.fail(f"{target} is missing; {BACKENDS_HINT}")
+    for name in HELPERS:
+        shutil.copy2(REPO / "scripts" / name, target / name)
+    return target

@@ -34,12 +34,13 @@ class Listener:
 
 
 def main() -> None:
-    base, user = Path(sys.argv[1]), sys.argv[2]
+    base, user, scripts = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     directory = JobDirectory(base / "as-service-user")
     directory.create()
     script = write_job_script(directory, "id -un; touch made-by-job", [])
     listener = Listener()
-    manager = ExternalDrmaaManager("external", {"min_polling_interval": 0.25, "exit_code_grace": 2.0}, listener)
+    settings = {"min_polling_interval": 0.25, "exit_code_grace": 2.0, "scripts_directory": scripts}
+    manager = ExternalDrmaaManager("external", settings, listener)
     refused = []
     for bad_user in ("root", "lwr"):
         try:

@@ -58,10 +58,12 @@ else:
             pytest.fail(f"Grid Engine is not running ({result.stderr.strip()}); {BACKENDS_HINT}")
 
     @pytest.fixture
-    def make_manager(listener: RecordingListener) -> Iterator[Callable[..., Any]]:
+    def make_manager(listener: RecordingListener, helper_scripts) -> Iterator[Callable[..., Any]]:
         managers: list[QueuedDrmaaManager] = []
 
         def make(cls: type[QueuedDrmaaManager] = QueuedDrmaaManager, **settings: Any) -> Any:
+            if cls is ExternalDrmaaManager:
+                settings.setdefault("scripts_directory", str(helper_scripts))
             manager = cls("sge", {**FAST, **settings}, listener)
             manager.start()
             managers.append(manager)
@@ -155,15 +157,16 @@ else:
         manager.kill(spec.job_id)
         assert listener.wait_ended(spec.job_id, 30)[0] is JobState.CANCELLED
 
-    def test_external_reattach_with_a_fresh_manager(make_job, listener) -> None:
-        first = ExternalDrmaaManager("sge", FAST, listener)
+    def test_external_reattach_with_a_fresh_manager(make_job, listener, helper_scripts) -> None:
+        settings = {**FAST, "scripts_directory": str(helper_scripts)}
+        first = ExternalDrmaaManager("sge", settings, listener)
         first.start()
         spec = make_job("sleep 2; id -un", submit_user=JOB_USER)
         first.launch(spec)
         external_id = str(listener.wait_for(spec.job_id, "submitted", 30))
         first.shutdown()
         again = RecordingListener()
-        second = ExternalDrmaaManager("sge", FAST, again)
+        second = ExternalDrmaaManager("sge", settings, again)
         try:
             second.reattach(spec, external_id, was_running=False)
             second.start()
@@ -182,16 +185,16 @@ else:
             with pytest.raises(BadRequest):
                 manager.launch(make_job("true", submit_user=user))
 
-    def test_launch_helper_refuses_root_even_when_asked(make_job) -> None:
+    def test_launch_helper_refuses_root_even_when_asked(make_job, helper_scripts) -> None:
         spec = make_job("true")
-        result = subprocess.run(["sudo", "-n", "/usr/bin/python3", str(REPO / "scripts" / "drmaa_launch"),
+        result = subprocess.run(["sudo", "-n", "/usr/bin/python3", str(helper_scripts / "drmaa_launch"),
                                  "--script", spec.script, "--working-directory", str(spec.directory.path),
                                  "--stdout", "/dev/null", "--stderr", "/dev/null"],
                                 capture_output=True, text=True)
         assert result.returncode == 2 and "root" in result.stderr
 
-    def test_chown_helper_refuses_a_directory_that_is_not_a_job(tmp_path) -> None:
-        result = subprocess.run(["sudo", "-n", "/usr/bin/python3", str(REPO / "scripts" / "chown_working_directory"),
+    def test_chown_helper_refuses_a_directory_that_is_not_a_job(helper_scripts) -> None:
+        result = subprocess.run(["sudo", "-n", "/usr/bin/python3", str(helper_scripts / "chown_working_directory"),
                                  "--user", JOB_USER, "--job-directory", "/etc"], capture_output=True, text=True)
         assert result.returncode == 2 and "not an lwr job directory" in result.stderr
         assert os.stat("/etc").st_uid == 0

@@ -20,7 +20,7 @@ PULSAR_CHECK = str(Path(sys.executable).parent / "pulsar-check")
 
 
 @pytest.fixture(scope="module")
-def cluster_server(tmp_path_factory, slurm, sshd):
+def cluster_server(slurm, sshd, helper_scripts):
     """One lwr with a manager per real backend (module-scoped: the checks share it)."""
     from server import LwrServer
 
@@ -49,6 +49,7 @@ min_polling_interval = 0.25
 
 [manager:sge_external]
 type = queued_external_drmaa
+scripts_directory = {helper_scripts}
 min_polling_interval = 0.25
 """
     mp = pytest.MonkeyPatch()
