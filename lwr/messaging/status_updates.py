@@ -1,9 +1,10 @@
 """Turns job state changes and status requests into outbox entries.
 
 A :class:`StatusAnnouncer` is a job service observer. It reads the job's state when it is
-told of a change, under its own lock, so the updates it enqueues for one job follow the
-job's (monotonic) life even when changes are reported from several threads; an update whose
-status equals the last one enqueued for the job is skipped.
+told of a change, under a lock of that job, so the updates it enqueues for one job follow
+the job's (monotonic) life even when changes are reported from several threads (while
+different jobs never wait for each other); an update whose status equals the last one
+enqueued for the job is skipped.
 """
 
 from __future__ import annotations
@@ -34,27 +35,43 @@ class StatusAnnouncer:
         self.service = service
         self.outbox = outbox
         self._lock = threading.Lock()
+        self._job_locks: dict[tuple[str, str], threading.Lock] = {}
         self._last: dict[tuple[str, str], str] = {}
+
+    def _job_lock(self, key: tuple[str, str]) -> threading.Lock:
+        with self._lock:
+            lock = self._job_locks.get(key)
+            if lock is None:
+                lock = self._job_locks[key] = threading.Lock()
+            return lock
 
     def job_changed(self, record: JobRecord) -> None:
         if record.state is JobState.SETUP:
             return
         key = (record.manager, record.job_id)
-        with self._lock:
-            try:
-                body = self.service.status(record.manager, record.job_id)
-            except NotFound:
-                return
+        with self._job_lock(key):
+            state = record.state
+            if state.is_final:
+                try:
+                    body = self.service.status(record.manager, record.job_id)
+                except NotFound:
+                    return
+            else:
+                # What the service would answer for an active job, without taking its lock.
+                body = {"complete": "false", "status": state.wire_name, "job_id": record.job_id}
             if self._last.get(key) == body.get("status"):
                 return
-            self.outbox.enqueue(record.manager, record.job_id, body, final=body.get("complete") == "true")
+            final = body.get("complete") == "true"
+            self.outbox.enqueue(record.manager, record.job_id, body, final=final)
             self._last[key] = str(body.get("status"))
-            if body.get("complete") == "true":
+        if final:
+            with self._lock:
                 self._last.pop(key, None)
+                self._job_locks.pop(key, None)
 
     def answer_status_request(self, manager: str, job_id: str) -> None:
         """A ``status`` message: publish the job's status, ``lost`` for a job lwr does not know."""
-        with self._lock:
+        with self._job_lock((manager, job_id)):
             try:
                 body = self.service.status(manager, job_id)
             except NotFound:
@@ -62,7 +79,7 @@ class StatusAnnouncer:
             self.outbox.enqueue(manager, job_id, body, final=body.get("complete") == "true")
 
     def announce_failure(self, manager: str, job_id: str, reason: str) -> None:
-        with self._lock:
+        with self._job_lock((manager, job_id)):
             self.outbox.enqueue(manager, job_id, failed_reply(job_id, reason), final=True)
 
     def recover(self) -> int:
