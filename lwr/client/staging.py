@@ -20,6 +20,7 @@ from lwr.client.cache import InputCache
 from lwr.client.client import JobConfig, LwrClient, SubmitRequest
 from lwr.client.errors import InvalidJob, MissingInput
 from lwr.client.http import Progress
+from lwr.errors import ConfigError
 
 #: Name of the version file in the server's outputs directory (Galaxy's ``COMMAND_VERSION``).
 COMMAND_VERSION_FILENAME = "COMMAND_VERSION"
@@ -196,8 +197,8 @@ class _Stager:
         if action == "remote_transfer":
             endpoint = self.action_config.files_endpoint
             if not endpoint:
-                raise MissingInput(
-                    "remote_transfer needs files_endpoint in the file action config", path=path
+                raise ConfigError(
+                    f"file_action_config: remote_transfer (for {path}) needs files_endpoint", path=path
                 )
             separator = "&" if "?" in endpoint else "?"
             entry["url"] = f"{endpoint}{separator}{urlencode({'path': path, 'file_type': file_type})}"
