@@ -45,15 +45,22 @@ def queue_depth(url: str, name: str) -> int:
         return int(count)
 
 
-def test_full_job_through_the_real_pulsar_client(mq_server, vhost, files_endpoint):
-    """Galaxy's Pulsar client in MQ mode (pulsar-check's own job): lwr stages inputs and outputs itself."""
-    server = mq_server()
+@pytest.mark.parametrize("acknowledge", [False, True], ids=["plain", "acknowledgements"])
+def test_full_job_through_the_real_pulsar_client(mq_server, vhost, files_endpoint, tmp_path, acknowledge):
+    """Galaxy's Pulsar client in MQ mode (pulsar-check's own job): lwr stages inputs and outputs itself.
+    With acknowledgements on both sides, lwr's status updates are answered by the real client."""
+    server = mq_server(**({"amqp_acknowledge": "true"} if acknowledge else {}))
+    extra = [str(tmp_path / "client-acks")] if acknowledge else []
     result = subprocess.run([sys.executable, str(HERE / "pulsar_mq_check.py"), vhost.url,
-                             str(server.staging / "_default_"), files_endpoint.url, "mq-check-1"],
+                             str(server.staging / "_default_"), files_endpoint.url, "mq-check-1", *extra],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:] + server.log_text()
     methods = {method for method, _path in files_endpoint.requests}
     assert methods == {"GET", "POST"}, "inputs fetched and outputs posted by lwr"
+    if acknowledge:
+        awaiting = server.directory / "files" / "persisted_data" / "messaging" / "outbox" / "awaiting_ack"
+        _wait_for(lambda: not list(awaiting.glob("*.json")), timeout=10,
+                  what="every status update to be acknowledged by the client")
 
 
 def test_disallowed_urls_fail_the_job_and_are_never_requested(mq_server, vhost, listener, tmp_path):
