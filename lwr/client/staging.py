@@ -20,7 +20,7 @@ from lwr.client.cache import InputCache
 from lwr.client.client import JobConfig, LwrClient, SubmitRequest
 from lwr.client.errors import InvalidJob, MissingInput
 from lwr.client.http import Progress
-from lwr.errors import ConfigError
+from lwr.errors import ConfigError, LwrError
 
 #: Name of the version file in the server's outputs directory (Galaxy's ``COMMAND_VERSION``).
 COMMAND_VERSION_FILENAME = "COMMAND_VERSION"
@@ -280,11 +280,30 @@ def stage_and_submit(
 ) -> StagedJob:
     """Set the job up, stage its files, rewrite its paths and (unless ``submit`` is false) submit it."""
     observer = observer or StagingObserver()
-    _require_distinct_names("input", [*description.inputs, *description.input_extra_directories])
-    _require_distinct_names("output", description.outputs)
+    _validate(description, action_config)
     job_config = client.setup(
         description.job_id, tool_id=description.tool_id, tool_version=description.tool_version
     )
+    try:
+        return _stage_and_submit(client, description, action_config, job_config, cache, observer, submit)
+    except BaseException:
+        # Leave nothing behind on the server for a job that never ran (a failed upload, Ctrl-C).
+        try:
+            client.clean(job_config.job_id)
+        except LwrError:
+            pass
+        raise
+
+
+def _stage_and_submit(
+    client: LwrClient,
+    description: JobDescription,
+    action_config: ActionConfig,
+    job_config: JobConfig,
+    cache: InputCache | None,
+    observer: StagingObserver,
+    submit: bool,
+) -> StagedJob:
     stager = _Stager(client, description, action_config, job_config, cache, observer)
     stager.run()
     command_line = actions.rewrite_text(description.command_line, stager.renames)
@@ -327,6 +346,26 @@ def _client_outputs(description: JobDescription) -> dict[str, Any]:
         "dynamic_file_sources": description.dynamic_file_sources,
         "dataset_collector_descriptions": [],
     }
+
+
+def _validate(description: JobDescription, action_config: ActionConfig) -> None:
+    """Refuse what cannot be staged before the server is asked for anything."""
+    _require_distinct_names("input", [*description.inputs, *description.input_extra_directories])
+    _require_distinct_names("output", description.outputs)
+    for path in description.config_files:
+        if not os.path.isfile(path):
+            raise MissingInput(f"config file {path} does not exist", path=path, type="config")
+    for path in description.inputs:
+        if actions.resolve(action_config, path, "input").staged_locally and not os.path.isfile(path):
+            raise MissingInput(f"input {path} does not exist", path=path, type="input")
+    for path in description.input_extra_directories:
+        if not os.path.isdir(path):
+            raise MissingInput(f"input directory {path} does not exist", path=path, type="input")
+    if description.tool_directory:
+        for relative in description.tool_files:
+            path = os.path.join(description.tool_directory, relative)
+            if not os.path.isfile(path):
+                raise MissingInput(f"tool file {path} does not exist", path=path, type="tool")
 
 
 def _require_distinct_names(kind: str, paths: Sequence[str]) -> None:
