@@ -22,7 +22,7 @@ from lwr.core.job_directory import JobDirectory
 from lwr.core.states import JobState
 from lwr.core.status import realized_dynamic_file_sources
 from lwr.core.store import JobRecord
-from lwr.errors import StagingError
+from lwr.errors import ConfigError, StagingError
 from lwr.staging.actions import ActionMapper, InputAction, OutputAction, input_actions, output_actions
 from lwr.staging.allow_list import UrlPolicy
 from lwr.staging.transfer import Transfers
@@ -36,7 +36,12 @@ class ServerStaging:
     """Implements the job service's ``StagingHooks`` for ``remote_transfer``/``remote_copy``/``message``."""
 
     def __init__(self, settings: AppSettings, transfers: Transfers | None = None) -> None:
-        self.policy = UrlPolicy(settings.remote_staging_allowed_urls)
+        try:
+            self.policy = UrlPolicy(settings.remote_staging_allowed_urls)
+        except ValueError as error:
+            raise ConfigError(f"{settings.source}: [app:main] {error}", file=settings.source, section="app:main",
+                              key="remote_staging_allowed_urls",
+                              expected="comma-separated http(s):// or file:// URL prefixes") from None
         self.transfers = transfers or Transfers(self.policy)
 
     @staticmethod

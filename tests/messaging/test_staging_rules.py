@@ -130,3 +130,15 @@ def test_output_actions_follow_what_the_client_expects():
     assert all(a.kind == "remote_transfer" and a.url and a.url.startswith("https://g/f?path=") for a in actions)
     local = output_actions({**staging, "action_mapper": {"default_action": "transfer"}}, contents, sources)
     assert local == []
+
+
+def test_bad_allow_list_is_a_config_error(tmp_path):
+    from lwr.config import AppSettings, ManagerSettings
+    from lwr.errors import ConfigError
+    from lwr.staging.hooks import ServerStaging
+
+    settings = AppSettings(staging_directory=tmp_path, persistence_directory=tmp_path,
+                           managers=(ManagerSettings("_default_", "queued_python"),),
+                           remote_staging_allowed_urls=("galaxy.example.org/api",), source="server.ini")
+    with pytest.raises(ConfigError, match="remote_staging_allowed_urls"):
+        ServerStaging(settings)
