@@ -1,0 +1,130 @@
+"""Server-side staging transfers against a loopback HTTP server: retries, redirects re-checked,
+atomic placement, streamed multipart uploads."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from lwr.errors import StagingError
+from lwr.staging.allow_list import UrlPolicy, UrlRefused
+from lwr.staging.transfer import Transfers
+
+
+class Script:
+    """Answers each path with the next of its scripted responses: (status, headers, body)."""
+
+    def __init__(self) -> None:
+        self.responses: dict[str, list[tuple[int, dict[str, str], bytes]]] = {}
+        self.seen: list[tuple[str, str, bytes]] = []
+        script = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                script.seen.append((self.command, self.path, body))
+                queue = script.responses.get(self.path.split("?")[0], [(404, {}, b"")])
+                status, headers, data = queue.pop(0) if len(queue) > 1 else queue[0]
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = _answer  # noqa: N815
+            do_POST = _answer  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def script():
+    server = Script()
+    yield server
+    server.server.shutdown()
+
+
+def transfers(script: Script, *extra: str) -> Transfers:
+    return Transfers(UrlPolicy([script.base + "/ok/", *extra]), attempts=3, backoff=0.01)
+
+
+def test_download_retries_transient_failures_and_places_atomically(script, tmp_path):
+    script.responses["/ok/file"] = [(503, {}, b""), (200, {"Content-Length": "10"}, b"short"),
+                                    (200, {}, b"the content")]
+    destination = tmp_path / "inputs" / "file.dat"
+    transfers(script).download(script.base + "/ok/file?path=/x", destination)
+    assert destination.read_bytes() == b"the content"
+    assert [p for p in destination.parent.iterdir()] == [destination], "no temporary file left behind"
+    assert len(script.seen) == 3
+
+
+def test_download_gives_up_and_leaves_nothing(script, tmp_path):
+    script.responses["/ok/file"] = [(500, {}, b"")]
+    destination = tmp_path / "file.dat"
+    with pytest.raises(StagingError, match="after 3 attempts"):
+        transfers(script).download(script.base + "/ok/file", destination)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_client_errors_are_not_retried(script, tmp_path):
+    script.responses["/ok/file"] = [(404, {}, b"")]
+    with pytest.raises(StagingError, match="HTTP 404"):
+        transfers(script).download(script.base + "/ok/file", tmp_path / "f")
+    assert len(script.seen) == 1
+
+
+def test_redirects_are_followed_only_to_allowed_urls(script, tmp_path):
+    script.responses["/ok/moved"] = [(302, {"Location": "/ok/file"}, b"")]
+    script.responses["/ok/file"] = [(200, {}, b"moved here")]
+    script.responses["/ok/away"] = [(302, {"Location": "/elsewhere/secret"}, b"")]
+    transfers(script).download(script.base + "/ok/moved", tmp_path / "a")
+    assert (tmp_path / "a").read_bytes() == b"moved here"
+    with pytest.raises(UrlRefused):
+        transfers(script).download(script.base + "/ok/away", tmp_path / "b")
+    assert not any(path.startswith("/elsewhere") for _m, path, _b in script.seen)
+    with pytest.raises(UrlRefused):
+        transfers(script).download(script.base + "/elsewhere/secret", tmp_path / "c")
+    assert not any(path.startswith("/elsewhere") for _m, path, _b in script.seen)
+
+
+def test_upload_is_a_streamed_multipart_form(script, tmp_path):
+    script.responses["/ok/upload"] = [(502, {}, b""), (200, {}, b"{}")]
+    source = tmp_path / "out.dat"
+    source.write_bytes(b"\x00output bytes\xff" * 1000)
+    transfers(script).upload(script.base + "/ok/upload?path=/galaxy/out.dat", source)
+    method, _path, body = script.seen[-1]
+    assert method == "POST" and len(script.seen) == 2
+    assert b'name="file"' in body and source.read_bytes() in body
+
+
+def test_upload_redirect_that_would_drop_the_body_fails(script, tmp_path):
+    script.responses["/ok/upload"] = [(302, {"Location": "/ok/other"}, b"")]
+    source = tmp_path / "out.dat"
+    source.write_text("x")
+    with pytest.raises(StagingError, match="redirected with 302"):
+        transfers(script).upload(script.base + "/ok/upload", source)
+
+
+def test_remote_copy_in_and_out(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "in.dat").write_text("input")
+    staging = Transfers(UrlPolicy([f"file://{shared}"]))
+    staging.copy_in(str(shared / "in.dat"), tmp_path / "job" / "inputs" / "in.dat")
+    assert (tmp_path / "job" / "inputs" / "in.dat").read_text() == "input"
+    (tmp_path / "out.dat").write_text("output")
+    staging.copy_out(tmp_path / "out.dat", str(shared / "results" / "out.dat"))
+    assert (shared / "results" / "out.dat").read_text() == "output"
+    with pytest.raises(UrlRefused):
+        staging.copy_in("/etc/hostname", tmp_path / "x")
