@@ -49,7 +49,6 @@ class Transfers:
         self.backoff = backoff
         self.backoff_max = backoff_max
         self.session = session or requests.Session()
-        self.session.trust_env = False
 
     # --- retries ---------------------------------------------------------------------------------
     def _retrying(self, description: str, attempt_once: Callable[[], None]) -> None:
