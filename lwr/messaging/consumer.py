@@ -72,16 +72,23 @@ class MessageHandler:
             log.info("%s message %s was already handled; acknowledging again, not acting", name, ack.uuid)
             reply(ack)
             return
-        job_id = messages.job_id_of(body)
-        if name == naming.SETUP:
-            self._setup(manager, job_id, body)
-        elif name == naming.KILL:
-            try:
-                self.service.cancel(manager, job_id)
-            except NotFound:
-                log.warning("kill for unknown job %s on manager %s ignored", job_id, manager)
-        elif name == naming.STATUS:
-            self.announcer.answer_status_request(manager, job_id)
+        try:
+            job_id = messages.job_id_of(body)
+            if name == naming.SETUP:
+                self._setup(manager, job_id, body)
+            elif name == naming.KILL:
+                try:
+                    self.service.cancel(manager, job_id)
+                except NotFound:
+                    log.warning("kill for unknown job %s on manager %s ignored", job_id, manager)
+            elif name == naming.STATUS:
+                self.announcer.answer_status_request(manager, job_id)
+        except MalformedMessage:
+            if ack is not None:
+                # Answered all the same: republishing a malformed message cannot make it right.
+                self.handled.add(ack.uuid)
+                reply(ack)
+            raise
         if ack is not None:
             self.handled.add(ack.uuid)
             reply(ack)

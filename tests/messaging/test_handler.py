@@ -1,0 +1,127 @@
+"""The message handler against a fake job service (no broker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from lwr.core.states import JobState
+from lwr.errors import BadRequest, Conflict, NotFound
+from lwr.messaging.acknowledgements import HandledMessages
+from lwr.messaging.consumer import MessageHandler
+from lwr.messaging.messages import MalformedMessage
+from lwr.messaging.outbox import Outbox
+from lwr.messaging.status_updates import StatusAnnouncer
+
+
+class FakeService:
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+        self.cancelled: list[str] = []
+        self.refuse: Exception | None = None
+
+    def submit(self, manager: str, job_id: str, request: Any) -> None:
+        if self.refuse is not None:
+            raise self.refuse
+        if job_id in self.submitted:
+            raise Conflict("already submitted")
+        self.submitted.append(job_id)
+
+    def cancel(self, manager: str, job_id: str) -> None:
+        if job_id not in self.submitted:
+            raise NotFound("no such job")
+        self.cancelled.append(job_id)
+
+    def status(self, manager: str, job_id: str) -> dict[str, Any]:
+        if job_id not in self.submitted:
+            raise NotFound("no such job")
+        return {"job_id": job_id, "complete": "false", "status": "running"}
+
+    def find_or_none(self, manager: str, job_id: str) -> Any:
+        return None
+
+
+@pytest.fixture
+def handler(tmp_path):
+    service = FakeService()
+    outbox = Outbox(tmp_path / "outbox")
+    handler = MessageHandler(service, StatusAnnouncer(service, outbox), outbox,  # type: ignore[arg-type]
+                             HandledMessages(tmp_path / "handled"))
+    return handler
+
+
+def setup(job_id: str, **extra: Any) -> dict[str, Any]:
+    return {"job_id": job_id, "command_line": "true", **extra}
+
+
+def test_duplicate_setups_are_dropped(handler):
+    replies: list = []
+    handler.handle("_default_", "setup", setup("1"), replies.append)
+    handler.handle("_default_", "setup", setup("1"), replies.append)
+    assert handler.service.submitted == ["1"] and handler.duplicates == 1 and replies == []
+
+
+def test_acknowledged_setup_is_answered_and_acted_on_once(handler):
+    replies: list = []
+    message = setup("2", acknowledge_uuid="u-2", acknowledge_queue="setup_ack")
+    handler.handle("_default_", "setup", message, replies.append)
+    handler.handle("_default_", "setup", {**message, "force_noack": True}, replies.append)
+    assert [r.uuid for r in replies] == ["u-2", "u-2"]
+    assert handler.service.submitted == ["2"]
+
+
+def test_malformed_but_acknowledged_message_is_answered_then_rejected(handler):
+    replies: list = []
+    with pytest.raises(MalformedMessage):
+        handler.handle("_default_", "setup", {"job_id": "3", "command_line": 5, "acknowledge_uuid": "u-3",
+                                              "acknowledge_queue": "setup_ack"}, replies.append)
+    assert [r.uuid for r in replies] == ["u-3"]
+
+
+def test_refused_setup_announces_a_failure(handler):
+    handler.service.refuse = BadRequest("no such thing")
+    handler.handle("_default_", "setup", setup("4"), lambda ack: None)
+    entry = handler.outbox.peek(timeout=0)
+    assert entry is not None and entry.body["status"] == "failed" and "no such thing" in entry.body["reason"]
+
+
+def test_kill_and_status(handler):
+    handler.handle("_default_", "kill", {"job_id": "nobody"}, lambda ack: None)
+    handler.handle("_default_", "setup", setup("5"), lambda ack: None)
+    handler.handle("_default_", "kill", {"job_id": "5"}, lambda ack: None)
+    handler.handle("_default_", "status", {"job_id": "5"}, lambda ack: None)
+    handler.handle("_default_", "status", {"job_id": "ghost"}, lambda ack: None)
+    statuses = []
+    while (entry := handler.outbox.peek(timeout=0)) is not None:
+        statuses.append((entry.job_id, entry.body["status"]))
+        handler.outbox.confirmed(entry)
+    assert handler.service.cancelled == ["5"]
+    assert statuses == [("5", "running"), ("ghost", "lost")]
+
+
+def test_status_update_acknowledgements_reach_the_outbox(tmp_path):
+    service = FakeService()
+    outbox = Outbox(tmp_path / "outbox", acknowledgements=True)
+    handler = MessageHandler(service, StatusAnnouncer(service, outbox), outbox,  # type: ignore[arg-type]
+                             HandledMessages(tmp_path / "handled"))
+    entry = outbox.enqueue("_default_", "6", {"status": "complete"}, final=True)
+    outbox.confirmed(entry)
+    handler.handle("_default_", "status_update_ack", {"acknowledge_uuid_response": entry.uuid}, lambda ack: None)
+    assert outbox.awaiting_count() == 0 and outbox.is_delivered("_default_", "6")
+    with pytest.raises(MalformedMessage):
+        handler.handle("_default_", "status_update_ack", {"acknowledge_uuid_response": 5}, lambda ack: None)
+
+
+def test_states_are_announced_once_each(tmp_path):
+    from lwr.core.store import JobRecord
+
+    service = FakeService()
+    service.submitted.append("7")
+    outbox = Outbox(tmp_path)
+    announcer = StatusAnnouncer(service, outbox)  # type: ignore[arg-type]
+    record = JobRecord(job_id="7", manager="_default_", state=JobState.SETUP, sequence=1)
+    for state in (JobState.SETUP, JobState.QUEUED, JobState.RUNNING, JobState.POSTPROCESSING):
+        record.state = state
+        announcer.job_changed(record)
+    assert outbox.pending_count() == 2, "setup is not announced; postprocessing is 'running' on the wire"
