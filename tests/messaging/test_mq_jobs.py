@@ -305,13 +305,16 @@ def test_lwr_message_queue_client_helper_with_http_disabled(mq_server, vhost):
 
     from lwr.messaging.client import MessageQueueClient
 
-    server = mq_server(enable_http="false")
+    server = mq_server(enable_http="false",
+                       job_managers_ini="[manager:_default_]\ntype = queued_python\n\n"
+                                        "[manager:two]\ntype = queued_python\nmax_concurrent_jobs = 2\n")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(urllib.request.Request(server.url + "jobs?job_id=1", method="POST"), timeout=5)
     assert refused.value.code == 404
-    client = MessageQueueClient(vhost.url)
+    client = MessageQueueClient(vhost.url, manager="two")  # queues pulsar_two__setup, pulsar_two__status_update
     client.submit("helper-1", "echo hello from mq", tool_id="check")
     final = client.wait_for_final("helper-1", timeout=60)
     assert final["status"] == "complete" and final["stdout"] == "hello from mq\n"
+    assert (server.staging / "two" / "helper-1").is_dir()
     client.request_status("nobody")
     assert client.wait_for_final("nobody", timeout=30)["status"] == "lost"
