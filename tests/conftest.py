@@ -10,9 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from server import LwrServer  # noqa: E402
-
-TOKEN = "s3cret-token"
+from server import TOKEN, LwrServer  # noqa: E402
 
 
 @pytest.fixture

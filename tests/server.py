@@ -14,6 +14,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The private token of the token-protected test servers.
+TOKEN = "s3cret-token"
+
 
 def free_port() -> int:
     with socket.socket() as sock:

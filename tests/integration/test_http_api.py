@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from conftest import TOKEN
 from http_helpers import Http
+from server import TOKEN
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TOKEN
+from server import TOKEN
 
 PULSAR_CHECK = str(Path(sys.executable).parent / "pulsar-check")
 
