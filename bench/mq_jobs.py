@@ -158,9 +158,12 @@ def run_jobs(name: str, url: str, jobs: int, prefix: str) -> Result:
     return Result(name, jobs, last - first, latencies, failed)
 
 
-def bench_lwr(root: Path, jobs: int, concurrency: int) -> Result:
+def bench_lwr(root: Path, jobs: int, concurrency: int, persistence: str | None = None) -> Result:
     vhost = Vhost()
-    server = LwrServer(directory=root / "lwr", app_options={"message_queue_url": vhost.url},
+    options = {"message_queue_url": vhost.url}
+    if persistence:
+        options["persistence_directory"] = str(Path(persistence) / uuid.uuid4().hex)
+    server = LwrServer(directory=root / "lwr", app_options=options,
                        job_managers_ini=f"[manager:{MANAGER}]\ntype = queued_python\n"
                                         f"max_concurrent_jobs = {concurrency}\n")
     try:
@@ -191,12 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--only", choices=["lwr", "pulsar"])
     parser.add_argument("--keep", action="store_true", help="keep the servers' directories (logs)")
+    parser.add_argument("--lwr-persistence", metavar="DIR",
+                        help="lwr's persistence_directory under DIR (e.g. a tmpfs, to see the cost of fsync)")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="lwr-mq-bench."))
     results = []
     try:
         if args.only != "pulsar":
-            results.append(bench_lwr(root, args.jobs, args.concurrency))
+            results.append(bench_lwr(root, args.jobs, args.concurrency, args.lwr_persistence))
             print(results[-1].line(), flush=True)
         if args.only != "lwr":
             results.append(bench_pulsar(root, args.jobs, args.concurrency))
