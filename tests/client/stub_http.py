@@ -21,6 +21,8 @@ class Seen:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    #: The client's (address, port): one per connection.
+    peer: tuple[str, int] = ("", 0)
 
 
 @dataclass
@@ -67,7 +69,14 @@ class StubServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
-                seen = Seen(self.command, parts.path, parse_qs(parts.query), dict(self.headers.items()), body)
+                seen = Seen(
+                    self.command,
+                    parts.path,
+                    parse_qs(parts.query),
+                    dict(self.headers.items()),
+                    body,
+                    self.client_address[:2],
+                )
                 with stub._lock:
                     earlier = sum(1 for request in stub.seen if request.path == seen.path)
                     stub.seen.append(seen)

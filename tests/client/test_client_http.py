@@ -278,3 +278,17 @@ def test_file_digest_is_remembered_until_the_file_changes(tmp_path: Path) -> Non
     path.write_bytes(b"second, longer")
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000))
     assert file_sha256(str(path)) == hashlib.sha256(b"second, longer").hexdigest()
+
+
+def test_connections_are_pooled(tmp_path: Path) -> None:
+    source = tmp_path / "in.dat"
+    source.write_bytes(b"x" * 100_000)
+    with StubServer(
+        lambda request, earlier: Reply.json({"path": "/srv/in.dat", "status": "running"})
+    ) as server:
+        client = LwrClient(server.url, retry=FAST)
+        for _ in range(10):
+            client.status("1")
+            client.upload("1", "in.dat", "input", str(source))
+    assert len(server.seen) == 20
+    assert len({request.peer for request in server.seen}) == 1
