@@ -56,21 +56,17 @@ def retry_max(settings: AppSettings) -> float:
     return float(settings.amqp.get("amqp_publish_retry_max", DEFAULT_RETRY_MAX))
 
 
-def connect(url: str, settings: AppSettings | None = None, confirm_publish: bool = False,
-            heartbeat_seconds: float | None = None, ssl_settings: dict[str, Any] | None = None) -> kombu.Connection:
-    """A kombu connection (not yet connected). With ``confirm_publish`` every publish on it waits
-    for the broker's publisher confirm and raises if the broker refused the message."""
+def connect(url: str, settings: AppSettings | None = None, heartbeat_seconds: float | None = None,
+            ssl_settings: dict[str, Any] | None = None) -> kombu.Connection:
+    """A kombu connection (not yet connected), with lwr's TLS options and heartbeat, or those given."""
     amqp_settings = dict(settings.amqp) if settings is not None else dict(ssl_settings or {})
     beat = heartbeat_seconds if heartbeat_seconds is not None else (
         heartbeat(settings) if settings is not None else DEFAULT_HEARTBEAT)
-    transport_options: dict[str, Any] = {}
-    if confirm_publish:
-        transport_options["confirm_publish"] = True
     ssl_arg: Any = ssl_options(amqp_settings)
     if ssl_arg is None and url.startswith("amqps://"):
         ssl_arg = True
     return kombu.Connection(url, heartbeat=int(beat) if beat else 0, ssl=ssl_arg or False,
-                            connect_timeout=10, transport_options=transport_options)
+                            connect_timeout=10)
 
 
 def exchange() -> kombu.Exchange:

@@ -1,4 +1,4 @@
-"""The publisher: drains the outbox to the broker, with publisher confirms, in order.
+"""The publisher: drains the outbox to the broker, in order, each batch committed by the broker.
 
 One thread and one connection. Updates go out in batches inside an AMQP transaction: when
 ``tx.commit`` returns, the broker has taken every message of the batch (persistent messages
