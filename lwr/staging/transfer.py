@@ -103,7 +103,8 @@ class Transfers:
         fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
         try:
             with response, os.fdopen(fd, "wb") as handle:
-                expected = response.headers.get("content-length")
+                # A compressed body is decoded on the way, so its length is not the header's.
+                expected = None if response.headers.get("content-encoding") else response.headers.get("content-length")
                 received = 0
                 try:
                     for chunk in response.iter_content(CHUNK):
