@@ -23,7 +23,8 @@ Usage::
 
     .venv/bin/python bench/jobs.py                       # N=100, concurrency 1 and 8, 2 repeats
     .venv/bin/python bench/jobs.py -n 200 --concurrency 1 8 16 --repeat 3
-    .venv/bin/python bench/jobs.py --only lwr --keep      # lwr only, keep server directories
+    .venv/bin/python bench/jobs.py --servers lwr --keep   # lwr only, keep server directories
+    .venv/bin/python bench/jobs.py --servers lwr lwr-waitress pulsar pulsar-gunicorn --request-queue-size 128
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -52,6 +54,7 @@ from pulsar.client.staging.down import finish_job  # noqa: E402
 from pulsar.client.staging.models import ClientJobDescription, ClientOutputs, PulsarOutputs  # noqa: E402
 from pulsar.client.staging.up import submit_job  # noqa: E402
 from pulsar_server import PulsarServer  # noqa: E402
+
 from server import LwrServer  # noqa: E402
 
 MAX_CONCURRENT_JOBS = 8
@@ -69,6 +72,28 @@ class MockTool:
         self.id = "bench_cat"
         self.version = "1.0"
         self.tool_dir = tool_dir
+
+
+SERVER_KINDS = ["lwr", "lwr-waitress", "pulsar", "pulsar-gunicorn"]
+
+
+def start_server(kind: str, directory: Path, request_queue_size: int | None = None) -> tuple[object, int]:
+    """Start one server of ``kind`` (see SERVER_KINDS); return it and the pid to account CPU/RSS to.
+
+    ``request_queue_size`` sets Paste's listen backlog (Paste's own default is 5); it does not
+    apply to waitress (backlog 1024) or gunicorn (2048).
+    """
+    if kind in ("lwr", "lwr-waitress"):
+        cls = WaitressLwrServer if kind == "lwr-waitress" else LwrServer
+        options = {"request_queue_size": str(request_queue_size)} if request_queue_size and kind == "lwr" else {}
+        lwr = cls(directory=directory, job_managers_ini=JOB_MANAGERS_INI, server_options=options).start()
+        return lwr, lwr.process.pid  # type: ignore[union-attr]
+    if kind in ("pulsar", "pulsar-gunicorn"):
+        pulsar = PulsarServer(directory=directory, max_concurrent_jobs=MAX_CONCURRENT_JOBS,
+                              server="gunicorn" if kind == "pulsar-gunicorn" else "paste",
+                              request_queue_size=request_queue_size).start()
+        return pulsar, pulsar.pid
+    raise ValueError(kind)
 
 
 class WaitressLwrServer(LwrServer):
@@ -91,6 +116,7 @@ class RunResult:
     latencies: list[float]
     phases: dict[str, float]
     cpu: dict[str, float]
+    requests: dict[str, tuple[float, float]]
 
     @property
     def jobs_per_s(self) -> float:
@@ -111,13 +137,19 @@ def server_cpu(pid: int) -> tuple[float, float]:
     process = psutil.Process(pid)
     own = process.cpu_times()
     total = own.user + own.system
+    reaped = own.children_user + own.children_system
     for child in process.children(recursive=True):
         try:
             times = child.cpu_times()
-            total += times.user + times.system
         except psutil.Error:
-            pass
-    return total, own.children_user + own.children_system
+            continue
+        if child.name() in ("bash", "sh", "cat", "sleep"):
+            continue  # a job script still running: its time is counted once it is reaped
+        # a long-lived helper (gunicorn's worker): its own time is the server's, its reaped
+        # children (the job scripts it ran) are the jobs'
+        total += times.user + times.system
+        reaped += times.children_user + times.children_system
+    return total, reaped
 
 
 def client_cpu() -> float:
@@ -135,6 +167,7 @@ class Bench:
         self.counter = 0
         self.lock = threading.Lock()
         self.phases: dict[str, list[float]] = {}
+        self.requests: dict[str, list[float]] = {}
 
     def _next_id(self) -> str:
         with self.lock:
@@ -157,6 +190,17 @@ class Bench:
         output_path = local / "dataset_2.dat"
 
         client = self.manager.get_client({"url": self.url, "default_file_action": "transfer"}, job_id)
+        raw_execute = client._raw_execute
+
+        def timed_execute(command: str, *args: object, **kwargs: object) -> object:
+            began = time.perf_counter()
+            try:
+                return raw_execute(command, *args, **kwargs)
+            finally:
+                with self.lock:
+                    self.requests.setdefault(command, []).append(time.perf_counter() - began)
+
+        client._raw_execute = timed_execute  # type: ignore[method-assign]
         command_line = f"cat '{input_path}' '{config_path}' > '{output_path}'"
         client_outputs = ClientOutputs(working_directory=str(working), metadata_directory=str(metadata),
                                        output_files=[str(output_path)])
@@ -217,6 +261,7 @@ class Bench:
     def run(self, n: int, concurrency: int) -> RunResult:
         latencies: list[float] = []
         self.phases = {}
+        self.requests = {}
         server_before = server_cpu(self.pid)
         client_before = client_cpu()
         started = time.perf_counter()
@@ -228,7 +273,8 @@ class Bench:
         cpu = {"server": server_after[0] - server_before[0], "jobs": server_after[1] - server_before[1],
                "client": client_cpu() - client_before}
         phases = {phase: statistics.median(values) for phase, values in self.phases.items()}
-        return RunResult(self.name, concurrency, n, wall, latencies, phases, cpu)
+        requests = {command: (statistics.median(values), len(values) / n) for command, values in self.requests.items()}
+        return RunResult(self.name, concurrency, n, wall, latencies, phases, cpu, requests)
 
 
 def fmt_ms(seconds: float) -> str:
@@ -243,6 +289,9 @@ def print_result(result: RunResult, repeat: int) -> None:
           f"clean {result.phases['clean'] * 1000:.1f}; CPU ms/job server {result.cpu['server'] / result.jobs * 1000:.1f} "
           f"job scripts {result.cpu['jobs'] / result.jobs * 1000:.1f} client {result.cpu['client'] / result.jobs * 1000:.1f})",
           flush=True)
+    print("           per request: " + ", ".join(
+        f"{command} {median * 1000:.1f} ms x{per_job:.1f}" for command, (median, per_job) in sorted(result.requests.items())),
+        flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -252,33 +301,37 @@ def main(argv: list[str] | None = None) -> int:
                         help="client threads, one job at a time each (default: 1 8)")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each configuration (default 2)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed jobs per server first (default 3)")
-    parser.add_argument("--only", choices=["lwr", "pulsar"], help="benchmark one server only")
-    parser.add_argument("--lwr-server", choices=["paste", "waitress"], default="paste")
-    parser.add_argument("--pulsar-server", choices=["paste", "gunicorn"], default="paste")
+    parser.add_argument("--servers", nargs="+", choices=SERVER_KINDS, default=["lwr", "pulsar"],
+                        help="servers to run, interleaved (default: lwr pulsar). lwr and pulsar use Paste's "
+                             "egg:Paste#http (16 threads); lwr-waitress uses waitress (16 threads); pulsar-gunicorn "
+                             "is pulsar-app's own pulsar-serve setup (gunicorn, 1 worker, 4 gthreads)")
+    parser.add_argument("--request-queue-size", type=int,
+                        help="Paste's listen backlog for BOTH servers (Paste's default, 5, if not given)")
+    parser.add_argument("--client-dir", type=Path, default=Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None,
+                        help="where the client's per-job files go (default /dev/shm, a tmpfs, so the client's own "
+                             "file churn does not load the servers' ext4 inode allocator; servers stay on disk)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     parser.add_argument("--json", type=Path, help="also write all results to this JSON file")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the servers started below are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     base = Path(tempfile.mkdtemp(prefix="lwr-bench-jobs-"))
+    client_base = Path(tempfile.mkdtemp(prefix="lwr-bench-jobs-client-", dir=args.client_dir))
     servers: dict[str, object] = {}
     benches: dict[str, Bench] = {}
     try:
-        if args.only in (None, "lwr"):
-            cls = WaitressLwrServer if args.lwr_server == "waitress" else LwrServer
-            lwr = cls(directory=base / "lwr-server", job_managers_ini=JOB_MANAGERS_INI).start()
-            servers["lwr"] = lwr
-            benches["lwr"] = Bench(lwr.url, "lwr", base / "lwr-client", lwr.process.pid)
-        if args.only in (None, "pulsar"):
-            pulsar = PulsarServer(directory=base / "pulsar-server", max_concurrent_jobs=MAX_CONCURRENT_JOBS,
-                                  server=args.pulsar_server).start()
-            servers["pulsar"] = pulsar
-            benches["pulsar"] = Bench(pulsar.url, "pulsar", base / "pulsar-client", pulsar.pid)
+        for kind in args.servers:
+            server, pid = start_server(kind, base / f"{kind}-server", args.request_queue_size)
+            servers[kind] = server
+            benches[kind] = Bench(server.url, kind, client_base / f"{kind}-client", pid)  # type: ignore[attr-defined]
+        print(f"# Paste listen backlog (request_queue_size): {args.request_queue_size or 'Paste default (5)'}")
+        print(f"# servers' directories under {base}; client files under {client_base}")
         print(f"# jobs benchmark: N={args.jobs}, concurrency {args.concurrency}, repeat {args.repeat}, "
               f"poll {POLL_INTERVAL * 1000:.0f} ms, queued_python max_concurrent_jobs={MAX_CONCURRENT_JOBS} on both")
         for name, server in servers.items():
-            flavour = args.lwr_server if name == "lwr" else args.pulsar_server
-            print(f"# {name}: {server.url} (pid {server.process.pid}, server {flavour})")  # type: ignore[attr-defined]
-        for name, bench in benches.items():
+            print(f"# {name}: {server.url} (pid {benches[name].pid})")  # type: ignore[attr-defined]
+        for bench in benches.values():
             for _ in range(args.warmup):
                 bench.one_job()
         results: dict[tuple[str, int], list[RunResult]] = {}
@@ -302,32 +355,38 @@ def main(argv: list[str] | None = None) -> int:
                   f"{top.pct(50) * 1000:>8.1f} [{med[50] * 1000:>7.1f}] "
                   f"{top.pct(95) * 1000:>8.1f} [{med[95] * 1000:>7.1f}] "
                   f"{top.pct(99) * 1000:>8.1f} [{med[99] * 1000:>7.1f}]")
-        if "lwr" in benches and "pulsar" in benches:
-            print("\n# lwr / Pulsar (best runs): jobs/s ratio (higher is better), latency ratio (lower is better)")
-            for concurrency in args.concurrency:
-                lwr_r, pul_r = best[("lwr", concurrency)], best[("pulsar", concurrency)]
-                print(f"c={concurrency:<3} jobs/s x{lwr_r.jobs_per_s / pul_r.jobs_per_s:5.2f}   "
-                      f"p50 x{lwr_r.pct(50) / pul_r.pct(50):5.3f}   p95 x{lwr_r.pct(95) / pul_r.pct(95):5.3f}   "
-                      f"p99 x{lwr_r.pct(99) / pul_r.pct(99):5.3f}")
-            if 8 in args.concurrency:
-                ratio = best[("lwr", 8)].jobs_per_s / best[("pulsar", 8)].jobs_per_s
-                print(f"target lwr jobs/s >= 3x Pulsar at c=8: x{ratio:.2f} -> {'MET' if ratio >= 3 else 'NOT MET'}")
-            if 1 in args.concurrency:
-                ratio = best[("lwr", 1)].pct(50) / best[("pulsar", 1)].pct(50)
-                print(f"target lwr p50 <= 1/3 Pulsar's at c=1: x{ratio:.3f} -> {'MET' if ratio <= 1 / 3 else 'NOT MET'}")
+        lwrs = [kind for kind in args.servers if kind.startswith("lwr")]
+        pulsars = [kind for kind in args.servers if kind.startswith("pulsar")]
+        for lwr_kind in lwrs:
+            for pulsar_kind in pulsars:
+                print(f"\n# {lwr_kind} / {pulsar_kind} (best runs): jobs/s ratio (higher is better), "
+                      "latency ratio (lower is better)")
+                for concurrency in args.concurrency:
+                    lwr_r, pul_r = best[(lwr_kind, concurrency)], best[(pulsar_kind, concurrency)]
+                    print(f"c={concurrency:<3} jobs/s x{lwr_r.jobs_per_s / pul_r.jobs_per_s:5.2f}   "
+                          f"p50 x{lwr_r.pct(50) / pul_r.pct(50):5.3f}   p95 x{lwr_r.pct(95) / pul_r.pct(95):5.3f}   "
+                          f"p99 x{lwr_r.pct(99) / pul_r.pct(99):5.3f}")
+                if 8 in args.concurrency:
+                    ratio = best[(lwr_kind, 8)].jobs_per_s / best[(pulsar_kind, 8)].jobs_per_s
+                    print(f"target jobs/s >= 3x at c=8: x{ratio:.2f} -> {'MET' if ratio >= 3 else 'NOT MET'}")
+                if 1 in args.concurrency:
+                    ratio = best[(lwr_kind, 1)].pct(50) / best[(pulsar_kind, 1)].pct(50)
+                    print(f"target p50 <= 1/3 at c=1: x{ratio:.3f} -> {'MET' if ratio <= 1 / 3 else 'NOT MET'}")
         if args.json:
             args.json.write_text(json.dumps([
                 {"server": r.server, "concurrency": r.concurrency, "jobs": r.jobs, "wall": r.wall,
                  "jobs_per_s": r.jobs_per_s, "p50": r.pct(50), "p95": r.pct(95), "p99": r.pct(99),
-                 "median_phases": r.phases, "cpu_seconds": r.cpu}
+                 "median_phases": r.phases, "cpu_seconds": r.cpu,
+                 "median_request_seconds": {c: m for c, (m, _) in r.requests.items()}}
                 for runs in results.values() for r in runs], indent=2))
     finally:
         for server in servers.values():
             server.stop()  # type: ignore[attr-defined]
         if args.keep:
-            print(f"# kept {base}")
+            print(f"# kept {base} and {client_base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
+            shutil.rmtree(client_base, ignore_errors=True)
     return 0
 
 

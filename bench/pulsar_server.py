@@ -57,6 +57,8 @@ class PulsarServer:
     max_concurrent_jobs: int = 8
     server: str = "paste"  # "paste" or "gunicorn"
     threadpool_workers: int = 16
+    #: Paste's listen backlog; ``None`` keeps Paste's default (5).
+    request_queue_size: int | None = None
     manager_type: str = "queued_python"
     extra_app_yml: dict[str, object] = field(default_factory=dict)
     port: int = 0
@@ -92,7 +94,10 @@ class PulsarServer:
         (self.directory / "files" / "staging").mkdir(parents=True, exist_ok=True)
         (self.directory / "files" / "persisted_data").mkdir(parents=True, exist_ok=True)
         lines = ["[server:main]", "use = egg:Paste#http", "host = 127.0.0.1", f"port = {self.port}",
-                 f"threadpool_workers = {self.threadpool_workers}", "",
+                 f"threadpool_workers = {self.threadpool_workers}"]
+        if self.request_queue_size:
+            lines.append(f"request_queue_size = {self.request_queue_size}")
+        lines += ["",
                  "[app:main]", "paste.app_factory = pulsar.web.wsgi:app_factory", ""]
         self.config_path.write_text("\n".join(lines))
         app = {

@@ -14,20 +14,25 @@ otherwise, both started here on free loopback ports) and each repeat:
   is partly bound by the *client's* CPU; the same client is used for both servers.
 * ``raw`` path: the very same Pulsar-protocol endpoints (``POST``/``GET /jobs/<id>/files``)
   driven by ``http.client`` with 1 MiB blocks, to show what each *server* can do when the
-  client is not the bottleneck.
+  client is not the bottleneck: the upload streams the file from (page-cached) disk, the
+  download discards what it receives (checking the length and the first MiB), so neither
+  figure includes the client writing 1 GiB to its own disk.
 
 The floor is a minimal streaming HTTP server in this file (``http.server`` in its own
-process; PUT ``readinto`` 1 MiB -> disk, GET with ``socket.sendfile``) driven by the same raw
-client.
+process; PUT ``readinto`` 1 MiB -> disk, GET from disk with ``socket.sendfile``) driven by the
+same raw client.
+
+Every figure also comes with the server's CPU seconds (user+sys, process and children) per
+GiB, which is far less sensitive than MB/s to the other load on a shared 2-core machine.
 
 Each server's RSS (process plus children) is sampled every 10 ms in a thread; the report
 gives its peak and its growth over the RSS just before the upload started.
 
 Usage::
 
-    .venv/bin/python bench/staging.py                    # 1 GiB, 2 repeats
+    .venv/bin/python bench/staging.py                    # 1 GiB, 3 repeats after a warm-up pass
     .venv/bin/python bench/staging.py --size 256M --repeat 3
-    .venv/bin/python bench/staging.py --only lwr --lwr-server waitress
+    .venv/bin/python bench/staging.py --servers lwr lwr-waitress pulsar pulsar-gunicorn
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -155,6 +161,14 @@ class FloorServer:
 
 
 # --- measurement helpers --------------------------------------------------------------------------
+def client_cpu() -> float:
+    """CPU seconds of this (client) process, all threads (the RSS sampler's share is small)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 class RssSampler:
     """Samples the RSS of a process and its children every ``interval`` seconds, in a thread."""
 
@@ -201,6 +215,7 @@ class RssSampler:
         return total
 
     def __enter__(self) -> RssSampler:
+        self.client_before = client_cpu()
         self.cpu_before = self.cpu()
         self.baseline = self.rss()
         self.peak = self.baseline
@@ -212,6 +227,7 @@ class RssSampler:
         self._thread.join()
         self.peak = max(self.peak, self.rss())
         self.cpu_seconds = self.cpu() - self.cpu_before
+        self.client_seconds = client_cpu() - self.client_before
 
     @property
     def growth(self) -> int:
@@ -235,7 +251,10 @@ def raw_upload(url: str, path: Path, method: str = "POST") -> float:
     return elapsed
 
 
-def raw_download(url: str, destination: Path) -> float:
+def raw_download(url: str, destination: Path | None, expect_size: int | None = None,
+                 expect_head: bytes | None = None) -> float:
+    """GET ``url`` in 1 MiB blocks into ``destination``, or, if ``None``, discard the bytes (checking
+    the length and the first bytes), so the figure is the server's and not the client's disk."""
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600)
     buffer = bytearray(BLOCK)
@@ -245,12 +264,27 @@ def raw_download(url: str, destination: Path) -> float:
     response = connection.getresponse()
     if response.status != 200:
         raise RuntimeError(f"download from {url} failed: {response.status} {response.read()[:500]!r}")
-    with open(destination, "wb") as out:
+    if destination is not None:
+        with open(destination, "wb") as out:
+            while True:
+                count = response.readinto(view)
+                if not count:
+                    break
+                out.write(view[:count])
+    else:
+        received = 0
+        head = b""
         while True:
             count = response.readinto(view)
             if not count:
                 break
-            out.write(view[:count])
+            if len(head) < MIB:
+                head += bytes(view[:min(count, MIB - len(head))])
+            received += count
+        if expect_size is not None and received != expect_size:
+            raise RuntimeError(f"download from {url}: {received} bytes, expected {expect_size}")
+        if expect_head is not None and head != expect_head[:len(head)]:
+            raise RuntimeError(f"download from {url}: bytes differ from the source")
     elapsed = time.perf_counter() - started
     connection.close()
     return elapsed
@@ -263,6 +297,11 @@ def make_source(path: Path, size: int) -> None:
         while remaining > 0:
             out.write(block[:min(BLOCK, remaining)])
             remaining -= BLOCK
+
+
+def source_head(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(MIB)
 
 
 def same_bytes(a: Path, b: Path) -> bool:
@@ -298,12 +337,15 @@ class Measure:
     down_rss_peak: list[int] = field(default_factory=list)
     up_cpu: list[float] = field(default_factory=list)
     down_cpu: list[float] = field(default_factory=list)
+    up_client_cpu: list[float] = field(default_factory=list)
+    down_client_cpu: list[float] = field(default_factory=list)
 
     def record(self, direction: str, seconds: float, rss: RssSampler) -> None:
         getattr(self, f"{direction}_s").append(seconds)
         getattr(self, f"{direction}_rss_growth").append(rss.growth)
         getattr(self, f"{direction}_rss_peak").append(rss.peak)
         getattr(self, f"{direction}_cpu").append(rss.cpu_seconds)
+        getattr(self, f"{direction}_client_cpu").append(rss.client_seconds)
 
 
 class ServerUnderTest:
@@ -376,15 +418,11 @@ class ServerUnderTest:
             elapsed = raw_upload(f"{self.url}jobs/{job_id}/files?{query}", source)
         result.record("up", elapsed, rss)
         self._link_input_to_output(client, setup, name)
-        destination = self.workdir / "downloaded.dat"
-        drop_file(destination)
         query = urllib.parse.urlencode({"name": name, "type": "output"})
         with RssSampler(self.pid) as rss:
-            elapsed = raw_download(f"{self.url}jobs/{job_id}/files?{query}", destination)
+            elapsed = raw_download(f"{self.url}jobs/{job_id}/files?{query}", None, source.stat().st_size,
+                                   source_head(source))
         result.record("down", elapsed, rss)
-        if not same_bytes(source, destination):
-            raise RuntimeError(f"{self.name}: downloaded bytes differ from the source")
-        drop_file(destination)
         client.clean()  # type: ignore[attr-defined]
 
 
@@ -392,14 +430,9 @@ def run_floor(floor: FloorServer, source: Path, workdir: Path, result: Measure) 
     with RssSampler(floor.pid) as rss:
         elapsed = raw_upload(floor.url + "big.dat", source, method="PUT")
     result.record("up", elapsed, rss)
-    destination = workdir / "floor-downloaded.dat"
-    drop_file(destination)
     with RssSampler(floor.pid) as rss:
-        elapsed = raw_download(floor.url + "big.dat", destination)
+        elapsed = raw_download(floor.url + "big.dat", None, source.stat().st_size, source_head(source))
     result.record("down", elapsed, rss)
-    if not same_bytes(source, destination):
-        raise RuntimeError("floor: downloaded bytes differ from the source")
-    drop_file(destination)
     drop_file(floor.directory / "big.dat")
 
 
@@ -416,18 +449,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=parse_size, default=1 << 30, help="file size, e.g. 1G, 256M (default 1G)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (default 3)")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the untimed first pass")
-    parser.add_argument("--only", choices=["lwr", "pulsar"], help="one server only (the floor always runs)")
+    parser.add_argument("--servers", nargs="+", default=["lwr", "pulsar"],
+                        choices=["lwr", "lwr-waitress", "pulsar", "pulsar-gunicorn"],
+                        help="servers to measure, interleaved (default: lwr pulsar); the floor always runs")
     parser.add_argument("--paths", nargs="+", choices=["client", "raw"], default=["client", "raw"],
                         help="which client paths to measure (default: both)")
-    parser.add_argument("--lwr-server", choices=["paste", "waitress"], default="paste")
-    parser.add_argument("--pulsar-server", choices=["paste", "gunicorn"], default="paste")
     parser.add_argument("--dir", type=Path, help="work directory (default: a new temporary directory)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the servers started below are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    from jobs import JOB_MANAGERS_INI, MAX_CONCURRENT_JOBS, WaitressLwrServer  # bench/jobs.py
-    from pulsar_server import PulsarServer
-    from server import LwrServer
+    from jobs import start_server  # bench/jobs.py
 
     base = Path(tempfile.mkdtemp(prefix="lwr-bench-staging-", dir=args.dir))
     started_servers: list[object] = []
@@ -437,18 +470,12 @@ def main(argv: list[str] | None = None) -> int:
         make_source(source, args.size)
         floor = FloorServer(base / "floor").start()
         started_servers.append(floor)
-        if args.only in (None, "lwr"):
-            cls = WaitressLwrServer if args.lwr_server == "waitress" else LwrServer
-            lwr = cls(directory=base / "lwr-server", job_managers_ini=JOB_MANAGERS_INI).start()
-            started_servers.append(lwr)
-            suts.append(ServerUnderTest("lwr", lwr, lwr.process.pid, base / "lwr-client"))
-        if args.only in (None, "pulsar"):
-            pulsar = PulsarServer(directory=base / "pulsar-server", max_concurrent_jobs=MAX_CONCURRENT_JOBS,
-                                  server=args.pulsar_server).start()
-            started_servers.append(pulsar)
-            suts.append(ServerUnderTest("pulsar", pulsar, pulsar.pid, base / "pulsar-client"))
+        for kind in args.servers:
+            server, pid = start_server(kind, base / f"{kind}-server")
+            started_servers.append(server)
+            suts.append(ServerUnderTest(kind, server, pid, base / f"{kind}-client"))
         print(f"# staging benchmark: {args.size} bytes ({args.size / MIB:.0f} MiB), repeat {args.repeat}; "
-              f"MB/s = 10^6 bytes/s; lwr server {args.lwr_server}, Pulsar server {args.pulsar_server}", flush=True)
+              f"MB/s = 10^6 bytes/s; servers {' '.join(args.servers)}; work dir {base}", flush=True)
 
         gib = args.size / (1 << 30)
         if args.warmup:
@@ -481,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
                           f" MiB, peak {measure.up_rss_peak[-1] / MIB:5.1f} MiB)  "
                           f"down {mbps(args.size, measure.down_s[-1]):7.1f} MB/s "
                           f"(server CPU {measure.down_cpu[-1] / gib:5.2f} s/GiB, RSS +{measure.down_rss_growth[-1] / MIB:5.1f}"
-                          f" MiB, peak {measure.down_rss_peak[-1] / MIB:5.1f} MiB)", flush=True)
+                          f" MiB, peak {measure.down_rss_peak[-1] / MIB:5.1f} MiB); client CPU s/GiB up "
+                          f"{measure.up_client_cpu[-1] / gib:4.2f} down {measure.down_client_cpu[-1] / gib:4.2f}", flush=True)
 
         print("\n# best of runs (fastest) [median]; server CPU (user+sys, process and children) s/GiB: lowest "
               "[median]; RSS: worst (largest) of runs")
@@ -499,23 +527,25 @@ def main(argv: list[str] | None = None) -> int:
                   f"{max(m.up_rss_growth) / MIB:>10.1f} MiB {peak / MIB:>6.1f} MiB")
         print("\n# ratios (best runs)")
         floor_up, floor_down = best[("floor", "raw")]
+        lwrs = [kind for kind in args.servers if kind.startswith("lwr")]
+        pulsars = [kind for kind in args.servers if kind.startswith("pulsar")]
         for path in args.paths:
-            if ("lwr", path) in best and ("pulsar", path) in best:
-                (lu, ld), (pu, pd) = best[("lwr", path)], best[("pulsar", path)]
-                lm, pm = results[("lwr", path)], results[("pulsar", path)]
-                print(f"{path:<6} lwr/Pulsar server CPU per GiB (median): up x{statistics.median(lm.up_cpu) / statistics.median(pm.up_cpu):5.2f}"
-                      f"  down x{statistics.median(lm.down_cpu) / statistics.median(pm.down_cpu):5.2f} (lower is better)")
-                print(f"{path:<6} lwr/Pulsar: up x{lu / pu:5.2f}  down x{ld / pd:5.2f}   "
-                      f"[targets >= 3x: up {'MET' if lu / pu >= 3 else 'NOT MET'}, "
-                      f"down {'MET' if ld / pd >= 3 else 'NOT MET'}]")
-            for name in ("lwr", "pulsar"):
-                if (name, path) in best:
-                    u, d = best[(name, path)]
-                    print(f"{path:<6} {name}/floor: up x{u / floor_up:5.2f}  down x{d / floor_down:5.2f}")
+            for lwr_kind in lwrs:
+                for pulsar_kind in pulsars:
+                    (lu, ld), (pu, pd) = best[(lwr_kind, path)], best[(pulsar_kind, path)]
+                    lm, pm = results[(lwr_kind, path)], results[(pulsar_kind, path)]
+                    print(f"{path:<6} {lwr_kind}/{pulsar_kind}: up x{lu / pu:5.2f}  down x{ld / pd:5.2f}   "
+                          f"[targets >= 3x: up {'MET' if lu / pu >= 3 else 'NOT MET'}, "
+                          f"down {'MET' if ld / pd >= 3 else 'NOT MET'}]; server CPU per GiB (median, lower is "
+                          f"better): up x{statistics.median(lm.up_cpu) / statistics.median(pm.up_cpu):5.2f} "
+                          f"down x{statistics.median(lm.down_cpu) / statistics.median(pm.down_cpu):5.2f}")
+            for name in args.servers:
+                u, d = best[(name, path)]
+                print(f"{path:<6} {name}/floor: up x{u / floor_up:5.2f}  down x{d / floor_down:5.2f}")
         for path in args.paths:
-            if ("lwr", path) in results:
-                growth = max(results[("lwr", path)].up_rss_growth)
-                print(f"lwr RSS growth during upload ({path}): {growth / MIB:.1f} MiB -> "
+            for name in lwrs:
+                growth = max(results[(name, path)].up_rss_growth)
+                print(f"{name} RSS growth during upload ({path}): {growth / MIB:.1f} MiB -> "
                       f"{'MET' if growth < 64 * MIB else 'NOT MET'} (< 64 MiB)")
         if args.json:
             args.json.write_text(json.dumps({"size": args.size, "results": [m.__dict__ for m in results.values()]},
