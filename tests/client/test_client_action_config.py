@@ -123,3 +123,12 @@ def test_every_problem_is_listed() -> None:
     with pytest.raises(ConfigError) as raised:
         parse_action_config({"paths": [{"action": "x"}, {"depth": "y"}]})
     assert len(raised.value.details["problems"]) == 2
+
+
+def test_the_shipped_sample_is_valid() -> None:
+    sample = Path(__file__).resolve().parents[2] / "lwr" / "client" / "lwr_actions.yaml.sample"
+    config = load_action_config(sample)
+    assert [rule.action for rule in config.paths] == [
+        "none", "copy", "remote_copy", "transfer", "rewrite", "remote_transfer",
+    ]  # fmt: skip
+    assert config.paths[1].match_type == "glob" and config.paths[5].match_type == "path_type_only"
