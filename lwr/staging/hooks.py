@@ -2,8 +2,9 @@
 
 Both steps are resumable, because the job service re-runs them after a restart:
 
-* an input is downloaded to a temporary file and renamed into place when complete, so an
-  input that exists is whole and is not fetched again;
+* an input is downloaded to ``<job>/lwr/partial/`` and renamed into place when complete, so
+  an input that exists is whole and is not fetched again, and one that was being fetched is
+  resumed (HTTP range request) where it stopped;
 * an output delivered leaves a marker in ``<job>/lwr/delivered/``, so a restart during
   postprocessing delivers only the rest.
 
@@ -30,6 +31,8 @@ from lwr.staging.transfer import Transfers
 log = logging.getLogger(__name__)
 
 DELIVERED_DIRECTORY = "delivered"
+#: Inputs being downloaded, kept across restarts so a download resumes.
+PARTIAL_DIRECTORY = "partial"
 
 
 class ServerStaging:
@@ -74,7 +77,8 @@ class ServerStaging:
                 write_bytes_atomically(destination, (action.contents or "").encode("utf-8"))
             elif action.kind == "remote_transfer":
                 assert action.url is not None
-                self.transfers.download(action.url, destination)
+                partial = directory.internal / PARTIAL_DIRECTORY / hashlib.sha256(action.key.encode()).hexdigest()
+                self.transfers.download(action.url, destination, partial)
             else:
                 assert action.path is not None
                 self.transfers.copy_in(action.path, destination)

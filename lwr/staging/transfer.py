@@ -29,6 +29,8 @@ from lwr.staging.allow_list import UrlPolicy, UrlRefused
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+#: Downloads are read in smaller pieces: an interrupted read loses at most one piece.
+DOWNLOAD_CHUNK = 64 * 1024
 MAX_REDIRECTS = 5
 #: (connect, read) timeouts in seconds.
 TIMEOUT = (10, 300)
@@ -92,22 +94,38 @@ class Transfers:
         raise StagingError(f"{method} {_safe(url)}: more than {MAX_REDIRECTS} redirects")
 
     # --- downloads -------------------------------------------------------------------------------
-    def download(self, url: str, destination: Path) -> None:
-        """Fetch ``url`` into ``destination`` (replaced atomically when complete)."""
-        self.policy.check_url(url)
-        self._retrying(f"download of {_safe(url)}", lambda: self._download_once(url, destination))
+    def download(self, url: str, destination: Path, partial: Path | None = None) -> None:
+        """Fetch ``url`` into ``destination`` (renamed into place when complete).
 
-    def _download_once(self, url: str, destination: Path) -> None:
+        The bytes go to ``partial`` first (default: a dot-file beside ``destination``). A partial
+        file left by an interrupted attempt, or by a killed lwr, is resumed with an HTTP range
+        request when the server supports it, and restarted otherwise.
+        """
+        self.policy.check_url(url)
+        partial = partial or destination.parent / f".{destination.name}.lwr-partial"
+        self._retrying(f"download of {_safe(url)}", lambda: self._download_once(url, destination, partial))
+
+    def _download_once(self, url: str, destination: Path, partial: Path) -> None:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        response = self._request("GET", url, stream=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        offset = partial.stat().st_size if partial.exists() else 0
+        headers = {"Range": f"bytes={offset}-", "Accept-Encoding": "identity"} if offset else None
         try:
-            with response, os.fdopen(fd, "wb") as handle:
+            response = self._request("GET", url, headers=headers, stream=True)
+        except StagingError as error:
+            if offset and error.details.get("status") == 416:
+                partial.unlink(missing_ok=True)
+                raise _Retryable(f"GET {_safe(url)}: cannot resume at byte {offset}; starting again") from None
+            raise
+        resumed = offset > 0 and response.status_code == 206 and response.headers.get(
+            "content-range", "").startswith(f"bytes {offset}-")
+        received = 0
+        try:
+            with response, open(partial, "ab" if resumed else "wb") as handle:
                 # A compressed body is decoded on the way, so its length is not the header's.
                 expected = None if response.headers.get("content-encoding") else response.headers.get("content-length")
-                received = 0
                 try:
-                    for chunk in response.iter_content(CHUNK):
+                    for chunk in response.iter_content(DOWNLOAD_CHUNK):
                         handle.write(chunk)
                         received += len(chunk)
                 except requests.RequestException as error:
@@ -116,11 +134,15 @@ class Transfers:
                     raise _Retryable(f"GET {_safe(url)}: got {received} of {expected} bytes")
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(temporary, destination)
-            fsync_directory(destination.parent)
+        except _Retryable:
+            raise  # keep the partial file: the next attempt resumes it
         except BaseException:
-            Path(temporary).unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise
+        if resumed:
+            log.info("download of %s resumed at byte %d", _safe(url), offset)
+        os.replace(partial, destination)
+        fsync_directory(destination.parent)
 
     # --- uploads ---------------------------------------------------------------------------------
     def upload(self, url: str, source: Path) -> None:

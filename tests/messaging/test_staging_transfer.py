@@ -65,7 +65,7 @@ def test_download_retries_transient_failures_and_places_atomically(script, tmp_p
     destination = tmp_path / "inputs" / "file.dat"
     transfers(script).download(script.base + "/ok/file?path=/x", destination)
     assert destination.read_bytes() == b"the content"
-    assert [p for p in destination.parent.iterdir()] == [destination], "no temporary file left behind"
+    assert list(destination.parent.iterdir()) == [destination], "no partial file left behind"
     assert len(script.seen) == 3
 
 
@@ -128,3 +128,59 @@ def test_remote_copy_in_and_out(tmp_path):
     assert (shared / "results" / "out.dat").read_text() == "output"
     with pytest.raises(UrlRefused):
         staging.copy_in("/etc/hostname", tmp_path / "x")
+
+
+class RangeServer:
+    """Serves ``DATA``; the first full GET breaks off half-way; range requests are honoured."""
+
+    DATA = bytes(range(256)) * 1024
+
+    def __init__(self) -> None:
+        self.ranges: list[str | None] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                wanted = self.headers.get("Range")
+                server.ranges.append(wanted)
+                data = RangeServer.DATA
+                if wanted:
+                    start = int(wanted.split("=")[1].rstrip("-"))
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    self.send_header("Content-Length", str(len(data) - start))
+                    self.end_headers()
+                    self.wfile.write(data[start:])
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_interrupted_download_resumes_with_a_range_request(tmp_path):
+    server = RangeServer()
+    try:
+        staging = Transfers(UrlPolicy([server.base + "/"]), attempts=3, backoff=0.01)
+        destination = tmp_path / "inputs" / "data.bin"
+        partial = tmp_path / "lwr" / "partial" / "data"
+        staging.download(server.base + "/data", destination, partial)
+        assert destination.read_bytes() == RangeServer.DATA
+        assert server.ranges == [None, f"bytes={len(RangeServer.DATA) // 2}-"]
+        assert not partial.exists()
+        # A partial file left by a killed lwr is resumed too.
+        partial.write_bytes(RangeServer.DATA[:100])
+        staging.download(server.base + "/data", tmp_path / "inputs" / "again.bin", partial)
+        assert (tmp_path / "inputs" / "again.bin").read_bytes() == RangeServer.DATA
+        assert server.ranges[-1] == "bytes=100-"
+    finally:
+        server.server.shutdown()
