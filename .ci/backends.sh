@@ -395,6 +395,6 @@ case "$cmd" in
   start)  start_all ;;
   status) status_all ;;
   stop)   for f in "$SSHD_PIDFILE" "$EXECD_PID" "$QMASTER_PID" "$SLURMD_PID" "$CTLD_PID" "$DBD_PID" "$MUNGE_PID"; do stop_pidfile "$f"; done ;;
-  env)    echo "export SGE_ROOT=$SGE_ROOT SGE_CELL=$SGE_CELL DRMAA_LIBRARY_PATH=$DRMAA_LIB GLIBC_TUNABLES=glibc.rtld.optional_static_tls=4194304" ;;
+  env)    echo "export SGE_ROOT=$SGE_ROOT SGE_CELL=$SGE_CELL DRMAA_LIBRARY_PATH=$DRMAA_LIB GLIBC_TUNABLES=glibc.rtld.optional_static_tls=65536" ;;
   *) echo "usage: $0 [start|status|stop|env]" >&2; exit 2 ;;
 esac

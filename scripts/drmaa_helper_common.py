@@ -12,7 +12,7 @@ import re
 import sys
 
 ALLOWED_ENV = re.compile(r"^(SGE_[A-Z_]+|DRMAA_LIBRARY_PATH)$")
-TUNABLE = "glibc.rtld.optional_static_tls=4194304"
+TUNABLE = "glibc.rtld.optional_static_tls=65536"
 
 
 def refuse(message: str, status: int = 2) -> None:

@@ -43,7 +43,7 @@ ACTIVE_STATES: dict[str, JobState] = {
 }
 
 TLS_HINT = ("libdrmaa links libjemalloc, which cannot be loaded late; start lwr with "
-            "GLIBC_TUNABLES=glibc.rtld.optional_static_tls=4194304 (or LD_PRELOAD=libjemalloc.so.2), "
+            "GLIBC_TUNABLES=glibc.rtld.optional_static_tls=65536 (or LD_PRELOAD=libjemalloc.so.2), "
             "e.g. in local_env.sh")
 
 

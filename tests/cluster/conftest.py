@@ -32,8 +32,9 @@ SGE_ENV = {
     "SGE_CELL": "default",
     "DRMAA_LIBRARY_PATH": "/usr/lib/gridengine-drmaa/lib/libdrmaa.so.1.0",
 }
-#: libdrmaa links libjemalloc, which only loads when the process starts with room for it.
-DRMAA_TUNABLES = "glibc.rtld.optional_static_tls=4194304"
+#: libdrmaa links libjemalloc, which only loads when the process starts with room for it. The
+#: tunable is inherited by every command lwr runs; 4 MiB (a common suggestion) breaks scancel.
+DRMAA_TUNABLES = "glibc.rtld.optional_static_tls=65536"
 BACKENDS_HINT = "start the test backends first: bash .ci/backends.sh"
 #: Root-owned home of the helpers the installed sudoers rule names (see .ci/backends.sh).
 LWR_TEST_ROOT = Path("/var/lib/lwr-tests")

@@ -71,6 +71,8 @@ else:
 
         yield make
         for manager in managers:
+            for job_id in manager.tracked_ids():   # a failed test leaves no job holding a CPU
+                manager.kill(job_id)
             manager.shutdown()
 
     def qacct(external_id: str) -> dict[str, str]:

@@ -3,6 +3,7 @@ through LocalShell and through SecureShell to a real sshd on 127.0.0.1:2222."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from lwr.managers.cli.manager import CliManager
 from lwr.managers.cli.shell_plugins.base import CommandResult
 from lwr.managers.cli.shell_plugins.local import LocalShell
 
-from .conftest import SSHD_USER, RecordingListener
+from .conftest import DRMAA_TUNABLES, SSHD_USER, RecordingListener
 
 pytestmark = pytest.mark.usefixtures("slurm")
 
@@ -56,6 +57,8 @@ def make_manager(listener: RecordingListener) -> Iterator[Callable[..., CliManag
 
     yield make
     for manager in managers:
+        for job_id in manager.tracked_ids():   # a failed test leaves no job holding a CPU
+            manager.kill(job_id)
         manager.shutdown()
 
 
@@ -201,3 +204,13 @@ def test_submission_refused_by_slurm_fails_the_job(make_manager, make_job, liste
     state, reason = listener.wait_ended(spec.job_id, 30)
     assert state is JobState.FAILED
     assert reason is not None and "invalid partition" in reason.lower()
+
+
+def test_slurm_commands_work_under_the_drmaa_tunable(make_job) -> None:
+    """One lwr may run DRMAA and Slurm managers: the tunable DRMAA needs must not break scancel."""
+    spec = make_job("sleep 300")
+    env = {**os.environ, "GLIBC_TUNABLES": DRMAA_TUNABLES}
+    job = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", spec.script], capture_output=True, text=True,
+                         env=env, check=True).stdout.strip()
+    cancel = subprocess.run(["scancel", job], capture_output=True, text=True, env=env)
+    assert cancel.returncode == 0, cancel.stderr
