@@ -19,7 +19,7 @@ from typing import Any
 
 from lwr.core import job_directory as layout
 from lwr.core.states import JobState
-from lwr.errors import BadRequest, ManagerError
+from lwr.errors import BadRequest, ConfigError, ManagerError
 from lwr.managers.base import LaunchSpec, ManagerListener
 from lwr.managers.cli.shell_plugins.base import CommandResult, Shell
 from lwr.managers.cli.shell_plugins.local import LocalShell
@@ -97,7 +97,10 @@ class CondorManager(PollingManager):
                  shell: Shell | None = None) -> None:
         super().__init__(name, settings, listener)
         self.shell = shell if shell is not None else LocalShell()
-        description_lines(settings, {})   # a bad key in job_managers.ini fails at start-up
+        try:
+            description_lines(settings, {})   # a bad key in job_managers.ini fails at start-up
+        except BadRequest as error:
+            raise ConfigError(f"[manager:{name}] {error.message}", section=f"manager:{name}") from None
 
     def validate(self, spec: LaunchSpec) -> None:
         description_lines(self.settings, spec.submit_params)

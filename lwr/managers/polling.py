@@ -219,7 +219,8 @@ class PollingManager(Manager):
     def describe(self) -> dict[str, Any]:
         with self._lock:
             count = len(self._jobs)
-        return {**super().describe(), "jobs": count, "min_polling_interval": self.polling_interval}
+        return {**super().describe(), "jobs": count, "min_polling_interval": self.polling_interval,
+                "status_queries": self.query_count, "batch_commands": self.commands_run}
 
     # --- submission -------------------------------------------------------------------------------
     def _submit(self, job: _Job) -> None:

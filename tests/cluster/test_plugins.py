@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lwr.core.states import JobState
-from lwr.errors import BadRequest
+from lwr.errors import BadRequest, ConfigError
 from lwr.managers.base import LaunchSpec
 from lwr.managers.cli.job_plugins import JOB_PLUGINS, job_plugin_name
 from lwr.managers.cli.job_plugins.base import SubmitRequest
@@ -181,7 +181,7 @@ def test_condor_submit_description_passes_submit_keys_through(tmp_path: Path) ->
         manager.validate(LaunchSpec("j", directory, "s", submit_params={"executable": "/bin/evil"}))
     with pytest.raises(BadRequest):
         manager.validate(LaunchSpec("j", directory, "s", submit_params={"request_memory": "1\nqueue 100"}))
-    with pytest.raises(BadRequest):
+    with pytest.raises(ConfigError, match="submit_log|log"):
         CondorManager("condor", {"submit_log": "/tmp/x"}, listener=None)  # type: ignore[arg-type]
 
 
