@@ -63,7 +63,7 @@ class ServerStaging:
     def before_launch(self, record: JobRecord, directory: JobDirectory) -> None:
         staging = self._remote_staging(record)
         actions = input_actions(staging)
-        self._check_all(actions, ActionMapper(staging.get("action_mapper") or {}))
+        self._check_all(actions, staging)
         fetched = 0
         for action in actions:
             if record.state is not JobState.PREPROCESSING:
@@ -85,8 +85,9 @@ class ServerStaging:
             fetched += 1
         log.info("job %s: %d of %d inputs staged by lwr", record.job_id, fetched, len(actions))
 
-    def _check_all(self, actions: list[InputAction], mapper: ActionMapper) -> None:
-        """Refuse the job before any request if one of its URLs or paths is not allowed."""
+    def _check_all(self, actions: list[InputAction], staging: dict) -> None:
+        """Refuse the job before any request if one of its URLs or paths is not allowed: inputs,
+        the files endpoint outputs would be posted to, and known ``remote_copy`` output paths."""
         for action in actions:
             if action.kind == "remote_transfer":
                 assert action.url is not None
@@ -94,8 +95,18 @@ class ServerStaging:
             elif action.kind == "remote_copy":
                 assert action.path is not None
                 self.policy.check_path(action.path)
-        if mapper.files_endpoint and mapper.may_need_server():
+        mapper = ActionMapper(staging.get("action_mapper") or {})
+        if not mapper.may_need_server():
+            return
+        if mapper.files_endpoint:
             self.policy.check_url(str(mapper.files_endpoint))
+        client = staging.get("client_outputs") or {}
+        known = [("output", str(path)) for path in client.get("output_files") or []]
+        known += [("output_workdir", str(pair[1])) for pair in client.get("work_dir_outputs") or []
+                  if isinstance(pair, (list, tuple)) and len(pair) == 2]
+        for path_type, path in known:
+            if mapper.action_type(path, path_type) == "remote_copy":
+                self.policy.check_path(path)
 
     # --- outputs ---------------------------------------------------------------------------------
     def after_finish(self, record: JobRecord, directory: JobDirectory) -> None:
