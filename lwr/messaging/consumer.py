@@ -104,10 +104,23 @@ class MessageHandler:
         except MalformedMessage:
             raise
         except LwrError as error:
-            record = self.service.find_or_none(manager, job_id)
             log.error("setup of job %s on %s refused: %s", job_id, manager, error.message)
-            if record is None or record.state is JobState.SETUP:
-                self.announcer.announce_failure(manager, job_id, f"setup refused: {error.message}")
+            self._fail_setup(manager, job_id, f"setup refused: {error.message}")
+        except Exception as error:  # noqa: BLE001 - disk full, a bug: Galaxy must still hear of it
+            log.exception("setup of job %s on %s failed", job_id, manager)
+            self._fail_setup(manager, job_id, f"setup failed: {type(error).__name__}: {error}")
+
+    def _fail_setup(self, manager: str, job_id: str, reason: str) -> None:
+        """Answer a setup that did not launch with a final ``failed`` status (a half-made job is removed)."""
+        record = self.service.find_or_none(manager, job_id)
+        if record is not None and record.state is not JobState.SETUP:
+            return  # it was accepted after all; its own status updates tell the rest
+        if record is not None:
+            try:
+                self.service.clean(manager, job_id)
+            except Exception:  # noqa: BLE001 - best effort; the failure is announced either way
+                log.exception("could not remove the half-made job %s", job_id)
+        self.announcer.announce_failure(manager, job_id, reason)
 
 
 class Consumer:

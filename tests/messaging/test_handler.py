@@ -125,3 +125,10 @@ def test_states_are_announced_once_each(tmp_path):
         record.state = state
         announcer.job_changed(record)
     assert outbox.pending_count() == 2, "setup is not announced; postprocessing is 'running' on the wire"
+
+
+def test_unexpected_setup_failure_is_announced(handler):
+    handler.service.refuse = OSError(28, "No space left on device")
+    handler.handle("_default_", "setup", setup("8"), lambda ack: None)
+    entry = handler.outbox.peek(timeout=0)
+    assert entry is not None and entry.body["status"] == "failed" and "No space left" in entry.body["reason"]
