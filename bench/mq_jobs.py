@@ -6,7 +6,10 @@ the message, no staging) as fast as it can and listens on ``status_update``; for
 records the time from its publish to its final status. It prints jobs/s (N over first publish
 to last final status) and the p50/p95 latency for each server, and the ratio.
 
-    .venv/bin/python bench/mq_jobs.py [--jobs 200] [--concurrency 8] [--only lwr|pulsar]
+    .venv/bin/python bench/mq_jobs.py [--jobs 200] [--concurrency 8] [--rounds 3] [--only lwr|pulsar]
+
+Both servers are started once; the rounds alternate between them (so a busy moment of a
+shared machine hits both) and the medians are compared.
 
 Needs RabbitMQ on 127.0.0.1:5672 (guest/guest) and ``rabbitmqctl`` (for the vhosts).
 """
@@ -17,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import kombu
 
@@ -158,7 +163,25 @@ def run_jobs(name: str, url: str, jobs: int, prefix: str) -> Result:
     return Result(name, jobs, last - first, latencies, failed)
 
 
-def bench_lwr(root: Path, jobs: int, concurrency: int, persistence: str | None = None) -> Result:
+class Target:
+    """One server under test: its vhost and how to stop it."""
+
+    def __init__(self, name: str, vhost: Vhost, stop: Callable[[], None]) -> None:
+        self.name = name
+        self.vhost = vhost
+        self._stop = stop
+
+    def round(self, jobs: int) -> Result:
+        return run_jobs(self.name, self.vhost.url, jobs, f"{self.name}-{uuid.uuid4().hex[:6]}")
+
+    def stop(self) -> None:
+        try:
+            self._stop()
+        finally:
+            self.vhost.delete()
+
+
+def start_lwr(root: Path, concurrency: int, persistence: str | None = None) -> Target:
     vhost = Vhost()
     options = {"message_queue_url": vhost.url}
     if persistence:
@@ -166,56 +189,69 @@ def bench_lwr(root: Path, jobs: int, concurrency: int, persistence: str | None =
     server = LwrServer(directory=root / "lwr", app_options=options,
                        job_managers_ini=f"[manager:{MANAGER}]\ntype = queued_python\n"
                                         f"max_concurrent_jobs = {concurrency}\n")
-    try:
-        server.start()
-        wait_consumer(vhost.url)
-        run_jobs("warmup", vhost.url, 5, "warm")
-        return run_jobs("lwr", vhost.url, jobs, f"lwr-{uuid.uuid4().hex[:6]}")
-    finally:
-        server.stop()
-        vhost.delete()
+    server.start()
+    target = Target("lwr", vhost, server.stop)
+    wait_consumer(vhost.url)
+    run_jobs("warmup", vhost.url, 5, "warm")
+    return target
 
 
-def bench_pulsar(root: Path, jobs: int, concurrency: int) -> Result:
+def start_pulsar(root: Path, concurrency: int) -> Target:
     vhost = Vhost()
     pulsar = PulsarMq(root / "pulsar", vhost.url, concurrency)
-    try:
-        wait_consumer(vhost.url)
-        run_jobs("warmup", vhost.url, 5, "warm")
-        return run_jobs("pulsar", vhost.url, jobs, f"pulsar-{uuid.uuid4().hex[:6]}")
-    finally:
-        pulsar.stop()
-        vhost.delete()
+    target = Target("pulsar", vhost, pulsar.stop)
+    wait_consumer(vhost.url)
+    run_jobs("warmup", vhost.url, 5, "warm")
+    return target
+
+
+def median_line(name: str, results: list[Result]) -> str:
+    throughput = statistics.median(r.throughput for r in results)
+    p50 = statistics.median(r.percentile(0.5) for r in results)
+    p95 = statistics.median(r.percentile(0.95) for r in results)
+    return (f"{name:7s} median of {len(results)} rounds: {throughput:7.1f} jobs/s   p50 {p50 * 1000:7.0f} ms  "
+            f"p95 {p95 * 1000:7.0f} ms")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds against each server")
     parser.add_argument("--only", choices=["lwr", "pulsar"])
     parser.add_argument("--keep", action="store_true", help="keep the servers' directories (logs)")
     parser.add_argument("--lwr-persistence", metavar="DIR",
                         help="lwr's persistence_directory under DIR (e.g. a tmpfs, to see the cost of fsync)")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="lwr-mq-bench."))
-    results = []
+    targets: list[Target] = []
+    results: dict[str, list[Result]] = {}
     try:
         if args.only != "pulsar":
-            results.append(bench_lwr(root, args.jobs, args.concurrency, args.lwr_persistence))
-            print(results[-1].line(), flush=True)
+            targets.append(start_lwr(root, args.concurrency, args.lwr_persistence))
         if args.only != "lwr":
-            results.append(bench_pulsar(root, args.jobs, args.concurrency))
-            print(results[-1].line(), flush=True)
+            targets.append(start_pulsar(root, args.concurrency))
+        for _ in range(args.rounds):
+            for target in targets:
+                result = target.round(args.jobs)
+                results.setdefault(target.name, []).append(result)
+                print(result.line(), flush=True)
     finally:
+        for target in targets:
+            target.stop()
         if args.keep:
             print(f"server directories kept in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
+    for name, rounds in results.items():
+        print(median_line(name, rounds))
     if len(results) == 2:
-        lwr, pulsar = results
-        print(f"throughput ratio lwr/pulsar: {lwr.throughput / pulsar.throughput:.2f}x   "
-              f"p50 latency ratio pulsar/lwr: {pulsar.percentile(0.5) / lwr.percentile(0.5):.2f}x   "
-              f"(N={args.jobs}, concurrency={args.concurrency}, {os.cpu_count()} CPUs)")
+        lwr = statistics.median(r.throughput for r in results["lwr"])
+        pulsar = statistics.median(r.throughput for r in results["pulsar"])
+        lwr_p50 = statistics.median(r.percentile(0.5) for r in results["lwr"])
+        pulsar_p50 = statistics.median(r.percentile(0.5) for r in results["pulsar"])
+        print(f"throughput ratio lwr/pulsar: {lwr / pulsar:.2f}x   p50 latency ratio pulsar/lwr: "
+              f"{pulsar_p50 / lwr_p50:.2f}x   (N={args.jobs}, concurrency={args.concurrency}, {os.cpu_count()} CPUs)")
     return 0
 
 
