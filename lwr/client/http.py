@@ -46,6 +46,10 @@ WANT_SHA256_HEADER = "X-Lwr-Want-Sha256"
 #: Read and write size for file bodies: large enough that per-chunk overhead vanishes at loopback speed.
 CHUNK_SIZE = 1 << 20
 
+#: Read size of downloads: smaller than uploads' so that little is lost (read again) when a
+#: connection drops mid-body, since a partly read chunk is discarded.
+DOWNLOAD_CHUNK_SIZE = 256 * 1024
+
 #: Called with the number of bytes just sent or received.
 Progress = Callable[[int], None]
 Params = Mapping[str, Any]
@@ -274,56 +278,80 @@ class HttpTransport:
         """GET a file into ``destination`` atomically; return its hex SHA-256.
 
         ``on_size`` is called with the body's length (-1 if unknown) and may return a byte counter.
-        Interrupted or corrupted downloads are retried; the destination is never left half-written.
+        An interrupted download is resumed where it stopped (``Range``) when the server allows it
+        (lwr does; Pulsar sends the whole file again); a corrupted one starts over. The
+        destination is never left half-written.
         """
         destination = os.path.abspath(destination)
         directory = os.path.dirname(destination)
         os.makedirs(directory, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(
+            prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory
+        )
+        os.close(fd)
         attempts = max(1, self.retry.attempts)
-        for attempt in range(1, attempts + 1):
-            response = self.request(
-                "GET", route, params, headers={WANT_SHA256_HEADER: "1"}, idempotent=True, stream=True
-            )
-            expected = (response.headers.get(SHA256_HEADER) or "").strip().lower()
-            if on_size is not None and progress is None:  # the size is known once the headers are in
-                progress = on_size(int(response.headers.get("Content-Length") or -1))
-            fd, temporary = tempfile.mkstemp(
-                prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory
-            )
-            try:
-                with BackgroundHash() as digest, os.fdopen(fd, "wb") as out, response:
-                    for chunk in response.iter_content(CHUNK_SIZE):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
-                actual = digest.hexdigest()
+        received = 0
+        try:
+            for attempt in range(1, attempts + 1):
+                headers = {WANT_SHA256_HEADER: "1"}
+                if received:
+                    headers["Range"] = f"bytes={received}-"
+                try:
+                    response = self.request(
+                        "GET", route, params, headers=headers, idempotent=True, stream=True
+                    )
+                except RemoteError as exc:
+                    if received and exc.details.get("status") == 416 and attempt < attempts:
+                        received = 0  # the file is no longer what we had a part of
+                        continue
+                    raise
+                resumed = received > 0 and response.status_code == 206 and _range_start(response) == received
+                if not resumed:
+                    received = 0
+                expected = (response.headers.get(SHA256_HEADER) or "").strip().lower()
+                if on_size is not None:  # the size is known once the headers are in
+                    length = int(response.headers.get("Content-Length") or -1)
+                    progress = on_size(length + received if length >= 0 else -1) or progress
+                    on_size = None
+                try:
+                    with BackgroundHash() as digest, response:
+                        if resumed:
+                            _hash_prefix(temporary, received, digest)
+                        with open(temporary, "ab" if resumed else "wb") as out:
+                            for chunk in response.iter_content(DOWNLOAD_CHUNK_SIZE):
+                                out.write(chunk)
+                                received += len(chunk)
+                                digest.update(chunk)
+                                if progress is not None:
+                                    progress(len(chunk))
+                    actual = digest.hexdigest()
+                except requests.RequestException as exc:  # cut off mid-body: keep what arrived
+                    if attempt < attempts:
+                        self._pause("GET", route, attempt, _redact(str(exc)))
+                        continue
+                    raise TransportError(
+                        f"GET /{route}: {_redact(str(exc))}", url=self.base_url, attempts=attempt
+                    ) from exc
                 if expected and expected != actual:
-                    raise errors.IntegrityError(
+                    received = 0
+                    mismatch = errors.IntegrityError(
                         f"download of {params.get('name')} does not match the server's SHA-256",
                         expected_sha256=expected,
                         actual_sha256=actual,
                     )
+                    if attempt < attempts:
+                        self._pause("GET", route, attempt, mismatch.message)
+                        continue
+                    raise errors.IntegrityError(
+                        f"{mismatch.message} ({attempts} tries); {destination} was not written",
+                        destination=destination,
+                        **mismatch.details,
+                    )
                 os.chmod(temporary, _FILE_MODE)
                 os.replace(temporary, destination)
                 return actual
-            except (errors.IntegrityError, requests.RequestException) as exc:
-                _unlink(temporary)
-                if attempt < attempts:
-                    self._pause("GET", route, attempt, _redact(str(exc)))
-                    continue
-                if isinstance(exc, errors.IntegrityError):
-                    raise errors.IntegrityError(
-                        f"{exc.message} ({attempts} tries); {destination} was not written",
-                        destination=destination,
-                        **exc.details,
-                    ) from exc
-                raise TransportError(
-                    f"GET /{route}: {_redact(str(exc))}", url=self.base_url, attempts=attempt
-                ) from exc
-            except BaseException:
-                _unlink(temporary)
-                raise
+        finally:
+            _unlink(temporary)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- helpers --------------------------------------------------------------------------------
@@ -358,6 +386,23 @@ class HttpTransport:
 def _mentions_integrity(message: str, details: Mapping[str, Any]) -> bool:
     text = " ".join([message, *map(str, details.keys())]).lower()
     return any(word in text for word in _INTEGRITY_WORDS)
+
+
+def _range_start(response: requests.Response) -> int:
+    """Where a 206 reply's body starts (``Content-Range: bytes START-END/SIZE``); -1 if unreadable."""
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else -1
+
+
+def _hash_prefix(path: str, length: int, digest: BackgroundHash) -> None:
+    """Feed the first ``length`` bytes already on disk to ``digest`` (a resumed download)."""
+    with open(path, "rb") as handle:
+        while length > 0:
+            chunk = handle.read(min(CHUNK_SIZE, length))
+            if not chunk:
+                raise OSError(f"{path} is shorter than the {length} bytes expected")
+            digest.update(chunk)
+            length -= len(chunk)
 
 
 def _never_sent(exc: Exception) -> bool:

@@ -14,8 +14,12 @@ MARKER = b"<<lwr-flip-me-7f3a>>"
 
 
 class CorruptingProxy:
-    def __init__(self, upstream_port: int, *, up: int = 0, down: int = 0) -> None:
+    def __init__(self, upstream_port: int, *, up: int = 0, down: int = 0, cut: bool = False) -> None:
+        """Flip (or with ``cut``, drop the connection at) the marker ``up``/``down`` times."""
         self.upstream = ("127.0.0.1", upstream_port)
+        self.cut = cut
+        #: Everything the client sent, to see which requests reached the server.
+        self.sent = bytearray()
         self.remaining = {"up": up, "down": down}
         self.flipped = {"up": 0, "down": 0}
         self._lock = threading.Lock()
@@ -52,8 +56,13 @@ class CorruptingProxy:
                 chunk = source.recv(1 << 16)
                 if not chunk:
                     break
-                chunk = self._corrupt(history, bytearray(chunk), direction)
+                if direction == "up":
+                    with self._lock:
+                        self.sent += chunk
+                chunk, hang_up = self._corrupt(history, bytearray(chunk), direction)
                 target.sendall(chunk)
+                if hang_up:
+                    break
                 history = (history + bytes(chunk))[-(len(MARKER) - 1) :]
         except OSError:
             pass
@@ -65,7 +74,8 @@ class CorruptingProxy:
                     pass
                 sock.close()
 
-    def _corrupt(self, history: bytes, chunk: bytearray, direction: str) -> bytearray:
+    def _corrupt(self, history: bytes, chunk: bytearray, direction: str) -> tuple[bytearray, bool]:
+        """The chunk to forward, and whether to hang up after it."""
         window = history + bytes(chunk)
         start = 0
         while (found := window.find(MARKER, start)) >= 0:
@@ -75,8 +85,10 @@ class CorruptingProxy:
                 continue
             with self._lock:
                 if self.remaining[direction] == 0:
-                    return chunk
+                    return chunk, False
                 self.remaining[direction] -= 1
                 self.flipped[direction] += 1
+            if self.cut:
+                return chunk[:last], True
             chunk[last] ^= 0x01
-        return chunk
+        return chunk, False

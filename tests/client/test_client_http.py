@@ -292,3 +292,43 @@ def test_connections_are_pooled(tmp_path: Path) -> None:
             client.upload("1", "in.dat", "input", str(source))
     assert len(server.seen) == 20
     assert len({request.peer for request in server.seen}) == 1
+
+
+def test_interrupted_download_resumes_where_it_stopped(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    cut = 1024 * 1024 + 5
+    digest = hashlib.sha256(data).hexdigest()
+
+    def handler(request: Seen, earlier: int) -> Reply:
+        if earlier == 0:  # the connection drops after `cut` bytes
+            return Reply(200, data[:cut], {"X-Lwr-Sha256": digest}, short_by=len(data) - cut)
+        start = int(request.headers["Range"].removeprefix("bytes=").rstrip("-"))
+        headers = {"X-Lwr-Sha256": digest, "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"}
+        return Reply(206, data[start:], headers)
+
+    destination = tmp_path / "result.dat"
+    sizes: list[int] = []
+    with StubServer(handler) as server:
+        client = LwrClient(server.url, retry=FAST)
+        assert client.download("1", "result.dat", "output", str(destination), on_size=sizes.append) == digest
+    assert destination.read_bytes() == data
+    ranges = [request.headers.get("Range") for request in server.seen]
+    assert ranges[0] is None
+    resumed_at = int(ranges[1].removeprefix("bytes=").rstrip("-"))
+    assert 0 < resumed_at <= cut  # what had reached the disk (a partly read chunk is read again)
+    assert sizes == [len(data)]
+    assert os.listdir(tmp_path) == ["result.dat"]
+
+
+def test_a_server_ignoring_range_gets_a_fresh_start(tmp_path: Path) -> None:
+    data = os.urandom(2 * 1024 * 1024)
+
+    def handler(request: Seen, earlier: int) -> Reply:
+        if earlier == 0:
+            return Reply(200, data[:1000], short_by=len(data) - 1000)
+        return Reply(200, data)  # Pulsar: no Range support, the whole file again
+
+    destination = tmp_path / "result.dat"
+    with StubServer(handler) as server:
+        LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+    assert destination.read_bytes() == data

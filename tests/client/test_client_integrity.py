@@ -141,3 +141,20 @@ def test_without_digests_corruption_goes_unnoticed(pulsar_target: Target, tmp_pa
         assert proxy.flipped["up"] == 1
         assert stored != data and len(stored) == len(data)
         clean.clean(job.job_id)
+
+
+def test_download_cut_off_mid_body_is_resumed(server: Target, tmp_path: Path) -> None:
+    """lwr sends Content-Length and serves the rest of the file (Range) after a cut."""
+    if server.kind == "pulsar":
+        pytest.skip("Pulsar sends files without Content-Length or digest: a cut-off body looks whole")
+    source, data = payload(tmp_path)
+    with direct(server) as clean:
+        job_id = output_job(clean, source)
+        with CorruptingProxy(port_of(server), down=1, cut=True) as proxy, proxied(server, proxy) as client:
+            destination = tmp_path / "back" / "result.dat"
+            client.download(job_id, "result.dat", "output", str(destination))
+            assert proxy.flipped["down"] == 1
+            asked_for_the_rest = b"Range: bytes=" in bytes(proxy.sent)
+        assert destination.read_bytes() == data
+        assert asked_for_the_rest
+        clean.clean(job_id)
