@@ -19,10 +19,6 @@ class RemoteError(LwrError):
     """The server answered with a status or body the client cannot interpret as a protocol reply."""
 
 
-class JobFailed(LwrError):
-    """A job ended in a state other than ``complete`` (``failed``, ``cancelled``, ``lost``)."""
-
-
 class InvalidJob(LwrError):
     """A job description that cannot be staged as given (two inputs with the same name, ...)."""
 
