@@ -66,6 +66,10 @@ def test_kill9_then_restart_reattaches_slurm_and_sge_jobs(server, tmp_path) -> N
     assert slurm.wait_complete(held, timeout=60)["returncode"] == 0
     assert sorted(runs_of(log)) == ["sge-running", "slurm-held", "slurm-running"], "a job ran twice or not at all"
     names = f"lwr_{held},lwr_{running}"
-    submitted = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobName", "--name", names, "-S", "now-1hour"],
-                               capture_output=True, text=True).stdout.split()
+    for _ in range(100):   # job records reach slurmdbd a moment after the jobs end
+        submitted = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "JobName", "--name", names, "-S", "now-1hour"],
+                                   capture_output=True, text=True).stdout.split()
+        if len(submitted) >= 2:
+            break
+        time.sleep(0.1)
     assert sorted(submitted) == names.split(","), "submitted again after the restart"
