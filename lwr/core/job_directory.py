@@ -190,9 +190,17 @@ class JobDirectory:
         except FileNotFoundError:
             return None
 
-    def read_stream(self, name: str, limit: int) -> str:
+    def tool_stream(self, name: str, limit: int) -> str:
+        """The tool's stdout or stderr: Galaxy's command line redirects them into ``metadata/``
+        itself; otherwise they are what the job script captured."""
+        redirected = self.metadata / name
+        if redirected.is_file() and not redirected.is_symlink():
+            return self.read_stream(name, limit, redirected)
+        return self.read_stream(name, limit)
+
+    def read_stream(self, name: str, limit: int, path: Path | None = None) -> str:
         """A stdout/stderr file, keeping its start and end when longer than ``limit``."""
-        path = self.internal_file(name)
+        path = path or self.internal_file(name)
         try:
             with open(path, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size

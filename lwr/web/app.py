@@ -234,18 +234,24 @@ class LwrWebApp:
             raise NotFound("this server has no file cache (file_cache_dir is not set)")
         return self.file_cache
 
+    @staticmethod
+    def _client_ip(call: Call) -> str:
+        """The cache key's client: ``ip`` if sent, else the connection's address (as Pulsar's client expects)."""
+        return call.arg("ip", required=False) or call.request.remote_addr or "unknown"
+
     def cache_status(self, call: Call) -> Any:
-        return self._cache().status(call.arg("ip"), call.arg("path"))
+        return self._cache().status(self._client_ip(call), call.arg("path"))
 
     def cache_required(self, call: Call) -> Any:
-        return self._cache().claim(call.arg("ip"), call.arg("path"))
+        return self._cache().claim(self._client_ip(call), call.arg("path"))
 
     def cache_insert(self, call: Call) -> Any:
         cache = self._cache()
-        target = cache.insert_target(call.arg("ip"), call.arg("path"))
+        ip = self._client_ip(call)
+        target = cache.insert_target(ip, call.arg("path"))
         reply = transfer.receive_upload(call.request.environ, target, self.max_upload_size,
                                         call.request.headers.get(transfer.SHA256_HEADER))
-        cache.mark_ready(call.arg("ip"), call.arg("path"))
+        cache.mark_ready(ip, call.arg("path"))
         return reply
 
     def healthz(self, call: Call) -> Any:

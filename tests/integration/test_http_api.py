@@ -300,3 +300,21 @@ def test_cache_routes(make_server, tmp_path):
     assert reply.status == 200
     with open(os.path.join(config["inputs_directory"], "x.dat"), "rb") as handle:
         assert handle.read() == b"cached!"
+
+
+def test_galaxy_style_redirected_streams_are_reported(http):
+    """Galaxy's command line sends the tool's streams to metadata/tool_stdout itself."""
+    http.setup("redir")
+    assert http.submit("redir", "echo to-meta > ../metadata/tool_stdout; echo err-meta 2> ../metadata/tool_stderr >&2"
+                       ).status == 200
+    status = http.wait_complete("redir")
+    assert status["stdout"] == "to-meta\n" and status["stderr"] == "err-meta\n"
+
+
+def test_cache_ip_defaults_to_the_connection_address(make_server, tmp_path):
+    server = make_server("cache-ip", app_options={"file_cache_dir": str(tmp_path / "cache")})
+    http = Http(server.url)
+    assert http.request("PUT", "/cache", {"path": "/d/f"}).json() is True
+    assert http.request("POST", "/cache", {"path": "/d/f"}, body=b"z").status == 200
+    assert http.request("GET", "/cache/status", {"path": "/d/f"}).json()["ready"] is True
+    assert http.request("GET", "/cache/status", {"ip": "10.9.9.9", "path": "/d/f"}).json()["ready"] is False
