@@ -125,14 +125,14 @@ class CondorManager(PollingManager):
         path.write_text(self.submit_description(spec))
         result = self._run(["condor_submit", "-terse", str(path)])
         if result.returncode != 0:
-            raise ManagerError(self._failure(result))
+            raise ManagerError(result.failure())
         return parse_submit(result.stdout)
 
     def query(self, external_ids: list[str]) -> dict[str, BatchStatus]:
         clusters = [external_id.split(".")[0] for external_id in external_ids]
         result = self._run(["condor_q", *clusters, "-af:j", "JobStatus", "HoldReason"])
         if result.returncode != 0:
-            raise ManagerError(self._failure(result))
+            raise ManagerError(result.failure())
         statuses = parse_queue(result.stdout)
         gone = [external_id for external_id in external_ids if external_id not in statuses]
         if gone:
@@ -140,22 +140,18 @@ class CondorManager(PollingManager):
             result = self._run(["condor_history", "-constraint", constraint,
                                 "-af:j", "JobStatus", "ExitCode", "RemoveReason"])
             if result.returncode != 0:
-                raise ManagerError(self._failure(result))
+                raise ManagerError(result.failure())
             statuses.update(parse_history(result.stdout))
         return statuses
 
     def cancel(self, external_id: str) -> None:
         result = self._run(["condor_rm", external_id])
         if result.returncode != 0 and "not found" not in result.stderr.lower():
-            raise ManagerError(self._failure(result))
+            raise ManagerError(result.failure())
 
     def _run(self, argv: list[str]) -> CommandResult:
         self.commands_run += 1
         return self.shell.run(argv)
-
-    @staticmethod
-    def _failure(result: CommandResult) -> str:
-        return (result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}")[:500]
 
 
 def parse_submit(stdout: str) -> str:

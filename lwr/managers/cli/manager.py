@@ -103,13 +103,13 @@ class CliManager(PollingManager):
         )
         result = self._run(self.plugin.submit_argv(request))
         if result.returncode != 0:
-            raise ManagerError(self._failure(result))
+            raise ManagerError(result.failure())
         return self.plugin.parse_submit(result.stdout)
 
     def query(self, external_ids: list[str]) -> dict[str, BatchStatus]:
         result = self._run(self.plugin.status_argv(external_ids))
         if result.returncode != 0 and not self.plugin.ignorable_status_error(result.stderr):
-            raise ManagerError(self._failure(result))
+            raise ManagerError(result.failure())
         statuses = self.plugin.parse_status(result.stdout)
         forgotten = [external_id for external_id in external_ids if external_id not in statuses]
         if forgotten and self.history_available:
@@ -126,21 +126,17 @@ class CliManager(PollingManager):
             if self.plugin.history_unavailable(result.stderr + result.stdout):
                 self.history_available = False
                 return {}
-            raise ManagerError(self._failure(result))
+            raise ManagerError(result.failure())
         return self.plugin.parse_history(result.stdout)
 
     def cancel(self, external_id: str) -> None:
         result = self._run(self.plugin.cancel_argv(external_id))
         if result.returncode != 0:
-            raise ManagerError(self._failure(result))
+            raise ManagerError(result.failure())
 
     def _run(self, argv: list[str]) -> CommandResult:
         self.commands_run += 1
         return self.shell.run(argv)
-
-    @staticmethod
-    def _failure(result: CommandResult) -> str:
-        return (result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}")[:500]
 
     def shutdown(self) -> None:
         super().shutdown()

@@ -15,6 +15,10 @@ class CommandResult:
     stdout: str
     stderr: str
 
+    def failure(self) -> str:
+        """What a failed command said, for a job's reason or a log line (at most 500 characters)."""
+        return (self.stderr.strip() or self.stdout.strip() or f"exit status {self.returncode}")[:500]
+
 
 class Shell(ABC):
     """Runs batch-system commands given as argument lists; never through a local shell."""
