@@ -75,6 +75,7 @@ class LwrWebApp:
         self.private_token = private_token.encode() if private_token else None
         self.max_upload_size = max_upload_size
         self.file_cache = file_cache
+        self.digests = transfer.DigestCache()
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._add_routes()
 
@@ -194,8 +195,11 @@ class LwrWebApp:
             if self.file_cache is None:
                 raise BadRequest("this server has no file cache (file_cache_dir is not set)")
             return self.file_cache.copy_to(cache_token, target)
-        return transfer.receive_upload(call.request.environ, target, self.max_upload_size,
-                                       call.request.headers.get(transfer.SHA256_HEADER))
+        reply = transfer.receive_upload(call.request.environ, target, self.max_upload_size,
+                                        call.request.headers.get(transfer.SHA256_HEADER))
+        if "sha256" in reply:
+            self.digests.remember(target, reply["sha256"])
+        return reply
 
     def download(self, call: Call) -> Response:
         path = self.service.output_file(call.manager, call.path_args["job_id"], call.arg("name"),
@@ -210,7 +214,7 @@ class LwrWebApp:
         response = Response(content_type="application/octet-stream", charset=None)
         response.headers["Accept-Ranges"] = "bytes"
         if call.request.headers.get(transfer.WANT_SHA256_HEADER):
-            response.headers[transfer.SHA256_HEADER] = transfer.file_sha256(path)
+            response.headers[transfer.SHA256_HEADER] = self.digests.sha256(path)
         if byte_range is None:
             wrapper = call.request.environ.get("wsgi.file_wrapper")
             response.app_iter = (wrapper(handle, transfer.CHUNK_SIZE) if wrapper

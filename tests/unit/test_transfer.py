@@ -51,3 +51,37 @@ def test_iter_file(tmp_path):
     handle = open(path, "rb")
     assert b"".join(iter_file(handle, 10, 5)) == bytes(range(10, 15))
     assert handle.closed
+
+
+def test_background_digest_matches_and_survives_abandon(tmp_path):
+    from lwr.web.transfer import BackgroundDigest
+
+    digest = BackgroundDigest(depth=2)
+    expected = hashlib.sha256()
+    for index in range(50):
+        chunk = bytes([index]) * 100_000
+        digest.update(chunk)
+        expected.update(chunk)
+    assert digest.hexdigest() == expected.hexdigest()
+    abandoned = BackgroundDigest(depth=1)
+    abandoned.update(b"x" * 10)
+    abandoned.abandon()
+    abandoned._thread.join(5)
+    assert not abandoned._thread.is_alive()
+
+
+def test_digest_cache_rehashes_only_changed_files(tmp_path, monkeypatch):
+    from lwr.web import transfer
+
+    path = tmp_path / "f"
+    path.write_bytes(b"one")
+    cache = transfer.DigestCache()
+    calls = []
+    real = transfer.file_sha256
+    monkeypatch.setattr(transfer, "file_sha256", lambda p: calls.append(p) or real(p))
+    assert cache.sha256(path) == hashlib.sha256(b"one").hexdigest()
+    assert cache.sha256(path) == hashlib.sha256(b"one").hexdigest()
+    assert len(calls) == 1
+    path.write_bytes(b"two!")
+    assert cache.sha256(path) == hashlib.sha256(b"two!").hexdigest()
+    assert len(calls) == 2
