@@ -132,3 +132,40 @@ def test_unexpected_setup_failure_is_announced(handler):
     handler.handle("_default_", "setup", setup("8"), lambda ack: None)
     entry = handler.outbox.peek(timeout=0)
     assert entry is not None and entry.body["status"] == "failed" and "No space left" in entry.body["reason"]
+
+
+def test_recovery_reannounces_undelivered_final_statuses(tmp_path):
+    from lwr.core.store import JobRecord
+
+    records = [JobRecord(job_id=j, manager="_default_", state=state, sequence=i)
+               for i, (j, state) in enumerate([("done", JobState.COMPLETE), ("delivered", JobState.COMPLETE),
+                                               ("active", JobState.RUNNING), ("queued-final", JobState.FAILED)])]
+
+    class Store:
+        def load_all(self) -> list:
+            return records
+
+    class Service(FakeService):
+        store = Store()
+
+        def find_or_none(self, manager: str, job_id: str) -> Any:
+            return next((r for r in records if r.job_id == job_id), None)
+
+        def status(self, manager: str, job_id: str) -> dict[str, Any]:
+            record = self.find_or_none(manager, job_id)
+            return {"job_id": job_id, "complete": "true", "status": record.state.value}
+
+    outbox = Outbox(tmp_path)
+    delivered = outbox.enqueue("_default_", "delivered", {"status": "complete"}, final=True)
+    outbox.confirmed(delivered)
+    outbox.enqueue("_default_", "queued-final", {"status": "failed"}, final=True)
+    (outbox.delivered_dir / "_default_").mkdir(exist_ok=True)
+    (outbox.delivered_dir / "_default_" / "cleaned-long-ago").touch()
+    announcer = StatusAnnouncer(Service(), outbox)  # type: ignore[arg-type]
+    assert announcer.recover() == 1
+    pending = []
+    while (entry := outbox.peek(timeout=0)) is not None:
+        pending.append(entry.job_id)
+        outbox.confirmed(entry)
+    assert pending == ["queued-final", "done"]
+    assert not (outbox.delivered_dir / "_default_" / "cleaned-long-ago").exists()
