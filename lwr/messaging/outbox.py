@@ -83,6 +83,9 @@ class Outbox:
         self._load()
 
     def _load(self) -> None:
+        for directory in (self.pending_dir, self.awaiting_dir):
+            for leftover in directory.glob(".*.tmp"):  # a write cut short by a killed lwr
+                leftover.unlink(missing_ok=True)
         for path in sorted(self.pending_dir.glob("*.json")):
             entry = self._read(path)
             if entry is not None:

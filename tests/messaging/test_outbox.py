@@ -76,3 +76,12 @@ def test_an_answer_faster_than_the_publisher_is_not_lost(tmp_path):
     assert outbox.awaiting_count() == 0
     assert outbox.is_delivered("_default_", "a")
     assert not outbox.acknowledged("unknown")
+
+
+def test_leftovers_of_a_killed_write_are_removed(tmp_path):
+    Outbox(tmp_path)
+    (tmp_path / "pending" / ".0000000000000001.json.abc.tmp").write_text("{")
+    (tmp_path / "pending" / "0000000000000002.json").write_text("not json")
+    outbox = Outbox(tmp_path)
+    assert outbox.pending_count() == 0
+    assert list((tmp_path / "pending").iterdir()) == []
