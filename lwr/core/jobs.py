@@ -81,6 +81,13 @@ class StagingHooks(Protocol):
     def after_finish(self, record: JobRecord, directory: JobDirectory) -> None: ...
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    key: tuple[str, str]
+    version: int
+    data: dict[str, Any]
+
+
 class _ManagerEvents:
     """The listener one manager reports to; tags each report with the manager's name."""
 
@@ -111,6 +118,10 @@ class JobService:
         self._lock = threading.RLock()
         self._records: dict[tuple[str, str], JobRecord] = {}
         self._final_replies: dict[tuple[str, str], dict[str, Any]] = {}
+        # Record writes happen outside ``_lock``: a version per change, a lock per job for writing.
+        self._versions: dict[tuple[str, str], int] = {}
+        self._saved: dict[tuple[str, str], int] = {}
+        self._save_locks: dict[tuple[str, str], threading.Lock] = {}
         self._sequence = itertools.count(1)
         self.managers: dict[str, Manager] = {}
         for manager_settings in settings.managers:
@@ -141,7 +152,10 @@ class JobService:
             return
         manager = self.managers.get(record.manager)
         if manager is None:
-            self._transition(record, JobState.LOST, reason=f"manager '{record.manager}' is no longer configured")
+            with self._lock:
+                snapshot = self._transition(record, JobState.LOST,
+                                            reason=f"manager '{record.manager}' is no longer configured")
+            self._commit(snapshot, record)
             return
         directory = self.directory(record.manager, record.job_id)
         log.info("recovering job %s (%s) on manager %s", record.job_id, record.state.value, record.manager)
@@ -197,8 +211,12 @@ class JobService:
                 directory.create()
                 record = JobRecord(job_id=job_id, manager=manager, state=JobState.SETUP,
                                    sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version)
-                self.store.save(record)
                 self._records[(manager, job_id)] = record
+                snapshot: _Snapshot | None = self._snapshot(record)
+            else:
+                snapshot = None
+        if snapshot is not None:
+            self._persist(snapshot)
         reply: dict[str, Any] = {
             **directory.setup_description(),
             "job_id": job_id,
@@ -248,8 +266,8 @@ class JobService:
             record.launch = request.launch_record()
             preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
             next_state = JobState.PREPROCESSING if preprocess else JobState.QUEUED
-            self._transition(record, next_state, notify=False)
-        self._notify(record)
+            snapshot = self._transition(record, next_state)
+        self._commit(snapshot, record)
         if preprocess:
             self._start_preprocessing(record, directory)
         else:
@@ -275,24 +293,28 @@ class JobService:
             if record.state.is_final:
                 return
             if record.state in (JobState.SETUP, JobState.PREPROCESSING):
-                self._transition(record, JobState.CANCELLED, reason="cancelled before launch", notify=False)
-                launched = False
+                snapshot: _Snapshot | None = self._transition(record, JobState.CANCELLED,
+                                                              reason="cancelled before launch")
             else:
-                launched = True
-        if launched:
+                snapshot = None
+        if snapshot is None:
             manager.kill(job_id)
         else:
-            self._notify(record)
+            self._commit(snapshot, record)
 
     def clean(self, manager: str, job_id: str) -> None:
         """Remove the job's directory and record; a job still active is cancelled first."""
         record = self.find(manager, job_id)
         if not record.state.is_final:
             self.cancel(manager, job_id)
+        key = (manager, job_id)
         with self._lock:
-            self._records.pop((manager, job_id), None)
-            self._final_replies.pop((manager, job_id), None)
+            self._records.pop(key, None)
+            self._final_replies.pop(key, None)
+            version = self._versions.get(key, 0)
+        with self._save_lock(key):
             self.store.delete(manager, job_id)
+            self._saved[key] = max(self._saved.get(key, 0), version)
         self.directory(manager, job_id).remove()
 
     # --- manager reports --------------------------------------------------------------------------
@@ -302,15 +324,16 @@ class JobService:
             if record is None or record.state.is_final:
                 return
             record.external_id = external_id
-            self.store.save(record)
+            snapshot = self._snapshot(record)
+        self._persist(snapshot)
 
     def _on_running(self, manager: str, job_id: str) -> None:
         with self._lock:
             record = self._records.get((manager, job_id))
             if record is None or record.state is not JobState.QUEUED:
                 return
-            self._transition(record, JobState.RUNNING, notify=False)
-        self._notify(record)
+            snapshot = self._transition(record, JobState.RUNNING)
+        self._commit(snapshot, record)
 
     def _on_ended(self, manager: str, job_id: str, state: JobState, reason: str | None) -> None:
         with self._lock:
@@ -321,10 +344,10 @@ class JobService:
                            and self.staging_hooks.wants(record))
             if postprocess:
                 record.extras["manager_outcome"] = {"state": state.value, "reason": reason}
-                self._transition(record, JobState.POSTPROCESSING, notify=False)
+                snapshot = self._transition(record, JobState.POSTPROCESSING)
             else:
-                self._transition(record, state, reason=reason, notify=False)
-        self._notify(record)
+                snapshot = self._transition(record, state, reason=reason)
+        self._commit(snapshot, record)
         if postprocess:
             self._start_postprocessing(record, self.directory(manager, job_id))
 
@@ -342,8 +365,8 @@ class JobService:
             with self._lock:
                 if record.state is not JobState.PREPROCESSING:
                     return
-                self._transition(record, JobState.QUEUED, notify=False)
-            self._notify(record)
+                snapshot = self._transition(record, JobState.QUEUED)
+            self._commit(snapshot, record)
             self.managers[record.manager].launch(self._spec(record, directory))
 
         threading.Thread(target=run, name=f"preprocess-{record.job_id}", daemon=True).start()
@@ -367,13 +390,16 @@ class JobService:
         with self._lock:
             if record.state.is_final:
                 return
-            self._transition(record, state, reason=reason, notify=False)
-        self._notify(record)
+            snapshot = self._transition(record, state, reason=reason)
+        self._commit(snapshot, record)
 
     # --- the one place a state changes --------------------------------------------------------------
-    def _transition(self, record: JobRecord, state: JobState, reason: str | None = None,
-                    notify: bool = True) -> None:
-        """Persist ``record`` in ``state``; callers hold the lock unless ``notify`` is true."""
+    def _transition(self, record: JobRecord, state: JobState, reason: str | None = None) -> _Snapshot:
+        """Move ``record`` to ``state`` in memory (caller holds the lock); return what to persist.
+
+        The caller then calls :meth:`_commit` outside the lock, which writes the record before
+        anyone hears of the change.
+        """
         allowed = TRANSITIONS.get(record.state, frozenset())
         if state not in allowed:
             raise Conflict(f"job '{record.job_id}' cannot go from {record.state.value} to {state.value}",
@@ -381,10 +407,34 @@ class JobService:
         record.state = state
         if reason is not None:
             record.reason = reason
-        self.store.save(record)
         log.info("job %s on %s: %s%s", record.job_id, record.manager, state.value, f" ({reason})" if reason else "")
-        if notify:
-            self._notify(record)
+        return self._snapshot(record)
+
+    def _snapshot(self, record: JobRecord) -> _Snapshot:
+        """A numbered copy of ``record`` (caller holds the lock); later numbers win on disk."""
+        key = (record.manager, record.job_id)
+        version = self._versions.get(key, 0) + 1
+        self._versions[key] = version
+        return _Snapshot(key, version, record.to_dict())
+
+    def _save_lock(self, key: tuple[str, str]) -> threading.Lock:
+        with self._lock:
+            lock = self._save_locks.get(key)
+            if lock is None:
+                lock = self._save_locks[key] = threading.Lock()
+            return lock
+
+    def _persist(self, snapshot: _Snapshot) -> None:
+        """Write a snapshot durably, outside the service lock; an older one never overwrites a newer."""
+        with self._save_lock(snapshot.key):
+            if snapshot.version <= self._saved.get(snapshot.key, 0):
+                return
+            self.store.save_data(snapshot.key[0], snapshot.key[1], snapshot.data)
+            self._saved[snapshot.key] = snapshot.version
+
+    def _commit(self, snapshot: _Snapshot, record: JobRecord) -> None:
+        self._persist(snapshot)
+        self._notify(record)
 
     def _notify(self, record: JobRecord) -> None:
         for observer in self.observers:

@@ -62,9 +62,13 @@ class JobStore:
         return self.root / manager / f"{job_id}.json"
 
     def save(self, record: JobRecord) -> None:
-        path = self._path(record.manager, record.job_id)
+        self.save_data(record.manager, record.job_id, record.to_dict())
+
+    def save_data(self, manager: str, job_id: str, data: dict[str, Any]) -> None:
+        """Write a record already turned into a dict (a snapshot taken under the service lock)."""
+        path = self._path(manager, job_id)
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(path, record.to_dict(), durable=self.durable)
+        write_json_atomically(path, data, durable=self.durable)
 
     def delete(self, manager: str, job_id: str) -> None:
         try:
