@@ -130,6 +130,10 @@ class PollingManager(Manager):
         "min_polling_interval": Option(positive_float, 1.0,
                                        "seconds between status queries (one query for all jobs)",
                                        "a positive number of seconds"),
+        "record_check_interval": Option(positive_float, 0.25,
+                                        "seconds between looks at the jobs' own exit-code records, "
+                                        "which costs no batch-system command (one stat per job)",
+                                        "a positive number of seconds"),
         "exit_code_grace": Option(positive_float, 5.0,
                                   "seconds to wait for the job's exit code record once the batch "
                                   "system says the job is over (shared file systems lag)",
@@ -140,6 +144,7 @@ class PollingManager(Manager):
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
         super().__init__(name, settings, listener)
         self.polling_interval: float = settings.get("min_polling_interval", 1.0)
+        self.record_interval: float = min(settings.get("record_check_interval", 0.25), self.polling_interval)
         self.exit_code_grace: float = settings.get("exit_code_grace", 5.0)
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
@@ -254,11 +259,28 @@ class PollingManager(Manager):
 
     # --- polling ----------------------------------------------------------------------------------
     def _poll_loop(self) -> None:
-        while not self._stop.wait(self.polling_interval):
+        """Ask the batch system every ``min_polling_interval``; between those rounds, look only at
+        the jobs' exit-code records, so a finished job is reported within ``record_check_interval``
+        at no cost to the batch system."""
+        next_query = time.monotonic() + self.polling_interval
+        while not self._stop.wait(self.record_interval):
             try:
-                self.poll_once()
+                if time.monotonic() >= next_query - 0.01:
+                    next_query = time.monotonic() + self.polling_interval
+                    self.poll_once()
+                else:
+                    self.check_records()
             except Exception:
                 log.exception("manager %s: polling failed", self.name)
+
+    def check_records(self) -> None:
+        """Report every job whose script has recorded its exit code, without asking the batch system."""
+        with self._lock:
+            jobs = [job for job in self._jobs.values() if not job.submitting]
+        for job in jobs:
+            if job.spec.directory.exit_code() is not None:
+                self._report_running(job)
+                self._end(job, JobState.COMPLETE, None)
 
     def poll_once(self) -> None:
         """One round: one batch-system query for all submitted jobs, then each job's own records."""

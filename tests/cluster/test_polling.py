@@ -193,3 +193,29 @@ def test_reattach_without_id_and_never_launched_submits_again(batch, listener, m
     spec = make_job("true")
     batch.reattach(spec, None, was_running=False)
     assert listener.wait_for(spec.job_id, "submitted", 10)
+
+
+def test_records_are_checked_between_queries_without_asking_the_batch_system(batch, listener, make_job) -> None:
+    spec = make_job("true")
+    external_id = submitted(batch, listener, spec)
+    batch.answers[external_id] = BatchStatus(JobState.RUNNING)
+    batch.check_records()
+    assert listener.of(spec.job_id, "ended") == []
+    write_exit_code(spec, 0)
+    batch.check_records()
+    assert listener.wait_ended(spec.job_id) == (JobState.COMPLETE, None)
+    assert batch.queries == []
+
+
+def test_poller_reports_the_end_within_the_record_interval(listener, make_job) -> None:
+    batch = ScriptedBatch(listener, min_polling_interval=30.0, record_check_interval=0.05)
+    try:
+        batch.start()
+        spec = make_job("true")
+        external_id = submitted(batch, listener, spec)
+        batch.answers[external_id] = BatchStatus(JobState.RUNNING)
+        write_exit_code(spec, 0)
+        assert listener.wait_ended(spec.job_id, 2) == (JobState.COMPLETE, None)
+        assert batch.queries == []   # the first batch query is 30 s away
+    finally:
+        batch.shutdown()
