@@ -45,17 +45,25 @@ class QueuedPythonManager(Manager):
         self._pids: dict[str, int] = {}
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._cancelled: set[str] = set()
-        self._started = False
+        self._wake = threading.Condition(self._lock)
+        self._stopping = False
+        self._dispatcher: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start the dispatcher: it, not the caller's thread, starts queued jobs as slots free."""
+        self._dispatcher = threading.Thread(target=self._dispatch_forever, name=f"dispatch-{self.name}",
+                                            daemon=True)
+        self._dispatcher.start()
+
+    def shutdown(self) -> None:
         with self._lock:
-            self._started = True
-        self._dispatch()
+            self._stopping = True
+            self._wake.notify_all()
 
     def launch(self, spec: LaunchSpec) -> None:
         with self._lock:
             self._waiting.append(spec)
-        self._dispatch()
+            self._wake.notify()
 
     def reattach(self, spec: LaunchSpec, external_id: str | None, was_running: bool) -> None:
         if not local_process.was_launched(spec.directory):
@@ -82,15 +90,19 @@ class QueuedPythonManager(Manager):
         elif active is not None:
             local_process.terminate_job(active.directory, pid, process)
 
-    def _dispatch(self) -> None:
-        """Start waiting jobs while there is a free slot."""
+    def _dispatch_forever(self) -> None:
+        """Start waiting jobs, first in first out, whenever a slot is free."""
         while True:
             with self._lock:
-                if not self._started or not self._waiting or len(self._active) >= self.limit:
+                self._wake.wait_for(lambda: self._stopping or (self._waiting and len(self._active) < self.limit))
+                if self._stopping:
                     return
                 spec = self._waiting.popleft()
                 self._active[spec.job_id] = spec
-            self._run(spec)
+            try:
+                self._run(spec)
+            except Exception:  # noqa: BLE001 - the dispatcher must outlive any one job
+                log.exception("starting job %s failed", spec.job_id)
 
     def _run(self, spec: LaunchSpec) -> None:
         if local_process.was_launched(spec.directory):
@@ -103,8 +115,8 @@ class QueuedPythonManager(Manager):
             log.exception("could not start job %s", spec.job_id)
             with self._lock:
                 self._active.pop(spec.job_id, None)
+                self._wake.notify()
             self.listener.job_ended(spec.job_id, JobState.FAILED, f"could not start the job script: {error}")
-            self._dispatch()
             return
         with self._lock:
             self._pids[spec.job_id] = process.pid
@@ -123,11 +135,9 @@ class QueuedPythonManager(Manager):
             self._processes.pop(spec.job_id, None)
             cancelled = spec.job_id in self._cancelled
             self._cancelled.discard(spec.job_id)
+            self._wake.notify()
         state, reason = local_process.outcome(spec.directory, cancelled, returncode)
-        try:
-            self.listener.job_ended(spec.job_id, state, reason)
-        finally:
-            self._dispatch()
+        self.listener.job_ended(spec.job_id, state, reason)
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
