@@ -162,8 +162,11 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
             raise ManagerError(f"do not know which user owns job {external_id}")
         self._helper("drmaa_kill", ["--external-id", external_id, *self._env_arguments()], user)
 
-    def before_end(self, spec: LaunchSpec) -> None:
+    def before_end(self, spec: LaunchSpec, external_id: str | None) -> None:
         """Take the job directory back, so the core can read and stage the outputs."""
+        if external_id is not None:
+            with self._users_lock:
+                self._users.pop(external_id, None)
         if self.chown:
             self._helper("chown_working_directory",
                          ["--user", own_user_name(), "--job-directory", str(spec.directory.path)], None)

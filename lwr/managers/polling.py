@@ -169,7 +169,7 @@ class PollingManager(Manager):
     def cancel(self, external_id: str) -> None:
         """Ask the batch system to stop a job; a job that already ended is not an error."""
 
-    def before_end(self, spec: LaunchSpec) -> None:
+    def before_end(self, spec: LaunchSpec, external_id: str | None) -> None:
         """Called once before a job's final state is reported (e.g. to take its files back)."""
 
     # --- the manager contract ---------------------------------------------------------------------
@@ -361,7 +361,7 @@ class PollingManager(Manager):
                 return
             del self._jobs[job.spec.job_id]
         try:
-            self.before_end(job.spec)
+            self.before_end(job.spec, job.external_id)
         except Exception:
             log.exception("manager %s: cleaning up job %s failed", self.name, job.spec.job_id)
         self._notify("job_ended", job.spec.job_id, state, reason)
