@@ -17,7 +17,7 @@ What is measured, per job (all clocks are this host's, so the figures compare di
 
 Usage::
 
-    .venv/bin/python bench/cluster.py                # 200 jobs, min_polling_interval 1.0
+    .venv/bin/python bench/cluster.py                # 200 jobs, min_polling_interval 1.0, 4 submit threads
     .venv/bin/python bench/cluster.py -n 50 --interval 0.5 --submit-threads 4 --json out.json
 """
 
@@ -85,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--jobs", type=int, default=200)
     parser.add_argument("--interval", type=float, default=1.0, help="min_polling_interval of the manager")
-    parser.add_argument("--submit-threads", type=int, default=2)
+    parser.add_argument("--submit-threads", type=int, default=4)
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the server directory")
     args = parser.parse_args()

@@ -138,7 +138,8 @@ class PollingManager(Manager):
                                   "seconds to wait for the job's exit code record once the batch "
                                   "system says the job is over (shared file systems lag)",
                                   "a positive number of seconds"),
-        "submit_threads": Option(positive_int, 2, "submissions in flight at once", "a positive integer"),
+        "submit_threads": Option(positive_int, 4, "submissions in flight at once (each waits on sbatch, ssh, sudo)",
+                                 "a positive integer"),
     }
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
@@ -150,7 +151,7 @@ class PollingManager(Manager):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._submitter = ThreadPoolExecutor(max_workers=settings.get("submit_threads", 2),
+        self._submitter = ThreadPoolExecutor(max_workers=settings.get("submit_threads", 4),
                                              thread_name_prefix=f"{name}-submit")
         #: Status rounds that asked the batch system, and batch commands run (tests, benchmark).
         self.query_count = 0
