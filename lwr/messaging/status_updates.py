@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from lwr.core.jobs import JobService
@@ -21,6 +22,9 @@ from lwr.errors import NotFound
 from lwr.messaging.outbox import Outbox
 
 log = logging.getLogger(__name__)
+
+#: How many recently finished jobs are remembered to drop late duplicate reports.
+FINISHED_REMEMBERED = 10000
 
 
 def failed_reply(job_id: str, reason: str) -> dict[str, Any]:
@@ -37,6 +41,9 @@ class StatusAnnouncer:
         self._lock = threading.Lock()
         self._job_locks: dict[tuple[str, str], threading.Lock] = {}
         self._last: dict[tuple[str, str], str] = {}
+        #: Jobs whose final status was enqueued lately: a late report of an earlier change
+        #: (from another thread) finds the job final and must not enqueue it again.
+        self._finished: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     def _job_lock(self, key: tuple[str, str]) -> threading.Lock:
         with self._lock:
@@ -59,15 +66,19 @@ class StatusAnnouncer:
             else:
                 # What the service would answer for an active job, without taking its lock.
                 body = {"complete": "false", "status": state.wire_name, "job_id": record.job_id}
-            if self._last.get(key) == body.get("status"):
-                return
+                self._finished.pop(key, None)  # a job id set up again after it finished
             final = body.get("complete") == "true"
+            if self._last.get(key) == body.get("status") or (final and key in self._finished):
+                return
             self.outbox.enqueue(record.manager, record.job_id, body, final=final)
             self._last[key] = str(body.get("status"))
         if final:
             with self._lock:
                 self._last.pop(key, None)
                 self._job_locks.pop(key, None)
+                self._finished[key] = None
+                while len(self._finished) > FINISHED_REMEMBERED:
+                    self._finished.popitem(last=False)
 
     def answer_status_request(self, manager: str, job_id: str) -> None:
         """A ``status`` message: publish the job's status, ``lost`` for a job lwr does not know."""

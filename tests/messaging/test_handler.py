@@ -169,3 +169,24 @@ def test_recovery_reannounces_undelivered_final_statuses(tmp_path):
         outbox.confirmed(entry)
     assert pending == ["queued-final", "done"]
     assert not (outbox.delivered_dir / "_default_" / "cleaned-long-ago").exists()
+
+
+def test_a_late_report_does_not_repeat_the_final_status(tmp_path):
+    from lwr.core.store import JobRecord
+
+    service = FakeService()
+    service.submitted.append("9")
+    service.status = lambda manager, job_id: {"job_id": job_id, "complete": "true", "status": "complete"}  # type: ignore[method-assign]
+    outbox = Outbox(tmp_path)
+    announcer = StatusAnnouncer(service, outbox)  # type: ignore[arg-type]
+    record = JobRecord(job_id="9", manager="_default_", state=JobState.RUNNING, sequence=1)
+    announcer.job_changed(record)
+    record.state = JobState.COMPLETE
+    announcer.job_changed(record)
+    announcer.job_changed(record)  # the running report, delivered late by another thread
+    assert outbox.pending_count() == 2
+    again = JobRecord(job_id="9", manager="_default_", state=JobState.QUEUED, sequence=2)
+    announcer.job_changed(again)  # the same id set up anew
+    again.state = JobState.COMPLETE
+    announcer.job_changed(again)
+    assert outbox.pending_count() == 4
