@@ -9,7 +9,8 @@ What is measured, per job (all clocks are this host's, so the figures compare di
   batch system's own latency), which leaves lwr's part: HTTP, writing the job script, waiting
   for a submit thread.
 * **end overhead**: the job script wrote its end time (``lwr/ended_at``) -> the client's
-  status poll first says ``complete``. It includes up to one ``min_polling_interval`` by design;
+  status poll first says ``complete``; and, from lwr's log, the part until lwr marked the job
+  complete (the manager noticed the record and the core recorded the state). It includes up to one ``min_polling_interval`` by design;
   the client asks lwr only about jobs whose ``ended_at`` exists, every 20 ms.
 * **polling load**: batch-system commands (``squeue``, ``sacct``, ``scontrol``) per minute while
   jobs are in flight, from the command log of wrappers placed in front of the real commands in
@@ -81,6 +82,18 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"p50": statistics.median(values), "p95": percentile(values, 0.95), "max": max(values)}
 
 
+def lwr_completion_times(log_text: str) -> dict[str, float]:
+    """When lwr marked each job complete, from its log ("2026-11-25 11:50:47,183 INFO ... job X on slurm: complete")."""
+    found: dict[str, float] = {}
+    for line in log_text.splitlines():
+        if " on slurm: complete" not in line:
+            continue
+        stamp, _, rest = line.partition(" INFO ")
+        job_id = rest.split(" job ", 1)[-1].split(" on slurm", 1)[0]
+        found[job_id] = time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:23]) / 1000
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-n", "--jobs", type=int, default=200)
@@ -127,6 +140,7 @@ def main() -> None:
         finished = time.time()
     finally:
         server.stop()
+    marked_complete = lwr_completion_times(server.log_text())
 
     calls = [line.split(None, 3) for line in log.read_text().splitlines()]
     sbatch_end: dict[str, float] = {}
@@ -141,6 +155,8 @@ def main() -> None:
     submit_own = [submit_total[index] - sbatch_duration[job_id] for index, job_id in enumerate(ids)]
     end_overhead = [completed_seen[job_id] - float((directories[job_id] / "lwr" / "ended_at").read_text())
                     for job_id in ids]
+    detection = [marked_complete[job_id] - float((directories[job_id] / "lwr" / "ended_at").read_text())
+                 for job_id in ids if job_id in marked_complete]
     status_calls = [call for call in calls if call[2] in ("squeue", "sacct", "scontrol")]
     in_flight_minutes = (finished - started) / 60
     figures = {
@@ -153,6 +169,7 @@ def main() -> None:
         "submit_overhead_without_sbatch_s": summary(submit_own),
         "sbatch_call_s": summary(list(sbatch_duration.values())),
         "end_overhead_s": summary(end_overhead),
+        "end_detected_by_lwr_s": summary(detection) if detection else None,
         "status_commands": {name: sum(1 for call in status_calls if call[2] == name)
                             for name in ("squeue", "sacct", "scontrol")},
         "status_commands_per_minute": round(len(status_calls) / in_flight_minutes, 1),
