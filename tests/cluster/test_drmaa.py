@@ -37,6 +37,14 @@ def test_sudoers_example_parses_for_a_real_install() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_without_the_tunable_lwr_says_what_to_set() -> None:
+    env = {key: value for key, value in os.environ.items() if key not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
+    result = subprocess.run([sys.executable, "-c", "from lwr.managers.drmaa import QueuedDrmaaManager as M; "
+                             "M('sge', {}, None).start()"], env={**env, **SGE_ENV}, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "ManagerError" in result.stderr and "GLIBC_TUNABLES=glibc.rtld.optional_static_tls" in result.stderr
+
+
 if not DRMAA_LOADABLE:
 
     def test_drmaa_suite_in_a_child_process_with_the_drmaa_environment() -> None:

@@ -206,3 +206,21 @@ def test_native_specification_checks() -> None:
 def test_batch_job_names_are_safe_everywhere() -> None:
     assert batch_job_name("abc-1.2_x") == "lwr_abc-1.2_x"
     assert batch_job_name("a" * 100) == "lwr_" + "a" * 60
+
+
+# --- DRMAA states (the library's own names; the real SGE runs in test_drmaa.py) -------------------
+def test_drmaa_state_mapping_and_reasons() -> None:
+    from types import SimpleNamespace
+
+    from lwr.managers.drmaa import drmaa_status
+
+    assert drmaa_status("queued_active") == BatchStatus(Q)
+    assert drmaa_status("user_on_hold") == BatchStatus(Q)
+    assert drmaa_status("running") == BatchStatus(R)
+    assert drmaa_status("user_suspended") == BatchStatus(R)
+    assert drmaa_status("done") == BatchStatus(C)
+    aborted = SimpleNamespace(wasAborted=True, hasSignal=False, hasExited=False)
+    assert drmaa_status("failed", aborted).reason == "drmaa: job aborted (deleted, or it never ran)"
+    killed = SimpleNamespace(wasAborted=False, hasSignal=True, terminatedSignal="SIGKILL", hasExited=False)
+    assert drmaa_status("failed", killed) == BatchStatus(JobState.FAILED, "drmaa: killed by SIGKILL")
+    assert drmaa_status("failed") == BatchStatus(JobState.FAILED, "drmaa: job failed")
