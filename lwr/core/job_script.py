@@ -2,9 +2,10 @@
 
 It is the job's own record keeper, so what it writes survives lwr being killed or a batch
 system forgetting the job: the tool's stdout/stderr, start and end times, and the exit code
-(written to a temporary name and renamed, so a half-written code is never read).
+(one write of a few bytes, so a half-written code is never read). It forks nothing but
+``flock`` and the command itself: every process costs a millisecond or more per job.
 
-Two guards make a job run at most once: ``mkdir lwr/launched`` is atomic, so a second copy
+Two guards make a job run at most once: creating ``lwr/launched`` exclusively is atomic, so a second copy
 of the script (a relaunch after a crash, a batch-system requeue) exits without running the
 command; and the script holds ``flock`` on ``lwr/run.lock`` while it runs, which lets lwr
 tell after a restart whether the job is still alive and wait for it without polling.
@@ -73,22 +74,25 @@ class JobScript:
             f"lwr_dir={q(str(lwr_dir))}",
             f"exec 9>\"$lwr_dir/{layout.RUN_LOCK}\"",
             f"flock -n 9 || {{ echo 'lwr: this job is already running' >&2; exit {ALREADY_LAUNCHED_STATUS}; }}",
-            f"mkdir \"$lwr_dir/{layout.LAUNCH_GUARD}\" 2>/dev/null || "
-            f"{{ echo 'lwr: this job was launched before; not running it twice' >&2; exit {ALREADY_LAUNCHED_STATUS}; }}",
+            # noclobber makes '>' an exclusive create: the launch guard without forking mkdir.
+            f"if ! {{ set -C; : > \"$lwr_dir/{layout.LAUNCH_GUARD}\"; }} 2>/dev/null; then "
+            f"echo 'lwr: this job was launched before; not running it twice' >&2; exit {ALREADY_LAUNCHED_STATUS}; fi",
+            "set +C",
             f"echo $$ > \"$lwr_dir/{layout.PID_FILE}\"",
-            f"date +%s.%N > \"$lwr_dir/{layout.STARTED_AT}\"",
+            f"echo \"${{EPOCHREALTIME:-$(date +%s)}}\" > \"$lwr_dir/{layout.STARTED_AT}\"",
             f"export _GALAXY_JOB_TMP_DIR={q(str(directory.sub('tmp')))}",
             f"export _GALAXY_JOB_HOME_DIR={q(str(directory.sub('home')))}",
-            "mkdir -p \"$_GALAXY_JOB_TMP_DIR\" \"$_GALAXY_JOB_HOME_DIR\"",
+            "[ -d \"$_GALAXY_JOB_TMP_DIR\" ] || mkdir -p \"$_GALAXY_JOB_TMP_DIR\"",
+            "[ -d \"$_GALAXY_JOB_HOME_DIR\" ] || mkdir -p \"$_GALAXY_JOB_HOME_DIR\"",
             *(item.export_line() for item in self.env),
             f"cd {q(str(directory.working))} || exit 1",
             "(",
             self.command_line,
             f") > \"$lwr_dir/{layout.TOOL_STDOUT}\" 2> \"$lwr_dir/{layout.TOOL_STDERR}\" 9>&-",
             "lwr_rc=$?",
-            f"date +%s.%N > \"$lwr_dir/{layout.ENDED_AT}\"",
-            f"echo $lwr_rc > \"$lwr_dir/{layout.EXIT_CODE}.tmp\" && "
-            f"mv -f \"$lwr_dir/{layout.EXIT_CODE}.tmp\" \"$lwr_dir/{layout.EXIT_CODE}\"",
+            f"echo \"${{EPOCHREALTIME:-$(date +%s)}}\" > \"$lwr_dir/{layout.ENDED_AT}\"",
+            # One write of a few bytes: a reader sees no code or the whole code, never part of it.
+            f"echo $lwr_rc > \"$lwr_dir/{layout.EXIT_CODE}\"",
             "exit $lwr_rc",
             "",
         ]

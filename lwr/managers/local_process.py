@@ -43,7 +43,7 @@ def start_job_process(directory: JobDirectory, script: str) -> subprocess.Popen[
 
 def was_launched(directory: JobDirectory) -> bool:
     """True once a copy of the job script passed its launch guard."""
-    return directory.internal_file(layout.LAUNCH_GUARD).is_dir()
+    return directory.internal_file(layout.LAUNCH_GUARD).exists()
 
 
 def is_running(directory: JobDirectory) -> bool:
