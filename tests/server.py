@@ -55,6 +55,7 @@ class LwrServer:
         if not self.port:
             self.port = free_port()
         server = {"use": "egg:Paste#http", "host": "127.0.0.1", "port": str(self.port), "threadpool_workers": "16",
+                  "request_queue_size": "128",
                   **self.server_options}
         lines = ["[server:main]"] + [f"{key} = {value}" for key, value in server.items()]
         lines += ["", "[app:main]", "paste.app_factory = lwr.app:app_factory"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 from lwr.errors import BadRequest, NotFound
@@ -125,6 +126,16 @@ class JobDirectory:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+    def discard(self, trash: Path) -> Path | None:
+        """Move the directory into ``trash`` (one rename) for deletion later; None if it is gone."""
+        trash.mkdir(parents=True, exist_ok=True)
+        target = trash / f"{self.path.name}.{uuid.uuid4().hex}"
+        try:
+            os.rename(self.path, target)
+        except FileNotFoundError:
+            return None
+        return target
 
     def setup_description(self) -> dict[str, str]:
         """The directory part of the setup reply the Pulsar client rewrites paths with."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
+import shutil
 import threading
 import uuid
 from collections.abc import Iterable
@@ -112,6 +114,9 @@ class JobService:
         self.settings = settings
         self.staging = settings.staging_directory
         self.staging.mkdir(parents=True, exist_ok=True)
+        #: Cleaned job directories are renamed here and deleted by a background thread.
+        self.trash = self.staging / ".trash"
+        self._trash_bin: queue.Queue[Path] = queue.Queue()
         self.store = JobStore(settings.persistence_directory)
         self.observers: list[JobObserver] = list(observers)
         self.staging_hooks: StagingHooks | None = None
@@ -132,6 +137,10 @@ class JobService:
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
         """Recover the jobs on disk, then start the managers."""
+        if self.trash.is_dir():
+            for leftover in self.trash.iterdir():
+                self._trash_bin.put(leftover)
+        threading.Thread(target=self._empty_trash, name="trash", daemon=True).start()
         records = self.store.load_all()
         if records:
             self._sequence = itertools.count(records[-1].sequence + 1)
@@ -146,6 +155,10 @@ class JobService:
     def shutdown(self) -> None:
         for manager in self.managers.values():
             manager.shutdown()
+
+    def _empty_trash(self) -> None:
+        while True:
+            shutil.rmtree(self._trash_bin.get(), ignore_errors=True)
 
     def _recover(self, record: JobRecord) -> None:
         if record.state.is_final or record.state is JobState.SETUP:
@@ -315,7 +328,9 @@ class JobService:
         with self._save_lock(key):
             self.store.delete(manager, job_id)
             self._saved[key] = max(self._saved.get(key, 0), version)
-        self.directory(manager, job_id).remove()
+        discarded = self.directory(manager, job_id).discard(self.trash)
+        if discarded is not None:
+            self._trash_bin.put(discarded)
 
     # --- manager reports --------------------------------------------------------------------------
     def _on_submitted(self, manager: str, job_id: str, external_id: str) -> None:

@@ -58,9 +58,16 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
     received = 0
     try:
         with os.fdopen(fd, "wb") as out:
+            reader = getattr(stream, "readinto", None) if digest is None else None
+            buffer = bytearray(CHUNK_SIZE) if reader is not None else None
             while length is None or received < length:
                 wanted = CHUNK_SIZE if length is None else min(CHUNK_SIZE, length - received)
-                chunk = stream.read(wanted)
+                if buffer is not None:
+                    # One reused buffer; the hashing path needs immutable chunks for its thread.
+                    count = stream.readinto(memoryview(buffer)[:wanted])  # type: ignore[attr-defined]
+                    chunk: bytes | memoryview = memoryview(buffer)[:count]
+                else:
+                    chunk = stream.read(wanted)
                 if not chunk:
                     break
                 received += len(chunk)
@@ -68,7 +75,7 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
                     raise PayloadTooLarge(f"upload is over the limit of {max_size} bytes", limit=max_size)
                 out.write(chunk)
                 if digest is not None:
-                    digest.update(chunk)
+                    digest.update(chunk)  # type: ignore[arg-type]
         if length is not None and received != length:
             raise BadRequest(f"upload interrupted: received {received} of {length} bytes",
                              received=received, expected=length)
