@@ -67,6 +67,8 @@ def test_every_cluster_option_is_typed(tmp_path: Path) -> None:
     "[manager:x]\ntype = queued_cli\njob_plugin = PBSPro\n",
     "[manager:x]\ntype = queued_cli\nshell_plugin = Telnet\n",
     "[manager:x]\ntype = queued_cli\nshell_port = 70000\n",
+    "[manager:x]\ntype = queued_cli\nshell_hostname = -oProxyCommand=sh\n",
+    "[manager:x]\ntype = queued_cli\nshell_username = a b\n",
     "[manager:x]\ntype = queued_cli\nmin_polling_interval = 0\n",
     "[manager:x]\ntype = queued_drmaa\nsubmit_universe = vanilla\n",
     "[manager:x]\ntype = queued_external_drmaa\nproduction = maybe\n",

@@ -7,6 +7,7 @@ one, and otherwise judged by the job script's own exit-code record.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -46,6 +47,17 @@ def make_shell(settings: Mapping[str, Any]) -> Shell:
     return SecureShell(target) if name == "SecureShell" else ParamikoShell(target)
 
 
+_SSH_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:%-]*$")
+
+
+def ssh_name(text: str) -> str:
+    """A host or user name for ssh: never something ssh would read as an option (``-oProxyCommand=``)."""
+    value = text.strip()
+    if value and not _SSH_NAME.match(value):
+        raise ValueError("expected a host or user name (letters, digits, '.', '-', '_'; not starting with '-')")
+    return value
+
+
 def port_number(text: str) -> int:
     value = int(text)
     if not 0 < value < 65536:
@@ -60,8 +72,10 @@ class CliManager(PollingManager):
         "job_plugin": Option(job_plugin_name, "Slurm", "the batch system", " | ".join(JOB_PLUGINS)),
         "shell_plugin": Option(shell_plugin_name, "LocalShell", "where batch commands run",
                                "LocalShell | SecureShell | ParamikoShell"),
-        "shell_hostname": Option(str, "localhost", "submit host for SecureShell/ParamikoShell"),
-        "shell_username": Option(str, "", "user on the submit host (default: ssh's own choice)"),
+        "shell_hostname": Option(ssh_name, "localhost", "submit host for SecureShell/ParamikoShell",
+                                 "a host name or address"),
+        "shell_username": Option(ssh_name, "", "user on the submit host (default: ssh's own choice)",
+                                 "a user name"),
         "shell_private_key": Option(str, "", "private key file for the submit host"),
         "shell_port": Option(port_number, 22, "ssh port of the submit host", "a TCP port number"),
         "shell_known_hosts": Option(str, "", "known_hosts file with the submit host's key "
