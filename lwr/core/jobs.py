@@ -348,7 +348,7 @@ class JobService:
             if record is None or record.state is not JobState.QUEUED:
                 return
             snapshot = self._transition(record, JobState.RUNNING)
-        self._commit(snapshot, record)
+        self._commit(snapshot, record, durable=False)
 
     def _on_ended(self, manager: str, job_id: str, state: JobState, reason: str | None) -> None:
         with self._lock:
@@ -362,7 +362,9 @@ class JobService:
                 snapshot = self._transition(record, JobState.POSTPROCESSING)
             else:
                 snapshot = self._transition(record, state, reason=reason)
-        self._commit(snapshot, record)
+        # The job directory (launch marker, run lock, exit code) or the batch system can tell this
+        # end again after a power loss; only a postprocessing outcome exists nowhere else.
+        self._commit(snapshot, record, durable=postprocess)
         if postprocess:
             self._start_postprocessing(record, self.directory(manager, job_id))
 
@@ -439,16 +441,20 @@ class JobService:
                 lock = self._save_locks[key] = threading.Lock()
             return lock
 
-    def _persist(self, snapshot: _Snapshot) -> None:
-        """Write a snapshot durably, outside the service lock; an older one never overwrites a newer."""
+    def _persist(self, snapshot: _Snapshot, durable: bool = True) -> None:
+        """Write a snapshot atomically, outside the service lock; an older one never overwrites a newer.
+
+        Every write survives ``kill -9``. ``durable`` (fsync) also makes it survive a power
+        loss; it is skipped only for states the job directory or batch system can tell again.
+        """
         with self._save_lock(snapshot.key):
             if snapshot.version <= self._saved.get(snapshot.key, 0):
                 return
-            self.store.save_data(snapshot.key[0], snapshot.key[1], snapshot.data)
+            self.store.save_data(snapshot.key[0], snapshot.key[1], snapshot.data, durable=durable)
             self._saved[snapshot.key] = snapshot.version
 
-    def _commit(self, snapshot: _Snapshot, record: JobRecord) -> None:
-        self._persist(snapshot)
+    def _commit(self, snapshot: _Snapshot, record: JobRecord, durable: bool = True) -> None:
+        self._persist(snapshot, durable)
         self._notify(record)
 
     def _notify(self, record: JobRecord) -> None:

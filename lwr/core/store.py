@@ -64,11 +64,12 @@ class JobStore:
     def save(self, record: JobRecord) -> None:
         self.save_data(record.manager, record.job_id, record.to_dict())
 
-    def save_data(self, manager: str, job_id: str, data: dict[str, Any]) -> None:
+    def save_data(self, manager: str, job_id: str, data: dict[str, Any], durable: bool = True) -> None:
         """Write a record already turned into a dict (a snapshot taken under the service lock)."""
         path = self._path(manager, job_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(path, data, durable=self.durable)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(path, data, durable=self.durable and durable)
 
     def delete(self, manager: str, job_id: str) -> None:
         try:
