@@ -61,6 +61,14 @@ class Call:
             raise BadRequest(f"parameter '{name}' is not valid JSON", parameter=name) from None
 
 
+def submit_user(submit_extras: dict[str, Any], params: dict[str, Any]) -> str | None:
+    """The user a job runs as (queued_external_drmaa): Galaxy sends it as ``params["user"]``."""
+    for value in (submit_extras.get("submit_user"), params.get("user"), params.get("submit_user")):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
 def json_response(value: Any, status: int = 200) -> Response:
     body = json.dumps(value).encode("utf-8")
     return Response(body=body, status=status, content_type="application/json", charset=None)
@@ -173,8 +181,7 @@ class LwrWebApp:
             remote_staging=remote_staging,
             dependencies_description=call.json_arg("dependencies_description", None),
             dynamic_file_sources=call.json_arg("dynamic_file_sources", None),
-            submit_user=submit_extras.get("submit_user") if isinstance(submit_extras.get("submit_user"), str)
-            else None,
+            submit_user=submit_user(submit_extras, params),
         )
         self.service.submit(call.manager, call.path_args["job_id"], request)
 
