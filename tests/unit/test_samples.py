@@ -49,3 +49,24 @@ def test_job_managers_sample_default_section_loads():
     managers = load_manager_settings(ROOT / "job_managers.ini.sample")
     assert [(m.name, m.type, m.options["max_concurrent_jobs"]) for m in managers] == [
         ("_default_", "queued_python", 1)]
+
+
+def test_every_commented_manager_in_the_sample_is_valid(tmp_path):
+    """Uncomment each example section of job_managers.ini.sample: every key must be accepted."""
+    from lwr.config import load_manager_settings
+    from lwr.managers import MANAGER_TYPES, manager_class
+
+    lines = []
+    for line in (ROOT / "job_managers.ini.sample").read_text().splitlines():
+        if re.match(r"^#\[manager:", line) or re.match(r"^#[a-z_+]+ ?=", line):
+            lines.append(line[1:])
+        elif not line.startswith("#"):
+            lines.append(line)
+    path = tmp_path / "job_managers.ini"
+    path.write_text("\n".join(lines) + "\n")
+    managers = load_manager_settings(path)
+    assert {m.type for m in managers} == set(MANAGER_TYPES)
+    for manager in managers:
+        documented = {line.split("=")[0].strip() for line in lines}
+        missing = set(manager_class(manager.type).options) - documented
+        assert not missing, (manager.type, missing)
