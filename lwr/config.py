@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from lwr.errors import ConfigError
 from lwr.managers import manager_class
+from lwr.managers.base import as_bool as parse_bool
 
 DEFAULT_MANAGER_NAME = "_default_"
 APP_SECTION = "app:main"
@@ -39,15 +40,6 @@ def parse_size(text: str) -> int:
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("true", "yes", "on", "1"):
-        return True
-    if lowered in ("false", "no", "off", "0"):
-        return False
-    raise ValueError("expected true or false")
 
 
 def parse_list(text: str) -> list[str]:

@@ -35,8 +35,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 from lwr import __version__, errors
-from lwr.client.digests import BackgroundHash, file_sha256
 from lwr.client.errors import RemoteError, TransportError
+from lwr.digests import BackgroundHash, file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from lwr.config import DEFAULT_MANAGER_NAME
 from lwr.core.file_cache import FileCache
 from lwr.core.job_script import parse_env
 from lwr.core.jobs import JobService, SubmitRequest
+from lwr.digests import DigestCache
 from lwr.errors import BadRequest, LwrError, MethodNotAllowed, NotFound, Unauthorized
 from lwr.web import transfer
 
@@ -83,7 +84,7 @@ class LwrWebApp:
         self.private_token = private_token.encode() if private_token else None
         self.max_upload_size = max_upload_size
         self.file_cache = file_cache
-        self.digests = transfer.DigestCache()
+        self.digests = DigestCache()
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._add_routes()
 

@@ -7,17 +7,14 @@ corrupt upload leaves nothing under the real name.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import queue
 import re
 import tempfile
-import threading
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from lwr.digests import BackgroundHash
 from lwr.errors import BadRequest, IntegrityError, LwrError, PayloadTooLarge
 
 CHUNK_SIZE = 1 << 20
@@ -53,7 +50,7 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
         raise PayloadTooLarge(f"upload of {length} bytes is over the limit of {max_size} bytes",
                               limit=max_size, size=length)
     target.parent.mkdir(parents=True, exist_ok=True)
-    digest = BackgroundDigest() if expected_sha256 else None
+    digest = BackgroundHash() if expected_sha256 else None
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".upload", dir=target.parent)
     received = 0
     try:
@@ -96,83 +93,6 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
     if sha256:
         reply["sha256"] = sha256
     return reply
-
-
-class BackgroundDigest:
-    """SHA-256 computed on another thread while the caller keeps receiving and writing.
-
-    hashlib releases the GIL on large buffers, so on a multi-core machine hashing overlaps the
-    network and disk work instead of adding to it. At most ``depth`` chunks wait in memory.
-    """
-
-    def __init__(self, depth: int = 8) -> None:
-        self._digest = hashlib.sha256()
-        self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
-        self._thread = threading.Thread(target=self._run, name="upload-sha256", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._chunks.get()) is not None:
-            self._digest.update(chunk)
-
-    def update(self, chunk: bytes) -> None:
-        self._chunks.put(chunk)
-
-    def hexdigest(self) -> str:
-        self._chunks.put(None)
-        self._thread.join()
-        return self._digest.hexdigest()
-
-    def abandon(self) -> None:
-        """Stop the thread without waiting for a result (the upload failed)."""
-        while True:
-            try:
-                self._chunks.get_nowait()
-            except queue.Empty:
-                break
-        self._chunks.put(None)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class DigestCache:
-    """SHA-256 of files lwr serves, remembered by (device, inode, size, mtime) so a file is
-    hashed at most once while it is unchanged; uploads seed it with the digest they computed."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self.capacity = capacity
-        self._digests: OrderedDict[tuple[int, int, int, int], str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _key(path: Path) -> tuple[int, int, int, int]:
-        info = os.stat(path)
-        return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
-
-    def remember(self, path: Path, sha256: str) -> None:
-        key = self._key(path)
-        with self._lock:
-            self._digests[key] = sha256
-            self._digests.move_to_end(key)
-            while len(self._digests) > self.capacity:
-                self._digests.popitem(last=False)
-
-    def sha256(self, path: Path) -> str:
-        key = self._key(path)
-        with self._lock:
-            cached = self._digests.get(key)
-        if cached is not None:
-            return cached
-        digest = file_sha256(path)
-        if self._key(path) == key:
-            self.remember(path, digest)
-        return digest
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -269,7 +269,7 @@ def test_a_call_that_never_left_is_resent_even_if_not_idempotent() -> None:
 
 
 def test_file_digest_is_remembered_until_the_file_changes(tmp_path: Path) -> None:
-    from lwr.client.digests import file_sha256
+    from lwr.digests import file_sha256
 
     path = tmp_path / "dataset.dat"
     path.write_bytes(b"first")

@@ -53,35 +53,34 @@ def test_iter_file(tmp_path):
     assert handle.closed
 
 
-def test_background_digest_matches_and_survives_abandon(tmp_path):
-    from lwr.web.transfer import BackgroundDigest
+def test_background_hash_matches_and_survives_abandon(tmp_path):
+    from lwr.digests import BackgroundHash
 
-    digest = BackgroundDigest(depth=2)
+    digest = BackgroundHash(depth=2)
     expected = hashlib.sha256()
     for index in range(50):
         chunk = bytes([index]) * 100_000
         digest.update(chunk)
         expected.update(chunk)
     assert digest.hexdigest() == expected.hexdigest()
-    abandoned = BackgroundDigest(depth=1)
+    abandoned = BackgroundHash(depth=1)
     abandoned.update(b"x" * 10)
     abandoned.abandon()
     abandoned._thread.join(5)
     assert not abandoned._thread.is_alive()
 
 
-def test_digest_cache_rehashes_only_changed_files(tmp_path, monkeypatch):
-    from lwr.web import transfer
+def test_digest_cache_remembers_until_the_file_changes(tmp_path):
+    from lwr.digests import DigestCache
 
     path = tmp_path / "f"
     path.write_bytes(b"one")
-    cache = transfer.DigestCache()
-    calls = []
-    real = transfer.file_sha256
-    monkeypatch.setattr(transfer, "file_sha256", lambda p: calls.append(p) or real(p))
+    cache = DigestCache()
     assert cache.sha256(path) == hashlib.sha256(b"one").hexdigest()
-    assert cache.sha256(path) == hashlib.sha256(b"one").hexdigest()
-    assert len(calls) == 1
+    cache.remember(path, "feed")
+    assert cache.sha256(path) == "feed"
     path.write_bytes(b"two!")
     assert cache.sha256(path) == hashlib.sha256(b"two!").hexdigest()
-    assert len(calls) == 2
+    cache.remember(path, "cafe")
+    assert cache.sha256(path) == "cafe"
+    assert cache.sha256(path, remembered=False) == hashlib.sha256(b"two!").hexdigest()
