@@ -22,6 +22,8 @@ from typing import TextIO
 from lwr.client.action_config import ACTIONS
 from lwr.client.check_job import CheckOptions, RepresentativeJob, StepFailed
 from lwr.client.client import LwrClient
+from lwr.client.files_endpoint import FilesEndpoint
+from lwr.client.mq import MQ_ACTIONS, MessageQueueLwrClient, env_ssl, parse_listen, start_files_endpoint
 from lwr.errors import LwrError
 
 __all__ = ["Check", "CheckOptions", "StepFailed", "add_arguments", "command", "main", "run_check"]
@@ -76,10 +78,24 @@ def run_check(options: CheckOptions, out: TextIO = sys.stdout) -> int:
     """Run the check; 0 if every step passed, 1 otherwise (the failed step is printed)."""
     check = Check(options, out)
     workspace = tempfile.mkdtemp(prefix="lwr-check-")
-    client = LwrClient(options.url, private_token=options.private_token, manager=options.manager)
-    job = RepresentativeJob(workspace, options)
+    files: FilesEndpoint | None = None
+    client: LwrClient
+    if options.amqp_url:
+        try:
+            files = start_files_endpoint(options.files_listen, options.files_url)
+        except LwrError as error:
+            shutil.rmtree(workspace, ignore_errors=True)
+            print(f"lwr check: {error.message}", file=out, flush=True)
+            return 2
+        client = MessageQueueLwrClient(options.amqp_url, files, manager=options.manager,
+                                       jobs_directory=options.jobs_directory, ssl=options.amqp_ssl)
+        where = f"{client.description}, files served at {files.base}"
+    else:
+        client = LwrClient(options.url, private_token=options.private_token, manager=options.manager)
+        where = client.http.base_url
+    job = RepresentativeJob(workspace, options, files=files)
     print(
-        f"lwr check against {client.http.base_url} (default file action: {options.default_file_action}"
+        f"lwr check against {where} (default file action: {options.default_file_action}"
         f"{', input cache on' if options.cache else ''})",
         file=out,
         flush=True,
@@ -91,6 +107,8 @@ def run_check(options: CheckOptions, out: TextIO = sys.stdout) -> int:
         pass
     finally:
         client.close()
+        if files is not None:
+            files.close()
         if not options.keep:
             shutil.rmtree(workspace, ignore_errors=True)
     if check.failed:
@@ -110,7 +128,7 @@ def run_check(options: CheckOptions, out: TextIO = sys.stdout) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", required=True, help="server URL, e.g. http://127.0.0.1:8913/")
+    parser.add_argument("--url", help="server URL, e.g. http://127.0.0.1:8913/ (or --amqp-url)")
     parser.add_argument(
         "--private-token", "--private_token", dest="private_token", help="the server's private token"
     )
@@ -119,9 +137,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--default-file-action",
         "--default_file_action",
         dest="default_file_action",
-        default="transfer",
         choices=[action for action in ACTIONS if action != "rewrite"],
-        help="file action for paths no entry matches (default: transfer)",
+        help="file action for paths no entry matches (default: transfer; remote_transfer with --amqp-url)",
     )
     parser.add_argument(
         "--files-endpoint",
@@ -135,28 +152,81 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=300.0, help="seconds to wait for the job (default: 300)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the job on the server and the client files")
+    add_mq_arguments(parser)
+
+
+def add_mq_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of message-queue mode, shared by ``lwr check`` and ``lwr submit``."""
+    group = parser.add_argument_group(
+        "message-queue mode", "talk to lwr through RabbitMQ (the Pulsar AMQP protocol) instead of HTTP; lwr "
+        "fetches the inputs from, and posts the outputs to, a files endpoint this command serves")
+    group.add_argument("--amqp-url", "--amqp_url", dest="amqp_url",
+                       help="broker URL, e.g. amqp://user:password@rabbit:5672/vhost; --manager names lwr's manager")
+    group.add_argument("--jobs-directory", "--jobs_directory", dest="jobs_directory",
+                       help="lwr's <staging_directory>/<manager>, for absolute server paths (default: paths "
+                       "relative to the job's working directory)")
+    group.add_argument("--files-listen", dest="files_listen", default="127.0.0.1:0", metavar="HOST:PORT",
+                       help="where the files endpoint listens (default 127.0.0.1 on a free port); lwr only fetches "
+                       "URLs its remote_staging_allowed_urls lists, e.g. http://HOST:PORT/")
+    group.add_argument("--files-url", dest="files_url", metavar="URL",
+                       help="the endpoint's base URL as lwr reaches it (default http://HOST:PORT/)")
+    for key in ("ca_certs", "certfile", "keyfile", "cert_reqs"):
+        group.add_argument(f"--amqp-ssl-{key.replace('_', '-')}", dest=f"amqp_ssl_{key}",
+                           help=f"TLS to the broker: {key}" + (" (cert_none, cert_optional, cert_required)"
+                                                               if key == "cert_reqs" else ""))
+
+
+def mq_options_error(args: argparse.Namespace, command: str) -> str | None:
+    """Why the connection options of ``args`` do not work together, or None."""
+    if getattr(args, "amqp_url", None):
+        action = getattr(args, "default_file_action", None)
+        if action is not None and action not in MQ_ACTIONS:
+            return (f"lwr {command}: --default-file-action {action} needs lwr's HTTP API; with --amqp-url use "
+                    f"{' or '.join(MQ_ACTIONS)}")
+        if getattr(args, "files_endpoint", None):
+            return f"lwr {command}: with --amqp-url the files endpoint is served by this command; use --files-url"
+        if getattr(args, "cache", False):
+            return f"lwr {command}: the input cache needs lwr's HTTP API; drop --cache with --amqp-url"
+        try:
+            parse_listen(args.files_listen)
+        except ValueError as error:
+            return f"lwr {command}: {error}"
+        return None
+    if not getattr(args, "url", None):
+        return f"lwr {command}: give --url (HTTP) or --amqp-url (message queue)"
+    return None
 
 
 def options_from_args(args: argparse.Namespace) -> CheckOptions:
+    default_action = args.default_file_action or ("remote_transfer" if args.amqp_url else "transfer")
     return CheckOptions(
-        url=args.url,
+        url=args.url or "",
         private_token=args.private_token,
         manager=args.manager,
-        default_file_action=args.default_file_action,
+        default_file_action=default_action,
         files_endpoint=args.files_endpoint,
         cache=args.cache,
         job_id=args.job_id,
         timeout=args.timeout,
         keep=args.keep,
+        amqp_url=args.amqp_url,
+        jobs_directory=args.jobs_directory,
+        files_listen=args.files_listen,
+        files_url=args.files_url,
+        amqp_ssl=env_ssl(args),
     )
 
 
 def command(args: argparse.Namespace) -> int:
     """``lwr check``."""
+    error = mq_options_error(args, "check")
+    if error:
+        print(error, file=sys.stderr)
+        return 2
     return run_check(options_from_args(args))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="run_client_tests.py", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    return run_check(options_from_args(parser.parse_args(argv)))
+    return command(parser.parse_args(argv))

@@ -21,6 +21,8 @@ from lwr.client.action_config import ActionConfig, parse_action_config
 from lwr.client.cache import InputCache
 from lwr.client.client import LwrClient
 from lwr.client.collect import collect_outputs
+from lwr.client.files_endpoint import FilesEndpoint
+from lwr.client.mq import PROBE_TIMEOUT, MessageQueueLwrClient
 from lwr.client.staging import JobDescription, StagedJob, stage_and_submit
 
 EXIT_CODE = 3
@@ -94,6 +96,12 @@ class CheckOptions:
     job_id: str | None = None
     timeout: float = 300.0
     keep: bool = False
+    #: Message-queue mode (see :mod:`lwr.client.mq`): the broker, and where the files endpoint listens.
+    amqp_url: str | None = None
+    jobs_directory: str | None = None
+    files_listen: str = "127.0.0.1:0"
+    files_url: str | None = None
+    amqp_ssl: dict[str, Any] | None = None
 
 
 class StepRunner(Protocol):
@@ -105,13 +113,16 @@ class StepRunner(Protocol):
 class RepresentativeJob:
     """The representative job: its files on the client side, and what each step expects."""
 
-    def __init__(self, workspace: str, options: CheckOptions) -> None:
+    def __init__(self, workspace: str, options: CheckOptions, files: FilesEndpoint | None = None) -> None:
         self.options = options
+        #: Message-queue mode: the endpoint lwr fetches inputs from and posts outputs to.
+        self.files = files
         self.root = workspace
         self.staged: StagedJob | None = None
         self.status: dict[str, Any] = {}
         self.cache = InputCache() if options.cache else None
         self.report: dict[str, Any] = {}
+        self.job_id = options.job_id or f"lwr-check-{uuid.uuid4().hex[:12]}"
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.root, *parts)
@@ -158,10 +169,13 @@ class RepresentativeJob:
         unstructured = self.options.default_file_action
         if unstructured in ("none", "rewrite"):
             unstructured = "transfer"
+        files_endpoint = self.options.files_endpoint
+        if self.files is not None:
+            files_endpoint = self.files.url(self.job_id)
         return parse_action_config(
             {
                 "default_action": self.options.default_file_action,
-                "files_endpoint": self.options.files_endpoint,
+                "files_endpoint": files_endpoint,
                 "paths": [
                     {
                         "path": self.path("indices"),
@@ -186,7 +200,7 @@ class RepresentativeJob:
         command += " > ../metadata/tool_stdout 2> ../metadata/tool_stderr"
         return JobDescription(
             command_line=command,
-            job_id=self.options.job_id or f"lwr-check-{uuid.uuid4().hex[:12]}",
+            job_id=self.job_id,
             tool_id="lwr_check",
             tool_version="1.0",
             inputs=[self.input],
@@ -208,11 +222,19 @@ class RepresentativeJob:
     # -- the steps -----------------------------------------------------------------------------------
 
     def run(self, check: StepRunner, client: LwrClient) -> None:
-        check.step("server reachable (/healthz)", lambda: _version(client.healthz()))
+        mq = isinstance(client, MessageQueueLwrClient)
+        if isinstance(client, MessageQueueLwrClient):
+            probe_timeout = min(PROBE_TIMEOUT, self.options.timeout)
+            check.step("lwr answers on the queue (status probe)", lambda: _probe(client, probe_timeout))
+        else:
+            check.step("server reachable (/healthz)", lambda: _version(client.healthz()))
         check.step("prepare client files", self.prepare)
         config = self.action_config()
         description = self.description()
-        check.step("setup, stage inputs and submit", lambda: self._submit(client, description, config))
+        check.step(
+            "publish setup (lwr stages inputs)" if mq else "setup, stage inputs and submit",
+            lambda: self._submit(client, description, config),
+        )
         assert self.staged is not None
         job_id = self.staged.job_id
         try:
@@ -223,7 +245,11 @@ class RepresentativeJob:
                 fatal=False,
             )
             check.step("tool stdout and stderr", self._streams, fatal=False)
-            check.step("collect outputs", lambda: self._collect(client, description, config), fatal=False)
+            check.step(
+                "outputs posted back by lwr" if mq else "collect outputs",
+                lambda: self._collect(client, description, config),
+                fatal=False,
+            )
             check.step(
                 "output from the outputs directory",
                 lambda: self._file(self.output, "INPUT CONTENTS|EXTRA CONTENTS"),
@@ -252,33 +278,39 @@ class RepresentativeJob:
             )
             check.step("unstructured path rewritten", self._rewritten, fatal=False)
             check.step("job temporary and home directories", self._tmp_home, fatal=False)
+            if self.files is not None:
+                check.step("files endpoint: only the job's files", self._files_endpoint, fatal=False)
             if self.cache is not None:
                 check.step(
                     "input cache reused by a second job", lambda: self._cache_reuse(client), fatal=False
                 )
         except StepFailed:
-            if not self.options.keep:
+            if not self.options.keep and not mq:
                 try:
                     check.step("clean the job", lambda: client.clean(job_id))
                 except StepFailed:
                     pass
             raise
-        if not self.options.keep:
+        # The message-queue protocol has no clean: lwr keeps the job directory (see docs/messaging.md).
+        if not self.options.keep and not mq:
             check.step("clean the job", lambda: client.clean(job_id))
 
     def _submit(self, client: LwrClient, description: JobDescription, config: ActionConfig) -> str:
         self.staged = stage_and_submit(client, description, config, cache=self.cache)
-        moved = sum(1 for staged in self.staged.files if staged.action in ("transfer", "copy", "message"))
+        moved = sum(1 for staged in self.staged.files
+                    if staged.action in ("transfer", "copy", "message", "remote_transfer", "remote_copy"))
         return f"job {self.staged.job_id}, {moved} files staged"
 
     def _wait(self, client: LwrClient, job_id: str) -> str:
         states: list[str] = []
         self.status = client.wait(job_id, timeout=self.options.timeout, on_status=states.append)
         if self.status.get("status") != "complete":
-            raise StepFailed(
-                f"final status {self.status.get('status')!r}; job stderr: "
-                f"{str(self.status.get('job_stderr'))[:500]!r}"
-            )
+            stderr = str(self.status.get("job_stderr") or self.status.get("reason") or "")
+            hint = ""
+            if self.files is not None and "remote_staging_allowed_urls" in stderr:
+                hint = (f" (lwr's remote_staging_allowed_urls must list {self.files.base}; pick a listed port "
+                        "with --files-listen, or the address lwr reaches with --files-url)")
+            raise StepFailed(f"final status {self.status.get('status')!r}; job stderr: {stderr[:500]!r}{hint}")
         return " -> ".join(states)
 
     def _exit_code(self) -> str:
@@ -309,7 +341,20 @@ class RepresentativeJob:
             raise StepFailed(
                 f"the job's report {self.report_output} is missing or unreadable: {exc}"
             ) from exc
+        if self.files is not None:
+            return f"{self.files.count('POST')} files posted to the files endpoint"
         return f"{len(collected.fetched)} files"
+
+    def _files_endpoint(self) -> str:
+        assert self.files is not None and self.staged is not None
+        fetched = self.files.count("GET")
+        expected = sum(1 for staged in self.staged.files if staged.action == "remote_transfer")
+        if self.files.refused:
+            method, path, reason = self.files.refused[0]
+            raise StepFailed(f"{len(self.files.refused)} requests refused, e.g. {method} {path}: {reason}")
+        if fetched < expected:
+            raise StepFailed(f"lwr fetched {fetched} of the {expected} remote_transfer inputs")
+        return f"{fetched} inputs fetched, {self.files.count('POST')} outputs posted, none refused"
 
     def _file(self, path: str, expected: str) -> str:
         if not os.path.exists(path):
@@ -365,6 +410,11 @@ class RepresentativeJob:
                 f"the input was uploaded again (inserted {stats.inserted}, fallbacks {stats.fallbacks})"
             )
         return f"inserted {stats.inserted}, reused {stats.reused}"
+
+
+def _probe(client: MessageQueueLwrClient, timeout: float) -> str:
+    reply = client.healthz(timeout=timeout)
+    return f"answered {reply.get('status')!r} for an unknown job in {reply.get('seconds')} s"
 
 
 def _version(reply: dict[str, Any]) -> str:

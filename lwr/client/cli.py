@@ -8,19 +8,23 @@ come from ``LWR_URL`` and ``LWR_PRIVATE_TOKEN``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
 import sys
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from lwr.client import actions, check
-from lwr.client.action_config import ACTIONS, load_action_config
+from lwr.client.action_config import ACTIONS, ActionConfig, load_action_config
 from lwr.client.cache import InputCache
 from lwr.client.client import LwrClient
 from lwr.client.collect import collect_outputs
+from lwr.client.files_endpoint import FilesEndpoint
 from lwr.client.http import Progress
+from lwr.client.mq import PROBE_TIMEOUT, MessageQueueLwrClient, env_ssl, start_files_endpoint
 from lwr.client.staging import JobDescription, StagingObserver, stage_and_submit
 from lwr.errors import LwrError
 
@@ -40,7 +44,7 @@ def register(subparsers: Any) -> None:
         description="Stage the inputs, run COMMAND in the job's working directory on the server, "
         "bring the outputs back and exit with the command's exit code.",
     )
-    _connection_arguments(submit)
+    _connection_arguments(submit, mq=True)
     submit.add_argument(
         "--input", "-i", action="append", default=[], metavar="FILE", help="a file the command reads"
     )
@@ -58,6 +62,7 @@ def register(subparsers: Any) -> None:
     submit.add_argument("--keep", action="store_true", help="leave the job directory on the server")
     submit.add_argument("--quiet", "-q", action="store_true", help="no status changes or progress bars")
     submit.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARG ...]")
+    check.add_mq_arguments(submit)
     submit.set_defaults(func=submit_command)
 
     for name, function, text in (
@@ -71,9 +76,13 @@ def register(subparsers: Any) -> None:
         parser.set_defaults(func=function)
 
 
-def _connection_arguments(parser: argparse.ArgumentParser) -> None:
+def _connection_arguments(parser: argparse.ArgumentParser, mq: bool = False) -> None:
+    """``--url`` (required unless ``LWR_URL`` is set, or with ``mq``, ``--amqp-url`` is given)."""
     parser.add_argument(
-        "--url", default=os.environ.get("LWR_URL"), required="LWR_URL" not in os.environ, help="server URL"
+        "--url",
+        default=os.environ.get("LWR_URL"),
+        required="LWR_URL" not in os.environ and not mq,
+        help="server URL" + (" (or --amqp-url)" if mq else ""),
     )
     parser.add_argument(
         "--private-token", default=os.environ.get("LWR_PRIVATE_TOKEN"), help="the server's token"
@@ -153,7 +162,14 @@ def submit_command(args: argparse.Namespace) -> int:
             print(f"lwr submit: --env {item!r} is not NAME=VALUE", file=sys.stderr)
             return 2
         env[name] = value
-    action_config = load_action_config(args.file_action_config, default_action=args.default_file_action)
+    error = check.mq_options_error(args, "submit")
+    if error:
+        print(error, file=sys.stderr)
+        return 2
+    default_action = args.default_file_action
+    if default_action is None and args.amqp_url and not args.file_action_config:
+        default_action = "remote_transfer"  # lwr moves the files: nothing reaches lwr but the broker
+    action_config = load_action_config(args.file_action_config, default_action=default_action)
     description = JobDescription(
         command_line=command_line,
         job_id=args.job_id or f"lwr-submit-{uuid.uuid4().hex[:12]}",
@@ -168,35 +184,68 @@ def submit_command(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"lwr: {message}", file=sys.stderr, flush=True)
 
-    with _client(args) as client:
-        staged = stage_and_submit(
-            client, description, action_config, cache=InputCache() if args.cache else None, observer=observer
+    files: FilesEndpoint | None = None
+    client: LwrClient
+    if args.amqp_url:
+        files = start_files_endpoint(args.files_listen, args.files_url)  # ConfigError: exit status 2
+        action_config = dataclasses.replace(action_config, files_endpoint=files.url(description.job_id))
+        client = MessageQueueLwrClient(
+            args.amqp_url, files, manager=args.manager, jobs_directory=args.jobs_directory, ssl=env_ssl(args)
         )
-        say(f"job {staged.job_id} submitted")
+    else:
+        client = _client(args)
+    try:
+        return _run_job(args, client, description, action_config, observer, say, files)
+    finally:
+        client.close()
+        if files is not None:
+            files.close()
+
+
+def _run_job(
+    args: argparse.Namespace,
+    client: LwrClient,
+    description: JobDescription,
+    action_config: ActionConfig,
+    observer: TerminalObserver,
+    say: Callable[[str], None],
+    files: FilesEndpoint | None,
+) -> int:
+    """Stage, wait, collect, clean (HTTP only: MQ has no clean); the exit status of ``lwr submit``."""
+    if isinstance(client, MessageQueueLwrClient):
+        # Publish nothing unless an lwr consumes the manager: a setup nobody takes would wait in
+        # the queue and run whenever one does.
+        client.healthz(timeout=min(PROBE_TIMEOUT, args.timeout))
+    staged = stage_and_submit(
+        client, description, action_config, cache=InputCache() if args.cache else None, observer=observer
+    )
+    say(f"job {staged.job_id} submitted" + (f" (files served at {files.base})" if files else ""))
+    try:
+        status = client.wait(staged.job_id, timeout=args.timeout, on_status=lambda state: say(f"job {state}"))
+    except KeyboardInterrupt:
+        say(f"interrupted: cancelling job {staged.job_id}")
+        client.cancel(staged.job_id)
+        return 130
+    except TimeoutError as exc:
+        print(f"lwr submit: {exc}; the job was not cancelled", file=sys.stderr)
+        return 1
+    collected = collect_outputs(client, staged.job_id, description, action_config, status, observer=observer)
+    # The tool's streams; a server that did not separate them from the job script's has them there.
+    _echo(status.get("stdout") or status.get("job_stdout") or "", sys.stdout)
+    _echo(status.get("stderr") or status.get("job_stderr") or "", sys.stderr)
+    for name, error in collected.failures:
+        print(f"lwr: could not bring back {name}: {error}", file=sys.stderr)
+    missing = [path for path in description.outputs if not os.path.exists(path)]
+    for path in missing:
+        print(f"lwr: output {path} was not produced", file=sys.stderr)
+    if files is not None and files.refused:
+        for method, path, reason in files.refused:
+            print(f"lwr: refused {method} {path} from the server: {reason}", file=sys.stderr)
+    if not args.keep and files is None:
         try:
-            status = client.wait(
-                staged.job_id, timeout=args.timeout, on_status=lambda state: say(f"job {state}")
-            )
-        except KeyboardInterrupt:
-            say(f"interrupted: cancelling job {staged.job_id}")
-            client.cancel(staged.job_id)
-            return 130
-        collected = collect_outputs(
-            client, staged.job_id, description, action_config, status, observer=observer
-        )
-        # The tool's streams; a server that did not separate them from the job script's has them there.
-        _echo(status.get("stdout") or status.get("job_stdout") or "", sys.stdout)
-        _echo(status.get("stderr") or status.get("job_stderr") or "", sys.stderr)
-        for name, error in collected.failures:
-            print(f"lwr: could not bring back {name}: {error}", file=sys.stderr)
-        missing = [path for path in outputs if not os.path.exists(path)]
-        for path in missing:
-            print(f"lwr: output {path} was not produced", file=sys.stderr)
-        if not args.keep:
-            try:
-                client.clean(staged.job_id)
-            except LwrError as exc:
-                say(f"could not clean job {staged.job_id}: {exc.message}")
+            client.clean(staged.job_id)
+        except LwrError as exc:
+            say(f"could not clean job {staged.job_id}: {exc.message}")
     return exit_status(status, failed_collection=bool(collected.failures))
 
 

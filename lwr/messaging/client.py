@@ -3,8 +3,8 @@
 A :class:`MessageQueueClient` publishes ``setup``, ``status`` and ``kill`` messages the way
 Galaxy's Pulsar runner does and waits for a job's final ``status_update``. The status queue
 of a manager is shared by everything listening to it: run checks against a manager Galaxy
-does not consume (updates of other jobs are requeued, but a Galaxy handler consuming the
-same queue would take this job's updates).
+does not consume (updates of other jobs are held a moment and requeued for whoever waits
+for them, but a Galaxy handler consuming the same queue would take this job's updates).
 
     client = MessageQueueClient("amqp://guest:guest@rabbit//", manager="check")
     client.submit("job-1", "echo hello", tool_id="check")
@@ -14,8 +14,10 @@ same queue would take this job's updates).
 
 from __future__ import annotations
 
+import random
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import kombu
@@ -66,31 +68,52 @@ class MessageQueueClient:
         with self._connect() as connection:
             amqp.queue(self.manager, naming.STATUS_UPDATE)(connection.channel()).declare()
 
-    def wait_for_final(self, job_id: str, timeout: float = 300, poll: float = 30) -> dict[str, Any]:
+    def wait_for_final(self, job_id: str, timeout: float = 300, poll: float = 30,
+                       on_update: Callable[[dict[str, Any]], None] | None = None,
+                       lost_only_after_seen: bool = False) -> dict[str, Any]:
         """The job's final status reply; asks for the status every ``poll`` seconds meanwhile.
 
-        Raises ``TimeoutError`` if none arrives within ``timeout`` seconds.
+        ``on_update`` sees every update of the job, the final one included. With
+        ``lost_only_after_seen``, a ``lost`` answer before any other update of the job is not
+        taken as final: lwr answers ``lost`` to a status request that overtakes the job's
+        setup (lwr busy or restarting), and the setup is still coming. Updates of other jobs
+        are held unacknowledged (no prefetch limit, so the job's own updates behind them still
+        arrive) and requeued every few tenths of a second, and when the connection closes, for another
+        client waiting on the same queue; updates asking for an acknowledgement are answered. Raises
+        ``TimeoutError`` if no final update arrives within ``timeout`` seconds.
         """
         found: list[dict[str, Any]] = []
+        seen: list[str] = []
+        held: list[kombu.Message] = []
         deadline = time.monotonic() + timeout
         next_request = time.monotonic() + poll
-
-        def on_message(body: Any, message: kombu.Message) -> None:
-            if isinstance(body, dict) and body.get("job_id") == job_id:
-                message.ack()
-                if body.get("complete") == "true":
-                    found.append(body)
-            else:
-                message.requeue()
+        next_release = time.monotonic() + random.uniform(0.2, 0.6)
 
         with self._connect() as connection:
+            producer = kombu.Producer(connection.channel())
+
+            def on_message(body: Any, message: kombu.Message) -> None:
+                if not isinstance(body, dict) or body.get("job_id") != job_id:
+                    held.append(message)  # another job's: requeued soon, for whoever waits for it
+                    return
+                message.ack()
+                self._answer_acknowledgement(producer, body)
+                state = str(body.get("status"))
+                if on_update is not None:
+                    on_update(body)
+                if body.get("complete") == "true" and not (
+                        lost_only_after_seen and state == "lost" and not seen):
+                    found.append(body)
+                seen.append(state)
+
             queue = amqp.queue(self.manager, naming.STATUS_UPDATE)
-            with kombu.Consumer(connection, queues=[queue], callbacks=[on_message], accept=["json"],
-                                prefetch_count=10):
+            with kombu.Consumer(connection, queues=[queue], callbacks=[on_message], accept=["json"]):
                 while not found:
                     now = time.monotonic()
                     if now >= deadline:
-                        raise TimeoutError(f"no final status for job {job_id} within {timeout:.0f} s")
+                        lost = " (lwr answered 'lost': it has not taken the job's setup)" if set(seen) == {
+                            "lost"} else ""
+                        raise TimeoutError(f"no final status for job {job_id} within {timeout:.0f} s{lost}")
                     if now >= next_request:
                         self.request_status(job_id)
                         next_request = now + poll
@@ -98,4 +121,22 @@ class MessageQueueClient:
                         connection.drain_events(timeout=min(1.0, deadline - now))
                     except socket.timeout:
                         pass
+                    if held and time.monotonic() >= next_release:
+                        # Another client waiting on this queue may hold ours: hand theirs back now and
+                        # then (at random moments, so two clients do not keep swapping the same ones).
+                        for message in held:
+                            message.requeue()
+                        held.clear()
+                        next_release = time.monotonic() + random.uniform(0.2, 0.6)
+                    if self.heartbeat:
+                        connection.heartbeat_check()
         return found[0]
+
+    def _answer_acknowledgement(self, producer: kombu.Producer, body: dict[str, Any]) -> None:
+        """Answer an update that asks for it (lwr's or Pulsar's ``amqp_acknowledge``)."""
+        uuid, ack_queue = body.get(naming.ACK_UUID), body.get(naming.ACK_QUEUE)
+        if not isinstance(uuid, str) or not isinstance(ack_queue, str):
+            return
+        ack = amqp.queue(self.manager, ack_queue)
+        producer.publish({naming.ACK_UUID_RESPONSE: uuid}, serializer="json", exchange=amqp.exchange(),
+                         routing_key=ack.routing_key, declare=[ack], delivery_mode=2)
