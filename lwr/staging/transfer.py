@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urljoin
@@ -67,7 +67,7 @@ class Transfers:
                 time.sleep(delay)
                 delay = min(delay * 2, self.backoff_max)
 
-    def _request(self, method: str, url: str, body: Callable[[], Iterator[bytes]] | None = None,
+    def _request(self, method: str, url: str, body: Callable[[], Iterable[bytes]] | None = None,
                  headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
         """One request, redirects followed by hand, each target checked before it is contacted."""
         for _ in range(MAX_REDIRECTS + 1):
@@ -169,9 +169,9 @@ class Transfers:
                     yield chunk
             yield tail
 
-        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}",
-                   "Content-Length": str(len(head) + size + len(tail))}
-        response = self._request("POST", url, body=body, headers=headers)
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        length = len(head) + size + len(tail)
+        response = self._request("POST", url, body=lambda: _SizedBody(body(), length), headers=headers)
         response.close()
 
     # --- local copies (remote_copy) --------------------------------------------------------------
@@ -208,3 +208,17 @@ def _safe(url: str) -> str:
 
 
 __all__ = ["Transfers", "UrlRefused"]
+
+
+class _SizedBody:
+    """A streamed body of known length: requests then sends Content-Length, not chunked encoding."""
+
+    def __init__(self, chunks: Iterator[bytes], length: int) -> None:
+        self._chunks = chunks
+        self._length = length
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def __len__(self) -> int:
+        return self._length

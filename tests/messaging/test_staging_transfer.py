@@ -20,6 +20,7 @@ class Script:
     def __init__(self) -> None:
         self.responses: dict[str, list[tuple[int, dict[str, str], bytes]]] = {}
         self.seen: list[tuple[str, str, bytes]] = []
+        self.request_headers: list[dict[str, str]] = []
         script = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -30,6 +31,7 @@ class Script:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 script.seen.append((self.command, self.path, body))
+                script.request_headers.append({key.lower(): value for key, value in self.headers.items()})
                 queue = script.responses.get(self.path.split("?")[0], [(404, {}, b"")])
                 status, headers, data = queue.pop(0) if len(queue) > 1 else queue[0]
                 self.send_response(status)
@@ -106,6 +108,9 @@ def test_upload_is_a_streamed_multipart_form(script, tmp_path):
     method, _path, body = script.seen[-1]
     assert method == "POST" and len(script.seen) == 2
     assert b'name="file"' in body and source.read_bytes() in body
+    headers = script.request_headers[-1]
+    assert "transfer-encoding" not in headers, "a Content-Length body must not also claim to be chunked"
+    assert int(headers["content-length"]) == len(body)
 
 
 def test_upload_redirect_that_would_drop_the_body_fails(script, tmp_path):
