@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from lwr import __version__
 from lwr.config import AppSettings
+from lwr.core.end_waiter import EndWaiter
 from lwr.core.job_directory import JobDirectory, validate_job_id
 from lwr.core.job_script import EnvItem, write_job_script
 from lwr.core.states import JobState
@@ -123,6 +124,7 @@ class JobService:
         self._lock = threading.RLock()
         self._records: dict[tuple[str, str], JobRecord] = {}
         self._final_replies: dict[tuple[str, str], dict[str, Any]] = {}
+        self._end_waiter = EndWaiter()
         # Record writes happen outside ``_lock``: a version per change, a lock per job for writing.
         self._versions: dict[tuple[str, str], int] = {}
         self._saved: dict[tuple[str, str], int] = {}
@@ -280,6 +282,7 @@ class JobService:
             preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
             next_state = JobState.PREPROCESSING if preprocess else JobState.QUEUED
             snapshot = self._transition(record, next_state)
+        self._end_waiter.submitted((manager_name, job_id))
         self._commit(snapshot, record)
         if preprocess:
             self._start_preprocessing(record, directory)
@@ -293,6 +296,8 @@ class JobService:
             cached = self._final_replies.get(key)
         if cached is not None:
             return cached
+        if not record.state.is_final:
+            self._end_waiter.wait(key)
         reply = status_reply(record, self.directory(manager, job_id))
         if record.state.is_final:
             with self._lock:
@@ -455,6 +460,8 @@ class JobService:
 
     def _commit(self, snapshot: _Snapshot, record: JobRecord, durable: bool = True) -> None:
         self._persist(snapshot, durable)
+        if record.state.is_final:
+            self._end_waiter.ended(snapshot.key)
         self._notify(record)
 
     def _notify(self, record: JobRecord) -> None:
