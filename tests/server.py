@@ -31,7 +31,7 @@ class LwrServer:
     directory: Path
     app_options: dict[str, str] = field(default_factory=dict)
     job_managers_ini: str | None = None
-    server_options: dict[str, str] = field(default_factory=dict)
+    server_options: dict[str, str | None] = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
 
@@ -57,7 +57,7 @@ class LwrServer:
         server = {"use": "egg:Paste#http", "host": "127.0.0.1", "port": str(self.port), "threadpool_workers": "16",
                   "request_queue_size": "128",
                   **self.server_options}
-        lines = ["[server:main]"] + [f"{key} = {value}" for key, value in server.items()]
+        lines = ["[server:main]"] + [f"{key} = {value}" for key, value in server.items() if value is not None]
         lines += ["", "[app:main]", "paste.app_factory = lwr.app:app_factory"]
         options = dict(self.app_options)
         if self.job_managers_ini is not None:

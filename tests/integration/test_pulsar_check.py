@@ -68,3 +68,11 @@ def test_pulsar_check_over_tls_with_token(make_server, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr + server.log_text()
     plain = subprocess.run(["curl", "-s", server.url + "healthz"], capture_output=True)
     assert plain.returncode != 0 or b"version" not in plain.stdout
+
+
+def test_pulsar_check_under_waitress(make_server):
+    """Any PasteDeploy server can serve lwr; waitress is a common choice."""
+    server = make_server("waitress", server_options={"use": "egg:waitress#main", "threads": "8",
+                                                     "threadpool_workers": None, "request_queue_size": None})
+    result = run_check(server.url)
+    assert result.returncode == 0, result.stdout + result.stderr + server.log_text()
