@@ -6,7 +6,6 @@ their files on a fixed loopback port that the server's ``remote_staging_allowed_
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import uuid
@@ -23,7 +22,6 @@ from server import ROOT, LwrServer, free_port
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672"
 
-needs_rabbitmq = pytest.mark.skipif(shutil.which("rabbitmqctl") is None, reason="needs RabbitMQ (rabbitmqctl)")
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -70,7 +68,6 @@ def explain(result: subprocess.CompletedProcess[str], server: LwrServer | None =
         f"\n--- server log ---\n{server.log_text()[-4000:]}" if server else "")
 
 
-@needs_rabbitmq
 @pytest.mark.parametrize("layout", ["relative", "jobs-directory"])
 def test_check_over_the_queue_passes(mq_lwr: LwrServer, vhost_url: str, files_port: int, layout: str) -> None:
     """Every step of the representative job, lwr fetching the inputs and posting the outputs itself.
@@ -91,7 +88,6 @@ def test_check_over_the_queue_passes(mq_lwr: LwrServer, vhost_url: str, files_po
             result)
 
 
-@needs_rabbitmq
 def test_submit_over_the_queue_propagates_the_exit_code(mq_lwr: LwrServer, vhost_url: str, files_port: int,
                                                         tmp_path: Path) -> None:
     connection = ["--amqp-url", vhost_url, "--files-listen", f"127.0.0.1:{files_port}", "--timeout", "120"]
@@ -111,7 +107,6 @@ def test_submit_over_the_queue_propagates_the_exit_code(mq_lwr: LwrServer, vhost
     assert (work / "out.txt").read_text() == "SOME INPUT\n", "the output was posted back by lwr"
 
 
-@needs_rabbitmq
 def test_a_manager_nobody_consumes_fails_with_a_clear_message(mq_lwr: LwrServer, vhost_url: str,
                                                              files_port: int) -> None:
     check = lwr("check", "--amqp-url", vhost_url, "--manager", "nobody", "--timeout", "3")
@@ -133,7 +128,6 @@ def test_a_manager_nobody_consumes_fails_with_a_clear_message(mq_lwr: LwrServer,
         assert waiting == 0
 
 
-@needs_rabbitmq
 def test_a_files_endpoint_lwr_may_not_reach_fails_the_job_step(mq_lwr: LwrServer, vhost_url: str) -> None:
     other_port = free_port()
     result = lwr("check", "--amqp-url", vhost_url, "--files-listen", f"127.0.0.1:{other_port}", "--timeout", "60")
