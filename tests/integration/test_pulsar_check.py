@@ -76,3 +76,35 @@ def test_pulsar_check_under_waitress(make_server):
                                                      "threadpool_workers": None, "request_queue_size": None})
     result = run_check(server.url)
     assert result.returncode == 0, result.stdout + result.stderr + server.log_text()
+
+
+def test_pulsar_client_follows_uuid_ids(make_server, tmp_path):
+    """With assign_ids = uuid lwr picks the job id and Galaxy's Pulsar client follows it.
+
+    (pulsar-check itself cannot run here: it asserts the client's own job id is in the paths.)
+    """
+    import time
+
+    from pulsar.client.manager import build_client_manager
+
+    server = make_server("uuid", app_options={"assign_ids": "uuid"})
+    manager = build_client_manager()
+    source = tmp_path / "in.txt"
+    source.write_text("uuid job input")
+    job_ids = []
+    for _ in range(2):
+        client = manager.get_client({"url": server.url, "default_file_action": "transfer"}, "7")
+        setup = client.setup("cat", "1.0")
+        client.job_id = setup["job_id"]
+        job_ids.append(setup["job_id"])
+        client.put_file(str(source), "input", name="in.txt", action_type="transfer")
+        client.launch(f"cat {setup['inputs_directory']}/in.txt > {setup['outputs_directory']}/out.txt")
+        deadline = time.monotonic() + 60
+        while client.get_status() not in ("complete", "failed", "cancelled", "lost"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        destination = tmp_path / f"out-{setup['job_id']}.txt"
+        client.fetch_output(path=str(destination), name="out.txt", working_directory=str(tmp_path),
+                            action_type="transfer", output_type="output")
+        assert destination.read_text() == "uuid job input"
+    assert len(set(job_ids)) == 2 and "7" not in job_ids and all(len(job_id) == 32 for job_id in job_ids)
