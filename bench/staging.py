@@ -496,8 +496,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"(server CPU {floor_result.up_cpu[-1] / gib:5.2f} s/GiB)  "
                   f"down {mbps(args.size, floor_result.down_s[-1]):7.1f} MB/s "
                   f"(server CPU {floor_result.down_cpu[-1] / gib:5.2f} s/GiB)", flush=True)
+            # Interleaved, so background load hits both servers alike, and the order rotates every run:
+            # the first client download after the floor's run is slower (measured: whichever server
+            # goes first loses ~2x on the client-path download), so no server may always go first.
+            shift = (repeat - 1) % len(suts)
+            order = suts[shift:] + suts[:shift]
             for path in args.paths:
-                for sut in suts:  # interleaved, so background load hits both servers alike
+                for sut in order:
                     measure = results.setdefault((sut.name, path), Measure(sut.name, path))
                     if path == "client":
                         sut.run_client_path(source, measure)
