@@ -32,21 +32,17 @@ import argparse
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent.parent / "tests"))
 
+from server import free_port, stop_process, wait_for_healthz  # noqa: E402  (tests/server.py)
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["PulsarServer", "free_port"]
 
 
 @dataclass
@@ -131,26 +127,10 @@ class PulsarServer:
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"pulsar exited with {self.process.returncode}:\n{self.log_text()}")
-            try:
-                with urllib.request.urlopen(self.url + "healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"pulsar did not answer within {timeout} s:\n{self.log_text()}")
+        wait_for_healthz(self.url, self.process, "pulsar", self.log_text, timeout, interval=0.1)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

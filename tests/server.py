@@ -11,6 +11,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +23,33 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_for_healthz(url: str, process: subprocess.Popen[bytes] | None, name: str,
+                     log_text: Callable[[], str], timeout: float, interval: float = 0.05) -> None:
+    """Poll ``url``/healthz until it answers 200; fail early, with the log, if the process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log_text()}")
+        try:
+            with urllib.request.urlopen(url + "healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(interval)
+    raise RuntimeError(f"{name} did not answer within {timeout} s:\n{log_text()}")
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM a server process, then SIGKILL it if it has not exited within 15 s."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 @dataclass
@@ -79,17 +107,7 @@ class LwrServer:
         return self
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"lwr exited with {self.process.returncode}:\n{self.log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(self.url + "healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"lwr did not answer within {timeout} s:\n{self.log_path.read_text()}")
+        wait_for_healthz(self.url, self.process, "lwr", self.log_text, timeout)
 
     def kill9(self) -> None:
         assert self.process is not None
@@ -97,13 +115,7 @@ class LwrServer:
         self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""

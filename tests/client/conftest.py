@@ -24,6 +24,8 @@ TESTS = HERE.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
+from server import stop_process  # noqa: E402
+
 
 class PulsarProcess:
     """Real Pulsar served by paste's HTTP server (see ``serve_pulsar.py``)."""
@@ -81,13 +83,7 @@ class PulsarProcess:
         return f"http://127.0.0.1:{self.port}/"
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="session")
