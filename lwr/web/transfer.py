@@ -55,14 +55,15 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
     received = 0
     try:
         with os.fdopen(fd, "wb") as out:
-            reader = getattr(stream, "readinto", None) if digest is None else None
-            buffer = bytearray(CHUNK_SIZE) if reader is not None else None
+            # One reused buffer when the stream can fill it; the hashing path needs immutable
+            # chunks, since its thread still reads them while the next one arrives.
+            reusable = digest is None and hasattr(stream, "readinto")
+            buffer = memoryview(bytearray(CHUNK_SIZE)) if reusable else None
             while length is None or received < length:
                 wanted = CHUNK_SIZE if length is None else min(CHUNK_SIZE, length - received)
                 if buffer is not None:
-                    # One reused buffer; the hashing path needs immutable chunks for its thread.
-                    count = stream.readinto(memoryview(buffer)[:wanted])  # type: ignore[attr-defined]
-                    chunk: bytes | memoryview = memoryview(buffer)[:count]
+                    count = stream.readinto(buffer[:wanted])  # type: ignore[attr-defined]
+                    chunk: bytes | memoryview = buffer[:count]
                 else:
                     chunk = stream.read(wanted)
                 if not chunk:
