@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from lwr import __version__
 from lwr.config import AppSettings
 from lwr.core.end_waiter import EndWaiter
 from lwr.core.job_directory import JobDirectory, validate_job_id
@@ -30,6 +29,7 @@ from lwr.core.store import JobRecord, JobStore
 from lwr.errors import BadRequest, Conflict, NotFound
 from lwr.managers import manager_class
 from lwr.managers.base import LaunchSpec, Manager
+from lwr.protocol.version import version_fields
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class JobService:
             "job_id": job_id,
             "system_properties": dict(SYSTEM_PROPERTIES),
             "path_separator": "/",
-            "lwr_version": __version__,
+            **version_fields(),
         }
         if tool_id:
             reply["tool_id"] = tool_id

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from lwr import __version__
 from lwr.core import job_directory as layout
 from lwr.core.job_directory import JobDirectory, confine
 from lwr.core.store import JobRecord
 from lwr.errors import LwrError
+from lwr.protocol.version import version_fields
 
 #: Largest tool stdout/stderr returned in a status reply (start and end kept).
 MAXIMUM_STREAM_SIZE = 64 * 1024
@@ -22,7 +22,7 @@ SYSTEM_PROPERTIES = {"separator": "/"}
 def status_reply(record: JobRecord, directory: JobDirectory) -> dict[str, Any]:
     """``{"complete": "false", ...}`` while active; the full final description once finished."""
     if not record.state.is_final:
-        return {"complete": "false", "status": record.state.wire_name, "job_id": record.job_id}
+        return active_reply(record)
     exists = directory.exists()
     return {
         "job_id": record.job_id,
@@ -41,10 +41,15 @@ def status_reply(record: JobRecord, directory: JobDirectory) -> dict[str, Any]:
         "outputs_directory_contents": directory.contents("outputs") if exists else [],
         "job_directory_contents": directory.contents("") if exists else [],
         "system_properties": dict(SYSTEM_PROPERTIES),
-        "lwr_version": __version__,
+        **version_fields(),
         "realized_dynamic_file_sources": realized_dynamic_file_sources(record, directory) if exists else None,
         "reason": record.reason,
     }
+
+
+def active_reply(record: JobRecord) -> dict[str, Any]:
+    """The status of a job that has not ended: only its wire state."""
+    return {"complete": "false", "status": record.state.wire_name, "job_id": record.job_id, **version_fields()}
 
 
 def realized_dynamic_file_sources(record: JobRecord, directory: JobDirectory) -> list[dict[str, Any]]:
@@ -73,4 +78,5 @@ def _job_stderr(record: JobRecord, directory: JobDirectory) -> str:
 def lost_reply(job_id: str, reason: str) -> dict[str, Any]:
     """The reply for a job lwr does not know (MQ status requests): final, status ``lost``."""
     return {"job_id": job_id, "complete": "true", "status": "lost", "returncode": None,
-            "stdout": "", "stderr": "", "job_stdout": "", "job_stderr": f"lwr: {reason}\n", "reason": reason}
+            "stdout": "", "stderr": "", "job_stdout": "", "job_stderr": f"lwr: {reason}\n", "reason": reason,
+            **version_fields()}

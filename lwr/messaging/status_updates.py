@@ -16,7 +16,7 @@ from typing import Any
 
 from lwr.core.jobs import JobService
 from lwr.core.states import JobState
-from lwr.core.status import lost_reply
+from lwr.core.status import active_reply, lost_reply
 from lwr.core.store import JobRecord
 from lwr.errors import NotFound
 from lwr.messaging.outbox import Outbox
@@ -65,7 +65,7 @@ class StatusAnnouncer:
                     return
             else:
                 # What the service would answer for an active job, without taking its lock.
-                body = {"complete": "false", "status": state.wire_name, "job_id": record.job_id}
+                body = active_reply(record)
                 self._finished.pop(key, None)  # a job id set up again after it finished
             final = body.get("complete") == "true"
             if self._last.get(key) == body.get("status") or (final and key in self._finished):

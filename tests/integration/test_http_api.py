@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from lwr.protocol.version import PULSAR_PROTOCOL_VERSION
+
 from http_helpers import Http
 from server import TOKEN
 
@@ -41,6 +43,8 @@ def test_full_lifecycle(http, lwr_server):
         assert config[key] == os.path.join(job_dir, sub)
         assert os.path.isdir(config[key])
     assert config["system_properties"]["separator"] == "/"
+    # Galaxy's runners refuse a server whose setup reply lacks pulsar_version (they assume 0.6.0)
+    assert config["pulsar_version"] == PULSAR_PROTOCOL_VERSION
 
     reply = http.upload("life1", "in.txt", b"hello\n")
     assert reply.status == 200
@@ -60,6 +64,7 @@ def test_full_lifecycle(http, lwr_server):
     assert status["status"] == "complete"
     assert status["complete"] == "true"
     assert status["returncode"] == 3
+    assert status["pulsar_version"] == PULSAR_PROTOCOL_VERSION
     assert status["stdout"] == "hi there\n"
     assert status["stderr"] == "oops\n"
     assert "out.txt" in status["outputs_directory_contents"]

@@ -23,6 +23,8 @@ from mq_helpers import (
     rabbitmqctl,
 )
 
+from lwr.protocol.version import PULSAR_PROTOCOL_VERSION
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -118,6 +120,8 @@ def test_malformed_messages_are_rejected_and_the_consumer_carries_on(mq_server, 
     publish(vhost.url, "_default_", "setup", setup_message("good-1", f"echo ok >> {marker}"))
     final = listener.wait_final("good-1")
     assert final["status"] == "complete" and final["returncode"] == 0
+    # without it Galaxy falls back to legacy output discovery for every job
+    assert final["pulsar_version"] == PULSAR_PROTOCOL_VERSION
     assert count_lines(marker) == 1
     log = server.log_text()
     assert log.count("rejecting malformed message") == len(bad) + 2, log
