@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lwr.core.manager import as_bool as parse_bool
 from lwr.errors import ConfigError
 from lwr.managers import manager_class
-from lwr.managers.base import as_bool as parse_bool
 
 DEFAULT_MANAGER_NAME = "_default_"
 APP_SECTION = "app:main"
