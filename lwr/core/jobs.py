@@ -99,6 +99,9 @@ class StagingHooks(Protocol):
 
     def after_finish(self, record: JobRecord, directory: JobDirectory) -> None: ...
 
+    def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
+        """Run ``work`` (one job's staging step) later, in the hooks' own bounded pool."""
+
 
 @dataclass(frozen=True)
 class _Snapshot:
@@ -412,7 +415,7 @@ class JobService:
             self._commit(snapshot, record)
             self.managers[record.manager].launch(self._spec(record, directory))
 
-        threading.Thread(target=run, name=f"preprocess-{record.job_id}", daemon=True).start()
+        self._schedule_staging(record, f"preprocess-{record.job_id}", run)
 
     def _start_postprocessing(self, record: JobRecord, directory: JobDirectory) -> None:
         def run() -> None:
@@ -427,7 +430,15 @@ class JobService:
                 return
             self._finish(record, JobState(outcome["state"]), outcome.get("reason"))
 
-        threading.Thread(target=run, name=f"postprocess-{record.job_id}", daemon=True).start()
+        self._schedule_staging(record, f"postprocess-{record.job_id}", run)
+
+    def _schedule_staging(self, record: JobRecord, name: str, run: Callable[[], None]) -> None:
+        """Staging waits on remote hosts: it runs in the hooks' bounded pool, never a thread per job."""
+        hooks = self.staging_hooks
+        if hooks is None:
+            threading.Thread(target=run, name=name, daemon=True).start()
+        else:
+            hooks.schedule(record, name, run)
 
     def _finish(self, record: JobRecord, state: JobState, reason: str | None,
                 failure_class: FailureClass | None = None) -> None:
