@@ -47,6 +47,13 @@ def parse_list(text: str) -> list[str]:
     return [item.strip() for item in re.split(r"[,\n]", text) if item.strip()]
 
 
+def parse_seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be a number of seconds, 0 or more")
+    return value
+
+
 def parse_positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -95,6 +102,7 @@ APP_KEYS: dict[str, _Key] = {
     "amqp_acknowledge": _Key(parse_bool, "true or false"),
     "amqp_publish_retry_max": _Key(float, "seconds, a number"),
     "staging_threads": _Key(parse_positive_int, "a positive integer"),
+    "finished_job_retention": _Key(parse_seconds, "seconds, a number >= 0 (0 keeps finished jobs until cleaned)"),
     "staging_threads_per_host": _Key(parse_positive_int, "a positive integer"),
 }
 
@@ -123,6 +131,9 @@ class AppSettings:
     #: Server-side staging: transfers at once in all, and per remote host (lwr.staging.pool).
     staging_threads: int = 16
     staging_threads_per_host: int = 4
+    #: Seconds a finished job (directory and record) is kept if no client cleans it (MQ clients
+    #: never do); 0 keeps it until cleaned.
+    finished_job_retention: float = 86400.0
     amqp: dict[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -169,6 +180,7 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
         remote_staging_allowed_urls=tuple(values.get("remote_staging_allowed_urls", ())),
         staging_threads=values.get("staging_threads", 16),
         staging_threads_per_host=values.get("staging_threads_per_host", 4),
+        finished_job_retention=values.get("finished_job_retention", 86400.0),
         amqp=amqp,
         source=source,
     )

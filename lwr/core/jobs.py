@@ -13,7 +13,9 @@ import logging
 import queue
 import shutil
 import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,11 @@ from lwr.protocol.failure import FailureClass, staging_failure
 from lwr.protocol.version import version_fields
 
 log = logging.getLogger(__name__)
+
+#: Final status replies kept in memory for repeated polls.
+FINAL_REPLIES_CACHED = 10_000
+#: A cleaned job's write versions are kept this long (seconds), against a late write recreating it.
+CLEANED_BOOKKEEPING_SECONDS = 60.0
 
 #: Which state may follow which. Final states are never left.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
@@ -79,6 +86,9 @@ class ServiceSettings(Protocol):
 
     @property
     def assign_ids(self) -> str: ...
+
+    @property
+    def finished_job_retention(self) -> float: ...
 
 
 #: Builds one manager around the listener it reports to (``app.py`` makes them from config).
@@ -144,7 +154,10 @@ class JobService:
         self.staging_hooks = staging_hooks
         self._lock = threading.RLock()
         self._records: dict[tuple[str, str], JobRecord] = {}
-        self._final_replies: dict[tuple[str, str], dict[str, Any]] = {}
+        #: Final replies of recently polled jobs (bounded: the oldest are dropped first).
+        self._final_replies: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        #: Jobs cleaned, and when: their write bookkeeping is dropped once no late write can come.
+        self._cleaned: dict[tuple[str, str], float] = {}
         self._end_waiter = EndWaiter()
         # Record writes happen outside ``_lock``: a version per change, a lock per job for writing.
         self._versions: dict[tuple[str, str], int] = {}
@@ -168,9 +181,15 @@ class JobService:
         records = self.store.load_all()
         if records:
             self._sequence = itertools.count(records[-1].sequence + 1)
+        loaded_at = time.time()
         with self._lock:
             for record in records:
+                if record.state.is_final and record.ended_at is None:
+                    record.ended_at = loaded_at   # written before ended_at existed: retained from now
                 self._records[(record.manager, record.job_id)] = record
+        retention = self.settings.finished_job_retention
+        if retention > 0:
+            threading.Thread(target=self._sweep_forever, args=(retention,), name="retention", daemon=True).start()
         for record in records:
             self._recover(record)
         for manager in self.managers.values():
@@ -179,6 +198,40 @@ class JobService:
     def shutdown(self) -> None:
         for manager in self.managers.values():
             manager.shutdown()
+
+    # --- retention ------------------------------------------------------------------------------
+    def _sweep_forever(self, retention: float) -> None:
+        interval = min(60.0, max(0.5, retention / 10))
+        while True:
+            time.sleep(interval)
+            try:
+                self.sweep(retention)
+            except Exception:  # noqa: BLE001 - the sweeper must outlive any one job
+                log.exception("removing finished jobs failed")
+
+    def sweep(self, retention: float) -> int:
+        """Clean every job finished more than ``retention`` seconds ago; drop the write bookkeeping
+        of jobs cleaned a while ago. Per-job memory is thus bounded by the jobs alive and recent."""
+        cutoff = time.time() - retention
+        with self._lock:
+            expired = [key for key, record in self._records.items()
+                       if record.state.is_final and record.ended_at is not None and record.ended_at < cutoff]
+        for manager, job_id in expired:
+            try:
+                self.clean(manager, job_id)
+            except NotFound:
+                pass
+        settled = time.monotonic() - CLEANED_BOOKKEEPING_SECONDS
+        with self._lock:
+            for key in [key for key, when in self._cleaned.items() if when < settled]:
+                del self._cleaned[key]
+                if key not in self._records:
+                    self._versions.pop(key, None)
+                    self._saved.pop(key, None)
+                    self._save_locks.pop(key, None)
+        if expired:
+            log.info("removed %d jobs finished more than %.0f s ago", len(expired), retention)
+        return len(expired)
 
     def _empty_trash(self) -> None:
         while True:
@@ -325,6 +378,8 @@ class JobService:
         if record.state.is_final:
             with self._lock:
                 self._final_replies[key] = reply
+                if len(self._final_replies) > FINAL_REPLIES_CACHED:
+                    self._final_replies.popitem(last=False)
         return reply
 
     def cancel(self, manager_name: str, job_id: str) -> None:
@@ -356,6 +411,8 @@ class JobService:
         with self._save_lock(key):
             self.store.delete(manager, job_id)
             self._saved[key] = max(self._saved.get(key, 0), version)
+        with self._lock:
+            self._cleaned[key] = time.monotonic()
         discarded = self.directory(manager, job_id).discard(self.trash)
         if discarded is not None:
             self._trash_bin.put(discarded)
@@ -461,6 +518,8 @@ class JobService:
             raise Conflict(f"job '{record.job_id}' cannot go from {record.state.value} to {state.value}",
                            job_id=record.job_id, status=record.state.wire_name)
         record.state = state
+        if state.is_final:
+            record.ended_at = time.time()
         if reason is not None:
             record.reason = reason
         if state in (JobState.FAILED, JobState.LOST):

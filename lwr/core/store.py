@@ -34,6 +34,9 @@ class JobRecord:
     reason: str | None = None
     #: Why a FAILED or LOST job failed, a :class:`lwr.protocol.failure.FailureClass` value.
     failure_class: str | None = None
+    #: When the job reached its final state (epoch seconds); finished jobs are removed after
+    #: ``finished_job_retention`` seconds of it.
+    ended_at: float | None = None
     #: What submit asked for: command line, env, submit params, remote staging.
     launch: dict[str, Any] = field(default_factory=dict)
     #: Transport-specific extras that must survive a restart (e.g. MQ staging progress).
