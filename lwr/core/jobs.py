@@ -63,6 +63,8 @@ class SubmitRequest:
     dependencies_description: Any = None
     dynamic_file_sources: Any = None
     submit_user: str | None = None
+    #: The transport the job came by (``http`` or ``mq``): status updates go only to MQ clients.
+    origin: str = "http"
 
     def launch_record(self) -> dict[str, Any]:
         return {
@@ -72,6 +74,7 @@ class SubmitRequest:
             "remote_staging": self.remote_staging,
             "submit_user": self.submit_user,
             "dynamic_file_sources": self.dynamic_file_sources,
+            "origin": self.origin,
         }
 
 
@@ -401,7 +404,9 @@ class JobService:
     def clean(self, manager: str, job_id: str) -> None:
         """Remove the job's directory and record; a job still active is cancelled first."""
         record = self.find(manager, job_id)
-        if not record.state.is_final:
+        if not record.state.is_final and record.state is not JobState.SETUP:
+            # A job only set up was never launched nor announced: removing it is enough (a
+            # ``cancelled`` here would be a second final status beside a refused setup's ``failed``).
             self.cancel(manager, job_id)
         key = (manager, job_id)
         with self._lock:

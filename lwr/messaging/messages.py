@@ -132,4 +132,5 @@ def submit_request(body: dict[str, Any]) -> SubmitRequest:
         dependencies_description=body.get("dependencies_description"),
         dynamic_file_sources=dynamic_file_sources,
         submit_user=submit_user if isinstance(submit_user, str) else None,
+        origin="mq",
     )

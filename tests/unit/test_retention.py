@@ -78,3 +78,20 @@ def test_a_record_without_ended_at_is_retained_from_the_restart(tmp_path: Path) 
     service.start()
     record = service.find_or_none("_default_", "old")
     assert record is not None and record.ended_at is not None
+
+
+def test_cleaning_a_job_only_set_up_announces_nothing(service: JobService) -> None:
+    """A refused MQ setup removes its half-made job and announces one ``failed``; the removal
+    itself must not add a ``cancelled`` (a second final status for the same job)."""
+    heard: list[str] = []
+
+    class Observer:
+        def job_changed(self, record) -> None:
+            heard.append(record.state.value)
+
+    service.add_observer(Observer())
+    service.setup("_default_", "half-made")
+    service.clean("_default_", "half-made")
+    assert heard == []
+    with pytest.raises(NotFound):
+        service.find("_default_", "half-made")
