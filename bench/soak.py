@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import http.client
 import http.server
 import io
 import json
@@ -60,6 +61,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -86,6 +88,18 @@ VERDICTS = ("ok", "refused", "lost", "ran_twice", "wrong_output", "duplicate_fin
 BAD_VERDICTS = ("lost", "ran_twice", "wrong_output", "duplicate_final", "out_of_order")
 
 log = logging.getLogger("soak")
+
+
+def patch_pulsar_client_ack_store() -> None:
+    """pulsar-app 0.16.0's acknowledgement manager iterates its ``MessageQueueUUIDStore``, which
+    has ``keys()`` but no ``__iter__``: iteration falls back to ``__getitem__(0)`` and the thread
+    dies with a TypeError at its first round, so an unacknowledged setup is never published again
+    (a setup lost in a broker restart is then lost for good). The soak measures lwr, not that
+    bug: give the store the iterator its own code expects. Galaxy with amqp_acknowledge has it."""
+    from pulsar.client.util import MessageQueueUUIDStore
+
+    if not hasattr(MessageQueueUUIDStore, "__iter__"):
+        MessageQueueUUIDStore.__iter__ = lambda self: iter(list(self.keys()))  # type: ignore[attr-defined]
 
 
 def now() -> float:
@@ -237,6 +251,7 @@ class PrivateBroker:
                                                       "loopback_users = none\n")
         (self.directory / "enabled_plugins").write_text("[].\n")
         if os.geteuid() == 0:
+            os.chmod(self.directory, 0o755)
             run(["chown", "-R", "rabbitmq:rabbitmq", str(self.directory)])
         run(["rabbitmq-server", "-detached"], env=self.env())
         deadline = now() + 120
@@ -488,8 +503,8 @@ def transport_error_kind(error: BaseException) -> str:
     """``connection`` (lwr down or restarting: retry), ``reply`` (lwr answered with an error) or ``other``."""
     if isinstance(error, PulsarClientTransportError):
         return "reply" if error.transport_code else "connection"
-    if isinstance(error, (ConnectionError, TimeoutError, socket.timeout)):
-        return "connection"
+    if isinstance(error, (ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException)):
+        return "connection"   # refused, reset, or a reply cut short (lwr killed while answering)
     return "other"
 
 
@@ -500,7 +515,9 @@ class Soak:
         self.galaxy = self.directory / "galaxy"
         self.runs = self.directory / "runs"
         self.ledger = Ledger(self.runs)
-        self.broker = PrivateBroker(self.directory / "rabbitmq")
+        # The broker runs as the rabbitmq user, which cannot enter a private directory such as
+        # pytest's /tmp/pytest-of-root: its files live in a directory of their own.
+        self.broker = PrivateBroker(Path(tempfile.mkdtemp(prefix="lwr-soak-broker-")))
         self.disk = StagingDisk(self.directory / "staging", args.staging_mb)
         self.endpoint = FilesEndpoint(self.galaxy)
         self.slurmctld = Slurmctld()
@@ -508,7 +525,9 @@ class Soak:
         self.lwr_lock = threading.Lock()
         self.lwr: LwrServer | None = None
         self.restarts = 0
+        #: Abort: every loop ends (Ctrl-C). ``no_new_jobs``: jobs in flight still finish (``--duration``).
         self.stop = threading.Event()
+        self.no_new_jobs = threading.Event()
         self.next_index = 0
         self.index_lock = threading.Lock()
         self.mq_slots = threading.BoundedSemaphore(args.mq_in_flight)
@@ -548,7 +567,7 @@ class Soak:
     # --- job descriptions ------------------------------------------------------------------------------
     def new_job(self, mode: str) -> Job | None:
         with self.index_lock:
-            if self.next_index >= self.args.jobs or self.stop.is_set():
+            if self.next_index >= self.args.jobs or self.stop.is_set() or self.no_new_jobs.is_set():
                 return None
             index = self.next_index
             self.next_index += 1
@@ -682,6 +701,8 @@ class Soak:
 
     # --- AMQP: publish, hear status updates, check what lwr delivered -----------------------------------
     def start_mq_client(self) -> None:
+        if not self.args.no_client_patch:
+            patch_pulsar_client_ack_store()
 
         self.mq_manager = build_client_manager(
             amqp_url=self.broker.url, manager="mq", amqp_acknowledge=True,
@@ -706,7 +727,7 @@ class Soak:
 
     def mq_submitter(self) -> None:
 
-        while not self.stop.is_set():
+        while not self.stop.is_set() and not self.no_new_jobs.is_set():
             if not self.mq_slots.acquire(timeout=1):
                 continue
             job = self.new_job("mq")
@@ -829,7 +850,7 @@ class Soak:
             while any(thread.is_alive() for thread in producers) or self.mq_waiting:
                 time.sleep(1)
                 if args.duration and now() - self.started > args.duration:
-                    self.stop.set()
+                    self.no_new_jobs.set()
                 if now() - last >= args.progress_every:
                     last = now()
                     print(self.progress(), flush=True)
@@ -859,7 +880,20 @@ class Soak:
             self.lwr.stop()
         self.endpoint.stop()
         self.broker.stop()
+        shutil.rmtree(self.broker.directory, ignore_errors=True)
         self.disk.unmount()
+
+    def server_log_lines(self, job_ids: set[str]) -> dict[str, list[str]]:
+        """lwr's log lines that name each of ``job_ids`` (for the root cause of a problem job)."""
+        found: dict[str, list[str]] = collections.defaultdict(list)
+        if not job_ids or self.lwr is None or not self.lwr.log_path.exists():
+            return found
+        with open(self.lwr.log_path, errors="replace") as handle:
+            for line in handle:
+                for job_id in job_ids:
+                    if job_id in line and len(found[job_id]) < 40:
+                        found[job_id].append(line.rstrip()[:300])
+        return found
 
     def report(self, faults: Faults) -> dict[str, Any]:
         jobs = list(self.ledger.jobs.values())
@@ -872,6 +906,7 @@ class Soak:
         problems = [job for job in jobs if job.verdict in BAD_VERDICTS]
         refusals = collections.Counter(job.detail[:90] for job in jobs if job.verdict == "refused")
         elapsed = now() - self.started
+        server_lines = self.server_log_lines({job.job_id for job in problems[:50]})
         result = {
             "jobs": len(jobs), "seconds": round(elapsed, 1), "jobs_per_second": round(len(jobs) / elapsed, 2),
             "verdicts": {v: totals.get(v, 0) for v in VERDICTS},
@@ -879,7 +914,8 @@ class Soak:
             "faults": dict(self.ledger.fault_counts), "fault_errors": faults.errors, "lwr_restarts": self.restarts,
             "refusals": dict(refusals.most_common(10)),
             "problems": [{"job_id": job.job_id, "mode": job.mode, "verdict": job.verdict, "detail": job.detail,
-                          "statuses": [s for _t, s, _c in job.statuses][-8:]} for job in problems[:50]],
+                          "statuses": [s for _t, s, _c in job.statuses][-8:],
+                          "lwr_log": server_lines.get(job.job_id, [])[:12]} for job in problems[:50]],
             "endpoint_requests": dict(self.endpoint.requests),
         }
         print(self.progress(), flush=True)
@@ -929,6 +965,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slurmctld-every", type=float, default=300)
     parser.add_argument("--progress-every", type=float, default=30)
     parser.add_argument("--results", type=Path)
+    parser.add_argument("--no-client-patch", action="store_true",
+                        help="leave pulsar-app's broken acknowledgement manager as it is")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     soak = Soak(args)

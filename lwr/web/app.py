@@ -27,6 +27,7 @@ from lwr.core.job_script import parse_env
 from lwr.core.jobs import JobService, SubmitRequest
 from lwr.digests import DigestCache
 from lwr.errors import BadRequest, LwrError, MethodNotAllowed, NotFound, Unauthorized
+from lwr.protocol.failure import FailureClass, is_disk_full
 from lwr.web import transfer
 
 log = logging.getLogger(__name__)
@@ -97,11 +98,17 @@ class LwrWebApp:
             if error.http_status >= 500:
                 log.error("%s %s failed: %s", request.method, request.path, error.message)
             response = json_response(error.as_dict(), error.http_status)
-        except Exception:  # noqa: BLE001 - the one place unexpected errors become a 500
-            incident = uuid.uuid4().hex[:12]
-            log.exception("unexpected error %s handling %s %s", incident, request.method, request.path)
-            response = json_response({"error": "internal server error; see the server log", "incident": incident},
-                                     500)
+        except Exception as error:  # noqa: BLE001 - the one place unexpected errors become a 500
+            if is_disk_full(error):
+                # Not a bug but a full disk: say so (507), so the client refuses the job cleanly.
+                log.error("%s %s refused: %s", request.method, request.path, error)
+                response = json_response({"error": "no space left on lwr's disk; try again later",
+                                          "failure_class": FailureClass.DISK_FULL.value}, 507)
+            else:
+                incident = uuid.uuid4().hex[:12]
+                log.exception("unexpected error %s handling %s %s", incident, request.method, request.path)
+                response = json_response({"error": "internal server error; see the server log",
+                                          "incident": incident}, 500)
         return response(environ, start_response)
 
     def _handle(self, request: Request) -> Response:
