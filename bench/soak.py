@@ -84,7 +84,7 @@ from server import LwrServer, free_port  # noqa: E402  (tests/server.py)
 FINAL = frozenset({"complete", "failed", "cancelled", "lost"})
 #: Failure classes an injected fault explains: lwr refused or failed the job cleanly, and said why.
 FAULT_CLASSES = frozenset({"disk_full", "staging_failed", "launch_failed"})
-VERDICTS = ("ok", "refused", "lost", "ran_twice", "wrong_output", "duplicate_final", "out_of_order")
+VERDICTS = ("ok", "refused", "lost", "ran_twice", "wrong_output", "duplicate_final", "out_of_order", "in_flight")
 BAD_VERDICTS = ("lost", "ran_twice", "wrong_output", "duplicate_final", "out_of_order")
 
 log = logging.getLogger("soak")
@@ -121,6 +121,8 @@ class Job:
     problem: str | None = None
     verdict: str | None = None
     detail: str = ""
+    #: The soak was stopped (interrupted) while this job was in flight.
+    abandoned: bool = False
 
     @property
     def input_path(self) -> Path:
@@ -181,7 +183,9 @@ class Ledger:
                 verdict, detail = "out_of_order", f"{status} after a final status"
             seen_final = seen_final or complete
         if verdict == "ok":
-            if job.refused is not None:
+            if job.abandoned and not finals:
+                verdict, detail = "in_flight", "the soak was stopped before its end"
+            elif job.refused is not None:
                 verdict, detail = "refused", job.refused
             elif not finals:
                 verdict, detail = "lost", job.problem or "no final status"
@@ -220,7 +224,18 @@ class Ledger:
         if verdict == "refused" and runs > 1:
             verdict, detail = "ran_twice", f"refused but ran {runs} times"
         job.verdict, job.detail = verdict, detail
+        if verdict in ("ok", "refused"):
+            # A long soak keeps 100,000 of these: keep only what a late status needs.
+            job.statuses = []
+            job.finals = [{"status": final.get("status")} for final in job.finals[:1]]
         return verdict
+
+    def late_status(self, job: Job, status: str, complete: bool) -> None:
+        """A status for a job already judged: a second final, or a non-final after the final."""
+        if complete:
+            job.verdict, job.detail = "duplicate_final", f"a final {status} after the job was judged"
+        else:
+            job.verdict, job.detail = "out_of_order", f"{status} after the job was judged"
 
 
 # --- the environment ----------------------------------------------------------------------------------
@@ -403,7 +418,11 @@ class FilesEndpoint:
                 os.replace(temporary, path)
                 self._reply(200, b"{}")
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass   # the reset and stall faults break connections on purpose
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}/"
@@ -678,7 +697,9 @@ class Soak:
             log.warning("clean of %s failed: %s", job.job_id, error)
 
     def poll_until_final(self, job: Job, client: Any) -> dict[str, Any] | None:
-        deadline = now() + self.args.job_timeout
+        # Slurm's one node is shared with other users' jobs: a Slurm job may wait its turn.
+        timeout = self.args.job_timeout * (3 if job.mode == "slurm" else 1)
+        deadline = now() + timeout
         interval = 0.2
         while now() < deadline and not self.stop.is_set():
             try:
@@ -696,7 +717,10 @@ class Soak:
                 return status
             time.sleep(interval)
             interval = min(interval * 1.5, 1.0)
-        job.problem = f"still {job.statuses[-1][1] if job.statuses else 'unknown'} after {self.args.job_timeout} s"
+        if self.stop.is_set():
+            job.abandoned = True
+            return None
+        job.problem = f"still {job.statuses[-1][1] if job.statuses else 'unknown'} after {timeout} s"
         return None
 
     # --- AMQP: publish, hear status updates, check what lwr delivered -----------------------------------
@@ -717,6 +741,9 @@ class Soak:
         if job is None:
             return
         complete = body.get("complete") == "true"
+        if job.verdict is not None:
+            self.ledger.late_status(job, str(body.get("status")), complete)
+            return
         job.statuses.append((now(), str(body.get("status")), complete))
         if complete:
             job.finals.append(body)
@@ -783,7 +810,7 @@ class Soak:
 
     def mq_reaper(self) -> None:
         """Free the in-flight slot of a job that had no final status within ``--job-timeout`` (judged at the end)."""
-        while not self.stop.is_set() or self.mq_waiting:
+        while True:
             time.sleep(2)
             cutoff = now() - self.args.job_timeout
             with self.ledger.lock:
@@ -791,7 +818,7 @@ class Soak:
             for job in late:
                 job.problem = f"no final status within {self.args.job_timeout} s"
                 self._mq_done(job)
-            if self.stop.is_set() and all(job.started < cutoff for job in list(self.mq_waiting.values())):
+            if self.stop.is_set():   # the run ended (or was interrupted: what waits is in flight)
                 return
 
     # --- the run -------------------------------------------------------------------------------------------
@@ -853,9 +880,25 @@ class Soak:
                     self.no_new_jobs.set()
                 if now() - last >= args.progress_every:
                     last = now()
-                    print(self.progress(), flush=True)
+                    line = self.progress()
+                    print(line, flush=True)
+                    if args.results:
+                        args.results.with_suffix(".progress").write_text(line + "\n")
         except KeyboardInterrupt:
+            # Stop submitting; give the jobs in flight a minute to end, then stop for good.
+            print("interrupted: no new jobs; waiting up to 60 s for the jobs in flight", flush=True)
+            self.no_new_jobs.set()
+            faults.stop.set()
+            deadline = now() + 60
+            try:
+                while now() < deadline and (any(t.is_alive() for t in producers) or self.mq_waiting):
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
             self.stop.set()
+            with self.ledger.lock:
+                for job in self.mq_waiting.values():
+                    job.abandoned = True
         faults.stop.set()
         for thread in faults.threads:
             thread.join(180)
@@ -870,7 +913,23 @@ class Soak:
         if os.path.ismount(self.directory / "staging"):
             StagingDisk(self.directory / "staging", 1).unmount()
 
+    def cancel_own_slurm_jobs(self) -> None:
+        """Slurm is shared with other users: leave none of this soak's jobs behind (a slurmctld
+        killed while a job ended can keep it RUNNING, holding the node, long after it is gone)."""
+        if not self.use_slurm:
+            return
+        listed = run(["squeue", "-h", "-o", "%i %j"], check=False, timeout=60).stdout.split("\n")
+        ours = {f"lwr_{job_id}" for job_id, job in self.ledger.jobs.items() if job.mode == "slurm"}
+        ids = [line.split()[0] for line in listed if len(line.split()) == 2 and line.split()[1] in ours]
+        if ids:
+            run(["scancel", *ids], check=False, timeout=60)
+            print(f"cancelled {len(ids)} Slurm jobs of this soak left in the queue", flush=True)
+
     def teardown(self) -> None:
+        try:
+            self.cancel_own_slurm_jobs()
+        except (OSError, subprocess.SubprocessError) as error:
+            log.warning("cancelling this soak's Slurm jobs: %s", error)
         if self.mq_manager is not None:
             try:
                 self.mq_manager.shutdown()
@@ -917,6 +976,7 @@ class Soak:
                           "statuses": [s for _t, s, _c in job.statuses][-8:],
                           "lwr_log": server_lines.get(job.job_id, [])[:12]} for job in problems[:50]],
             "endpoint_requests": dict(self.endpoint.requests),
+            "stopped_early": self.no_new_jobs.is_set() and self.next_index < self.args.jobs,
         }
         print(self.progress(), flush=True)
         print(f"faults: {dict(self.ledger.fault_counts)}; lwr restarted {self.restarts} times; "
@@ -938,6 +998,7 @@ def verdict_line(result: dict[str, Any], expected_faults: list[str]) -> str:
     counts = " ".join(f"{v}={verdicts[v]}" for v in VERDICTS)
     faults = sum(result["faults"].values())
     extra = f" missing faults: {missing}" if missing else ""
+    extra += " (stopped before --jobs)" if result.get("stopped_early") else ""
     extra += f" fault errors: {len(result['fault_errors'])}" if result["fault_errors"] else ""
     return (f"SOAK {'PASS' if ok else 'FAIL'} {result['jobs']} jobs in {result['seconds']:.0f} s: {counts}; "
             f"{faults} faults, lwr restarted {result['lwr_restarts']} times{extra}")
@@ -969,6 +1030,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave pulsar-app's broken acknowledgement manager as it is")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt   # SIGTERM: stop and tear down (broker, tmpfs, lwr) like Ctrl-C
+
+    signal.signal(signal.SIGTERM, interrupt)
     soak = Soak(args)
     expected = [kind for kind, period in (("kill_lwr", args.kill_every), ("broker_restart", args.broker_every),
                                           ("disk_full", args.disk_every), ("endpoint", args.endpoint_every),

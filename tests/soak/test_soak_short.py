@@ -23,7 +23,7 @@ def test_short_soak_loses_nothing(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     command = [sys.executable, str(ROOT / "bench" / "soak.py"), "--jobs", "1500", "--duration", "90",
                "--directory", str(tmp_path / "soak"), "--kill-every", "15", "--broker-every", "35",
-               "--disk-every", "30", "--endpoint-every", "10", "--slurmctld-every", "40", "--job-timeout", "120",
+               "--disk-every", "30", "--endpoint-every", "10", "--slurmctld-every", "40", "--job-timeout", "120", "--slurm-share", "3",
                "--retention", "30", "--progress-every", "30", "--results", str(results)]
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     output = run.stdout + run.stderr[-4000:]
