@@ -310,18 +310,23 @@ class StagingDisk:
         """Take every free byte (a few blocks may be freed and re-taken by lwr meanwhile)."""
         stats = os.statvfs(self.path)
         free = stats.f_bavail * stats.f_frsize
-        with open(self.filler, "wb") as handle:
+        try:
+            fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError:
+            return   # already full (lwr filled it): full it is
+        try:
             try:
-                os.posix_fallocate(handle.fileno(), 0, max(free, 1))
+                os.posix_fallocate(fd, 0, max(free, 1))
             except OSError:
                 pass
             block = b"\0" * 65536
             try:
-                while True:
-                    handle.write(block)
-                    handle.flush()
+                while True:   # unbuffered: nothing is left to flush (and fail) at close
+                    os.write(fd, block)
             except OSError:
                 pass
+        finally:
+            os.close(fd)
 
     def empty(self) -> None:
         self.filler.unlink(missing_ok=True)
@@ -492,9 +497,11 @@ class Faults:
         return "broker_restart"
 
     def _disk(self) -> str:
-        self.soak.disk.fill()
-        time.sleep(3.0)
-        self.soak.disk.empty()
+        try:
+            self.soak.disk.fill()
+            time.sleep(3.0)
+        finally:
+            self.soak.disk.empty()   # whatever happened, the disk must not stay full
         return "disk_full"
 
     def _endpoint(self) -> str:
@@ -651,6 +658,34 @@ class Soak:
             if job.verdict in ("ok", "refused"):
                 shutil.rmtree(job.directory, ignore_errors=True)
 
+    def submit_once(self, job: Job, client: Any, description: Any) -> None:
+        """``submit_job``, again after a connection error only if lwr did not take the job: the
+        reply to a submit lwr accepted can be lost in a kill -9, and a second ``submit_job`` would
+        set the (by then maybe finished) job up afresh and run it again, as a resubmission does."""
+        deadline = now() + self.args.job_timeout
+        while True:
+            try:
+                submit_job(client, description)
+                return
+            except Exception as error:  # noqa: BLE001 - classified below
+                if getattr(error, "transport_code", None) == 409:
+                    return   # already submitted
+                if transport_error_kind(error) != "connection" or now() > deadline or self.stop.is_set():
+                    raise
+            while True:   # lwr is restarting: once it answers, does it have the job?
+                time.sleep(0.5)
+                try:
+                    status = client.raw_check_complete()
+                except Exception as error:  # noqa: BLE001
+                    if getattr(error, "transport_code", None) == 404:
+                        break   # never set up: submit again
+                    if now() > deadline or self.stop.is_set():
+                        raise
+                    continue
+                if status.get("status") != "preprocessing":
+                    return   # accepted (queued, running or already ended): poll it
+                break        # only set up: submitting again is safe
+
     def http_job(self, manager: Any, target: str, job: Job) -> None:
         """One job as Galaxy's Pulsar runner drives it: submit, poll, collect outputs, clean."""
 
@@ -659,8 +694,7 @@ class Soak:
                                     job.job_id)
         description, outputs = self.description(job)
         try:
-            self.retrying(job, "submit", lambda: submit_job(client, description),
-                          accept=lambda error: getattr(error, "transport_code", None) == 409)
+            self.submit_once(job, client, description)
         except Exception as error:  # noqa: BLE001
             text = f"submit: {type(error).__name__}: {error}"[:300]
             if transport_error_kind(error) == "reply":

@@ -374,8 +374,12 @@ class PollingManager(Manager):
                                             + (" (its file system is full)" if full else ""),
                       FailureClass.DISK_FULL if full else FailureClass.JOB_SCRIPT_FAILED)
         else:
+            failure_class = status.failure_class or FailureClass.UNKNOWN
+            if failure_class in (FailureClass.JOB_SCRIPT_FAILED, FailureClass.UNKNOWN) \
+                    and local_process.disk_full(directory):
+                failure_class = FailureClass.DISK_FULL   # why the script could not record its exit code
             self._end(job, status.state, status.reason or f"{self.system_name}: {status.state.value}",
-                      status.failure_class or FailureClass.UNKNOWN)
+                      failure_class)
 
     def _waited(self, job: _Job, now: float) -> bool:
         """True once the job has been unresolved for ``exit_code_grace`` seconds."""
