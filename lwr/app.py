@@ -19,9 +19,13 @@ log = logging.getLogger(__name__)
 
 
 class LwrApplication:
-    """A running lwr: the job service, its transports, and how to stop them."""
+    """A running lwr: the job service, its transports, and how to stop them.
 
-    def __init__(self, settings: AppSettings) -> None:
+    ``start=False`` builds everything but touches no job: a server replacing another
+    (``lwr serve --restart``) starts only once the old one has released the jobs.
+    """
+
+    def __init__(self, settings: AppSettings, start: bool = True) -> None:
         self.settings = settings
         self.service = JobService(settings)
         self.service.staging_hooks = ServerStaging(settings)
@@ -30,26 +34,52 @@ class LwrApplication:
         if settings.message_queue_url:
             # Attached before recovery (its observer hears recovered jobs), started after it.
             self.messaging = MessagingTransport(self.service, settings)
-        self.service.start()
-        if self.messaging is not None:
-            self.messaging.start()
+        self._stopped = False
         self.web: Any = LwrWebApp(self.service, settings.private_token, settings.max_upload_size, self.file_cache)
         if not settings.enable_http:
             if self.messaging is None:
                 log.warning("enable_http = false and no message_queue_url: this lwr cannot accept jobs")
             self.web = HttpDisabledApp(__version__)
-        log.info("lwr started: staging %s, managers %s", settings.staging_directory, ", ".join(self.service.managers))
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Recover and re-attach the jobs on disk, start the managers, then consume messages."""
+        self.service.start()
+        if self.messaging is not None:
+            self.messaging.start()
+        log.info("lwr started: staging %s, managers %s", self.settings.staging_directory,
+                 ", ".join(self.service.managers))
+
+    def release(self) -> None:
+        """Hand the jobs to a successor process: stop consuming, stop the managers (the jobs keep
+        running) and record nothing more; the successor recovers and re-attaches every job."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.messaging is not None:
+            self.messaging.stop()
+        self.service.release()
 
     def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         if self.messaging is not None:
             self.messaging.stop()
         self.service.shutdown()
 
 
-def app_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Any:
-    """PasteDeploy entry point (``paste.app_factory = lwr.app:app_factory``)."""
+def build_application(global_conf: Mapping[str, Any], local_conf: Mapping[str, Any],
+                      start: bool = True) -> LwrApplication:
+    """The application of an ``[app:main]`` section (``lwr serve`` calls this to control its start)."""
     source = global_conf.get("__file__", "<defaults>")
     settings = load_app_settings(local_conf, source, here=global_conf.get("here"))
-    application = LwrApplication(settings)
+    application = LwrApplication(settings, start=start)
     atexit.register(application.shutdown)
-    return application.web
+    return application
+
+
+def app_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Any:
+    """PasteDeploy entry point (``paste.app_factory = lwr.app:app_factory``)."""
+    return build_application(global_conf, local_conf).web

@@ -82,7 +82,7 @@ class FileWrapper:
 class _Connection:
     """One client connection and where it is in its life."""
 
-    __slots__ = ("sock", "address", "state", "buffer", "deadline", "since", "discarded")
+    __slots__ = ("sock", "address", "state", "buffer", "deadline", "since", "discarded", "body")
 
     def __init__(self, sock: socket.socket, address: Any, state: str, deadline: float) -> None:
         self.sock = sock
@@ -93,6 +93,8 @@ class _Connection:
         self.deadline = deadline
         self.since = time.monotonic()
         self.discarded = 0
+        #: The body of the request a worker serves (set by the worker; read to tell uploads apart).
+        self.body: BodyReader | None = None
 
 
 class HttpServer:
@@ -128,6 +130,46 @@ class HttpServer:
         """Stop accepting; finish every request already received; True if all ended in time."""
         self._call(self._begin_drain)
         return self._drained.wait(self.settings.drain_timeout if timeout is None else timeout)
+
+    def quiesce(self, timeout: float | None = None) -> bool:
+        """Stop accepting and wait until the only requests left are uploads streaming their body.
+
+        Every other request (a status poll, a submit) has then ended, and nothing more can
+        arrive: what is left only writes files. A restart releases the jobs at this point.
+        """
+        self._call(self._begin_drain)
+        deadline = time.monotonic() + (self.settings.drain_timeout if timeout is None else timeout)
+        while time.monotonic() < deadline:
+            answered = threading.Event()
+            verdict: list[bool] = []
+
+            def check(verdict: list[bool] = verdict, answered: threading.Event = answered) -> None:
+                verdict.append(self._only_uploads_left())
+                answered.set()
+
+            self._call(check)
+            if (answered.wait(5) and verdict[0]) or self._drained.is_set():
+                return True
+            time.sleep(0.01)
+        return False
+
+    def resume(self) -> None:
+        """Undo :meth:`quiesce`: accept again (a restart whose successor died before taking over)."""
+        def undo() -> None:
+            self._draining = False
+            self._drained.clear()
+            self._listen(True)
+
+        self._call(undo)
+
+    def _only_uploads_left(self) -> bool:
+        for connection in self._connections.values():
+            if connection.state == "linger":
+                continue
+            body = connection.body
+            if connection.state != "busy" or body is None or not (body.received and not body.complete):
+                return False
+        return True
 
     def request_stop(self) -> None:
         """Drain (in the loop) and then return from :meth:`serve_forever`; safe in a signal handler."""
@@ -426,6 +468,7 @@ class HttpServer:
         body = BodyReader(sock, head, leftover,
                           on_first_read=(lambda: sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n"))
                           if head.expects_continue else None)
+        connection.body = body
         environ = self._environ(connection, head, body)
         response = _Response(sock, head, closing=self._draining or not head.keep_alive)
         result: Iterable[bytes] | None = None
@@ -446,6 +489,7 @@ class HttpServer:
                 return False, b""
             response.fail(500, "internal server error; see the server log")
         finally:
+            connection.body = None
             close = getattr(result, "close", None)
             if close is not None:
                 close()

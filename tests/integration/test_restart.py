@@ -1,0 +1,222 @@
+"""Zero-downtime restart: ``lwr serve --restart`` replaces a running server under load; no request is
+refused or fails, an upload in progress completes, every job runs exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from http_helpers import Http
+from server import LwrServer, wait_for_healthz
+
+LWR = [sys.executable, "-m", "lwr.cli"]
+MANAGERS = "[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = {}\n"
+
+
+class Generation:
+    """One ``lwr serve`` process of the restart chain (all share a directory, port and pid file)."""
+
+    def __init__(self, base: LwrServer, pid_file: Path, restart: bool, concurrency: int) -> None:
+        base.job_managers_ini = MANAGERS.format(concurrency)
+        base.write_config()
+        command = [*LWR, "serve", "-c", str(base.config_path), "--pid-file", str(pid_file)]
+        if restart:
+            command.append("--restart")
+        self.log = open(base.log_path, "ab")
+        self.process = subprocess.Popen(command, cwd=base.directory, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def chain(tmp_path: Path) -> Iterator[tuple[LwrServer, list[Generation]]]:
+    base = LwrServer(directory=tmp_path / "lwr")
+    base.directory.mkdir(parents=True)
+    generations: list[Generation] = []
+    yield base, generations
+    for generation in generations:
+        generation.stop()
+
+
+class Load:
+    """Status polls, health checks and job submissions in threads, counting every failure."""
+
+    def __init__(self, http: Http, runs_log: Path) -> None:
+        self.http = http
+        self.runs_log = runs_log
+        self.failures: list[str] = []
+        self.requests = 0
+        self.jobs: list[str] = []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.poll, args=(index,)) for index in range(3)]
+        self.threads.append(threading.Thread(target=self.submit))
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(60)
+
+    def call(self, what: str, action) -> object:
+        try:
+            result = action()
+        except Exception as error:  # noqa: BLE001 - every kind of failure counts
+            with self.lock:
+                self.failures.append(f"{what}: {error!r}")
+            return None
+        with self.lock:
+            self.requests += 1
+        return result
+
+    def poll(self, index: int) -> None:
+        deadline = time.monotonic() + 120
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            with self.lock:
+                job = self.jobs[-1 - index] if len(self.jobs) > index else None
+            if job is None:
+                reply = self.call("healthz", lambda: self.http.request("GET", "/healthz"))
+                if reply is not None and reply.status != 200:  # type: ignore[attr-defined]
+                    self.failures.append(f"healthz: {reply}")
+            else:
+                self.call(f"status {job}", lambda job=job: self.http.status(job))
+
+    def submit(self) -> None:
+        for number in range(200):
+            if self.stop.is_set():
+                return
+            job = f"job{number}"
+            command = f"echo {job} >> {self.runs_log}; sleep 0.3; cat ../inputs/in.txt"
+            if self.call(f"setup {job}", lambda job=job: self.http.setup(job)) is None:
+                continue
+            reply = self.call(f"upload {job}", lambda job=job: self.http.upload(job, "in.txt", job.encode()))
+            if reply is None or reply.status != 200:  # type: ignore[attr-defined]
+                self.failures.append(f"upload {job}: {reply}")
+                continue
+            reply = self.call(f"submit {job}", lambda job=job, command=command: self.http.submit(job, command))
+            if reply is None or reply.status != 200:  # type: ignore[attr-defined]
+                self.failures.append(f"submit {job}: {reply}")
+                continue
+            with self.lock:
+                self.jobs.append(job)
+            time.sleep(0.05)
+
+
+class SlowUpload(threading.Thread):
+    """A 64 MiB upload sent 1 MiB every 50 ms, so it is in progress across a restart."""
+
+    size = 64 << 20
+
+    def __init__(self, http: Http, job: str) -> None:
+        super().__init__()
+        self.http = http
+        self.job = job
+        self.status_line = b""
+        self.started_sending = threading.Event()
+
+    def run(self) -> None:
+        block = b"u" * (1 << 20)
+        with socket.create_connection((self.http.host, self.http.port), timeout=120) as sock:
+            sock.sendall(f"POST /jobs/{self.job}/files?name=big.bin&type=input HTTP/1.1\r\nHost: x\r\n"
+                         f"Content-Length: {self.size}\r\n\r\n".encode())
+            for index in range(self.size // len(block)):
+                sock.sendall(block)
+                if index == 2:
+                    self.started_sending.set()
+                time.sleep(0.05)
+            self.status_line = sock.makefile("rb").readline()
+
+
+def wait_for_handover(old: Generation, new: Generation, pid_file: Path) -> None:
+    old.process.wait(180)
+    assert old.process.returncode == 0
+    assert new.process.poll() is None
+    deadline = time.monotonic() + 30
+    while pid_file.read_text().strip() != str(new.process.pid):
+        assert time.monotonic() < deadline, pid_file.read_text()
+        time.sleep(0.05)
+
+
+def test_restart_under_load_refuses_nothing_and_runs_every_job_once(chain, tmp_path):
+    base, generations = chain
+    pid_file = tmp_path / "lwr.pid"
+    runs_log = tmp_path / "runs.log"
+    generations.append(Generation(base, pid_file, restart=False, concurrency=2))
+    http = Http(base.url)
+    wait_for_healthz(base.url, generations[0].process, "lwr", base.log_text, 30)
+    http.setup("big")
+
+    with Load(http, runs_log) as load:
+        time.sleep(1.5)
+        upload = SlowUpload(http, "big")
+        upload.start()
+        assert upload.started_sending.wait(30)
+        # New configuration on the restart: three jobs at once instead of two.
+        generations.append(Generation(base, pid_file, restart=True, concurrency=3))
+        wait_for_handover(generations[0], generations[1], pid_file)
+        upload.join(120)
+        time.sleep(1.0)
+        generations.append(Generation(base, pid_file, restart=True, concurrency=4))
+        wait_for_handover(generations[1], generations[2], pid_file)
+        time.sleep(1.5)
+
+    assert load.failures == [], load.failures[:10]
+    assert load.requests > 50
+    assert upload.status_line.startswith(b"HTTP/1.1 200"), upload.status_line
+    assert (base.staging / "_default_" / "big" / "inputs" / "big.bin").stat().st_size == SlowUpload.size
+    for job in load.jobs:
+        status = http.wait_complete(job, timeout=120)
+        assert status["status"] == "complete" and status["returncode"] == 0, status
+        assert status["stdout"] == job
+    assert sorted(runs_log.read_text().split()) == sorted(load.jobs), "a job ran twice or not at all"
+    managers = json.loads(http.request("GET", "/managers").body)["managers"]
+    assert managers[0]["max_concurrent_jobs"] == 4, "the last restart's configuration is in force"
+    log = base.log_text()
+    assert log.count("handing over to pid") == 2 and "Traceback" not in log
+
+
+def test_restart_with_no_server_running_just_starts(chain, tmp_path):
+    base, generations = chain
+    pid_file = tmp_path / "lwr.pid"
+    generations.append(Generation(base, pid_file, restart=True, concurrency=1))
+    wait_for_healthz(base.url, generations[0].process, "lwr", base.log_text, 30)
+    assert pid_file.read_text().strip() == str(generations[0].process.pid)
+
+
+def test_a_successor_that_fails_to_start_leaves_the_old_server_serving(chain, tmp_path):
+    base, generations = chain
+    pid_file = tmp_path / "lwr.pid"
+    generations.append(Generation(base, pid_file, restart=False, concurrency=1))
+    wait_for_healthz(base.url, generations[0].process, "lwr", base.log_text, 30)
+    broken = LwrServer(directory=tmp_path / "broken", port=base.port, app_options={"assign_ids": "sequential"})
+    broken.directory.mkdir()
+    broken.write_config()
+    result = subprocess.run([*LWR, "serve", "-c", str(broken.config_path), "--restart", "--pid-file", str(pid_file)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "assign_ids" in result.stderr
+    http = Http(base.url)
+    assert http.request("GET", "/healthz").status == 200
+    assert pid_file.read_text().strip() == str(generations[0].process.pid)
+    # ... and it can still be restarted properly afterwards.
+    generations.append(Generation(base, pid_file, restart=True, concurrency=1))
+    wait_for_handover(generations[0], generations[1], pid_file)
+    assert http.request("GET", "/healthz").status == 200
