@@ -220,3 +220,47 @@ def test_a_successor_that_fails_to_start_leaves_the_old_server_serving(chain, tm
     generations.append(Generation(base, pid_file, restart=True, concurrency=1))
     wait_for_handover(generations[0], generations[1], pid_file)
     assert http.request("GET", "/healthz").status == 200
+
+
+def test_run_sh_restart_replaces_the_daemon(tmp_path):
+    import shutil
+
+    from server import ROOT, free_port
+
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("run.sh", "server.ini.sample"):
+        shutil.copy(ROOT / name, project / name)
+    port = free_port()
+    sample = (project / "server.ini.sample").read_text().replace("port = 8913", f"port = {port}")
+    (project / "server.ini").write_text(sample)
+    (project / "local_env.sh").write_text(f"export LWR_VENV={Path(sys.executable).parent.parent}\n")
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    url = f"http://127.0.0.1:{port}/"
+
+    def run_sh(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "run.sh", *args], cwd=project, capture_output=True, text=True, timeout=120,
+                              env=env)
+
+    pid_file = project / "lwr.pid"
+    pids = []
+    try:
+        assert run_sh("--daemon").returncode == 0
+        wait_for_healthz(url, None, "lwr", lambda: (project / "lwr.log").read_text(), 30)
+        pids.append(int(pid_file.read_text()))
+        for _ in range(2):
+            restarted = run_sh("--restart")
+            assert restarted.returncode == 0, restarted.stderr
+            pids.append(int(pid_file.read_text()))
+            assert pids[-1] != pids[-2]
+            wait_for_healthz(url, None, "lwr", lambda: (project / "lwr.log").read_text(), 30)
+    finally:
+        stopped = run_sh("--stop-daemon")
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert stopped.returncode == 0, stopped.stderr
+    assert f"pid {pids[-1]}" in stopped.stdout
+    assert not pid_file.exists() and not (project / "lwr.pid.control").exists()
