@@ -48,6 +48,13 @@ def parse_list(text: str) -> list[str]:
     return [item.strip() for item in re.split(r"[,\n]", text) if item.strip()]
 
 
+def parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
 def parse_assign_ids(text: str) -> str:
     if text not in ("galaxy", "uuid"):
         raise ValueError("expected galaxy or uuid")
@@ -88,6 +95,8 @@ APP_KEYS: dict[str, _Key] = {
     "amqp_heartbeat": _Key(float, "seconds, a number"),
     "amqp_acknowledge": _Key(parse_bool, "true or false"),
     "amqp_publish_retry_max": _Key(float, "seconds, a number"),
+    "staging_threads": _Key(parse_positive_int, "a positive integer"),
+    "staging_threads_per_host": _Key(parse_positive_int, "a positive integer"),
 }
 
 
@@ -112,6 +121,9 @@ class AppSettings:
     message_queue_url: str | None = None
     enable_http: bool = True
     remote_staging_allowed_urls: tuple[str, ...] = ()
+    #: Server-side staging: transfers at once in all, and per remote host (lwr.staging.pool).
+    staging_threads: int = 16
+    staging_threads_per_host: int = 4
     amqp: dict[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -156,6 +168,8 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
         message_queue_url=values.get("message_queue_url") or None,
         enable_http=values.get("enable_http", True),
         remote_staging_allowed_urls=tuple(values.get("remote_staging_allowed_urls", ())),
+        staging_threads=values.get("staging_threads", 16),
+        staging_threads_per_host=values.get("staging_threads_per_host", 4),
         amqp=amqp,
         source=source,
     )

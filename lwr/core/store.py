@@ -32,6 +32,8 @@ class JobRecord:
     tool_version: str | None = None
     external_id: str | None = None
     reason: str | None = None
+    #: Why a FAILED or LOST job failed, a :class:`lwr.protocol.failure.FailureClass` value.
+    failure_class: str | None = None
     #: What submit asked for: command line, env, submit params, remote staging.
     launch: dict[str, Any] = field(default_factory=dict)
     #: Transport-specific extras that must survive a restart (e.g. MQ staging progress).

@@ -271,4 +271,8 @@ class LwrWebApp:
         return {"version": __version__, "status": "ok"}
 
     def list_managers(self, call: Call) -> Any:
-        return {"managers": [manager.describe() for manager in self.service.managers.values()]}
+        reply: dict[str, Any] = {"managers": [manager.describe() for manager in self.service.managers.values()]}
+        backlog = getattr(self.service.staging_hooks, "backlog", None)
+        if backlog is not None:
+            reply["staging"] = backlog()   # server-side staging pool: waiting/running, per host
+        return reply
