@@ -32,6 +32,8 @@ class JobRecord:
     tool_version: str | None = None
     external_id: str | None = None
     reason: str | None = None
+    #: The tenant that set the job up (lwr.auth); None for jobs from the message queue and older records.
+    owner: str | None = None
     #: What submit asked for: command line, env, submit params, remote staging.
     launch: dict[str, Any] = field(default_factory=dict)
     #: Transport-specific extras that must survive a restart (e.g. MQ staging progress).
