@@ -230,10 +230,15 @@ class JobService:
 
     # --- the protocol -----------------------------------------------------------------------------
     def setup(self, manager: str, job_id: str, tool_id: str | None = None,
-              tool_version: str | None = None) -> dict[str, Any]:
-        """Create the job directory and record; reply with the layout the client rewrites paths with."""
+              tool_version: str | None = None, owner: str | None = None,
+              assign: bool = True) -> dict[str, Any]:
+        """Create the job directory and record; reply with the layout the client rewrites paths with.
+
+        With ``assign_ids = uuid`` a fresh id replaces ``job_id`` unless ``assign`` is false (a
+        submit's implicit setup, which must create the very id it was asked to launch).
+        """
         self.manager(manager)
-        if self.settings.assign_ids == "uuid":
+        if self.settings.assign_ids == "uuid" and assign:
             job_id = uuid.uuid4().hex
         validate_job_id(job_id)
         directory = self.directory(manager, job_id)
@@ -248,7 +253,8 @@ class JobService:
                     self._final_replies.pop((manager, job_id), None)
                 directory.create()
                 record = JobRecord(job_id=job_id, manager=manager, state=JobState.SETUP,
-                                   sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version)
+                                   sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version,
+                                   owner=owner)
                 self._records[(manager, job_id)] = record
                 snapshot: _Snapshot | None = self._snapshot(record)
             else:
@@ -285,14 +291,19 @@ class JobService:
         self.find(manager, job_id)
         return self.directory(manager, job_id).existing_output(name, file_type)
 
-    def submit(self, manager_name: str, job_id: str, request: SubmitRequest) -> None:
-        """Record the launch durably, then hand the job to its manager (or to server-side staging)."""
+    def submit(self, manager_name: str, job_id: str, request: SubmitRequest, owner: str | None = None) -> None:
+        """Record the launch durably, then hand the job to its manager (or to server-side staging).
+
+        A submit with ``setup_params`` for an unknown id sets that very id up first (Pulsar's
+        one-message jobs); it never assigns another id, which would leave a job nobody can reach.
+        """
         manager = self.manager(manager_name)
         if not request.command_line.strip():
             raise BadRequest("command_line is empty")
         if self.find_or_none(manager_name, job_id) is None and request.setup_params:
-            self.setup(manager_name, job_id, request.setup_params.get("tool_id"),
-                       request.setup_params.get("tool_version"))
+            tool_id, tool_version = request.setup_params.get("tool_id"), request.setup_params.get("tool_version")
+            self.setup(manager_name, job_id, tool_id if isinstance(tool_id, str) else None,
+                       tool_version if isinstance(tool_version, str) else None, owner=owner, assign=False)
         record = self.find(manager_name, job_id)
         directory = self.directory(manager_name, job_id)
         with self._lock:

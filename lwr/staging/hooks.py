@@ -19,9 +19,6 @@ import logging
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import requests
-import requests.adapters
-
 from lwr.config import AppSettings
 from lwr.core.atomic import write_bytes_atomically
 from lwr.core.job_directory import JobDirectory
@@ -32,23 +29,13 @@ from lwr.errors import ConfigError, StagingError
 from lwr.staging.actions import ActionMapper, InputAction, OutputAction, input_actions, output_actions
 from lwr.staging.allow_list import UrlPolicy
 from lwr.staging.pool import StagingPool
-from lwr.staging.transfer import Transfers
+from lwr.staging.transfer import PinnedHttp, Transfers
 
 log = logging.getLogger(__name__)
 
 DELIVERED_DIRECTORY = "delivered"
 #: Inputs being downloaded, kept across restarts so a download resumes.
 PARTIAL_DIRECTORY = "partial"
-
-
-def pooled_session(connections: int) -> requests.Session:
-    """A session keeping up to ``connections`` sockets per host, one per staging worker
-    (requests' default of 10 would open and drop a socket per transfer above that)."""
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=connections, pool_maxsize=connections)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 class ServerStaging:
@@ -62,7 +49,7 @@ class ServerStaging:
             raise ConfigError(f"{settings.source}: [app:main] {error}", file=settings.source, section="app:main",
                               key="remote_staging_allowed_urls",
                               expected="comma-separated http(s):// or file:// URL prefixes") from None
-        self.transfers = transfers or Transfers(self.policy, session=pooled_session(settings.staging_threads))
+        self.transfers = transfers or Transfers(self.policy, http=PinnedHttp(connections=settings.staging_threads))
         self.pool = pool or StagingPool(settings.staging_threads, settings.staging_threads_per_host)
 
     # --- scheduling --------------------------------------------------------------------------------
