@@ -97,7 +97,8 @@ def serve(args: argparse.Namespace) -> int:
         else:
             application, app = None, app_context.create()
         if successor is not None:
-            successor.take()
+            assert listener is not None
+            listener.adopted = successor.take()
             application.start()
         log.info("lwr %s serving with %s", __version__, config)
         if server_settings is None:

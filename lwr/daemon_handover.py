@@ -15,6 +15,10 @@ and the two go through these steps, each side able to give up before the jobs ch
     new -> old  serving
     old         lets the remaining uploads finish, then exits (leaving the pid file in place)
 
+Before ``released`` the old server also passes the client connections no request is being
+served on (kept-alive ones, heads arriving, with the bytes read so far): a client reusing its
+kept-alive connection at that moment is served by the new server instead of finding it closed.
+
 The listening socket is never closed, so no connection is refused: those arriving between the
 old server's last accept and the new one's first wait in the kernel's backlog. The pid file's
 open file (and with it its ``flock``) is shared by both processes, so the lock is never free.
@@ -23,6 +27,7 @@ If the new server dies before ``take``, the old one keeps serving as if nothing 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -38,6 +43,8 @@ from lwr.errors import LwrError
 log = logging.getLogger(__name__)
 
 CONTROL_SUFFIX = ".control"
+#: Descriptors per message (the kernel's limit, SCM_MAX_FD, is 253).
+_FDS_PER_MESSAGE = 200
 
 
 class HandoverError(LwrError):
@@ -49,7 +56,9 @@ class Releasable(Protocol):
 
 
 class Drainable(Protocol):
-    def quiesce(self, timeout: float | None = None) -> bool: ...
+    def quiesce(self, timeout: float | None = None, keep_waiting: bool = False) -> bool: ...
+
+    def detach_waiting(self) -> list[tuple[socket.socket, bytes, Any]]: ...
 
     def resume(self) -> None: ...
 
@@ -189,16 +198,19 @@ class HandoverServer:
             log.warning("restart abandoned by pid %s before it took over; still serving", successor)
             return False
         log.info("handing over to pid %s: no longer accepting; finishing requests in progress", successor)
-        if not self.http.quiesce():
+        if not self.http.quiesce(keep_waiting=True):
             log.warning("requests still in progress at drain_timeout; handing over anyway")
         if not channel.peer_alive():
             log.warning("pid %s died while this server stopped accepting; accepting again", successor)
             self.http.resume()
             return False
+        # quiesce took them out of this server: no request can reach the released application.
+        waiting = self.http.detach_waiting()
         self.application.release()
         self.close()
         self.pid_file.owned = False
         try:
+            self._pass_connections(channel, waiting)
             channel.send({"op": "released"})
         except OSError:
             message = None
@@ -211,6 +223,24 @@ class HandoverServer:
             log.error("pid %s died after the jobs were released; exiting (start lwr again)", successor)
         self.http.request_stop()
         return True
+
+
+    def _pass_connections(self, channel: _Channel, waiting: list[tuple[socket.socket, bytes, Any]]) -> None:
+        """The kept-alive connections go on in the successor: a client reusing one is never cut off."""
+        try:
+            self._send_connections(channel, waiting)
+        finally:
+            for sock, _, _ in waiting:
+                sock.close()
+        if waiting:
+            log.info("passed %d waiting connection(s) on", len(waiting))
+
+    def _send_connections(self, channel: _Channel, waiting: list[tuple[socket.socket, bytes, Any]]) -> None:
+        for start in range(0, len(waiting), _FDS_PER_MESSAGE):
+            batch = waiting[start:start + _FDS_PER_MESSAGE]
+            items = [{"address": list(address) if isinstance(address, tuple) else None,
+                      "buffer": base64.b64encode(buffer).decode()} for _, buffer, address in batch]
+            channel.send({"op": "connections", "items": items}, [sock.fileno() for sock, _, _ in batch])
 
 
 class Successor:
@@ -244,13 +274,26 @@ class Successor:
         self.old_pid = message.get("pid")
         return socket.socket(fileno=fds[0]), PidFile(self.pid_path, fds[1], owned=False)
 
-    def take(self) -> None:
-        """Tell the old server to release the jobs; return once it has."""
+    def take(self) -> list[tuple[socket.socket, bytes, Any]]:
+        """Tell the old server to release the jobs; return once it has, with the client connections
+        it passed on (socket, bytes already read, client address)."""
         self.channel.send({"op": "take"})
-        message, _ = self.channel.receive()
-        if not message or message.get("op") != "released":
-            raise HandoverError(f"the running server (pid {self.old_pid}) did not release its jobs; it goes on "
-                                "serving")
+        adopted: list[tuple[socket.socket, bytes, Any]] = []
+        while True:
+            message, fds = self.channel.receive()
+            if message and message.get("op") == "connections" and len(fds) == len(message.get("items", ())):
+                for fd, item in zip(fds, message["items"]):
+                    address = tuple(item["address"]) if item.get("address") else None
+                    adopted.append((socket.socket(fileno=fd), base64.b64decode(item["buffer"]), address))
+                continue
+            for fd in fds:
+                os.close(fd)
+            if not message or message.get("op") != "released":
+                for sock, _, _ in adopted:
+                    sock.close()
+                raise HandoverError(f"the running server (pid {self.old_pid}) did not release its jobs; it goes "
+                                    "on serving")
+            return adopted
 
     def serving(self) -> None:
         try:

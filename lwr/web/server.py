@@ -101,7 +101,8 @@ class HttpServer:
     """The event loop and the worker pool around one listening socket."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], settings: ServerSettings, listener: socket.socket,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None,
+                 adopted: Iterable[tuple[socket.socket, bytes, Any]] = ()) -> None:
         self.app = app
         self.settings = settings
         self.listener = listener
@@ -116,6 +117,9 @@ class HttpServer:
         self._work: queue.Queue[tuple[_Connection, RequestHead, bytes] | None] = queue.Queue()
         self._listening = False
         self._draining = False
+        self._keep_waiting = False
+        self._detached: list[tuple[socket.socket, bytes, Any]] = []
+        self._adopted = list(adopted)
         self._drain_deadline = 0.0
         self._stopped = threading.Event()
         self._drained = threading.Event()
@@ -131,40 +135,92 @@ class HttpServer:
         self._call(self._begin_drain)
         return self._drained.wait(self.settings.drain_timeout if timeout is None else timeout)
 
-    def quiesce(self, timeout: float | None = None) -> bool:
+    def quiesce(self, timeout: float | None = None, keep_waiting: bool = False) -> bool:
         """Stop accepting and wait until the only requests left are uploads streaming their body.
 
         Every other request (a status poll, a submit) has then ended, and nothing more can
         arrive: what is left only writes files. A restart releases the jobs at this point.
+        ``keep_waiting``: connections waiting for (or sending) their next request are kept, to
+        be passed to the successor with :meth:`detach_waiting` (plain HTTP only: a TLS session
+        cannot leave its process), instead of being closed under a client about to reuse them.
         """
-        self._call(self._begin_drain)
+        def begin() -> None:
+            self._keep_waiting = keep_waiting and self.tls is None
+            self._begin_drain()
+
+        self._call(begin)
         deadline = time.monotonic() + (self.settings.drain_timeout if timeout is None else timeout)
         while time.monotonic() < deadline:
             answered = threading.Event()
             verdict: list[bool] = []
 
             def check(verdict: list[bool] = verdict, answered: threading.Event = answered) -> None:
-                verdict.append(self._only_uploads_left())
+                quiet = self._only_uploads_left()
+                if quiet and self._keep_waiting:
+                    # In the same loop turn: no request can slip in between the check and this.
+                    self._detached = self._detach_now()
+                verdict.append(quiet)
                 answered.set()
 
             self._call(check)
             if (answered.wait(5) and verdict[0]) or self._drained.is_set():
                 return True
             time.sleep(0.01)
+        if keep_waiting:
+            detached = threading.Event()
+
+            def detach() -> None:
+                self._detached = self._detach_now()
+                detached.set()
+
+            self._call(detach)
+            detached.wait(5)
         return False
 
     def resume(self) -> None:
         """Undo :meth:`quiesce`: accept again (a restart whose successor died before taking over)."""
         def undo() -> None:
             self._draining = False
+            self._keep_waiting = False
+            for sock, buffer, address in self._detached:
+                self._adopt(sock, buffer, address)
+            self._detached = []
             self._drained.clear()
             self._listen(True)
 
         self._call(undo)
 
+    def detach_waiting(self) -> list[tuple[socket.socket, bytes, Any]]:
+        """The connections :meth:`quiesce` took out, no request being served on them (idle, or a
+        head arriving): (socket, bytes read so far, client address), for the successor."""
+        taken, self._detached = self._detached, []
+        return taken
+
+    def _detach_now(self) -> list[tuple[socket.socket, bytes, Any]]:
+        taken = []
+        for connection in list(self._connections.values()):
+            if connection.state in ("idle", "head") and self.tls is None:
+                self.selector.unregister(connection.sock)
+                del self._connections[connection.sock.fileno()]
+                taken.append((connection.sock, bytes(connection.buffer), connection.address))
+        self._check_drained()
+        return taken
+
+    def _adopt(self, sock: socket.socket, buffer: bytes, address: Any) -> None:
+        """A waiting connection handed over by the server this one replaces."""
+        sock.setblocking(False)
+        now = time.monotonic()
+        connection = _Connection(sock, address, "head" if buffer else "idle",
+                                 now + (self.settings.header_timeout if buffer else self.settings.idle_timeout))
+        connection.buffer = bytearray(buffer)
+        self._connections[sock.fileno()] = connection
+        self.selector.register(sock, selectors.EVENT_READ, connection)
+        if buffer:
+            self._dispatch(connection)
+
     def _only_uploads_left(self) -> bool:
         for connection in self._connections.values():
-            if connection.state == "linger":
+            if connection.state == "linger" or (self._keep_waiting and connection.state in ("idle", "head")):
                 continue
             body = connection.body
             if connection.state != "busy" or body is None or not (body.received and not body.complete):
@@ -184,9 +240,12 @@ class HttpServer:
     def serve_forever(self) -> None:
         self.listener.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._listen(True)
         for worker in self._workers:
             worker.start()
+        for sock, buffer, address in self._adopted:
+            self._adopt(sock, buffer, address)
+        self._adopted.clear()
+        self._listen(True)
         try:
             while not self._stopped.is_set():
                 events = self.selector.select(self._timeout())
@@ -379,7 +438,7 @@ class HttpServer:
             self._dispatch(connection)
         elif getattr(connection.sock, "pending", lambda: 0)():
             self._read(connection)
-        elif self._draining:
+        elif self._draining and not self._keep_waiting:
             self._close_if_quiet(connection)
 
     def _expire(self, now: float) -> None:
@@ -416,7 +475,7 @@ class HttpServer:
         self._drain_deadline = time.monotonic() + self.settings.drain_timeout
         self._listen(False)
         for connection in list(self._connections.values()):
-            if connection.state == "idle":
+            if connection.state == "idle" and not self._keep_waiting:
                 self._close_if_quiet(connection)
             elif connection.state == "handshake":
                 self._close(connection)
@@ -470,7 +529,7 @@ class HttpServer:
                           if head.expects_continue else None)
         connection.body = body
         environ = self._environ(connection, head, body)
-        response = _Response(sock, head, closing=self._draining or not head.keep_alive)
+        response = _Response(sock, head, closing=not head.keep_alive, draining=lambda: self._draining)
         result: Iterable[bytes] | None = None
         try:
             result = self.app(environ, response.start_response)
@@ -525,10 +584,13 @@ class HttpServer:
 class _Response:
     """Status, headers and body of one response, framed for the connection's next request."""
 
-    def __init__(self, sock: socket.socket, head: RequestHead, closing: bool) -> None:
+    def __init__(self, sock: socket.socket, head: RequestHead, closing: bool,
+                 draining: Callable[[], bool] = lambda: False) -> None:
         self.sock = sock
         self.head = head
         self.closing = closing
+        #: Asked when the head goes out: a server draining by then tells the client to close.
+        self.draining = draining
         self.status = ""
         self.headers: list[tuple[str, str]] = []
         self.head_sent = False
@@ -565,7 +627,8 @@ class _Response:
                 headers.append(("Transfer-Encoding", "chunked"))
             else:
                 self.closing = True
-        if self.closing:
+        if self.closing or self.draining():
+            self.closing = True
             headers.append(("Connection", "close"))
         lines = [f"HTTP/1.1 {self.status}"] + [f"{name}: {value}" for name, value in headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -624,7 +687,7 @@ def run(wsgi_app: Any, settings: ServerSettings, listener: Listener | None = Non
     process replaces; else systemd's or a new one (:func:`lwr.web.listener.obtain_listener`)."""
     tls = tls_context(settings.ssl_pem, settings.source) if settings.ssl_pem else None
     listener = listener or obtain_listener(settings)
-    server = HttpServer(wsgi_app, settings, listener.sock, tls)
+    server = HttpServer(wsgi_app, settings, listener.sock, tls, listener.adopted)
     host, port = listener.sock.getsockname()[:2]
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.request_stop())

@@ -3,6 +3,7 @@ refused or fails, an upload in progress completes, every job runs exactly once."
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -62,9 +63,11 @@ class Load:
         self.failures: list[str] = []
         self.requests = 0
         self.jobs: list[str] = []
+        self.kept_alive_requests = 0
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.poll, args=(index,)) for index in range(3)]
+        self.threads = [threading.Thread(target=self.poll, args=(index,)) for index in range(2)]
+        self.threads.append(threading.Thread(target=self.poll_kept_alive))
         self.threads.append(threading.Thread(target=self.submit))
 
     def __enter__(self) -> Load:
@@ -99,6 +102,26 @@ class Load:
                     self.failures.append(f"healthz: {reply}")
             else:
                 self.call(f"status {job}", lambda job=job: self.http.status(job))
+
+    def poll_kept_alive(self) -> None:
+        """One connection reused for every request, as Galaxy's HTTP client pools them: a server
+        closing it under a request would fail that request."""
+        connection = http.client.HTTPConnection(self.http.host, self.http.port, timeout=60)
+        deadline = time.monotonic() + 120
+        reused = 0
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            def one() -> int:
+                connection.request("GET", "/healthz")
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise AssertionError(response.status)
+                return 0 if response.will_close else 1
+
+            reused += self.call("kept-alive healthz", one) or 0  # type: ignore[operator]
+            time.sleep(0.005)
+        connection.close()
+        self.kept_alive_requests = reused
 
     def submit(self) -> None:
         for number in range(200):
@@ -146,6 +169,10 @@ class SlowUpload(threading.Thread):
             self.status_line = sock.makefile("rb").readline()
 
 
+def http_client_connection(target: Http) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection(target.host, target.port, timeout=60)
+
+
 def wait_for_handover(old: Generation, new: Generation, pid_file: Path) -> None:
     old.process.wait(180)
     assert old.process.returncode == 0
@@ -165,6 +192,10 @@ def test_restart_under_load_refuses_nothing_and_runs_every_job_once(chain, tmp_p
     wait_for_healthz(base.url, generations[0].process, "lwr", base.log_text, 30)
     http.setup("big")
 
+    idle = http_client_connection(http)  # kept alive and idle across the restart
+    idle.request("GET", "/healthz")
+    assert idle.getresponse().read()
+
     with Load(http, runs_log) as load:
         time.sleep(1.5)
         upload = SlowUpload(http, "big")
@@ -173,6 +204,9 @@ def test_restart_under_load_refuses_nothing_and_runs_every_job_once(chain, tmp_p
         # New configuration on the restart: three jobs at once instead of two.
         generations.append(Generation(base, pid_file, restart=True, concurrency=3))
         wait_for_handover(generations[0], generations[1], pid_file)
+        idle.request("GET", "/healthz")  # on the same connection, now the new server's
+        reply = idle.getresponse()
+        assert reply.status == 200 and not reply.will_close and reply.read()
         upload.join(120)
         time.sleep(1.0)
         generations.append(Generation(base, pid_file, restart=True, concurrency=4))
@@ -180,7 +214,7 @@ def test_restart_under_load_refuses_nothing_and_runs_every_job_once(chain, tmp_p
         time.sleep(1.5)
 
     assert load.failures == [], load.failures[:10]
-    assert load.requests > 50
+    assert load.requests > 50 and load.kept_alive_requests > 50
     assert upload.status_line.startswith(b"HTTP/1.1 200"), upload.status_line
     assert (base.staging / "_default_" / "big" / "inputs" / "big.bin").stat().st_size == SlowUpload.size
     for job in load.jobs:
@@ -192,6 +226,7 @@ def test_restart_under_load_refuses_nothing_and_runs_every_job_once(chain, tmp_p
     assert managers[0]["max_concurrent_jobs"] == 4, "the last restart's configuration is in force"
     log = base.log_text()
     assert log.count("handing over to pid") == 2 and "Traceback" not in log
+    assert "passed 1 waiting connection(s) on" in log
 
 
 def test_restart_with_no_server_running_just_starts(chain, tmp_path):
