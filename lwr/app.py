@@ -61,7 +61,7 @@ class LwrApplication:
             return
         self._stopped = True
         if self.messaging is not None:
-            self.messaging.stop()
+            self.messaging.stop(wait=True)
         self.service.release()
 
     def shutdown(self) -> None:
