@@ -299,3 +299,63 @@ def test_run_sh_restart_replaces_the_daemon(tmp_path):
     assert stopped.returncode == 0, stopped.stderr
     assert f"pid {pids[-1]}" in stopped.stdout
     assert not pid_file.exists() and not (project / "lwr.pid.control").exists()
+
+
+def test_restart_over_tls_refuses_nothing(chain, tmp_path):
+    import ssl
+
+    from test_slowloris import self_signed
+
+    base, generations = chain
+    pem, cert = self_signed(tmp_path)
+    base.server_options = {"ssl_pem": pem}
+    pid_file = tmp_path / "lwr.pid"
+    generations.append(Generation(base, pid_file, restart=False, concurrency=1))
+    context = ssl.create_default_context(cafile=cert)
+
+    def get(path: str = "/healthz") -> int:
+        connection = http.client.HTTPSConnection("127.0.0.1", base.port, context=context, timeout=30)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            return response.status
+        finally:
+            connection.close()
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            get()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, base.log_text()
+            time.sleep(0.1)
+    failures: list[str] = []
+    served = [0]
+    stop = threading.Event()
+
+    def poll() -> None:
+        end = time.monotonic() + 60
+        while not stop.is_set() and time.monotonic() < end:
+            try:
+                status = get()
+                if status != 200:
+                    failures.append(str(status))
+                served[0] += 1
+            except Exception as error:  # noqa: BLE001
+                failures.append(repr(error))
+
+    pollers = [threading.Thread(target=poll) for _ in range(2)]
+    for poller in pollers:
+        poller.start()
+    try:
+        time.sleep(1)
+        generations.append(Generation(base, pid_file, restart=True, concurrency=1))
+        wait_for_handover(generations[0], generations[1], pid_file)
+        time.sleep(1)
+    finally:
+        stop.set()
+        for poller in pollers:
+            poller.join(60)
+    assert failures == [] and served[0] > 20, failures[:5]
