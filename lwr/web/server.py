@@ -47,6 +47,10 @@ _READ_SIZE = 65536
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 4 << 20
 _NO_BODY_STATUSES = (204, 304)
+#: Request heads buffered by all connections together stay under this (each may be up to
+#: max_request_line + max_header_size long); the total is counted only past _LARGE_HEAD.
+_HEAD_MEMORY = 32 << 20
+_LARGE_HEAD = 65536
 
 
 def tls_context(ssl_pem: str, source: str = "<defaults>") -> ssl.SSLContext:
@@ -376,7 +380,14 @@ class HttpServer:
             connection.state = "head"
             connection.deadline = time.monotonic() + self.settings.header_timeout
         connection.buffer += data
+        if len(connection.buffer) > _LARGE_HEAD and self._head_bytes() > _HEAD_MEMORY:
+            # Many large heads arriving at once (an attack: each may be max_request_line long).
+            self._refuse(connection, 503, "too many large requests arriving at once; retry")
+            return
         self._dispatch(connection)
+
+    def _head_bytes(self) -> int:
+        return sum(len(connection.buffer) for connection in self._connections.values())
 
     def _dispatch(self, connection: _Connection) -> None:
         buffer = connection.buffer
@@ -672,7 +683,7 @@ class _Response:
         self.sock.sendall(_simple_response(status, reason))
 
 
-_REASONS = {400: "Bad Request", 408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large",
+_REASONS = {400: "Bad Request", 408: "Request Timeout", 503: "Service Unavailable", 414: "URI Too Long", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 501: "Not Implemented", 505: "HTTP Version Not Supported"}
 
 

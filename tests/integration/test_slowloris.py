@@ -264,3 +264,26 @@ def test_tls_handshakes_that_never_finish_do_not_stop_service(make_server, tmp_p
     finally:
         for sock in silent + partial:
             sock.close()
+
+
+def test_many_long_request_lines_at_once_stay_in_bounded_memory(make_server):
+    """Each head may be up to max_request_line (256K, for Pulsar's submits); 400 at once must not add up."""
+    server = make_server(server_options={**LIMITS, "header_timeout": "30"})
+    http = Http(server.url)
+    sockets = open_connections(server.port, 600)
+
+    def attack() -> None:
+        for sock in sockets:
+            try:
+                sock.sendall(b"GET /" + b"a" * (250 << 10))
+            except OSError:
+                pass  # refused with 503 and closed: expected once the heads add up
+        for _ in range(10):
+            assert http.request("GET", "/healthz").status == 200
+
+    try:
+        growth = rss_peak_during(server.process.pid, attack)
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert growth < 100 << 20, f"server RSS grew by {growth >> 20} MiB"
