@@ -485,11 +485,11 @@ class HttpServer:
         self._draining = True
         self._drain_deadline = time.monotonic() + self.settings.drain_timeout
         self._listen(False)
+        # Connections still in their TLS handshake or head were accepted: they are served (and
+        # then closed), never cut off; header_timeout bounds how long they can hold the drain.
         for connection in list(self._connections.values()):
             if connection.state == "idle" and not self._keep_waiting:
                 self._close_if_quiet(connection)
-            elif connection.state == "handshake":
-                self._close(connection)
         self._check_drained()
 
     def _begin_drain_then_stop(self) -> None:
