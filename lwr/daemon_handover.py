@@ -7,13 +7,13 @@ and the two go through these steps, each side able to give up before the jobs ch
     new -> old  handover {pid}            new has loaded its code and configuration
     old -> new  offer {pid} + [listening socket, pid file]   (descriptors, SCM_RIGHTS)
     new -> old  take                      new has built its application (jobs not started)
-    old         stops accepting; waits until the only requests left are uploads streaming
-                their bodies; stops consuming messages and stops its managers (jobs keep
+    old         stops accepting; waits until the only requests left are uploads or downloads
+                streaming their bodies; stops consuming messages and stops its managers (jobs keep
                 running); removes its control socket
     old -> new  released
     new         recovers and re-attaches every job, accepts on the same socket, writes its pid
     new -> old  serving
-    old         lets the remaining uploads finish, then exits (leaving the pid file in place)
+    old         lets the remaining transfers finish, then exits (leaving the pid file in place)
 
 Before ``released`` the old server also passes the client connections no request is being
 served on (kept-alive ones, heads arriving, with the bytes read so far): a client reusing its
@@ -187,7 +187,7 @@ class HandoverServer:
                 conn.close()
 
     def _hand_over(self, channel: _Channel) -> bool:
-        """True once the jobs were released (this server then only finishes its uploads)."""
+        """True once the jobs were released (this server then only finishes its transfers)."""
         message, _ = channel.receive(timeout=30)
         if not message or message.get("op") != "handover":
             return False
@@ -218,7 +218,7 @@ class HandoverServer:
             log.info("jobs released to pid %s", successor)
             message, _ = channel.receive()
         if message and message.get("op") == "serving":
-            log.info("pid %s serves; finishing the uploads in progress, then exiting", successor)
+            log.info("pid %s serves; finishing the transfers in progress, then exiting", successor)
         else:
             log.error("pid %s died after the jobs were released; exiting (start lwr again)", successor)
         self.http.request_stop()

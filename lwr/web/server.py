@@ -86,7 +86,7 @@ class FileWrapper:
 class _Connection:
     """One client connection and where it is in its life."""
 
-    __slots__ = ("sock", "address", "state", "buffer", "deadline", "since", "discarded", "body")
+    __slots__ = ("sock", "address", "state", "buffer", "deadline", "since", "discarded", "body", "response")
 
     def __init__(self, sock: socket.socket, address: Any, state: str, deadline: float) -> None:
         self.sock = sock
@@ -99,6 +99,8 @@ class _Connection:
         self.discarded = 0
         #: The body of the request a worker serves (set by the worker; read to tell uploads apart).
         self.body: BodyReader | None = None
+        #: Its response, once started (a response whose head went out only streams bytes).
+        self.response: _Response | None = None
 
 
 class HttpServer:
@@ -140,10 +142,11 @@ class HttpServer:
         return self._drained.wait(self.settings.drain_timeout if timeout is None else timeout)
 
     def quiesce(self, timeout: float | None = None, keep_waiting: bool = False) -> bool:
-        """Stop accepting and wait until the only requests left are uploads streaming their body.
+        """Stop accepting and wait until the only requests left are uploads streaming their body
+        or responses streaming theirs (downloads).
 
         Every other request (a status poll, a submit) has then ended, and nothing more can
-        arrive: what is left only writes files. A restart releases the jobs at this point.
+        arrive: what is left only moves file bytes. A restart releases the jobs at this point.
         ``keep_waiting``: connections waiting for (or sending) their next request are kept, to
         be passed to the successor with :meth:`detach_waiting` (plain HTTP only: a TLS session
         cannot leave its process), instead of being closed under a client about to reuse them.
@@ -226,8 +229,13 @@ class HttpServer:
         for connection in self._connections.values():
             if connection.state == "linger" or (self._keep_waiting and connection.state in ("idle", "head")):
                 continue
-            body = connection.body
-            if connection.state != "busy" or body is None or not (body.received and not body.complete):
+            if connection.state != "busy":
+                return False
+            body, response = connection.body, connection.response
+            uploading = body is not None and body.received and not body.complete
+            # The application has answered: what is left is sending bytes (a download).
+            downloading = response is not None and response.head_sent
+            if not (uploading or downloading):
                 return False
         return True
 
@@ -541,6 +549,7 @@ class HttpServer:
         connection.body = body
         environ = self._environ(connection, head, body)
         response = _Response(sock, head, closing=not head.keep_alive, draining=lambda: self._draining)
+        connection.response = response
         result: Iterable[bytes] | None = None
         try:
             result = self.app(environ, response.start_response)
@@ -560,6 +569,7 @@ class HttpServer:
             response.fail(500, "internal server error; see the server log")
         finally:
             connection.body = None
+            connection.response = None
             close = getattr(result, "close", None)
             if close is not None:
                 close()
