@@ -162,7 +162,7 @@ class HttpServer:
             verdict: list[bool] = []
 
             def check(verdict: list[bool] = verdict, answered: threading.Event = answered) -> None:
-                quiet = self._only_uploads_left()
+                quiet = self._only_transfers_left()
                 if quiet and self._keep_waiting:
                     # In the same loop turn: no request can slip in between the check and this.
                     self._detached = self._detach_now()
@@ -225,7 +225,7 @@ class HttpServer:
         if buffer:
             self._dispatch(connection)
 
-    def _only_uploads_left(self) -> bool:
+    def _only_transfers_left(self) -> bool:
         for connection in self._connections.values():
             if connection.state == "linger" or (self._keep_waiting and connection.state in ("idle", "head")):
                 continue
