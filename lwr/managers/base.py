@@ -60,6 +60,9 @@ class ManagerListener(Protocol):
         """The job script is gone; ``state`` is COMPLETE when it ran to its end (whatever its
         exit code), otherwise FAILED, CANCELLED or LOST with a ``reason`` for the status."""
 
+    def batch_queried(self, seconds: float, failed: bool) -> None:
+        """One status query of the batch system took ``seconds`` (``failed``: it raised)."""
+
 
 @dataclass(frozen=True)
 class LaunchSpec:

@@ -14,9 +14,9 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from webob import Request, Response
 
@@ -26,7 +26,7 @@ from lwr.core.file_cache import FileCache
 from lwr.core.job_script import parse_env
 from lwr.core.jobs import JobService, SubmitRequest
 from lwr.digests import DigestCache
-from lwr.errors import BadRequest, LwrError, MethodNotAllowed, NotFound, Unauthorized
+from lwr.errors import BadRequest, Forbidden, LwrError, MethodNotAllowed, NotFound, Unauthorized
 from lwr.web import transfer
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,12 @@ class Call:
             raise BadRequest(f"parameter '{name}' is not valid JSON", parameter=name) from None
 
 
+class RouteProvider(Protocol):
+    """More routes for the web app (the admin API, the status page): (method, pattern, handler, admin)."""
+
+    def routes(self) -> list[tuple[str, str, Handler, bool]]: ...
+
+
 def submit_user(submit_extras: dict[str, Any], params: dict[str, Any]) -> str | None:
     """The user a job runs as (queued_external_drmaa): Galaxy sends it as ``params["user"]``."""
     for value in (submit_extras.get("submit_user"), params.get("user"), params.get("submit_user")):
@@ -79,14 +85,29 @@ class LwrWebApp:
     """WSGI callable: authenticate, route, call, and turn every outcome into a response."""
 
     def __init__(self, service: JobService, private_token: str | None, max_upload_size: int | None,
-                 file_cache: FileCache | None) -> None:
+                 file_cache: FileCache | None, extensions: Sequence[RouteProvider] = (),
+                 job_api: bool = True) -> None:
         self.service = service
         self.private_token = private_token.encode() if private_token else None
         self.max_upload_size = max_upload_size
         self.file_cache = file_cache
         self.digests = DigestCache()
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._add_routes()
+        #: Handlers only an admin may call (the admin token; today that is the private token).
+        self.admin_handlers: set[Handler] = set()
+        if job_api:
+            self._add_routes()
+        for extension in extensions:
+            for method, pattern, handler, admin in extension.routes():
+                self.routes.append((method, re.compile(f"^{pattern}/?$"), handler))
+                if admin:
+                    self.admin_handlers.add(handler)
+
+    def serves(self, method: str, path: str) -> bool:
+        """True if a route answers ``method`` on ``path``."""
+        match = _MANAGER_PREFIX.match(path)
+        path = match.group("rest") if match else path
+        return any(method == route_method and pattern.match(path) for route_method, pattern, _handler in self.routes)
 
     # --- WSGI -------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -120,6 +141,9 @@ class LwrWebApp:
             if method != request.method:
                 allowed.append(method)
                 continue
+            request.environ["lwr.route"] = getattr(handler, "__name__", "unknown")
+            if handler in self.admin_handlers:
+                self._authorize_admin()
             result = handler(Call(request, manager, found.groupdict()))
             if isinstance(result, Response):
                 return result
@@ -139,6 +163,12 @@ class LwrWebApp:
             sent = authorization[7:].strip()
         if not sent or not hmac.compare_digest(sent.encode(), self.private_token):
             raise Unauthorized("missing or wrong private token")
+
+    def _authorize_admin(self) -> None:
+        """Admin routes see every tenant's jobs: in multi-tenant mode (assign_ids = uuid) they need a token."""
+        if self.private_token is None and self.service.settings.assign_ids == "uuid":
+            raise Forbidden("admin routes need a private_token when assign_ids = uuid (several clients share "
+                            "this lwr)")
 
     # --- routes -----------------------------------------------------------------------------------
     def _add_routes(self) -> None:

@@ -1,0 +1,71 @@
+"""Fixtures of the operations tests: lwr servers over HTTP and, with a private vhost, over AMQP."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "messaging"))
+
+from mq_helpers import FilesEndpoint, StatusListener, Vhost  # noqa: E402
+
+
+@pytest.fixture
+def vhost() -> Iterator[Vhost]:
+    host = Vhost()
+    yield host
+    host.delete()
+
+
+@pytest.fixture
+def files_endpoint() -> Iterator[FilesEndpoint]:
+    endpoint = FilesEndpoint()
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def listener(vhost: Vhost) -> Iterator[StatusListener]:
+    status_listener = StatusListener(vhost.url)
+    yield status_listener
+    status_listener.stop()
+
+
+@pytest.fixture
+def mq_server(make_server: Callable[..., Any], vhost: Vhost, files_endpoint: FilesEndpoint) -> Callable[..., Any]:
+    """``mq_server(**app_options)``: an lwr consuming the test's vhost, allowed to reach the files endpoint."""
+
+    def make(name: str = "lwr", job_managers_ini: str | None = None, **app_options: str) -> Any:
+        options = {"message_queue_url": vhost.url, "remote_staging_allowed_urls": files_endpoint.base,
+                   "amqp_heartbeat": "10", "amqp_publish_retry_max": "2", **app_options}
+        return make_server(name, app_options=options, job_managers_ini=job_managers_ini)
+
+    return make
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    """Poll ``condition`` until it returns something true; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def setup_message(job_id: str, command: str, **extra: object) -> dict:
+    return {"job_id": job_id, "command_line": command,
+            "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"}, **extra}
+
+
+def remote_input(endpoint_url: str, source: Path, name: str = "input.dat") -> dict:
+    url = f"{endpoint_url}&path={source}&file_type=input"
+    return {"setup": [{"name": name, "type": "input", "action": {"action_type": "remote_transfer", "url": url,
+                                                                  "source": {"path": str(source)},
+                                                                  "path": str(source)}}]}
