@@ -69,3 +69,47 @@ def remote_input(endpoint_url: str, source: Path, name: str = "input.dat") -> di
     return {"setup": [{"name": name, "type": "input", "action": {"action_type": "remote_transfer", "url": url,
                                                                   "source": {"path": str(source)},
                                                                   "path": str(source)}}]}
+
+
+class RefusingEndpoint:
+    """A files endpoint that answers every POST with 400 until ``accept`` is set; then it keeps the body."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.accept = False
+        self.received: list[bytes] = []
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if not endpoint.accept:
+                    self.send_response(400)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                endpoint.received.append(body)
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.url = f"{self.base}api/jobs/1/files?job_key=k3y"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def refusing_endpoint() -> Iterator[RefusingEndpoint]:
+    endpoint = RefusingEndpoint()
+    yield endpoint
+    endpoint.stop()
