@@ -11,6 +11,7 @@ from lwr import __version__
 from lwr.config import AppSettings, load_app_settings
 from lwr.core.file_cache import FileCache
 from lwr.core.jobs import JobService
+from lwr.core.retention import Retention
 from lwr.messaging.transport import HttpDisabledApp, MessagingTransport
 from lwr.observability.metrics import LwrMetrics, MetricsMiddleware
 from lwr.staging.hooks import ServerStaging
@@ -37,6 +38,8 @@ class LwrApplication:
         self.service.start()
         if self.messaging is not None:
             self.messaging.start()
+        self.retention = Retention(self.service, settings.retain_complete_jobs, settings.retain_failed_jobs)
+        self.retention.start()
         admin = AdminApi(self.service, self.metrics, self.messaging)
         web = LwrWebApp(self.service, settings.private_token, settings.max_upload_size, self.file_cache,
                         extensions=[admin], job_api=settings.enable_http)
@@ -55,6 +58,7 @@ class LwrApplication:
         log.info("lwr started: staging %s, managers %s", settings.staging_directory, ", ".join(self.service.managers))
 
     def shutdown(self) -> None:
+        self.retention.stop()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         if self.messaging is not None:

@@ -113,3 +113,13 @@ def refusing_endpoint() -> Iterator[RefusingEndpoint]:
     endpoint = RefusingEndpoint()
     yield endpoint
     endpoint.stop()
+
+
+def final_of(listener: StatusListener, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    """The final status of ``job_id``, however many other jobs' updates came first."""
+
+    def final() -> dict[str, Any] | None:
+        listener_updates = [u for u in listener.for_job(job_id) if u.get("complete") == "true"]
+        return listener_updates[-1] if listener_updates else None
+
+    return wait_for(final, f"the final status of {job_id}", timeout)
