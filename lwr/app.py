@@ -17,6 +17,7 @@ from lwr.observability.metrics import LwrMetrics, MetricsMiddleware
 from lwr.staging.hooks import ServerStaging
 from lwr.web.admin import AdminApi
 from lwr.web.app import LwrWebApp
+from lwr.web.status_page import StatusPage
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class LwrApplication:
         self.retention.start()
         admin = AdminApi(self.service, self.metrics, self.messaging)
         web = LwrWebApp(self.service, settings.private_token, settings.max_upload_size, self.file_cache,
-                        extensions=[admin], job_api=settings.enable_http)
+                        extensions=[admin, StatusPage(self.service, self.messaging)], job_api=settings.enable_http)
         self.web: Any = MetricsMiddleware(web, self.metrics)
         if not settings.enable_http:
             if self.messaging is None:
