@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from lwr import __version__
+from lwr.auth import load_credentials
 from lwr.config import AppSettings, load_app_settings
 from lwr.core.file_cache import FileCache
-from lwr.core.jobs import JobService
+from lwr.core.jobs import JobService, ManagerFactory
 from lwr.core.retention import Retention
+from lwr.managers import manager_class
 from lwr.messaging.transport import HttpDisabledApp, MessagingTransport
 from lwr.observability.metrics import LwrMetrics, MetricsMiddleware
 from lwr.staging.hooks import ServerStaging
@@ -27,8 +30,8 @@ class LwrApplication:
 
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
-        self.service = JobService(settings)
-        self.service.staging_hooks = ServerStaging(settings)
+        credentials = load_credentials(settings)
+        self.service = JobService(settings, manager_factories(settings), staging_hooks=ServerStaging(settings))
         self.file_cache = FileCache(settings.file_cache_dir) if settings.file_cache_dir else None
         self.messaging: MessagingTransport | None = None
         if settings.message_queue_url:
@@ -42,7 +45,7 @@ class LwrApplication:
         self.retention = Retention(self.service, settings.retain_complete_jobs, settings.retain_failed_jobs)
         self.retention.start()
         admin = AdminApi(self.service, self.metrics, self.messaging)
-        web = LwrWebApp(self.service, settings.private_token, settings.max_upload_size, self.file_cache,
+        web = LwrWebApp(self.service, credentials, settings.max_upload_size, self.file_cache,
                         extensions=[admin, StatusPage(self.service, self.messaging)], job_api=settings.enable_http)
         self.web: Any = MetricsMiddleware(web, self.metrics)
         if not settings.enable_http:
@@ -79,6 +82,12 @@ class AdminOrElse:
         if path.rstrip("/") != "/healthz" and self.admin.serves(environ.get("REQUEST_METHOD", "GET"), path):
             return self.admin(environ, start_response)
         return self.fallback(environ, start_response)
+
+
+def manager_factories(settings: AppSettings) -> dict[str, ManagerFactory]:
+    """One factory per ``[manager:NAME]``: its class from the registry, its validated options."""
+    return {manager.name: functools.partial(manager_class(manager.type), manager.name, manager.options)
+            for manager in settings.managers}
 
 
 def app_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Any:

@@ -61,6 +61,12 @@ class Conflict(LwrError):
     http_status = 409
 
 
+class LengthRequired(LwrError):
+    """An upload whose length the server cannot know (a chunked body the HTTP server does not decode)."""
+
+    http_status = 411
+
+
 class PayloadTooLarge(LwrError):
     """An upload is larger than the configured limit."""
 
@@ -91,3 +97,7 @@ class Forbidden(LwrError):
     """An admin route was asked for without the admin token."""
 
     http_status = 403
+
+
+class AlreadyRunning(LwrError):
+    """Another lwr holds the lock of this pid file."""

@@ -116,16 +116,25 @@ def test_forget_a_running_job_and_the_cli(make_server, tmp_path):
     assert missing.returncode == 1 and "no job" in missing.stderr
 
 
-def test_admin_routes_in_multi_tenant_mode_need_the_token(make_server):
+def test_admin_routes_in_multi_tenant_mode_need_the_token(make_server, tmp_path):
     open_server = make_server("open", app_options={"assign_ids": "uuid"})
     http = Http(open_server.url)
     reply = http.request("GET", "/jobs")
     assert reply.status == 403 and "private_token" in reply.json()["error"]
     assert http.request("GET", "/metrics").status == 403
     assert http.request("POST", "/jobs", {"job_id": "x"}).status == 200  # the job API itself is unchanged
-    closed = make_server("closed", app_options={"assign_ids": "uuid", "private_token": TOKEN})
+    tenants = tmp_path / "tenants"
+    tenants.write_text("galaxy-a = tenant-a-token-123\n")
+    tenants.chmod(0o600)
+    closed = make_server("closed", app_options={"assign_ids": "uuid", "private_token": TOKEN,
+                                                "tenants_file": str(tenants)})
     assert Http(closed.url, TOKEN).request("GET", "/jobs").status == 200
     assert Http(closed.url).request("GET", "/jobs").status == 401
+    tenant = Http(closed.url, "tenant-a-token-123")
+    assert tenant.request("POST", "/jobs", {"job_id": "x"}).status == 200  # a tenant runs jobs...
+    for method, path in (("GET", "/jobs"), ("GET", "/metrics"), ("GET", "/status")):
+        refused = tenant.request(method, path)  # ...but sees no admin route
+        assert refused.status == 403 and "admin token" in refused.json()["error"], (path, refused)
 
 
 def test_redeliver_and_retry_postprocessing_over_amqp(mq_server, vhost, listener, files_endpoint,

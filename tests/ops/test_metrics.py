@@ -132,7 +132,9 @@ def test_batch_system_queries_are_timed_and_failures_counted(tmp_path):
 
     settings = load_app_settings({"staging_directory": str(tmp_path / "s"),
                                   "persistence_directory": str(tmp_path / "p")}, str(tmp_path / "server.ini"))
-    service = JobService(settings)
+    from lwr.app import manager_factories
+
+    service = JobService(settings, manager_factories(settings))
     metrics = LwrMetrics(service)
     service.observers.append(metrics)
     from lwr.core.jobs import _ManagerEvents
