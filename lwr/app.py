@@ -17,6 +17,7 @@ from lwr.core.retention import Retention
 from lwr.managers import manager_class
 from lwr.messaging.transport import HttpDisabledApp, MessagingTransport
 from lwr.observability.metrics import LwrMetrics, MetricsMiddleware
+from lwr.observability.sentry import flush_sentry, init_sentry
 from lwr.staging.hooks import ServerStaging
 from lwr.web.admin import AdminApi
 from lwr.web.app import LwrWebApp
@@ -30,6 +31,8 @@ class LwrApplication:
 
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
+        if settings.sentry_dsn:
+            init_sentry(settings.sentry_dsn, settings.source)
         credentials = load_credentials(settings)
         self.service = JobService(settings, manager_factories(settings), staging_hooks=ServerStaging(settings))
         self.file_cache = FileCache(settings.file_cache_dir) if settings.file_cache_dir else None
@@ -68,6 +71,8 @@ class LwrApplication:
         if self.messaging is not None:
             self.messaging.stop()
         self.service.shutdown()
+        if self.settings.sentry_dsn:
+            flush_sentry()
 
 
 class AdminOrElse:

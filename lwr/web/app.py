@@ -103,6 +103,20 @@ def client_fault(error: OSError) -> LwrError | None:
     return Conflict(message) if status == 409 else BadRequest(message)
 
 
+_JOB_PATH = re.compile(r"^(?:/managers/(?P<manager>[^/]+))?/(?:status/)?jobs/(?:(?P<job_manager>[^/]+)/)?"
+                       r"(?P<job_id>[^/]+)")
+
+
+def _error_context(environ: dict[str, Any], incident: str) -> dict[str, str]:
+    """What an unexpected error's log record carries for error reports: incident, job id, manager."""
+    context = {"incident": incident}
+    match = _JOB_PATH.match(environ.get("PATH_INFO") or "")
+    if match:
+        context["job_id"] = match.group("job_id")
+        context["manager"] = match.group("manager") or match.group("job_manager") or DEFAULT_MANAGER_NAME
+    return context
+
+
 class LwrWebApp:
     """WSGI callable: authenticate, route, call, and turn every outcome into a response."""
 
@@ -152,7 +166,7 @@ class LwrWebApp:
         except Exception:  # noqa: BLE001 - the one place unexpected errors become a 500
             incident = uuid.uuid4().hex[:12]
             log.exception("unexpected error %s handling %s %s", incident, request.method,
-                          decoding.printable_path(environ))
+                          decoding.printable_path(environ), extra=_error_context(environ, incident))
             response = json_response({"error": "internal server error; see the server log", "incident": incident},
                                      500)
         return response(environ, start_response)
