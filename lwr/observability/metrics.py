@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import psutil
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from lwr import __version__
@@ -210,8 +210,8 @@ class _LiveCollector(Collector):
                                     value=self.process.num_fds())
             yield GaugeMetricFamily("lwr_process_threads", "Threads of lwr.", value=self.process.num_threads())
             cpu = self.process.cpu_times()
-            yield GaugeMetricFamily("lwr_process_cpu_seconds_total", "CPU time used by lwr (user + system).",
-                                    value=cpu.user + cpu.system)
+            yield CounterMetricFamily("lwr_process_cpu_seconds", "CPU time used by lwr (user + system).",
+                                      value=cpu.user + cpu.system)
 
 
 class MetricsMiddleware:

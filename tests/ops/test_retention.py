@@ -107,3 +107,12 @@ def test_setup_refused_below_the_disk_floor_over_amqp(mq_server, vhost, listener
     assert final["status"] == "failed"
     assert "min_free_disk" in final["job_stderr"], final
     assert not (server.staging / "_default_" / "mq-full").exists()
+
+
+def test_the_disk_floor_in_percent(tmp_path):
+    from lwr.core.jobs import DiskFloor
+
+    assert DiskFloor().shortfall(tmp_path) is None
+    assert DiskFloor(percent=0.0001).shortfall(tmp_path) is None
+    reason = DiskFloor(percent=100).shortfall(tmp_path)  # no filesystem is entirely free
+    assert reason is not None and "min_free_disk" in reason and str(tmp_path) in reason
