@@ -178,3 +178,17 @@ def test_redeliver_and_retry_postprocessing_over_amqp(mq_server, vhost, listener
     assert "HTTP 400" in [e for e in timeline["events"] if e.get("state") == "failed"][0]["staging_out"]["error"]
     again = http.request("POST", "/jobs/post-1/retry_postprocessing")
     assert again.status == 409
+
+
+def test_admin_routes_answer_with_the_http_job_api_disabled(mq_server, vhost, listener):
+    server = mq_server(enable_http="false")
+    http = Http(server.url)
+    publish(vhost.url, "_default_", "setup", setup_message("mq-only-1", "true"))
+    assert listener.wait_final("mq-only-1")["status"] == "complete"
+    assert [job["id"] for job in http.request("GET", "/jobs").json()["jobs"]] == ["mq-only-1"]
+    assert http.request("GET", "/jobs/mq-only-1/timeline").status == 200
+    assert http.request("GET", "/metrics").status == 200 and http.request("GET", "/status").status == 200
+    refused = http.request("POST", "/jobs", {"job_id": "over-http"})
+    assert refused.status == 404 and "disabled" in refused.json()["error"]
+    assert http.request("GET", "/jobs/mq-only-1/status").status == 404
+    assert http.request("GET", "/healthz").json()["http_jobs"] == "disabled"
