@@ -192,3 +192,19 @@ def test_admin_routes_answer_with_the_http_job_api_disabled(mq_server, vhost, li
     assert refused.status == 404 and "disabled" in refused.json()["error"]
     assert http.request("GET", "/jobs/mq-only-1/status").status == 404
     assert http.request("GET", "/healthz").json()["http_jobs"] == "disabled"
+
+
+def test_the_timeline_survives_kill9_and_restart(make_server):
+    server = make_server()
+    http = Http(server.url)
+    run_job(http, "durable-1", "echo one")
+    http.setup("durable-2")
+    assert http.submit("durable-2", "sleep 2; echo two").status == 200
+    http.wait_status("durable-2", {"running"})
+    server.kill9()
+    server.start()
+    assert http.wait_complete("durable-2")["status"] == "complete"
+    for job_id in ("durable-1", "durable-2"):
+        events = http.request("GET", f"/jobs/{job_id}/timeline").json()["events"]
+        states = [event["state"] for event in events if "state" in event]
+        assert states[0] == "setup" and states[-1] == "complete" and "queued" in states, (job_id, events)
