@@ -114,7 +114,8 @@ class MessageHandler:
             log.error("setup of job %s on %s refused: %s", job_id, manager, error.message)
             self._fail_setup(manager, job_id, f"setup refused: {error.message}")
         except Exception as error:  # noqa: BLE001 - disk full, a bug: Galaxy must still hear of it
-            log.exception("setup of job %s on %s failed", job_id, manager)
+            log.exception("setup of job %s on %s failed", job_id, manager,
+                          extra={"job_id": job_id, "manager": manager})
             self._fail_setup(manager, job_id, f"setup failed: {type(error).__name__}: {error}",
                              FailureClass.DISK_FULL if is_disk_full(error) else FailureClass.LAUNCH_FAILED)
 
