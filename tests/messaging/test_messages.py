@@ -107,10 +107,13 @@ def test_ssl_options_from_settings():
                                       "amqp_connect_ssl_keyfile": "/k.pem",
                                       "amqp_connect_ssl_cert_reqs": "cert_required"})
     assert options == {"ca_certs": "/ca.pem", "certfile": "/c.pem", "keyfile": "/k.pem",
-                       "cert_reqs": ssl.CERT_REQUIRED}
+                       "cert_reqs": ssl.CERT_REQUIRED, "server_hostname": None}
     built = connection.connect("amqps://u:p@broker:5671//", None, ssl_settings={"amqp_connect_ssl_ca_certs": "/ca"})
-    assert built.ssl == {"ca_certs": "/ca"}
-    assert connection.connect("amqps://u:p@broker:5671//", None).ssl is True
+    assert built.ssl == {"ca_certs": "/ca", "cert_reqs": ssl.CERT_REQUIRED, "server_hostname": "broker"}
+    assert connection.connect("amqps://u:p@localhost:5671//", None).ssl == {"cert_reqs": ssl.CERT_REQUIRED,
+                                                                             "server_hostname": "localhost"}
+    assert connection.connect("amqp://u:p@broker//", None).ssl is False
+    assert connection.ssl_options({"amqp_connect_ssl_cert_reqs": "cert_none"}) == {"cert_reqs": ssl.CERT_NONE}
 
 
 def test_backoff_is_capped_and_resets():
