@@ -72,7 +72,7 @@ class MessageHandler:
             if not self.outbox.acknowledged(uuid):
                 log.debug("acknowledgement of %s which was not awaited (duplicate?)", uuid)
             return
-        ack = messages.acknowledgement(body)
+        ack = messages.acknowledgement(body, name)
         if ack is not None and self.handled.seen(ack.uuid):
             self.duplicates += 1
             log.info("%s message %s was already handled; acknowledging again, not acting", name, ack.uuid)

@@ -83,17 +83,21 @@ def test_setup_without_setup_params_still_sets_up():
     {"acknowledge_uuid": 5, "acknowledge_queue": "setup_ack"},
     {"acknowledge_uuid": "u", "acknowledge_queue": "setup"},
     {"acknowledge_uuid": "u", "acknowledge_queue": "bad queue_ack"},
+    {"acknowledge_uuid": "u", "acknowledge_queue": "kill_ack"},
+    {"acknowledge_uuid": "u", "acknowledge_queue": "any_durable_queue_ack"},
+    {"acknowledge_uuid": "u", "acknowledge_queue": "setup_ack", "acknowledge_submit_queue": "kill"},
     {"acknowledge_uuid": "u"},
 ])
 def test_bad_acknowledgement_requests(body):
     with pytest.raises(MalformedMessage):
-        messages.acknowledgement(body)
+        messages.acknowledgement(body, "setup")
 
 
 def test_acknowledgement_request():
-    ack = messages.acknowledgement({"acknowledge_uuid": "u-1", "acknowledge_queue": "setup_ack"})
+    ack = messages.acknowledgement({"acknowledge_uuid": "u-1", "acknowledge_queue": "setup_ack",
+                                    "acknowledge_submit_queue": "setup"}, "setup")
     assert ack == messages.Acknowledgement("u-1", "setup_ack")
-    assert messages.acknowledgement({"job_id": "1"}) is None
+    assert messages.acknowledgement({"job_id": "1"}, "setup") is None
     assert messages.acknowledged_uuid({"acknowledge_uuid_response": "u-1"}) == "u-1"
 
 
