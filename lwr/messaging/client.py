@@ -106,8 +106,16 @@ class MessageQueueClient:
                     found.append(body)
                 seen.append(state)
 
+            def screen(raw: Any) -> bool:
+                """Refuse a compressed or oversized update before kombu would inflate it."""
+                if messages.refusal_before_decoding(raw.headers, len(amqp.raw_body(raw))) is None:
+                    return True
+                raw.channel.basic_reject(raw.delivery_tag, requeue=False)
+                return False
+
             queue = amqp.queue(self.manager, naming.STATUS_UPDATE)
-            with kombu.Consumer(connection, queues=[queue], callbacks=[on_message], accept=["json"]):
+            with amqp.ScreenedConsumer(connection, queues=[queue], callbacks=[on_message], accept=["json"],
+                                       screen=screen):
                 while not found:
                     now = time.monotonic()
                     if now >= deadline:

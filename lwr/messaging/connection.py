@@ -13,6 +13,7 @@ import logging
 import random
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -96,6 +97,30 @@ def queue(manager: str, name: str) -> kombu.Queue:
     """A durable queue bound to the exchange with its own name as routing key."""
     queue_name = naming.queue_name(manager, name)
     return kombu.Queue(queue_name, exchange(), routing_key=queue_name, durable=True)
+
+
+class ScreenedConsumer(kombu.Consumer):
+    """A kombu consumer that lets ``screen(raw)`` refuse each delivery before kombu decodes it.
+
+    kombu builds its ``Message`` from py-amqp's raw delivery first thing, decompressing the body
+    if a ``compression`` header asks for it (unbounded); ``screen`` sees the raw delivery before
+    that and returns False for one it has settled itself (rejected).
+    """
+
+    def __init__(self, *args: Any, screen: Callable[[Any], bool], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._screen = screen
+
+    def _receive_callback(self, message: Any) -> Any:
+        if not self._screen(message):
+            return None
+        return super()._receive_callback(message)
+
+
+def raw_body(raw: Any) -> bytes:
+    """The body of a raw py-amqp delivery as bytes."""
+    body = raw.body
+    return body if isinstance(body, bytes) else str(body).encode("utf-8", "surrogateescape")
 
 
 class Backoff:
