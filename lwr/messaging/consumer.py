@@ -38,6 +38,7 @@ from lwr.messaging.deliveries import RedeliveryGuard
 from lwr.messaging.messages import Acknowledgement, MalformedMessage
 from lwr.messaging.outbox import Outbox
 from lwr.messaging.status_updates import StatusAnnouncer
+from lwr.protocol.failure import FailureClass, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,11 @@ class MessageHandler:
             self._fail_setup(manager, job_id, f"setup refused: {error.message}")
         except Exception as error:  # noqa: BLE001 - disk full, a bug: Galaxy must still hear of it
             log.exception("setup of job %s on %s failed", job_id, manager)
-            self._fail_setup(manager, job_id, f"setup failed: {type(error).__name__}: {error}")
+            self._fail_setup(manager, job_id, f"setup failed: {type(error).__name__}: {error}",
+                             FailureClass.DISK_FULL if is_disk_full(error) else FailureClass.LAUNCH_FAILED)
 
-    def _fail_setup(self, manager: str, job_id: str, reason: str) -> None:
+    def _fail_setup(self, manager: str, job_id: str, reason: str,
+                    failure_class: FailureClass = FailureClass.LAUNCH_FAILED) -> None:
         """Answer a setup that did not launch with a final ``failed`` status (a half-made job is removed)."""
         record = self.service.find_or_none(manager, job_id)
         if record is not None and record.state is not JobState.SETUP:
@@ -126,7 +129,7 @@ class MessageHandler:
                 self.service.clean(manager, job_id)
             except Exception:  # noqa: BLE001 - best effort; the failure is announced either way
                 log.exception("could not remove the half-made job %s", job_id)
-        self.announcer.announce_failure(manager, job_id, reason)
+        self.announcer.announce_failure(manager, job_id, reason, failure_class)
 
 
 class Consumer:

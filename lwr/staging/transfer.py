@@ -74,10 +74,12 @@ _NAME_HEADER = "X-Lwr-Tls-Name"
 class PinnedHttp:
     """Sends one request for a :class:`CheckedUrl` to the address that was checked."""
 
-    def __init__(self, verify: bool | str = True) -> None:
+    def __init__(self, verify: bool | str = True, connections: int = 10) -> None:
         #: True (the system's CA bundle, via certifi) or the path of a CA bundle.
         self.verify = verify
-        self.adapter = _PinnedAdapter()
+        # up to ``connections`` kept-alive sockets per host, one per staging worker (urllib3's
+        # default of 10 would open and drop a socket per transfer above that)
+        self.adapter = _PinnedAdapter(pool_connections=connections, pool_maxsize=connections)
 
     def send(self, checked: CheckedUrl, method: str, body: Iterable[bytes] | None = None,
              headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
