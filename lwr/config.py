@@ -285,7 +285,7 @@ SERVER_KEYS: dict[str, _Key] = {
     "header_timeout": _Key(parse_seconds, "seconds, a positive number"),
     "idle_timeout": _Key(parse_seconds, "seconds, a positive number"),
     "body_timeout": _Key(parse_seconds, "seconds, a positive number"),
-    "max_request_line": _Key(parse_size, "a size such as 8K"),
+    "max_request_line": _Key(parse_size, "a size such as 256K"),
     "max_header_size": _Key(parse_size, "a size such as 64K"),
     "max_headers": _Key(parse_positive, "a positive integer"),
     "drain_timeout": _Key(parse_seconds, "seconds, a positive number"),
@@ -311,7 +311,8 @@ class ServerSettings:
     header_timeout: float = 10.0
     idle_timeout: float = 60.0
     body_timeout: float = 300.0
-    max_request_line: int = 8192
+    #: Galaxy's Pulsar client sends a whole submit (command line, env, staging) in the query string.
+    max_request_line: int = 256 * 1024
     max_header_size: int = 65536
     max_headers: int = 100
     drain_timeout: float = 600.0
