@@ -87,7 +87,20 @@ APP_KEYS: dict[str, _Key] = {
     "amqp_heartbeat": _Key(float, "seconds, a number"),
     "amqp_acknowledge": _Key(parse_bool, "true or false"),
     "amqp_publish_retry_max": _Key(float, "seconds, a number"),
+    "tool_dependency_dir": _Key(str, "a directory path (or none)"),
+    "dependency_resolvers_config_file": _Key(str, "a path to Galaxy's dependency_resolvers_conf.xml (or .yml)"),
+    "job_metrics_config_file": _Key(str, "a path to Galaxy's job_metrics_conf.xml (or .yml), or none"),
+    "tmp_dir": _Key(str, "a directory path or shell word such as $SLURM_TMPDIR"),
+    "galaxy_home": _Key(str, "the directory of a Galaxy installation"),
+    "galaxy_virtual_env": _Key(str, "the directory of Galaxy's virtualenv"),
+    "galaxy_config_file": _Key(str, "a path to galaxy.yml"),
+    "galaxy_dataset_files_path": _Key(str, "a directory path"),
+    "galaxy_datatypes_config_file": _Key(str, "a path to datatypes_conf.xml"),
 }
+
+#: The keys announced to clients in the setup reply's ``system_properties`` (Galaxy's remote metadata).
+GALAXY_SYSTEM_PROPERTIES = ("galaxy_home", "galaxy_virtual_env", "galaxy_config_file", "galaxy_dataset_files_path",
+                            "galaxy_datatypes_config_file")
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,15 @@ class AppSettings:
     enable_http: bool = True
     remote_staging_allowed_urls: tuple[str, ...] = ()
     amqp: dict[str, Any] = field(default_factory=dict)
+    #: Galaxy's dependency resolution; both unset: requirements are reported unresolved.
+    tool_dependency_dir: Path | None = None
+    dependency_resolvers_config_file: Path | None = None
+    #: Galaxy's job metrics plugins; unset: the ``core`` plugin; ``none``: no instrumentation.
+    job_metrics_config_file: Path | None = None
+    job_metrics_enabled: bool = True
+    tmp_dir: str | None = None
+    #: galaxy_home, galaxy_virtual_env, ...: absolute paths, announced in system_properties.
+    galaxy: dict[str, str] = field(default_factory=dict)
     source: str = "<defaults>"
 
 
@@ -144,6 +166,19 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
     assert staging is not None and persistence is not None
     managers_path = path("job_managers_config", None)
     amqp = {key: value for key, value in values.items() if key.startswith("amqp_")}
+
+    def existing_file(key: str) -> Path | None:
+        found = path(key, None)
+        if found is not None and not found.is_file():
+            raise ConfigError(f"{source}: [{APP_SECTION}] {key} = {values[key]!r}: no such file ({found})",
+                              file=source, section=APP_SECTION, key=key, expected=APP_KEYS[key].expected)
+        return found
+
+    metrics_disabled = str(values.get("job_metrics_config_file", "")).strip().lower() == "none"
+    # Galaxy resolves nothing without a base directory: a resolvers file alone gets Pulsar's default.
+    dependency_dir = None if str(values.get("tool_dependency_dir", "")).lower() == "none" \
+        else path("tool_dependency_dir", "dependencies" if values.get("dependency_resolvers_config_file") else None)
+    galaxy = {key: str(path(key, None)) for key in GALAXY_SYSTEM_PROPERTIES if values.get(key)}
     return AppSettings(
         staging_directory=staging,
         persistence_directory=persistence,
@@ -156,6 +191,12 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
         enable_http=values.get("enable_http", True),
         remote_staging_allowed_urls=tuple(values.get("remote_staging_allowed_urls", ())),
         amqp=amqp,
+        tool_dependency_dir=dependency_dir,
+        dependency_resolvers_config_file=existing_file("dependency_resolvers_config_file"),
+        job_metrics_config_file=None if metrics_disabled else existing_file("job_metrics_config_file"),
+        job_metrics_enabled=not metrics_disabled,
+        tmp_dir=values.get("tmp_dir") or None,
+        galaxy=galaxy,
         source=source,
     )
 

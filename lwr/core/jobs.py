@@ -21,10 +21,11 @@ from typing import Any, Protocol
 
 from lwr.config import AppSettings
 from lwr.core.end_waiter import EndWaiter
+from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
 from lwr.core.job_script import EnvItem, write_job_script
 from lwr.core.states import JobState
-from lwr.core.status import SYSTEM_PROPERTIES, status_reply
+from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
 from lwr.errors import BadRequest, Conflict, NotFound
 from lwr.managers import manager_class
@@ -57,6 +58,8 @@ class SubmitRequest:
     dependencies_description: Any = None
     dynamic_file_sources: Any = None
     submit_user: str | None = None
+    #: Output names created empty before the tool runs (Galaxy's ``touch_outputs``).
+    touch_outputs: list[str] = field(default_factory=list)
 
     def launch_record(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,15 @@ class SubmitRequest:
             "submit_user": self.submit_user,
             "dynamic_file_sources": self.dynamic_file_sources,
         }
+
+
+def parse_touch_outputs(value: Any) -> list[str]:
+    """Galaxy's ``touch_outputs``: output names to create empty before the tool runs."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(name, str) and name for name in value):
+        raise BadRequest("touch_outputs must be a list of output names")
+    return list(value)
 
 
 class JobObserver(Protocol):
@@ -111,8 +123,10 @@ class _ManagerEvents:
 class JobService:
     """Owns every job: its record, its directory, its state, its manager."""
 
-    def __init__(self, settings: AppSettings, observers: Iterable[JobObserver] = ()) -> None:
+    def __init__(self, settings: AppSettings, observers: Iterable[JobObserver] = (),
+                 galaxy: GalaxyJobSetup | None = None) -> None:
         self.settings = settings
+        self.galaxy = galaxy or GalaxyJobSetup(settings)
         self.staging = settings.staging_directory
         self.staging.mkdir(parents=True, exist_ok=True)
         #: Cleaned job directories are renamed here and deleted by a background thread.
@@ -207,7 +221,7 @@ class JobService:
 
     # --- the protocol -----------------------------------------------------------------------------
     def setup(self, manager: str, job_id: str, tool_id: str | None = None,
-              tool_version: str | None = None) -> dict[str, Any]:
+              tool_version: str | None = None, preserve_galaxy_python_environment: Any = None) -> dict[str, Any]:
         """Create the job directory and record; reply with the layout the client rewrites paths with."""
         self.manager(manager)
         if self.settings.assign_ids == "uuid":
@@ -226,6 +240,8 @@ class JobService:
                 directory.create()
                 record = JobRecord(job_id=job_id, manager=manager, state=JobState.SETUP,
                                    sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version)
+                if preserve_galaxy_python_environment is not None:
+                    record.extras[PRESERVE_PYTHON] = preserve_galaxy_python_environment
                 self._records[(manager, job_id)] = record
                 snapshot: _Snapshot | None = self._snapshot(record)
             else:
@@ -235,7 +251,7 @@ class JobService:
         reply: dict[str, Any] = {
             **directory.setup_description(),
             "job_id": job_id,
-            "system_properties": dict(SYSTEM_PROPERTIES),
+            "system_properties": self.galaxy.system_properties(),
             "path_separator": "/",
             **version_fields(),
         }
@@ -269,15 +285,25 @@ class JobService:
             raise BadRequest("command_line is empty")
         if self.find_or_none(manager_name, job_id) is None and request.setup_params:
             self.setup(manager_name, job_id, request.setup_params.get("tool_id"),
-                       request.setup_params.get("tool_version"))
+                       request.setup_params.get("tool_version"), request.setup_params.get(PRESERVE_PYTHON))
         record = self.find(manager_name, job_id)
         directory = self.directory(manager_name, job_id)
+        if record.state is not JobState.SETUP:
+            raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id, status=record.state.wire_name)
+        # Resolving requirements may run the resolvers' commands (module avail): outside the lock.
+        preserve = request.setup_params.get(PRESERVE_PYTHON, record.extras.get(PRESERVE_PYTHON))
+        environment = self.galaxy.environment(directory, request.dependencies_description, preserve,
+                                              manager.settings)
+        touched = [directory.path_for(name, "output") for name in request.touch_outputs]
         with self._lock:
             if record.state is not JobState.SETUP:
                 raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id,
                                status=record.state.wire_name)
             command_line = request.command_line.replace("__PULSAR_JOB_DIRECTORY__", str(directory.path))
-            write_job_script(directory, command_line, request.env)
+            write_job_script(directory, command_line, request.env, environment)
+            for path in touched:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
             record.launch = request.launch_record()
             preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
             next_state = JobState.PREPROCESSING if preprocess else JobState.QUEUED

@@ -14,7 +14,7 @@ from typing import Any
 
 from lwr.core.job_directory import validate_job_id
 from lwr.core.job_script import parse_env
-from lwr.core.jobs import SubmitRequest
+from lwr.core.jobs import SubmitRequest, parse_touch_outputs
 from lwr.errors import BadRequest
 from lwr.messaging import naming
 
@@ -121,8 +121,9 @@ def submit_request(body: dict[str, Any]) -> SubmitRequest:
     submit_user = body.get("submit_user")
     try:
         env = parse_env(body.get("env"))
+        touch_outputs = parse_touch_outputs(body.get("touch_outputs"))
     except BadRequest as error:
-        raise MalformedMessage(f"env: {error.message}") from None
+        raise MalformedMessage(error.message) from None
     return SubmitRequest(
         command_line=command_line,
         env=env,
@@ -132,4 +133,5 @@ def submit_request(body: dict[str, Any]) -> SubmitRequest:
         dependencies_description=body.get("dependencies_description"),
         dynamic_file_sources=dynamic_file_sources,
         submit_user=submit_user if isinstance(submit_user, str) else None,
+        touch_outputs=touch_outputs,
     )

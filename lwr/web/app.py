@@ -24,7 +24,7 @@ from lwr import __version__
 from lwr.config import DEFAULT_MANAGER_NAME
 from lwr.core.file_cache import FileCache
 from lwr.core.job_script import parse_env
-from lwr.core.jobs import JobService, SubmitRequest
+from lwr.core.jobs import JobService, SubmitRequest, parse_touch_outputs
 from lwr.digests import DigestCache
 from lwr.errors import BadRequest, LwrError, MethodNotAllowed, NotFound, Unauthorized
 from lwr.web import transfer
@@ -163,7 +163,8 @@ class LwrWebApp:
 
     def setup(self, call: Call) -> Any:
         return self.service.setup(call.manager, call.arg("job_id"), call.arg("tool_id", required=False),
-                                  call.arg("tool_version", required=False))
+                                  call.arg("tool_version", required=False),
+                                  call.arg("preserve_galaxy_python_environment", required=False))
 
     def submit(self, call: Call) -> None:
         submit_extras = call.json_arg("submit_extras", {})
@@ -183,6 +184,7 @@ class LwrWebApp:
             dependencies_description=call.json_arg("dependencies_description", None),
             dynamic_file_sources=call.json_arg("dynamic_file_sources", None),
             submit_user=submit_user(submit_extras, params),
+            touch_outputs=parse_touch_outputs(submit_extras.get("touch_outputs")),
         )
         self.service.submit(call.manager, call.path_args["job_id"], request)
 
