@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lwr.core.manager import as_bool as parse_bool
 from lwr.errors import ConfigError
 from lwr.managers import manager_class
-from lwr.managers.base import as_bool as parse_bool
+from lwr.protocol.names import DEFAULT_MANAGER
 
-DEFAULT_MANAGER_NAME = "_default_"
+DEFAULT_MANAGER_NAME = DEFAULT_MANAGER
 APP_SECTION = "app:main"
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)

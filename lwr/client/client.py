@@ -18,6 +18,7 @@ from typing import Any
 
 from lwr.client.errors import RemoteError
 from lwr.client.http import BodySource, HttpTransport, Progress, RetryPolicy
+from lwr.protocol.names import FINAL_STATUSES
 
 #: Where each upload ``type`` lands, as the key of the setup reply naming that directory.
 TYPE_DIRECTORY_KEYS: dict[str, str] = {
@@ -36,7 +37,7 @@ TYPE_DIRECTORY_KEYS: dict[str, str] = {
     "output_metadata": "metadata_directory",
     "output_jobdir": "job_directory",
 }
-FINAL_STATES = frozenset({"complete", "failed", "cancelled", "lost"})
+FINAL_STATES = FINAL_STATUSES
 
 
 @dataclass(frozen=True)

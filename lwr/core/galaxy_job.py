@@ -12,12 +12,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from lwr.config import AppSettings
 from lwr.core.dependencies import ToolDependencies, validate_description
 from lwr.core.job_directory import JobDirectory
 from lwr.core.job_metrics import JobInstrumentation
 from lwr.core.job_script import GalaxyEnvironment
-from lwr.managers.base import as_bool
+from lwr.core.manager import as_bool
 
 #: The setup parameter (HTTP setup query, MQ ``setup_params``) asking for Galaxy's Python in the tool.
 PRESERVE_PYTHON = "preserve_galaxy_python_environment"
@@ -33,21 +32,24 @@ def wants_galaxy_python(value: Any) -> bool:
 
 
 class GalaxyJobSetup:
-    """Builds each job's :class:`GalaxyEnvironment` from the server's settings."""
+    """Builds each job's :class:`GalaxyEnvironment`; ``app.py`` makes it from the server's settings.
 
-    def __init__(self, settings: AppSettings, dependencies: ToolDependencies | None = None,
-                 instrumentation: JobInstrumentation | None = None) -> None:
-        self.settings = settings
-        self.dependencies = dependencies or ToolDependencies(
-            settings.tool_dependency_dir, settings.dependency_resolvers_config_file, settings.source)
-        self.instrumentation = instrumentation or JobInstrumentation(
-            settings.job_metrics_config_file, settings.job_metrics_enabled, settings.source)
-        galaxy_home = settings.galaxy.get("galaxy_home")
+    ``galaxy`` holds galaxy_home, galaxy_virtual_env, ... (announced in system_properties).
+    """
+
+    def __init__(self, dependencies: ToolDependencies | None = None,
+                 instrumentation: JobInstrumentation | None = None, galaxy: Mapping[str, str] | None = None,
+                 tmp_dir: str | None = None) -> None:
+        self.dependencies = dependencies or ToolDependencies(None, None)
+        self.instrumentation = instrumentation or JobInstrumentation(None)
+        self.galaxy = dict(galaxy or {})
+        self.tmp_dir = tmp_dir
+        galaxy_home = self.galaxy.get("galaxy_home")
         self.galaxy_lib = os.path.join(galaxy_home, "lib") if galaxy_home else None
 
     def system_properties(self) -> dict[str, str]:
         """What the setup reply announces: the path separator and where Galaxy is installed here."""
-        return {"separator": "/", **self.settings.galaxy}
+        return {"separator": "/", **self.galaxy}
 
     def environment(self, directory: JobDirectory, dependencies_description: Any, preserve_python: Any,
                     manager_settings: Mapping[str, Any]) -> GalaxyEnvironment:
@@ -56,12 +58,12 @@ class GalaxyJobSetup:
         before, after = self.instrumentation.commands(str(directory.metadata))
         return GalaxyEnvironment(
             default_slots=manager_settings.get("galaxy_slots"),
-            tmp_dir=self.settings.tmp_dir,
+            tmp_dir=self.tmp_dir,
             dependency_commands=activation.commands,
             notices=activation.notices,
             instrument_pre=before,
             instrument_post=after,
-            galaxy_virtual_env=self.settings.galaxy.get("galaxy_virtual_env"),
+            galaxy_virtual_env=self.galaxy.get("galaxy_virtual_env"),
             galaxy_lib=self.galaxy_lib,
             preserve_galaxy_python_environment=wants_galaxy_python(preserve_python),
         )

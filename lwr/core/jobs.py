@@ -14,22 +14,20 @@ import queue
 import shutil
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
-from lwr.config import AppSettings
 from lwr.core.end_waiter import EndWaiter
 from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
 from lwr.core.job_script import EnvItem, write_job_script
+from lwr.core.manager import LaunchSpec, Manager, ManagerListener
 from lwr.core.states import JobState
 from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
 from lwr.errors import BadRequest, Conflict, NotFound
-from lwr.managers import manager_class
-from lwr.managers.base import LaunchSpec, Manager
 from lwr.protocol.version import version_fields
 
 log = logging.getLogger(__name__)
@@ -81,6 +79,23 @@ def parse_touch_outputs(value: Any) -> list[str]:
     return list(value)
 
 
+class ServiceSettings(Protocol):
+    """What the job service reads of lwr's settings (``lwr.config.AppSettings`` has it)."""
+
+    @property
+    def staging_directory(self) -> Path: ...
+
+    @property
+    def persistence_directory(self) -> Path: ...
+
+    @property
+    def assign_ids(self) -> str: ...
+
+
+#: Builds one manager around the listener it reports to (``app.py`` makes them from config).
+ManagerFactory = Callable[[ManagerListener], Manager]
+
+
 class JobObserver(Protocol):
     def job_changed(self, record: JobRecord) -> None:
         """Called after every durable state change, outside the service lock."""
@@ -123,10 +138,12 @@ class _ManagerEvents:
 class JobService:
     """Owns every job: its record, its directory, its state, its manager."""
 
-    def __init__(self, settings: AppSettings, observers: Iterable[JobObserver] = (),
+    def __init__(self, settings: ServiceSettings, managers: Mapping[str, ManagerFactory],
+                 observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None,
                  galaxy: GalaxyJobSetup | None = None) -> None:
         self.settings = settings
-        self.galaxy = galaxy or GalaxyJobSetup(settings)
+        #: Galaxy's job environment (dependencies, metrics, Galaxy's Python); defaults: none resolved, core metrics.
+        self.galaxy = galaxy or GalaxyJobSetup()
         self.staging = settings.staging_directory
         self.staging.mkdir(parents=True, exist_ok=True)
         #: Cleaned job directories are renamed here and deleted by a background thread.
@@ -134,7 +151,7 @@ class JobService:
         self._trash_bin: queue.Queue[Path] = queue.Queue()
         self.store = JobStore(settings.persistence_directory)
         self.observers: list[JobObserver] = list(observers)
-        self.staging_hooks: StagingHooks | None = None
+        self.staging_hooks = staging_hooks
         self._lock = threading.RLock()
         self._records: dict[tuple[str, str], JobRecord] = {}
         self._final_replies: dict[tuple[str, str], dict[str, Any]] = {}
@@ -144,11 +161,12 @@ class JobService:
         self._saved: dict[tuple[str, str], int] = {}
         self._save_locks: dict[tuple[str, str], threading.Lock] = {}
         self._sequence = itertools.count(1)
-        self.managers: dict[str, Manager] = {}
-        for manager_settings in settings.managers:
-            cls = manager_class(manager_settings.type)
-            events = _ManagerEvents(self, manager_settings.name)
-            self.managers[manager_settings.name] = cls(manager_settings.name, manager_settings.options, events)
+        self.managers: dict[str, Manager] = {name: build(_ManagerEvents(self, name))
+                                             for name, build in managers.items()}
+
+    def add_observer(self, observer: JobObserver) -> None:
+        """Hear every state change from now on; attach before :meth:`start` to hear recovery too."""
+        self.observers.append(observer)
 
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:

@@ -38,7 +38,7 @@ class MessagingTransport:
         self.outbox = Outbox(root / "outbox", acknowledgements=acknowledgements)
         self.handled = HandledMessages(root / "handled")
         self.announcer = StatusAnnouncer(service, self.outbox)
-        service.observers.append(self.announcer)
+        service.add_observer(self.announcer)
         self.publisher = StatusPublisher(url, settings, self.outbox)
         self.handler = MessageHandler(service, self.announcer, self.outbox, self.handled)
         self.consumer = Consumer(url, settings, list(service.managers), self.handler, acknowledgements)

@@ -27,6 +27,7 @@ from lwr.core.job_script import parse_env
 from lwr.core.jobs import JobService, SubmitRequest, parse_touch_outputs
 from lwr.digests import DigestCache
 from lwr.errors import BadRequest, LwrError, MethodNotAllowed, NotFound, Unauthorized
+from lwr.protocol.names import SHA256_HEADER, TOKEN_ARGUMENT, TOKEN_HEADER, WANT_SHA256_HEADER
 from lwr.web import transfer
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class LwrWebApp:
     def _authenticate(self, request: Request) -> None:
         if self.private_token is None:
             return
-        sent = request.GET.get("private_token") or request.headers.get("X-Lwr-Token")
+        sent = request.GET.get(TOKEN_ARGUMENT) or request.headers.get(TOKEN_HEADER)
         authorization = request.headers.get("Authorization", "")
         if not sent and authorization.lower().startswith("bearer "):
             sent = authorization[7:].strip()
@@ -206,7 +207,7 @@ class LwrWebApp:
                 raise BadRequest("this server has no file cache (file_cache_dir is not set)")
             return self.file_cache.copy_to(cache_token, target)
         reply = transfer.receive_upload(call.request.environ, target, self.max_upload_size,
-                                        call.request.headers.get(transfer.SHA256_HEADER))
+                                        call.request.headers.get(SHA256_HEADER))
         if "sha256" in reply:
             self.digests.remember(target, reply["sha256"])
         return reply
@@ -223,8 +224,8 @@ class LwrWebApp:
             raise
         response = Response(content_type="application/octet-stream", charset=None)
         response.headers["Accept-Ranges"] = "bytes"
-        if call.request.headers.get(transfer.WANT_SHA256_HEADER):
-            response.headers[transfer.SHA256_HEADER] = self.digests.sha256(path)
+        if call.request.headers.get(WANT_SHA256_HEADER):
+            response.headers[SHA256_HEADER] = self.digests.sha256(path)
         if byte_range is None:
             wrapper = call.request.environ.get("wsgi.file_wrapper")
             response.app_iter = (wrapper(handle, transfer.CHUNK_SIZE) if wrapper
@@ -264,7 +265,7 @@ class LwrWebApp:
         ip = self._client_ip(call)
         target = cache.insert_target(ip, call.arg("path"))
         reply = transfer.receive_upload(call.request.environ, target, self.max_upload_size,
-                                        call.request.headers.get(transfer.SHA256_HEADER))
+                                        call.request.headers.get(SHA256_HEADER))
         cache.mark_ready(ip, call.arg("path"))
         return reply
 
