@@ -32,6 +32,9 @@ from lwr.protocol.version import version_fields
 
 log = logging.getLogger(__name__)
 
+#: ``JobRecord.extras`` key: the identity of the setup message that started the job's current run.
+SETUP_MESSAGE = "setup_message"
+
 #: Which state may follow which. Final states are never left.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.SETUP: frozenset({JobState.PREPROCESSING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
@@ -58,6 +61,8 @@ class SubmitRequest:
     submit_user: str | None = None
     #: Output names created empty before the tool runs (Galaxy's ``touch_outputs``).
     touch_outputs: list[str] = field(default_factory=list)
+    #: The identity of the MQ message this submit came in (kept to recognise its redelivery).
+    message_identity: str | None = None
 
     def launch_record(self) -> dict[str, Any]:
         return {
@@ -301,7 +306,14 @@ class JobService:
         manager = self.manager(manager_name)
         if not request.command_line.strip():
             raise BadRequest("command_line is empty")
-        if self.find_or_none(manager_name, job_id) is None and request.setup_params:
+        existing = self.find_or_none(manager_name, job_id)
+        if request.setup_params and (existing is None or existing.state.is_final):
+            # A submit carrying its own setup for a job whose run ended is a resubmission (Galaxy's
+            # resubmit, an admin's requeue): setup() starts it again on a clean directory. Telling a
+            # transport's redelivery from it is the transport's business (lwr.messaging.consumer).
+            if existing is not None:
+                log.info("job %s on %s ended (%s); a new setup runs it again", job_id, manager_name,
+                         existing.state.value)
             self.setup(manager_name, job_id, request.setup_params.get("tool_id"),
                        request.setup_params.get("tool_version"), request.setup_params.get(PRESERVE_PYTHON))
         record = self.find(manager_name, job_id)
@@ -323,6 +335,8 @@ class JobService:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()
             record.launch = request.launch_record()
+            if request.message_identity is not None:
+                record.extras[SETUP_MESSAGE] = request.message_identity
             preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
             next_state = JobState.PREPROCESSING if preprocess else JobState.QUEUED
             snapshot = self._transition(record, next_state)

@@ -7,6 +7,7 @@ another job.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -76,6 +77,19 @@ def acknowledged_uuid(body: dict[str, Any]) -> str:
     return uuid
 
 
+def message_identity(body: dict[str, Any]) -> str:
+    """What makes a setup message this one: its ``acknowledge_uuid``, else a digest of its body.
+
+    Only a broker's redelivery is compared with it, so a resubmission whose body happens to be
+    identical (Galaxy resends the same job) still runs again.
+    """
+    uuid = body.get(naming.ACK_UUID)
+    if isinstance(uuid, str) and uuid:
+        return f"uuid:{uuid}"
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def job_id_of(body: dict[str, Any]) -> str:
     job_id = body.get("job_id")
     if job_id is None:
@@ -134,4 +148,5 @@ def submit_request(body: dict[str, Any]) -> SubmitRequest:
         dynamic_file_sources=dynamic_file_sources,
         submit_user=submit_user if isinstance(submit_user, str) else None,
         touch_outputs=touch_outputs,
+        message_identity=message_identity(body),
     )
