@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lwr import __version__
+from lwr.auth import load_credentials
 from lwr.config import AppSettings, load_app_settings
 from lwr.core.dependencies import ToolDependencies
 from lwr.core.file_cache import FileCache
@@ -28,6 +29,7 @@ class LwrApplication:
 
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
+        credentials = load_credentials(settings)
         self.service = JobService(settings, manager_factories(settings), staging_hooks=ServerStaging(settings),
                                   galaxy=galaxy_job_setup(settings))
         self.file_cache = FileCache(settings.file_cache_dir) if settings.file_cache_dir else None
@@ -38,7 +40,7 @@ class LwrApplication:
         self.service.start()
         if self.messaging is not None:
             self.messaging.start()
-        self.web: Any = LwrWebApp(self.service, settings.private_token, settings.max_upload_size, self.file_cache)
+        self.web: Any = LwrWebApp(self.service, credentials, settings.max_upload_size, self.file_cache)
         if not settings.enable_http:
             if self.messaging is None:
                 log.warning("enable_http = false and no message_queue_url: this lwr cannot accept jobs")

@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar, Protocol
 
 from lwr.core.job_directory import JobDirectory
 from lwr.core.states import JobState
+from lwr.protocol.failure import FailureClass
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,11 @@ class ManagerListener(Protocol):
     def job_running(self, job_id: str) -> None:
         """The job script started."""
 
-    def job_ended(self, job_id: str, state: JobState, reason: str | None = None) -> None:
+    def job_ended(self, job_id: str, state: JobState, reason: str | None = None,
+                  failure_class: FailureClass | None = None) -> None:
         """The job script is gone; ``state`` is COMPLETE when it ran to its end (whatever its
-        exit code), otherwise FAILED, CANCELLED or LOST with a ``reason`` for the status."""
+        exit code), otherwise FAILED, CANCELLED or LOST with a ``reason`` for the status and,
+        for FAILED and LOST, a ``failure_class`` (lwr.protocol.failure) for Galaxy's rules."""
 
 
 @dataclass(frozen=True)
