@@ -2,8 +2,9 @@
 
 It is the job's own record keeper, so what it writes survives lwr being killed or a batch
 system forgetting the job: the tool's stdout/stderr, start and end times, and the exit code
-(one write of a few bytes, so a half-written code is never read). It forks nothing but
-``flock`` and the command itself: every process costs a millisecond or more per job.
+(one write of a few bytes, so a half-written code is never read). Of its own it forks nothing
+but ``flock`` and the command: every process costs a millisecond or more per job (the job
+metrics plugins' commands, Galaxy's, add theirs: ``core`` runs ``date`` twice).
 
 Two guards make a job run at most once: creating ``lwr/launched`` exclusively is atomic, so a second copy
 of the script (a relaunch after a crash, a batch-system requeue) exits without running the
