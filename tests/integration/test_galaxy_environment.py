@@ -172,3 +172,16 @@ def test_galaxy_home_announced_and_galaxy_python_preserved(make_server, tmp_path
                         'echo "after=$VIRTUAL_ENV|${PYTHONPATH%%:*}"')
     assert http.submit("gx2", metadata_snippet).status == 200
     assert http.wait_complete("gx2")["stdout"] == f"before=\nafter={venv}|{home}/lib\n"
+
+
+def test_a_resolver_that_breaks_refuses_the_job_saying_why(make_server, tmp_path):
+    resolvers = tmp_path / "dependency_resolvers_conf.xml"
+    resolvers.write_text(f'<dependency_resolvers><lmod lmodexec="{tmp_path}/no-lmod" modulepath="{tmp_path}"/>'
+                         "</dependency_resolvers>\n")
+    server = make_server(app_options={"dependency_resolvers_config_file": str(resolvers)})
+    http = Http(server.url)
+    http.setup("broken1")
+    reply = http.submit("broken1", "true", dependencies_description=description(("mymod", "2.0")))
+    assert reply.status == 500, reply.body
+    error = reply.json()["error"]
+    assert "resolving the requirements mymod 2.0 failed" in error and "no-lmod" in error, error
