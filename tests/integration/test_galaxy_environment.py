@@ -14,10 +14,13 @@ LMOD = "/usr/share/lmod/lmod/libexec/lmod"  # Debian's lmod (.ci/backends.sh ins
 
 
 def description(*requirements: tuple[str, str | None]) -> str:
-    """``dependencies_description`` as Galaxy's runner sends it (DependenciesDescription.to_dict())."""
-    return json.dumps({"requirements": [{"name": name, "version": version, "type": "package", "specs": []}
-                                        for name, version in requirements],
-                       "installed_tool_dependencies": []})
+    """``dependencies_description`` as Galaxy's runner builds and sends it."""
+    from galaxy.tool_util.deps.dependencies import DependenciesDescription
+    from galaxy.tool_util.deps.requirements import ToolRequirement, ToolRequirements
+
+    tool_requirements = ToolRequirements([ToolRequirement(name=name, version=version, type="package")
+                                          for name, version in requirements])
+    return json.dumps(DependenciesDescription(tool_requirements, []).to_dict())
 
 
 def run(http: Http, job_id: str, command: str, **params: str) -> dict:
