@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from http_helpers import Http
@@ -188,3 +190,26 @@ def test_a_resolver_that_breaks_refuses_the_job_saying_why(make_server, tmp_path
     assert reply.status == 500, reply.body
     error = reply.json()["error"]
     assert "resolving the requirements mymod 2.0 failed" in error and "no-lmod" in error, error
+
+
+#: Pulsar's own client check with its remote-dependency variant: the client sends requirement
+#: dep1 1.1 (Galaxy's DependenciesDescription) and expects the job to see MOO=moo_override.
+CHECK_WITH_REQUIREMENT = """
+import sys
+from types import SimpleNamespace
+from pulsar.client.test import check
+check.run(SimpleNamespace(url=sys.argv[1], private_token=None, job_id="dep-check", test_requirement=True,
+                          test_env=True, suppress_output=True, cleanup=True, test_errors=False,
+                          explicit_tool_declarations=False, legacy_galaxy_json=False))
+print("checked")
+"""
+
+
+def test_pulsar_client_check_with_a_remotely_resolved_requirement(make_server, tmp_path):
+    deps = tmp_path / "deps"
+    (deps / "dep1" / "1.1").mkdir(parents=True)
+    (deps / "dep1" / "1.1" / "env.sh").write_text("MOO=moo_override; export MOO\n")
+    server = make_server(app_options={"tool_dependency_dir": str(deps)})
+    result = subprocess.run([sys.executable, "-c", CHECK_WITH_REQUIREMENT, server.url], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0 and "checked" in result.stdout, result.stdout + result.stderr + server.log_text()
