@@ -17,20 +17,21 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from lwr.core.end_waiter import EndWaiter
 from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
-from lwr.core.job_script import EnvItem, write_job_script
+from lwr.core.job_script import write_job_script
 from lwr.core.manager import LaunchSpec, Manager, ManagerListener
 from lwr.core.states import JobState
 from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
 from lwr.errors import BadRequest, Conflict, InsufficientStorage, NotFound
 from lwr.protocol.failure import FailureClass, staging_failure
+from lwr.protocol.submit import SubmitRequest
 from lwr.protocol.version import version_fields
 
 log = logging.getLogger(__name__)
@@ -48,43 +49,6 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
                                  JobState.LOST}),
     JobState.POSTPROCESSING: frozenset({JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED, JobState.LOST}),
 }
-
-
-@dataclass(frozen=True)
-class SubmitRequest:
-    """A submit, decoded from HTTP query arguments or an MQ setup message."""
-
-    command_line: str
-    env: list[EnvItem] = field(default_factory=list)
-    submit_params: dict[str, Any] = field(default_factory=dict)
-    setup_params: dict[str, Any] = field(default_factory=dict)
-    remote_staging: dict[str, Any] = field(default_factory=dict)
-    dependencies_description: Any = None
-    dynamic_file_sources: Any = None
-    submit_user: str | None = None
-    #: Output names created empty before the tool runs (Galaxy's ``touch_outputs``).
-    touch_outputs: list[str] = field(default_factory=list)
-    #: The identity of the MQ message this submit came in (kept to recognise its redelivery).
-    message_identity: str | None = None
-
-    def launch_record(self) -> dict[str, Any]:
-        return {
-            "command_line": self.command_line,
-            "env": [item.__dict__ for item in self.env],
-            "submit_params": self.submit_params,
-            "remote_staging": self.remote_staging,
-            "submit_user": self.submit_user,
-            "dynamic_file_sources": self.dynamic_file_sources,
-        }
-
-
-def parse_touch_outputs(value: Any) -> list[str]:
-    """Galaxy's ``touch_outputs``: output names to create empty before the tool runs."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(name, str) and name for name in value):
-        raise BadRequest("touch_outputs must be a list of output names")
-    return list(value)
 
 
 class ServiceSettings(Protocol):
