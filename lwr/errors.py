@@ -87,5 +87,17 @@ class StagingError(LwrError):
     """Server-side staging (fetching inputs, pushing outputs) failed."""
 
 
+class InsufficientStorage(LwrError):
+    """The staging filesystem is below ``min_free_disk``: a new job is refused before any staging."""
+
+    http_status = 507
+
+
+class Forbidden(LwrError):
+    """An admin route was asked for without the admin token."""
+
+    http_status = 403
+
+
 class AlreadyRunning(LwrError):
     """Another lwr holds the lock of this pid file."""

@@ -4,15 +4,16 @@ The consumer's thread receives, decodes and acknowledges; the work is done by a 
 threads, each message going to the worker its job id hashes to, so the messages of one job
 are handled in order and never concurrently. A message is acknowledged to the broker only
 once handled: a setup is acknowledged after the job is durably recorded, so a
-crash before that means a redelivery, and a redelivered setup of a recorded job is a
-``Conflict`` in the job service, dropped as a duplicate. Malformed messages are logged and
-rejected (not requeued). A lost connection is retried with capped exponential backoff.
+crash before that means a redelivery (the broker's ``redelivered`` flag): a redelivered setup
+whose identity is the one recorded for the job's run is dropped as a duplicate. A setup that is
+not a redelivery, for a job whose run ended, is a resubmission and runs the job again on a clean
+directory; one for a job still active is a ``Conflict``, dropped. Malformed messages are logged
+and rejected (not requeued). A lost connection is retried with capped exponential backoff.
 
 Each delivery is looked at before kombu builds a message from it (``ScreenedConsumer``):
 a compressed or oversized body is rejected unopened, and a redelivered message whose handling
 started too often without finishing (it killed lwr each time) is rejected too
-(:mod:`lwr.messaging.deliveries`). Nothing
-one message contains can make the consumer loop on it.
+(:mod:`lwr.messaging.deliveries`). Nothing one message contains can make the consumer loop on it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import kombu
 
 from lwr.config import AppSettings
-from lwr.core.jobs import JobService
+from lwr.core.jobs import SETUP_MESSAGE, JobService
 from lwr.core.states import JobState
 from lwr.errors import Conflict, LwrError, NotFound
 from lwr.messaging import connection as amqp
@@ -64,8 +65,11 @@ class MessageHandler:
         self.rejected = 0
         self.duplicates = 0
 
-    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Callable[[Acknowledgement], None]) -> None:
+    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Callable[[Acknowledgement], None],
+               redelivered: bool = False) -> None:
         """Act on one decoded message; ``reply(ack)`` answers an acknowledgement request.
+
+        ``redelivered`` is the broker's flag: the message was handed out before and not acknowledged.
 
         Raises :class:`MalformedMessage` for a message to reject.
         """
@@ -83,7 +87,7 @@ class MessageHandler:
         try:
             job_id = messages.job_id_of(body)
             if name == naming.SETUP:
-                self._setup(manager, job_id, body)
+                self._setup(manager, job_id, body, redelivered)
             elif name == naming.KILL:
                 try:
                     self.service.cancel(manager, job_id)
@@ -101,8 +105,20 @@ class MessageHandler:
             self.handled.add(ack.uuid)
             reply(ack)
 
-    def _setup(self, manager: str, job_id: str, body: dict[str, Any]) -> None:
+    def _setup(self, manager: str, job_id: str, body: dict[str, Any], redelivered: bool = False) -> None:
+        """Submit, unless the broker redelivers the setup that started the job's recorded run.
+
+        A setup for a job whose run ended is a resubmission and runs again (the job service cleans
+        its directory); the same message handed out again by the broker is not.
+        """
         request = messages.submit_request(body)
+        record = self.service.find_or_none(manager, job_id)
+        if redelivered and record is not None and record.state is not JobState.SETUP \
+                and record.extras.get(SETUP_MESSAGE, request.message_identity) == request.message_identity:
+            self.duplicates += 1
+            log.info("setup of job %s on %s is a duplicate, a redelivery of the recorded one (%s); dropped",
+                     job_id, manager, record.state.value)
+            return
         try:
             self.service.submit(manager, job_id, request)
             log.info("job %s on %s accepted from the setup queue", job_id, manager)
@@ -115,7 +131,8 @@ class MessageHandler:
             log.error("setup of job %s on %s refused: %s", job_id, manager, error.message)
             self._fail_setup(manager, job_id, f"setup refused: {error.message}")
         except Exception as error:  # noqa: BLE001 - disk full, a bug: Galaxy must still hear of it
-            log.exception("setup of job %s on %s failed", job_id, manager)
+            log.exception("setup of job %s on %s failed", job_id, manager,
+                          extra={"job_id": job_id, "manager": manager})
             self._fail_setup(manager, job_id, f"setup failed: {type(error).__name__}: {error}",
                              FailureClass.DISK_FULL if is_disk_full(error) else FailureClass.LAUNCH_FAILED)
 
@@ -251,7 +268,8 @@ class Consumer:
         except OSError as error:
             log.warning("could not count the redelivery of a message on %s: %s", routing_key, error)
         try:
-            self.handler.handle(manager, name, body, replies.append)
+            self.handler.handle(manager, name, body, replies.append,
+                                redelivered=bool(message.delivery_info.get("redelivered")))
         except MalformedMessage as error:
             self._reject(routing_key, error)
             ok = False

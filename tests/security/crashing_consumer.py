@@ -27,7 +27,7 @@ class Handler:
     def __init__(self) -> None:
         self.done = threading.Event()
 
-    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Any) -> None:
+    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Any, redelivered: bool = False) -> None:
         if body.get("crash"):
             os._exit(3)
         if body.get("block"):
