@@ -11,9 +11,9 @@ directory; one for a job still active is a ``Conflict``, dropped. Malformed mess
 and rejected (not requeued). A lost connection is retried with capped exponential backoff.
 
 Each delivery is looked at before kombu builds a message from it (``ScreenedConsumer``):
-a compressed or oversized body is rejected unopened, and a message that came back unsettled
-too often (it killed lwr each time) is rejected too (:mod:`lwr.messaging.deliveries`). Nothing
-one message contains can make the consumer loop on it.
+a compressed or oversized body is rejected unopened, and a redelivered message whose handling
+started too often without finishing (it killed lwr each time) is rejected too
+(:mod:`lwr.messaging.deliveries`). Nothing one message contains can make the consumer loop on it.
 """
 
 from __future__ import annotations
@@ -227,9 +227,9 @@ class Consumer:
         body = amqp.raw_body(raw)
         reason = messages.refusal_before_decoding(raw.headers, len(body))
         key = self.redeliveries.key(body)
-        if reason is None and not self.redeliveries.admit(key, bool(raw.delivery_info.get("redelivered"))):
-            reason = (f"message came back unsettled more than {self.redeliveries.limit} times (it stopped lwr "
-                      "each time); refused as poison")
+        if reason is None and not self.redeliveries.admissible(key, bool(raw.delivery_info.get("redelivered"))):
+            reason = (f"handling this message started {self.redeliveries.limit} times after redelivery and never "
+                      "finished (it stopped lwr each time); refused as poison")
         if reason is None:
             return True
         self._reject(routing_key, MalformedMessage(reason))
@@ -262,6 +262,11 @@ class Consumer:
         routing_key = message.delivery_info.get("routing_key", "")
         replies: list[Acknowledgement] = []
         ok = True
+        try:
+            self.redeliveries.starting(self.redeliveries.key(amqp.raw_body(message)),
+                                       bool(message.delivery_info.get("redelivered")))
+        except OSError as error:
+            log.warning("could not count the redelivery of a message on %s: %s", routing_key, error)
         try:
             self.handler.handle(manager, name, body, replies.append,
                                 redelivered=bool(message.delivery_info.get("redelivered")))
