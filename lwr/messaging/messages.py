@@ -127,15 +127,6 @@ def job_id_of(body: dict[str, Any]) -> str:
         raise MalformedMessage(f"job_id: {error.message}") from None
 
 
-def _object(body: dict[str, Any], key: str) -> dict[str, Any]:
-    value = body.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise MalformedMessage(f"{key} must be a JSON object")
-    return value
-
-
 def submit_request(body: dict[str, Any]) -> SubmitRequest:
     """A setup message (the fields of an HTTP submit, plus ``setup_params``) as a submit."""
     job_id = job_id_of(body)
