@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lwr import __version__
 from lwr.daemon import PidFile, SystemdNotifier, daemonize, read_pid, running_pid, stop_daemon
 from lwr.daemon_handover import HandoverError, HandoverServer, Successor
 from lwr.errors import ConfigError, LwrError
 from lwr.web.listener import Listener, obtain_listener
+
+if TYPE_CHECKING:
+    from lwr.config import AppSettings, ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +51,31 @@ def serve(args: argparse.Namespace) -> int:
     config = find_config(args.config)
     from paste.deploy.loadwsgi import APP, SERVER, loadcontext
 
-    from lwr.config import check_server_section, configure_logging, load_server_settings
+    from lwr.config import check_server_section, configure_logging, load_app_yaml, load_server_settings
 
-    check_server_section(str(config))
-    try:
-        app_context = loadcontext(APP, f"config:{config}")
-        server_context = loadcontext(SERVER, f"config:{config}")
-    except LookupError as error:  # PasteDeploy: a missing [app:main] or [server:main] section
-        raise ConfigError(f"{config}: {error}", file=str(config)) from None
-    own_server = _is(server_context.object, "lwr.web.server", "server_runner")
-    own_app = _is(app_context.object, "lwr.app", "app_factory")
-    if args.restart and not (own_server and own_app):
-        raise ConfigError(f"{config}: --restart needs use = egg:lwr#http in [server:main] and paste.app_factory = "
-                          "lwr.app:app_factory in [app:main]", file=str(config), expected="use = egg:lwr#http")
-    server_settings = load_server_settings(server_context.local_conf, str(config)) if own_server else None
+    pulsar_yaml = config.suffix in (".yml", ".yaml")
+    app_context: Any = None
+    server_context: Any = None
+    yaml_settings: AppSettings | None = None
+    server_settings: ServerSettings | None
+    if pulsar_yaml:
+        # A Pulsar app.yml, served by lwr's own HTTP server (no PasteDeploy involved); errors on the
+        # terminal, before detaching.
+        yaml_settings, server_settings = load_app_yaml(config)
+        own_app = True
+    else:
+        check_server_section(str(config))
+        try:
+            app_context = loadcontext(APP, f"config:{config}")
+            server_context = loadcontext(SERVER, f"config:{config}")
+        except LookupError as error:  # PasteDeploy: a missing [app:main] or [server:main] section
+            raise ConfigError(f"{config}: {error}", file=str(config)) from None
+        own_server = _is(server_context.object, "lwr.web.server", "server_runner")
+        own_app = _is(app_context.object, "lwr.app", "app_factory")
+        if args.restart and not (own_server and own_app):
+            raise ConfigError(f"{config}: --restart needs use = egg:lwr#http in [server:main] and paste.app_factory "
+                              "= lwr.app:app_factory in [app:main]", file=str(config), expected="use = egg:lwr#http")
+        server_settings = load_server_settings(server_context.local_conf, str(config)) if own_server else None
 
     pid_path = Path(args.pid_file) if args.pid_file else (
         Path(DEFAULT_PID_FILE) if args.daemon or args.restart else None)
@@ -85,17 +100,27 @@ def serve(args: argparse.Namespace) -> int:
     tell = daemonize(Path(args.log_file)) if args.daemon else None
     if pid_file is not None and successor is None:
         pid_file.write_pid()
-    configure_logging(str(config))
+    if pulsar_yaml:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:
+        configure_logging(str(config))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        if own_app:
+        application: Any = None
+        if yaml_settings is not None:
+            from lwr.app import LwrApplication
+
+            application = LwrApplication(yaml_settings, start=successor is None)
+            atexit.register(application.shutdown)
+            app = application.web
+        elif own_app:
             from lwr.app import build_application
 
-            application: Any = build_application(app_context.global_conf, app_context.local_conf,
-                                                  start=successor is None)
+            application = build_application(app_context.global_conf, app_context.local_conf,
+                                            start=successor is None)
             app = application.web
         else:
-            application, app = None, app_context.create()
+            app = app_context.create()
         if successor is not None:
             assert listener is not None
             listener.adopted = successor.take()
@@ -152,8 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lwr", description="Remote job execution server for Galaxy.")
     parser.add_argument("--version", action="version", version=f"lwr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="run the server (PasteDeploy server.ini)")
-    serve_parser.add_argument("-c", "--config", help="server.ini (default: ./server.ini, else ./server.ini.sample)")
+    serve_parser = commands.add_parser("serve", help="run the server (PasteDeploy server.ini, or Pulsar's app.yml)")
+    serve_parser.add_argument("-c", "--config", help="server.ini, or a Pulsar app.yml (default: ./server.ini, else "
+                              "./server.ini.sample)")
     mode = serve_parser.add_mutually_exclusive_group()
     mode.add_argument("--daemon", action="store_true", help="detach and run in the background")
     mode.add_argument("--stop-daemon", action="store_true", help="stop the server started with --daemon")
