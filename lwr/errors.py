@@ -61,6 +61,12 @@ class Conflict(LwrError):
     http_status = 409
 
 
+class LengthRequired(LwrError):
+    """An upload whose length the server cannot know (a chunked body the HTTP server does not decode)."""
+
+    http_status = 411
+
+
 class PayloadTooLarge(LwrError):
     """An upload is larger than the configured limit."""
 
@@ -79,3 +85,7 @@ class ManagerError(LwrError):
 
 class StagingError(LwrError):
     """Server-side staging (fetching inputs, pushing outputs) failed."""
+
+
+class AlreadyRunning(LwrError):
+    """Another lwr holds the lock of this pid file."""
