@@ -20,17 +20,21 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from lwr.core.end_waiter import EndWaiter
+from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
 from lwr.core.job_script import EnvItem, write_job_script
 from lwr.core.manager import LaunchSpec, Manager, ManagerListener
 from lwr.core.states import JobState
-from lwr.core.status import SYSTEM_PROPERTIES, status_reply
+from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
 from lwr.errors import BadRequest, Conflict, NotFound
 from lwr.protocol.failure import FailureClass, staging_failure
 from lwr.protocol.version import version_fields
 
 log = logging.getLogger(__name__)
+
+#: ``JobRecord.extras`` key: the identity of the setup message that started the job's current run.
+SETUP_MESSAGE = "setup_message"
 
 #: Which state may follow which. Final states are never left.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
@@ -56,6 +60,10 @@ class SubmitRequest:
     dependencies_description: Any = None
     dynamic_file_sources: Any = None
     submit_user: str | None = None
+    #: Output names created empty before the tool runs (Galaxy's ``touch_outputs``).
+    touch_outputs: list[str] = field(default_factory=list)
+    #: The identity of the MQ message this submit came in (kept to recognise its redelivery).
+    message_identity: str | None = None
 
     def launch_record(self) -> dict[str, Any]:
         return {
@@ -66,6 +74,15 @@ class SubmitRequest:
             "submit_user": self.submit_user,
             "dynamic_file_sources": self.dynamic_file_sources,
         }
+
+
+def parse_touch_outputs(value: Any) -> list[str]:
+    """Galaxy's ``touch_outputs``: output names to create empty before the tool runs."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(name, str) and name for name in value):
+        raise BadRequest("touch_outputs must be a list of output names")
+    return list(value)
 
 
 class ServiceSettings(Protocol):
@@ -132,8 +149,11 @@ class JobService:
     """Owns every job: its record, its directory, its state, its manager."""
 
     def __init__(self, settings: ServiceSettings, managers: Mapping[str, ManagerFactory],
-                 observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None) -> None:
+                 observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None,
+                 galaxy: GalaxyJobSetup | None = None) -> None:
         self.settings = settings
+        #: Galaxy's job environment (dependencies, metrics, Galaxy's Python); defaults: none resolved, core metrics.
+        self.galaxy = galaxy or GalaxyJobSetup()
         self.staging = settings.staging_directory
         self.staging.mkdir(parents=True, exist_ok=True)
         #: Cleaned job directories are renamed here and deleted by a background thread.
@@ -231,7 +251,7 @@ class JobService:
     # --- the protocol -----------------------------------------------------------------------------
     def setup(self, manager: str, job_id: str, tool_id: str | None = None,
               tool_version: str | None = None, owner: str | None = None,
-              assign: bool = True) -> dict[str, Any]:
+              assign: bool = True, preserve_galaxy_python_environment: Any = None) -> dict[str, Any]:
         """Create the job directory and record; reply with the layout the client rewrites paths with.
 
         With ``assign_ids = uuid`` a fresh id replaces ``job_id`` unless ``assign`` is false (a
@@ -255,6 +275,8 @@ class JobService:
                 record = JobRecord(job_id=job_id, manager=manager, state=JobState.SETUP,
                                    sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version,
                                    owner=owner)
+                if preserve_galaxy_python_environment is not None:
+                    record.extras[PRESERVE_PYTHON] = preserve_galaxy_python_environment
                 self._records[(manager, job_id)] = record
                 snapshot: _Snapshot | None = self._snapshot(record)
             else:
@@ -264,7 +286,7 @@ class JobService:
         reply: dict[str, Any] = {
             **directory.setup_description(),
             "job_id": job_id,
-            "system_properties": dict(SYSTEM_PROPERTIES),
+            "system_properties": self.galaxy.system_properties(),
             "path_separator": "/",
             **version_fields(),
         }
@@ -300,19 +322,39 @@ class JobService:
         manager = self.manager(manager_name)
         if not request.command_line.strip():
             raise BadRequest("command_line is empty")
-        if self.find_or_none(manager_name, job_id) is None and request.setup_params:
+        existing = self.find_or_none(manager_name, job_id)
+        if request.setup_params and (existing is None or existing.state.is_final):
+            # A submit carrying its own setup for a job whose run ended is a resubmission (Galaxy's
+            # resubmit, an admin's requeue): setup() starts it again on a clean directory. Telling a
+            # transport's redelivery from it is the transport's business (lwr.messaging.consumer).
+            if existing is not None:
+                log.info("job %s on %s ended (%s); a new setup runs it again", job_id, manager_name,
+                         existing.state.value)
             tool_id, tool_version = request.setup_params.get("tool_id"), request.setup_params.get("tool_version")
             self.setup(manager_name, job_id, tool_id if isinstance(tool_id, str) else None,
-                       tool_version if isinstance(tool_version, str) else None, owner=owner, assign=False)
+                       tool_version if isinstance(tool_version, str) else None, owner=owner, assign=False,
+                       preserve_galaxy_python_environment=request.setup_params.get(PRESERVE_PYTHON))
         record = self.find(manager_name, job_id)
         directory = self.directory(manager_name, job_id)
+        if record.state is not JobState.SETUP:
+            raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id, status=record.state.wire_name)
+        # Resolving requirements may run the resolvers' commands (module avail): outside the lock.
+        preserve = request.setup_params.get(PRESERVE_PYTHON, record.extras.get(PRESERVE_PYTHON))
+        environment = self.galaxy.environment(directory, request.dependencies_description, preserve,
+                                              manager.settings)
+        touched = [directory.path_for(name, "output") for name in request.touch_outputs]
         with self._lock:
             if record.state is not JobState.SETUP:
                 raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id,
                                status=record.state.wire_name)
             command_line = request.command_line.replace("__PULSAR_JOB_DIRECTORY__", str(directory.path))
-            write_job_script(directory, command_line, request.env)
+            write_job_script(directory, command_line, request.env, environment)
+            for path in touched:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
             record.launch = request.launch_record()
+            if request.message_identity is not None:
+                record.extras[SETUP_MESSAGE] = request.message_identity
             preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
             next_state = JobState.PREPROCESSING if preprocess else JobState.QUEUED
             snapshot = self._transition(record, next_state)

@@ -4,9 +4,11 @@ The consumer's thread receives, decodes and acknowledges; the work is done by a 
 threads, each message going to the worker its job id hashes to, so the messages of one job
 are handled in order and never concurrently. A message is acknowledged to the broker only
 once handled: a setup is acknowledged after the job is durably recorded, so a
-crash before that means a redelivery, and a redelivered setup of a recorded job is a
-``Conflict`` in the job service, dropped as a duplicate. Malformed messages are logged and
-rejected (not requeued). A lost connection is retried with capped exponential backoff.
+crash before that means a redelivery (the broker's ``redelivered`` flag): a redelivered setup
+whose identity is the one recorded for the job's run is dropped as a duplicate. A setup that is
+not a redelivery, for a job whose run ended, is a resubmission and runs the job again on a clean
+directory; one for a job still active is a ``Conflict``, dropped. Malformed messages are logged
+and rejected (not requeued). A lost connection is retried with capped exponential backoff.
 
 Each delivery is looked at before kombu builds a message from it (:class:`_GuardedConsumer`):
 a compressed or oversized body is rejected unopened, and a message that came back unsettled
@@ -28,7 +30,7 @@ from typing import Any
 import kombu
 
 from lwr.config import AppSettings
-from lwr.core.jobs import JobService
+from lwr.core.jobs import SETUP_MESSAGE, JobService
 from lwr.core.states import JobState
 from lwr.errors import Conflict, LwrError, NotFound
 from lwr.messaging import connection as amqp
@@ -63,8 +65,11 @@ class MessageHandler:
         self.rejected = 0
         self.duplicates = 0
 
-    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Callable[[Acknowledgement], None]) -> None:
+    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Callable[[Acknowledgement], None],
+               redelivered: bool = False) -> None:
         """Act on one decoded message; ``reply(ack)`` answers an acknowledgement request.
+
+        ``redelivered`` is the broker's flag: the message was handed out before and not acknowledged.
 
         Raises :class:`MalformedMessage` for a message to reject.
         """
@@ -82,7 +87,7 @@ class MessageHandler:
         try:
             job_id = messages.job_id_of(body)
             if name == naming.SETUP:
-                self._setup(manager, job_id, body)
+                self._setup(manager, job_id, body, redelivered)
             elif name == naming.KILL:
                 try:
                     self.service.cancel(manager, job_id)
@@ -100,8 +105,20 @@ class MessageHandler:
             self.handled.add(ack.uuid)
             reply(ack)
 
-    def _setup(self, manager: str, job_id: str, body: dict[str, Any]) -> None:
+    def _setup(self, manager: str, job_id: str, body: dict[str, Any], redelivered: bool = False) -> None:
+        """Submit, unless the broker redelivers the setup that started the job's recorded run.
+
+        A setup for a job whose run ended is a resubmission and runs again (the job service cleans
+        its directory); the same message handed out again by the broker is not.
+        """
         request = messages.submit_request(body)
+        record = self.service.find_or_none(manager, job_id)
+        if redelivered and record is not None and record.state is not JobState.SETUP \
+                and record.extras.get(SETUP_MESSAGE, request.message_identity) == request.message_identity:
+            self.duplicates += 1
+            log.info("setup of job %s on %s is a duplicate, a redelivery of the recorded one (%s); dropped",
+                     job_id, manager, record.state.value)
+            return
         try:
             self.service.submit(manager, job_id, request)
             log.info("job %s on %s accepted from the setup queue", job_id, manager)
@@ -257,7 +274,8 @@ class Consumer:
         replies: list[Acknowledgement] = []
         ok = True
         try:
-            self.handler.handle(manager, name, body, replies.append)
+            self.handler.handle(manager, name, body, replies.append,
+                                redelivered=bool(message.delivery_info.get("redelivered")))
         except MalformedMessage as error:
             self._reject(routing_key, error)
             ok = False

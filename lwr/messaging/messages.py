@@ -7,6 +7,7 @@ another job.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from typing import Any
 
 from lwr.core.job_directory import validate_job_id
 from lwr.core.job_script import parse_env
-from lwr.core.jobs import SubmitRequest
+from lwr.core.jobs import SubmitRequest, parse_touch_outputs
 from lwr.errors import BadRequest
 from lwr.messaging import naming
 
@@ -93,6 +94,19 @@ def acknowledged_uuid(body: dict[str, Any]) -> str:
     return uuid
 
 
+def message_identity(body: dict[str, Any]) -> str:
+    """What makes a setup message this one: its ``acknowledge_uuid``, else a digest of its body.
+
+    Only a broker's redelivery is compared with it, so a resubmission whose body happens to be
+    identical (Galaxy resends the same job) still runs again.
+    """
+    uuid = body.get(naming.ACK_UUID)
+    if isinstance(uuid, str) and uuid:
+        return f"uuid:{uuid}"
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def job_id_of(body: dict[str, Any]) -> str:
     job_id = body.get("job_id")
     if job_id is None:
@@ -138,8 +152,9 @@ def submit_request(body: dict[str, Any]) -> SubmitRequest:
     submit_user = body.get("submit_user")
     try:
         env = parse_env(body.get("env"))
+        touch_outputs = parse_touch_outputs(body.get("touch_outputs"))
     except BadRequest as error:
-        raise MalformedMessage(f"env: {error.message}") from None
+        raise MalformedMessage(error.message) from None
     return SubmitRequest(
         command_line=command_line,
         env=env,
@@ -149,4 +164,6 @@ def submit_request(body: dict[str, Any]) -> SubmitRequest:
         dependencies_description=body.get("dependencies_description"),
         dynamic_file_sources=dynamic_file_sources,
         submit_user=submit_user if isinstance(submit_user, str) else None,
+        touch_outputs=touch_outputs,
+        message_identity=message_identity(body),
     )

@@ -30,7 +30,7 @@ from lwr.auth import DEFAULT_TENANT, Credentials
 from lwr.config import DEFAULT_MANAGER_NAME
 from lwr.core.file_cache import FileCache
 from lwr.core.job_script import parse_env
-from lwr.core.jobs import JobService, SubmitRequest
+from lwr.core.jobs import JobService, SubmitRequest, parse_touch_outputs
 from lwr.digests import DigestCache
 from lwr.errors import BadRequest, Conflict, LwrError, MethodNotAllowed, NotFound
 from lwr.protocol.names import SHA256_HEADER, TOKEN_ARGUMENT, TOKEN_HEADER, WANT_SHA256_HEADER
@@ -205,7 +205,9 @@ class LwrWebApp:
 
     def setup(self, call: Call) -> Any:
         return self.service.setup(call.manager, call.arg("job_id"), call.arg("tool_id", required=False),
-                                  call.arg("tool_version", required=False), owner=call.tenant)
+                                  call.arg("tool_version", required=False), owner=call.tenant,
+                                  preserve_galaxy_python_environment=call.arg("preserve_galaxy_python_environment",
+                                                                              required=False))
 
     def submit(self, call: Call) -> None:
         # Only with client-chosen ids may a submit set its job up itself: in uuid mode an id
@@ -228,6 +230,7 @@ class LwrWebApp:
             dependencies_description=call.json_arg("dependencies_description", None),
             dynamic_file_sources=call.json_arg("dynamic_file_sources", None),
             submit_user=submit_user(submit_extras, params),
+            touch_outputs=parse_touch_outputs(submit_extras.get("touch_outputs")),
         )
         self.service.submit(call.manager, job_id, request, owner=call.tenant)
 
