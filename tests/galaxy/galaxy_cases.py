@@ -16,9 +16,6 @@ from galaxy_job_conf import destination
 
 TOOLS = Path(__file__).resolve().parent / "tools"
 BACKENDS = ("lwr", "pulsar")
-#: lwr resolves requirements on a server of its own (``tool_dependency_dir`` in its server.ini);
-#: Pulsar's one server does everything.
-DEPENDENCY_BACKENDS = {"lwr": "lwr_deps", "pulsar": "pulsar"}
 
 
 @dataclass(frozen=True)
@@ -31,8 +28,7 @@ class Case:
         return f"{self.tool}-{self.transport}"
 
     def destination(self, backend: str) -> str:
-        server = DEPENDENCY_BACKENDS[backend] if self.tool == "requirement" else backend
-        return destination(server, self.transport)
+        return destination(backend, self.transport)
 
     def tool_id(self, backend: str) -> str:
         return f"lwr_{self.tool}__{self.destination(backend)}"

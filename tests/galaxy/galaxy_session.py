@@ -1,9 +1,9 @@
 """One real Galaxy sending our tools to lwr and to Pulsar 0.16.0, and the servers it talks to.
 
 Start-up, once: the cached Galaxy virtualenv (``install_galaxy.sh``, installed if missing),
-RabbitMQ vhosts, lwr servers (HTTP with a ``_default_`` queued_python and a ``slurm`` queued_cli
-manager; AMQP; HTTP and AMQP resolving requirements with ``tool_dependency_dir``), Pulsar
-servers configured the same way, then Galaxy with README's job_conf.yml instantiated for them. Every
+RabbitMQ vhosts, an lwr serving HTTP (a ``_default_`` queued_python and a ``slurm`` queued_cli
+manager) and one consuming AMQP, both resolving requirements (``tool_dependency_dir``), two
+Pulsar servers configured the same way, then Galaxy with README's job_conf.yml instantiated for them. Every
 case (``galaxy_cases.CASES``) is submitted at once, on lwr and on Pulsar, before the first test runs,
 so the jobs run side by side; each test waits for its own two jobs and checks them.
 """
@@ -49,7 +49,6 @@ class Run:
     backend: str
     server: str
     reply: dict[str, Any]
-    error: str | None = None
 
     @property
     def job_id(self) -> str:
@@ -64,7 +63,6 @@ class GalaxySession:
     input_id: str
     servers: dict[str, Any]
     runs: dict[tuple[str, str], Run] = field(default_factory=dict)
-    startup_errors: dict[str, str] = field(default_factory=dict)
 
     def run(self, case: Case, backend: str) -> Run:
         return self.runs[(case.id, backend)]
@@ -105,55 +103,39 @@ def make_servers(base: Path, dependencies: Path, vhosts: dict[str, Vhost], job_f
     A server never does both: one with a message queue publishes every job's status there,
     and Galaxy's MQ runner would then take over the jobs of its HTTP destinations.
     """
-    mq = {"remote_staging_allowed_urls": job_files_api}
     resolve = {"tool_dependency_dir": str(dependencies)}
-    pulsar_mq_manager = {"_default_": {"type": "queued_python", "num_concurrent_jobs": 4}}
+    mq = {**resolve, "remote_staging_allowed_urls": job_files_api}
+    pulsar_default = {"_default_": {"type": "queued_python", "num_concurrent_jobs": 4}}
     return {
-        "lwr": LwrServer(directory=base / "lwr", app_options={"private_token": TOKEN},
+        "lwr": LwrServer(directory=base / "lwr", app_options={"private_token": TOKEN, **resolve},
                          job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 4\n\n"
                                           + SLURM_MANAGER),
         "lwr_mq": LwrServer(directory=base / "lwr_mq", app_options={**mq, "message_queue_url": vhosts["lwr"].url}),
-        "lwr_deps": LwrServer(directory=base / "lwr_deps", app_options={"private_token": TOKEN, **resolve}),
-        "lwr_deps_mq": LwrServer(directory=base / "lwr_deps_mq",
-                                 app_options={**mq, **resolve, "message_queue_url": vhosts["lwr_deps"].url}),
         "pulsar": PulsarServer(directory=base / "pulsar", extra_app_yml={
             "private_token": TOKEN, **resolve,
             # Pulsar's queued_cli ignores the destination's submit_native_specification; its
             # manager asks Slurm for the same 2 CPUs (job_ncpus -> sbatch -c 2).
-            "managers": {**pulsar_mq_manager,
-                         "slurm": {"type": "queued_cli", "job_plugin": "Slurm", "job_ncpus": 2}},
+            "managers": {**pulsar_default, "slurm": {"type": "queued_cli", "job_plugin": "Slurm", "job_ncpus": 2}},
         }),
         "pulsar_mq": PulsarServer(directory=base / "pulsar_mq", extra_app_yml={
             "private_token": TOKEN, **resolve, "message_queue_url": vhosts["pulsar"].url,
-            "managers": pulsar_mq_manager,
+            "managers": pulsar_default,
         }),
     }
 
 
-def start_servers(servers: dict[str, Any]) -> dict[str, str]:
-    """Start every server; ``{name: error}`` of the requirement servers of lwr that would not start.
-
-    Until lwr knows ``tool_dependency_dir``, only the requirement cases fail (with the error).
-    """
-    errors: dict[str, str] = {}
-    for name, server in servers.items():
-        try:
-            if isinstance(server, PulsarServer):
-                server.start(wait=False)
-                wait_for_pulsar(server)
-            else:
-                server.start()
-        except RuntimeError as error:
-            if not name.startswith("lwr_deps"):
-                raise
-            errors[name] = str(error)
-    return errors
+def start_servers(servers: dict[str, Any]) -> None:
+    for server in servers.values():
+        if isinstance(server, PulsarServer):
+            server.start(wait=False)
+            wait_for_pulsar(server)
+        else:
+            server.start()
 
 
 def server_of(case: Case, backend: str) -> str:
     """The name of the server (in ``make_servers``) that runs ``case``'s job for ``backend``."""
-    family = case.destination(backend).rsplit("_", 1)[0]
-    return f"{family}_mq" if case.transport == "amqp" else family
+    return f"{backend}_mq" if case.transport == "amqp" else backend
 
 
 @contextmanager
@@ -162,15 +144,16 @@ def start_session(base: Path) -> Iterator[GalaxySession]:
     venv = galaxy_venv()
     dependencies = write_package(base / "dependencies")
     galaxy_port = free_port()
-    vhosts = {name: Vhost() for name in ("lwr", "lwr_deps", "pulsar")}
+    vhosts = {name: Vhost() for name in BACKENDS}
     servers = make_servers(base, dependencies, vhosts, f"http://127.0.0.1:{galaxy_port}/api/jobs/")
     galaxy: GalaxyServer | None = None
     try:
-        startup_errors = start_servers(servers)
-        backends = [
-            Backend(name, servers[name].url, TOKEN, vhosts[name].url,
-                    str(servers[f"{name}_mq"].staging / ("" if name == "pulsar" else "_default_")))
-            for name in ("lwr", "lwr_deps", "pulsar")]
+        start_servers(servers)
+        # lwr keeps a manager's jobs in <staging_directory>/<manager>/, Pulsar in <staging_directory>/
+        backends = [Backend("lwr", servers["lwr"].url, TOKEN, vhosts["lwr"].url,
+                            str(servers["lwr_mq"].staging / "_default_")),
+                    Backend("pulsar", servers["pulsar"].url, TOKEN, vhosts["pulsar"].url,
+                            str(servers["pulsar_mq"].staging))]
         tool_files, mapping = write_tool_copies(base / "tools")
         galaxy = GalaxyServer(directory=base / "galaxy", venv=venv, port=galaxy_port,
                               job_conf=job_conf_for(backends, mapping), tool_files=tool_files)
@@ -180,17 +163,11 @@ def start_session(base: Path) -> Iterator[GalaxySession]:
         input_id = api.upload_text(history_id, "input.txt", INPUT_TEXT)
         uploaded = api.wait_for_dataset(input_id)
         assert uploaded["state"] == "ok", f"upload failed: {uploaded}\n{galaxy.log_text()[-20000:]}"
-        session = GalaxySession(galaxy, api, history_id, input_id, servers, startup_errors=startup_errors)
+        session = GalaxySession(galaxy, api, history_id, input_id, servers)
         for case in CASES:
             for backend in BACKENDS:
-                server = server_of(case, backend)
-                run = Run(case, backend, server, {})
-                if server in startup_errors:
-                    run.error = f"{server} did not start:\n{startup_errors[server]}"
-                else:
-                    run.reply = api.run_tool(history_id, case.tool_id(backend),
-                                             {"input": {"src": "hda", "id": input_id}})
-                session.runs[(case.id, backend)] = run
+                reply = api.run_tool(history_id, case.tool_id(backend), {"input": {"src": "hda", "id": input_id}})
+                session.runs[(case.id, backend)] = Run(case, backend, server_of(case, backend), reply)
         yield session
     finally:
         if galaxy is not None:

@@ -17,8 +17,6 @@ VERSION_FALLBACK = "does not support dataset collector descriptions"
 
 def finished_job(session: GalaxySession, run: Run) -> dict[str, Any]:
     """The run's Galaxy job once final; a failure names the backend and shows the job and server logs."""
-    if run.error is not None:
-        pytest.fail(f"{run.backend}: {run.case.id}: {run.error}")
     job = session.api.wait_for_job(run.job_id)
     assert job["state"] == "ok", (
         f"{run.backend}: {run.case.id}: job {job['state']}: exit code {job.get('exit_code')}\n"
@@ -70,11 +68,12 @@ def check_environment(session: GalaxySession, run: Run, job: dict[str, Any]) -> 
     values = dict(line.split("=", 1) for line in output_text(session, run).splitlines())
     expected_slots = "2" if run.case.transport == "slurm" else "1"
     assert values["GALAXY_SLOTS"] == expected_slots, values
-    # the job's own temporary directory, beside its working directory, not the machine's /tmp
-    assert values["TMPDIR"] not in ("unset", "/tmp"), values
-    working = values["PWD"]
-    job_directory = working.rsplit("/", 1)[0]
-    assert values["TMPDIR"].startswith(job_directory + "/"), values
+    assert values["TMPDIR"] != "unset", values
+    if run.backend == "lwr":
+        # Beyond Pulsar (whose jobs inherit the server's TMPDIR): the job's own tmp directory,
+        # beside its working directory (lwr's tmp_dir setting unset).
+        job_directory = values["PWD"].rsplit("/", 1)[0]
+        assert values["TMPDIR"] == f"{job_directory}/tmp", values
 
 
 CHECKS: dict[str, Callable[[GalaxySession, Run, dict[str, Any]], None]] = {
@@ -114,8 +113,7 @@ def test_job_metrics(galaxy_session: GalaxySession, case: Case, backend: str) ->
 def test_galaxy_logs_no_version_fallback(galaxy_session: GalaxySession) -> None:
     """Galaxy believes every server's pulsar_version: no legacy code path for any job."""
     for run in galaxy_session.runs.values():
-        if run.error is None:
-            galaxy_session.api.wait_for_job(run.job_id)
+        galaxy_session.api.wait_for_job(run.job_id)
     log = galaxy_session.galaxy.log_text()
     assert "pulsar_version is" in log   # the runner did log the versions it read
     fallbacks = [line for line in log.splitlines() if VERSION_FALLBACK in line or "pulsar_version is 0.6.0" in line]
