@@ -13,7 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from galaxy_session import GalaxySession, start_session  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def galaxy_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GalaxySession]:
+    """Started once: test_galaxy_tools.py is its only user, so it stops when that module ends
+    rather than idling through the rest of the suite."""
     with start_session(tmp_path_factory.mktemp("galaxy")) as session:
         yield session

@@ -20,6 +20,8 @@ BACKENDS = ("lwr", "pulsar")
 
 @dataclass(frozen=True)
 class Case:
+    """One job per backend: a tool of tools/ over one transport (several tests may check it)."""
+
     tool: str        # file stem in tools/, tool id lwr_<tool>
     transport: str   # http, amqp or slurm
 
@@ -36,10 +38,7 @@ class Case:
 
 CASES = [Case(tool, transport)
          for tool, transports in (
-             ("plain", ("http", "amqp")),
-             ("configfile", ("http", "amqp")),
-             ("from_work_dir", ("http", "amqp")),
-             ("stdio", ("http", "amqp")),
+             ("staging", ("http", "amqp")),
              ("discover", ("http", "amqp")),
              ("requirement", ("http", "amqp")),
              # the job environment does not depend on the transport, but on the manager
