@@ -83,8 +83,24 @@ class ManagerError(LwrError):
     """A job manager (local queue, batch system, DRMAA) failed to do what was asked."""
 
 
+class DependencyError(LwrError):
+    """The dependency resolvers failed (not: found nothing) for a job's requirements; the job is refused."""
+
+
 class StagingError(LwrError):
     """Server-side staging (fetching inputs, pushing outputs) failed."""
+
+
+class InsufficientStorage(LwrError):
+    """The staging filesystem is below ``min_free_disk``: a new job is refused before any staging."""
+
+    http_status = 507
+
+
+class Forbidden(LwrError):
+    """An admin route was asked for without the admin token."""
+
+    http_status = 403
 
 
 class AlreadyRunning(LwrError):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lwr.errors import BadRequest, ConfigError
+from lwr.errors import BadRequest, ConfigError, DependencyError
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,15 @@ class ToolDependencies:
                                "tool_dependency_dir; the tool runs without it")
             return Activation((), tuple(notices))
         manager = self._build()
-        resolved = manager.requirements_to_dependencies(
-            parsed.requirements, installed_tool_dependencies=parsed.installed_tool_dependencies,
-            job_directory=job_directory)
+        try:
+            resolved = manager.requirements_to_dependencies(
+                parsed.requirements, installed_tool_dependencies=parsed.installed_tool_dependencies,
+                job_directory=job_directory)
+        except Exception as error:  # noqa: BLE001 - a resolver that breaks (not one that finds nothing)
+            labels = ", ".join(requirement_label(r.name, r.version, r.type) for r in parsed.requirements.resolvable)
+            log.exception("resolving requirements %s failed", labels)
+            raise DependencyError(f"resolving the requirements {labels} failed: {type(error).__name__}: {error}",
+                                  requirements=labels) from None
         for requirement in parsed.requirements.resolvable:
             dependency = resolved.get(requirement)
             label = requirement_label(requirement.name, requirement.version, requirement.type)

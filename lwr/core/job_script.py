@@ -21,51 +21,19 @@ explicitly (a destination's ``<env id="GALAXY_SLOTS">``) wins.
 
 from __future__ import annotations
 
-import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from lwr.core import job_directory as layout
 from lwr.core.job_directory import JobDirectory
-from lwr.errors import BadRequest
+from lwr.protocol.submit import EnvItem, parse_env
+
+__all__ = ["EnvItem", "parse_env", "write_job_script"]
 
 #: Exit status of a second copy of the script that refused to run the command again.
 ALREADY_LAUNCHED_STATUS = 75
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class EnvItem:
-    """One variable the client asked to export; ``raw`` values are shell expressions."""
-
-    name: str
-    value: str
-    raw: bool = False
-
-    def export_line(self) -> str:
-        value = self.value if self.raw else shlex.quote(self.value)
-        return f"export {self.name}={value}"
-
-
-def parse_env(items: Any) -> list[EnvItem]:
-    """Validate the ``env`` list of a submit (``[{"name": .., "value": .., "raw": ..}]``)."""
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise BadRequest("env must be a JSON list of {name, value} objects")
-    parsed = []
-    for index, item in enumerate(items):
-        if not isinstance(item, Mapping) or "name" not in item:
-            raise BadRequest("env item must be an object with a name", index=index)
-        name = item["name"]
-        if not isinstance(name, str) or not _ENV_NAME.match(name):
-            raise BadRequest("env name must be a shell identifier", index=index, name=str(name))
-        value = item.get("value", "")
-        parsed.append(EnvItem(name=name, value="" if value is None else str(value), raw=bool(item.get("raw"))))
-    return parsed
 
 
 #: ``GALAXY_SLOTS`` from what the batch system allocated; ``$lwr_default_slots`` when none did.

@@ -29,3 +29,17 @@ def test_cpus_per_task_becomes_galaxy_slots(make_server):
         # the core job-metrics plugin recorded the same slots for Galaxy to collect
         metadata = Path(status["metadata_directory"])
         assert (metadata / "__instrument_core_galaxy_slots").read_text() == f"{slots}\n"
+
+
+def test_grid_engine_nslots_becomes_galaxy_slots(make_server, monkeypatch):
+    from .conftest import DRMAA_TUNABLES, SGE_ENV
+
+    for name, value in {**SGE_ENV, "GLIBC_TUNABLES": DRMAA_TUNABLES}.items():
+        monkeypatch.setenv(name, value)   # what local_env.sh sets for the server in production
+    server = make_server(job_managers_ini="[manager:sge]\ntype = queued_drmaa\nnative_specification = -l h_rt=600\n"
+                                          "min_polling_interval = 0.25\n")
+    http = Http(server.url + "managers/sge/")
+    http.setup("sge-slots")
+    assert http.submit("sge-slots", 'echo "$GALAXY_SLOTS $NSLOTS ${GALAXY_SLOTS_CONFIGURED:-unset}"').status == 200
+    status = http.wait_complete("sge-slots", timeout=120)
+    assert (status["status"], status["stdout"]) == ("complete", "1 1 1\n"), status

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from http_helpers import Http
@@ -14,10 +16,13 @@ LMOD = "/usr/share/lmod/lmod/libexec/lmod"  # Debian's lmod (.ci/backends.sh ins
 
 
 def description(*requirements: tuple[str, str | None]) -> str:
-    """``dependencies_description`` as Galaxy's runner sends it (DependenciesDescription.to_dict())."""
-    return json.dumps({"requirements": [{"name": name, "version": version, "type": "package", "specs": []}
-                                        for name, version in requirements],
-                       "installed_tool_dependencies": []})
+    """``dependencies_description`` as Galaxy's runner builds and sends it."""
+    from galaxy.tool_util.deps.dependencies import DependenciesDescription
+    from galaxy.tool_util.deps.requirements import ToolRequirement, ToolRequirements
+
+    tool_requirements = ToolRequirements([ToolRequirement(name=name, version=version, type="package")
+                                          for name, version in requirements])
+    return json.dumps(DependenciesDescription(tool_requirements, []).to_dict())
 
 
 def run(http: Http, job_id: str, command: str, **params: str) -> dict:
@@ -172,3 +177,39 @@ def test_galaxy_home_announced_and_galaxy_python_preserved(make_server, tmp_path
                         'echo "after=$VIRTUAL_ENV|${PYTHONPATH%%:*}"')
     assert http.submit("gx2", metadata_snippet).status == 200
     assert http.wait_complete("gx2")["stdout"] == f"before=\nafter={venv}|{home}/lib\n"
+
+
+def test_a_resolver_that_breaks_refuses_the_job_saying_why(make_server, tmp_path):
+    resolvers = tmp_path / "dependency_resolvers_conf.xml"
+    resolvers.write_text(f'<dependency_resolvers><lmod lmodexec="{tmp_path}/no-lmod" modulepath="{tmp_path}"/>'
+                         "</dependency_resolvers>\n")
+    server = make_server(app_options={"dependency_resolvers_config_file": str(resolvers)})
+    http = Http(server.url)
+    http.setup("broken1")
+    reply = http.submit("broken1", "true", dependencies_description=description(("mymod", "2.0")))
+    assert reply.status == 500, reply.body
+    error = reply.json()["error"]
+    assert "resolving the requirements mymod 2.0 failed" in error and "no-lmod" in error, error
+
+
+#: Pulsar's own client check with its remote-dependency variant: the client sends requirement
+#: dep1 1.1 (Galaxy's DependenciesDescription) and expects the job to see MOO=moo_override.
+CHECK_WITH_REQUIREMENT = """
+import sys
+from types import SimpleNamespace
+from pulsar.client.test import check
+check.run(SimpleNamespace(url=sys.argv[1], private_token=None, job_id="dep-check", test_requirement=True,
+                          test_env=True, suppress_output=True, cleanup=True, test_errors=False,
+                          explicit_tool_declarations=False, legacy_galaxy_json=False))
+print("checked")
+"""
+
+
+def test_pulsar_client_check_with_a_remotely_resolved_requirement(make_server, tmp_path):
+    deps = tmp_path / "deps"
+    (deps / "dep1" / "1.1").mkdir(parents=True)
+    (deps / "dep1" / "1.1" / "env.sh").write_text("MOO=moo_override; export MOO\n")
+    server = make_server(app_options={"tool_dependency_dir": str(deps)})
+    result = subprocess.run([sys.executable, "-c", CHECK_WITH_REQUIREMENT, server.url], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0 and "checked" in result.stdout, result.stdout + result.stderr + server.log_text()
