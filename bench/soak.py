@@ -578,7 +578,8 @@ class Soak:
             app_options={"staging_directory": str(self.disk.path), "message_queue_url": self.broker.url,
                          "amqp_acknowledge": "true", "amqp_heartbeat": "10", "amqp_publish_retry_max": "2",
                          "remote_staging_allowed_urls": self.endpoint.base,
-                         "finished_job_retention": str(self.args.retention)},
+                         "retain_complete_jobs": f"{self.args.retention:.0f}",
+                         "retain_failed_jobs": f"{self.args.retention:.0f}"},
             job_managers_ini=self.managers_ini())
         self.lwr.start()
 
@@ -1050,7 +1051,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mq-share", type=float, default=50)
     parser.add_argument("--slurm-share", type=float, default=5)
     parser.add_argument("--staging-mb", type=int, default=256)
-    parser.add_argument("--retention", type=float, default=120, help="lwr's finished_job_retention, seconds")
+    parser.add_argument("--retention", type=float, default=120, help="lwr's retain_complete_jobs and retain_failed_jobs, seconds")
     parser.add_argument("--job-timeout", type=float, default=300)
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait for late duplicate statuses")
     parser.add_argument("--kill-every", type=float, default=15)

@@ -10,34 +10,34 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
 import shutil
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from lwr.core.end_waiter import EndWaiter
+from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
-from lwr.core.job_script import EnvItem, write_job_script
+from lwr.core.job_script import write_job_script
 from lwr.core.manager import LaunchSpec, Manager, ManagerListener
 from lwr.core.states import JobState
-from lwr.core.status import SYSTEM_PROPERTIES, status_reply
+from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
-from lwr.errors import BadRequest, Conflict, NotFound
+from lwr.errors import BadRequest, Conflict, InsufficientStorage, NotFound
 from lwr.protocol.failure import FailureClass, staging_failure
+from lwr.protocol.submit import SubmitRequest
 from lwr.protocol.version import version_fields
 
 log = logging.getLogger(__name__)
 
-#: Final status replies kept in memory for repeated polls.
-FINAL_REPLIES_CACHED = 10_000
-#: A cleaned job's write versions are kept this long (seconds), against a late write recreating it.
-CLEANED_BOOKKEEPING_SECONDS = 60.0
+#: ``JobRecord.extras`` key: the identity of the setup message that started the job's current run.
+SETUP_MESSAGE = "setup_message"
 
 #: Which state may follow which. Final states are never left.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
@@ -49,33 +49,6 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
                                  JobState.LOST}),
     JobState.POSTPROCESSING: frozenset({JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED, JobState.LOST}),
 }
-
-
-@dataclass(frozen=True)
-class SubmitRequest:
-    """A submit, decoded from HTTP query arguments or an MQ setup message."""
-
-    command_line: str
-    env: list[EnvItem] = field(default_factory=list)
-    submit_params: dict[str, Any] = field(default_factory=dict)
-    setup_params: dict[str, Any] = field(default_factory=dict)
-    remote_staging: dict[str, Any] = field(default_factory=dict)
-    dependencies_description: Any = None
-    dynamic_file_sources: Any = None
-    submit_user: str | None = None
-    #: The transport the job came by (``http`` or ``mq``): status updates go only to MQ clients.
-    origin: str = "http"
-
-    def launch_record(self) -> dict[str, Any]:
-        return {
-            "command_line": self.command_line,
-            "env": [item.__dict__ for item in self.env],
-            "submit_params": self.submit_params,
-            "remote_staging": self.remote_staging,
-            "submit_user": self.submit_user,
-            "dynamic_file_sources": self.dynamic_file_sources,
-            "origin": self.origin,
-        }
 
 
 class ServiceSettings(Protocol):
@@ -91,26 +64,63 @@ class ServiceSettings(Protocol):
     def assign_ids(self) -> str: ...
 
     @property
-    def finished_job_retention(self) -> float: ...
+    def min_free_disk(self) -> tuple[int, float]: ...
 
 
 #: Builds one manager around the listener it reports to (``app.py`` makes them from config).
 ManagerFactory = Callable[[ManagerListener], Manager]
 
 
-class JobObserver(Protocol):
+class JobObserver:
+    """Hears what the job service does; every hook is a no-op unless overridden.
+
+    The MQ status announcer and the metrics are observers: the core never knows who listens.
+    Hooks are called outside the service lock and must not raise (a failure is logged).
+    """
+
     def job_changed(self, record: JobRecord) -> None:
-        """Called after every durable state change, outside the service lock."""
+        """After every durable state change; ``record.times`` and ``record.staging`` tell when and how."""
+
+    def job_event(self, record: JobRecord, event: dict[str, Any]) -> None:
+        """After a change that added ``event`` to the job's timeline (once per line: count here)."""
+
+    def batch_queried(self, manager: str, seconds: float, failed: bool) -> None:
+        """A manager asked its batch system for its jobs' status."""
 
 
 class StagingHooks(Protocol):
-    """Server-side staging (MQ mode): fetch inputs before launch, push outputs after the job."""
+    """Server-side staging (MQ mode): fetch inputs before launch, push outputs after the job.
+
+    ``before_launch`` and ``after_finish`` return the bytes they moved (None if unknown).
+    """
 
     def wants(self, record: JobRecord) -> bool: ...
 
-    def before_launch(self, record: JobRecord, directory: JobDirectory) -> None: ...
+    def before_launch(self, record: JobRecord, directory: JobDirectory) -> int | None: ...
 
-    def after_finish(self, record: JobRecord, directory: JobDirectory) -> None: ...
+    def after_finish(self, record: JobRecord, directory: JobDirectory) -> int | None: ...
+
+    def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
+        """Run ``work`` (one job's staging step) later, in the hooks' own bounded pool."""
+
+
+@dataclass(frozen=True)
+class DiskFloor:
+    """``min_free_disk``: refuse new setups when the staging filesystem has less free space."""
+
+    bytes: int = 0
+    percent: float = 0.0
+
+    def shortfall(self, path: Path) -> str | None:
+        """Why a setup must be refused now, or None when there is room."""
+        if not self.bytes and not self.percent:
+            return None
+        usage = shutil.disk_usage(path)
+        floor = max(self.bytes, int(usage.total * self.percent / 100))
+        if usage.free >= floor:
+            return None
+        return (f"the staging filesystem ({path}) has {usage.free} bytes free, below min_free_disk "
+                f"({floor} bytes); new jobs are refused until space is freed")
 
     def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
         """Run ``work`` (one job's staging step) later, in the hooks' own bounded pool."""
@@ -121,6 +131,20 @@ class _Snapshot:
     key: tuple[str, str]
     version: int
     data: dict[str, Any]
+    #: The timeline line this change adds (None: a plain rewrite of the record).
+    event: dict[str, Any] | None = None
+
+
+def tree_bytes(path: Path) -> int:
+    """Total size of the regular files under ``path`` (what a client staged into a job directory)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 class _ManagerEvents:
@@ -140,15 +164,26 @@ class _ManagerEvents:
                   failure_class: FailureClass | None = None) -> None:
         self.service._on_ended(self.manager, job_id, state, reason, failure_class)
 
+    def batch_queried(self, seconds: float, failed: bool) -> None:
+        for observer in self.service.observers:
+            try:
+                observer.batch_queried(self.manager, seconds, failed)
+            except Exception:  # noqa: BLE001 - an observer must never break polling
+                log.exception("observer %r failed on a batch query of %s", observer, self.manager)
+
 
 class JobService:
     """Owns every job: its record, its directory, its state, its manager."""
 
     def __init__(self, settings: ServiceSettings, managers: Mapping[str, ManagerFactory],
-                 observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None) -> None:
+                 observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None,
+                 galaxy: GalaxyJobSetup | None = None) -> None:
         self.settings = settings
+        #: Galaxy's job environment (dependencies, metrics, Galaxy's Python); defaults: none resolved, core metrics.
+        self.galaxy = galaxy or GalaxyJobSetup()
         self.staging = settings.staging_directory
         self.staging.mkdir(parents=True, exist_ok=True)
+        self.disk_floor = DiskFloor(*settings.min_free_disk)
         #: Cleaned job directories are renamed here and deleted by a background thread.
         self.trash = self.staging / ".trash"
         self._trash_bin: queue.Queue[Path] = queue.Queue()
@@ -157,16 +192,16 @@ class JobService:
         self.staging_hooks = staging_hooks
         self._lock = threading.RLock()
         self._records: dict[tuple[str, str], JobRecord] = {}
-        #: Final replies of recently polled jobs (bounded: the oldest are dropped first).
-        self._final_replies: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
-        #: Jobs cleaned, and when: their write bookkeeping is dropped once no late write can come.
-        self._cleaned: dict[tuple[str, str], float] = {}
+        self._final_replies: dict[tuple[str, str], dict[str, Any]] = {}
         self._end_waiter = EndWaiter()
         # Record writes happen outside ``_lock``: a version per change, a lock per job for writing.
         self._versions: dict[tuple[str, str], int] = {}
         self._saved: dict[tuple[str, str], int] = {}
+        #: Versions at or below this were taken before the job was cleaned: no timeline line for them.
+        self._cleaned: dict[tuple[str, str], int] = {}
         self._save_locks: dict[tuple[str, str], threading.Lock] = {}
         self._sequence = itertools.count(1)
+        self._released = False
         self.managers: dict[str, Manager] = {name: build(_ManagerEvents(self, name))
                                              for name, build in managers.items()}
 
@@ -184,15 +219,9 @@ class JobService:
         records = self.store.load_all()
         if records:
             self._sequence = itertools.count(records[-1].sequence + 1)
-        loaded_at = time.time()
         with self._lock:
             for record in records:
-                if record.state.is_final and record.ended_at is None:
-                    record.ended_at = loaded_at   # written before ended_at existed: retained from now
                 self._records[(record.manager, record.job_id)] = record
-        retention = self.settings.finished_job_retention
-        if retention > 0:
-            threading.Thread(target=self._sweep_forever, args=(retention,), name="retention", daemon=True).start()
         for record in records:
             self._recover(record)
         for manager in self.managers.values():
@@ -202,39 +231,13 @@ class JobService:
         for manager in self.managers.values():
             manager.shutdown()
 
-    # --- retention ------------------------------------------------------------------------------
-    def _sweep_forever(self, retention: float) -> None:
-        interval = min(60.0, max(0.5, retention / 10))
-        while True:
-            time.sleep(interval)
-            try:
-                self.sweep(retention)
-            except Exception:  # noqa: BLE001 - the sweeper must outlive any one job
-                log.exception("removing finished jobs failed")
-
-    def sweep(self, retention: float) -> int:
-        """Clean every job finished more than ``retention`` seconds ago; drop the write bookkeeping
-        of jobs cleaned a while ago. Per-job memory is thus bounded by the jobs alive and recent."""
-        cutoff = time.time() - retention
+    def release(self) -> None:
+        """Give up the jobs to a successor process (a restart): stop the managers, which waits for
+        submissions in progress to be recorded, then ignore what they still report (a job ending
+        now is seen again by the successor, which re-attaches it from the records on disk)."""
+        self.shutdown()
         with self._lock:
-            expired = [key for key, record in self._records.items()
-                       if record.state.is_final and record.ended_at is not None and record.ended_at < cutoff]
-        for manager, job_id in expired:
-            try:
-                self.clean(manager, job_id)
-            except NotFound:
-                pass
-        settled = time.monotonic() - CLEANED_BOOKKEEPING_SECONDS
-        with self._lock:
-            for key in [key for key, when in self._cleaned.items() if when < settled]:
-                del self._cleaned[key]
-                if key not in self._records:
-                    self._versions.pop(key, None)
-                    self._saved.pop(key, None)
-                    self._save_locks.pop(key, None)
-        if expired:
-            log.info("removed %d jobs finished more than %.0f s ago", len(expired), retention)
-        return len(expired)
+            self._released = True
 
     def _empty_trash(self) -> None:
         while True:
@@ -284,12 +287,30 @@ class JobService:
         with self._lock:
             return self._records.get((manager, job_id))
 
+    def records(self) -> list[JobRecord]:
+        """Every job lwr holds, oldest first (the records themselves: read, do not change)."""
+        with self._lock:
+            records = list(self._records.values())
+        records.sort(key=lambda record: record.sequence)
+        return records
+
+    def timeline(self, manager: str, job_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            if (manager, job_id) not in self._records:
+                raise NotFound(f"no job '{job_id}' on manager '{manager}'", job_id=job_id, manager=manager)
+        return self.store.timeline(manager, job_id)
+
     # --- the protocol -----------------------------------------------------------------------------
     def setup(self, manager: str, job_id: str, tool_id: str | None = None,
-              tool_version: str | None = None) -> dict[str, Any]:
-        """Create the job directory and record; reply with the layout the client rewrites paths with."""
+              tool_version: str | None = None, owner: str | None = None,
+              assign: bool = True, preserve_galaxy_python_environment: Any = None) -> dict[str, Any]:
+        """Create the job directory and record; reply with the layout the client rewrites paths with.
+
+        With ``assign_ids = uuid`` a fresh id replaces ``job_id`` unless ``assign`` is false (a
+        submit's implicit setup, which must create the very id it was asked to launch).
+        """
         self.manager(manager)
-        if self.settings.assign_ids == "uuid":
+        if self.settings.assign_ids == "uuid" and assign:
             job_id = uuid.uuid4().hex
         validate_job_id(job_id)
         directory = self.directory(manager, job_id)
@@ -299,14 +320,21 @@ class JobService:
                 raise Conflict(f"job '{job_id}' is {existing.state.value}; cancel or clean it before setting it up "
                                "again", job_id=job_id, status=existing.state.wire_name)
             if existing is None or existing.state.is_final:
+                shortfall = self.disk_floor.shortfall(self.staging)
+                if shortfall is not None:
+                    raise InsufficientStorage(shortfall, job_id=job_id, manager=manager)
                 if existing is not None:
                     directory.remove()
                     self._final_replies.pop((manager, job_id), None)
                 directory.create()
+                now = time.time()
                 record = JobRecord(job_id=job_id, manager=manager, state=JobState.SETUP,
-                                   sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version)
+                                   sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version,
+                                   times={JobState.SETUP.value: now}, owner=owner)
+                if preserve_galaxy_python_environment is not None:
+                    record.extras[PRESERVE_PYTHON] = preserve_galaxy_python_environment
                 self._records[(manager, job_id)] = record
-                snapshot: _Snapshot | None = self._snapshot(record)
+                snapshot: _Snapshot | None = self._snapshot(record, {"at": now, "state": JobState.SETUP.value})
             else:
                 snapshot = None
         if snapshot is not None:
@@ -314,7 +342,7 @@ class JobService:
         reply: dict[str, Any] = {
             **directory.setup_description(),
             "job_id": job_id,
-            "system_properties": dict(SYSTEM_PROPERTIES),
+            "system_properties": self.galaxy.system_properties(),
             "path_separator": "/",
             **version_fields(),
         }
@@ -341,24 +369,55 @@ class JobService:
         self.find(manager, job_id)
         return self.directory(manager, job_id).existing_output(name, file_type)
 
-    def submit(self, manager_name: str, job_id: str, request: SubmitRequest) -> None:
-        """Record the launch durably, then hand the job to its manager (or to server-side staging)."""
+    def submit(self, manager_name: str, job_id: str, request: SubmitRequest, owner: str | None = None) -> None:
+        """Record the launch durably, then hand the job to its manager (or to server-side staging).
+
+        A submit with ``setup_params`` for an unknown id sets that very id up first (Pulsar's
+        one-message jobs); it never assigns another id, which would leave a job nobody can reach.
+        """
         manager = self.manager(manager_name)
         if not request.command_line.strip():
             raise BadRequest("command_line is empty")
-        if self.find_or_none(manager_name, job_id) is None and request.setup_params:
-            self.setup(manager_name, job_id, request.setup_params.get("tool_id"),
-                       request.setup_params.get("tool_version"))
+        existing = self.find_or_none(manager_name, job_id)
+        if request.setup_params and (existing is None or existing.state.is_final):
+            # A submit carrying its own setup for a job whose run ended is a resubmission (Galaxy's
+            # resubmit, an admin's requeue): setup() starts it again on a clean directory. Telling a
+            # transport's redelivery from it is the transport's business (lwr.messaging.consumer).
+            if existing is not None:
+                log.info("job %s on %s ended (%s); a new setup runs it again", job_id, manager_name,
+                         existing.state.value)
+            tool_id, tool_version = request.setup_params.get("tool_id"), request.setup_params.get("tool_version")
+            self.setup(manager_name, job_id, tool_id if isinstance(tool_id, str) else None,
+                       tool_version if isinstance(tool_version, str) else None, owner=owner, assign=False,
+                       preserve_galaxy_python_environment=request.setup_params.get(PRESERVE_PYTHON))
         record = self.find(manager_name, job_id)
         directory = self.directory(manager_name, job_id)
+        if record.state is not JobState.SETUP:
+            raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id, status=record.state.wire_name)
+        staged_bytes = tree_bytes(directory.path)
+        # Resolving requirements may run the resolvers' commands (module avail): outside the lock.
+        preserve = request.setup_params.get(PRESERVE_PYTHON, record.extras.get(PRESERVE_PYTHON))
+        environment = self.galaxy.environment(directory, request.dependencies_description, preserve,
+                                              manager.settings)
+        touched = [directory.path_for(name, "output") for name in request.touch_outputs]
         with self._lock:
             if record.state is not JobState.SETUP:
                 raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id,
                                status=record.state.wire_name)
             command_line = request.command_line.replace("__PULSAR_JOB_DIRECTORY__", str(directory.path))
-            write_job_script(directory, command_line, request.env)
+            write_job_script(directory, command_line, request.env, environment)
+            for path in touched:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
             record.launch = request.launch_record()
+            if request.message_identity is not None:
+                record.extras[SETUP_MESSAGE] = request.message_identity
             preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
+            if not preprocess and staged_bytes:
+                # What the client staged between setup and submit.
+                since = record.times.get(JobState.SETUP.value, time.time())
+                record.staging["in"] = {"seconds": round(max(0.0, time.time() - since), 3),
+                                        "bytes": staged_bytes, "by": "client"}
             next_state = JobState.PREPROCESSING if preprocess else JobState.QUEUED
             snapshot = self._transition(record, next_state)
         self._end_waiter.submitted((manager_name, job_id))
@@ -381,8 +440,6 @@ class JobService:
         if record.state.is_final:
             with self._lock:
                 self._final_replies[key] = reply
-                if len(self._final_replies) > FINAL_REPLIES_CACHED:
-                    self._final_replies.popitem(last=False)
         return reply
 
     def cancel(self, manager_name: str, job_id: str) -> None:
@@ -408,6 +465,9 @@ class JobService:
             # A job only set up was never launched nor announced: removing it is enough (a
             # ``cancelled`` here would be a second final status beside a refused setup's ``failed``).
             self.cancel(manager, job_id)
+        self._drop(manager, job_id)
+
+    def _drop(self, manager: str, job_id: str) -> None:
         key = (manager, job_id)
         with self._lock:
             self._records.pop(key, None)
@@ -416,11 +476,69 @@ class JobService:
         with self._save_lock(key):
             self.store.delete(manager, job_id)
             self._saved[key] = max(self._saved.get(key, 0), version)
-        with self._lock:
-            self._cleaned[key] = time.monotonic()
+            self._cleaned[key] = version
         discarded = self.directory(manager, job_id).discard(self.trash)
         if discarded is not None:
             self._trash_bin.put(discarded)
+
+    # --- admin actions --------------------------------------------------------------------------
+    def forget(self, manager: str, job_id: str) -> None:
+        """Drop a job entirely, even one whose manager is no longer configured; an active one is cancelled."""
+        validate_job_id(job_id)
+        record = self.find_or_none(manager, job_id)
+        if record is None:
+            raise NotFound(f"no job '{job_id}' on manager '{manager}'", job_id=job_id, manager=manager)
+        if not record.state.is_final and manager in self.managers:
+            self.cancel(manager, job_id)
+        log.info("job %s on %s forgotten by an admin (was %s)", job_id, manager, record.state.value)
+        self._drop(manager, job_id)
+
+    def retry_postprocessing(self, manager: str, job_id: str) -> None:
+        """Deliver the outputs of a job again whose output delivery failed; the job itself is not rerun."""
+        record = self.find(manager, job_id)
+        with self._lock:
+            if record.state is not JobState.FAILED or not record.extras.get("postprocessing_failed"):
+                raise Conflict(f"job '{job_id}' is {record.state.value} and its output delivery did not fail; "
+                               "only such a job's postprocessing can be retried", job_id=job_id,
+                               status=record.state.wire_name)
+            # The one move out of a final state, on an admin's request: back to postprocessing.
+            record.extras.pop("postprocessing_failed", None)
+            record.retries += 1
+            record.state = JobState.POSTPROCESSING
+            record.reason = None
+            now = time.time()
+            record.times[JobState.POSTPROCESSING.value] = now
+            self._final_replies.pop((manager, job_id), None)
+            snapshot = self._snapshot(record, {"at": now, "state": JobState.POSTPROCESSING.value,
+                                               "action": "retry-postprocessing", "retry": record.retries})
+        log.info("job %s on %s: postprocessing retried by an admin (retry %d)", job_id, manager, record.retries)
+        self._commit(snapshot, record)
+        self._start_postprocessing(record, self.directory(manager, job_id))
+
+    def note(self, manager: str, job_id: str, event: dict[str, Any]) -> None:
+        """Add an admin action (e.g. a final status announced again) to the job's timeline."""
+        record = self.find_or_none(manager, job_id)
+        if record is not None:
+            self.store.append_event(manager, job_id, {"at": time.time(), **event})
+
+    def remove_directory(self, manager: str, job_id: str, why: str) -> bool:
+        """Retention: delete an ended job's directory, keep a compact record (no launch details)."""
+        key = (manager, job_id)
+        with self._lock:
+            record = self._records.get(key)
+            if record is None or not record.state.is_final or record.extras.get("directory_removed"):
+                return False
+            status = self._final_replies.pop(key, None)
+            record.launch = {}
+            record.extras = {"directory_removed": time.time()}
+            if status is not None and record.reason is None and status.get("returncode") is not None:
+                record.extras["returncode"] = status.get("returncode")
+            snapshot = self._snapshot(record, {"at": time.time(), "action": "directory removed", "why": why})
+        discarded = self.directory(manager, job_id).discard(self.trash)
+        if discarded is not None:
+            self._trash_bin.put(discarded)
+        self._persist(snapshot, durable=False)
+        return True
 
     # --- manager reports --------------------------------------------------------------------------
     def _on_submitted(self, manager: str, job_id: str, external_id: str) -> None:
@@ -429,13 +547,13 @@ class JobService:
             if record is None or record.state.is_final:
                 return
             record.external_id = external_id
-            snapshot = self._snapshot(record)
+            snapshot = self._snapshot(record, {"at": time.time(), "external_id": external_id})
         self._persist(snapshot)
 
     def _on_running(self, manager: str, job_id: str) -> None:
         with self._lock:
             record = self._records.get((manager, job_id))
-            if record is None or record.state is not JobState.QUEUED:
+            if self._released or record is None or record.state is not JobState.QUEUED:
                 return
             snapshot = self._transition(record, JobState.RUNNING)
         self._commit(snapshot, record, durable=False)
@@ -444,7 +562,7 @@ class JobService:
                   failure_class: FailureClass | None = None) -> None:
         with self._lock:
             record = self._records.get((manager, job_id))
-            if record is None or record.state.is_final:
+            if self._released or record is None or record.state.is_final:
                 return
             postprocess = (state is JobState.COMPLETE and self.staging_hooks is not None
                            and self.staging_hooks.wants(record))
@@ -463,16 +581,21 @@ class JobService:
     def _start_preprocessing(self, record: JobRecord, directory: JobDirectory) -> None:
         def run() -> None:
             hooks = self.staging_hooks
+            started = time.time()
             try:
-                if hooks is not None:
-                    hooks.before_launch(record, directory)
+                moved = hooks.before_launch(record, directory) if hooks is not None else None
             except Exception as error:  # noqa: BLE001 - any staging failure fails the job, with its reason
-                log.exception("staging inputs of job %s failed", record.job_id)
+                log.exception("staging inputs of job %s failed", record.job_id,
+                              extra={"job_id": record.job_id, "manager": record.manager})
+                with self._lock:
+                    record.staging["in"] = {"seconds": round(time.time() - started, 3), "error": str(error),
+                                            "by": "lwr"}
                 self._finish(record, JobState.FAILED, f"staging inputs failed: {error}", staging_failure(error))
                 return
             with self._lock:
                 if record.state is not JobState.PREPROCESSING:
                     return
+                record.staging["in"] = {"seconds": round(time.time() - started, 3), "bytes": moved or 0, "by": "lwr"}
                 snapshot = self._transition(record, JobState.QUEUED)
             self._commit(snapshot, record)
             self.managers[record.manager].launch(self._spec(record, directory))
@@ -483,13 +606,21 @@ class JobService:
         def run() -> None:
             hooks = self.staging_hooks
             outcome = record.extras.get("manager_outcome", {"state": JobState.COMPLETE.value, "reason": None})
+            started = time.time()
             try:
-                if hooks is not None:
-                    hooks.after_finish(record, directory)
+                moved = hooks.after_finish(record, directory) if hooks is not None else None
             except Exception as error:  # noqa: BLE001
-                log.exception("staging outputs of job %s failed", record.job_id)
+                log.exception("staging outputs of job %s failed", record.job_id,
+                              extra={"job_id": record.job_id, "manager": record.manager})
+                with self._lock:
+                    record.staging["out"] = {"seconds": round(time.time() - started, 3), "error": str(error),
+                                             "by": "lwr"}
+                    record.extras["postprocessing_failed"] = True
                 self._finish(record, JobState.FAILED, f"staging outputs failed: {error}", staging_failure(error))
                 return
+            with self._lock:
+                record.staging["out"] = {"seconds": round(time.time() - started, 3), "bytes": moved or 0,
+                                         "by": "lwr"}
             self._finish(record, JobState(outcome["state"]), outcome.get("reason"))
 
         self._schedule_staging(record, f"postprocess-{record.job_id}", run)
@@ -505,7 +636,7 @@ class JobService:
     def _finish(self, record: JobRecord, state: JobState, reason: str | None,
                 failure_class: FailureClass | None = None) -> None:
         with self._lock:
-            if record.state.is_final:
+            if self._released or record.state.is_final:
                 return
             snapshot = self._transition(record, state, reason=reason, failure_class=failure_class)
         self._commit(snapshot, record)
@@ -522,24 +653,32 @@ class JobService:
         if state not in allowed:
             raise Conflict(f"job '{record.job_id}' cannot go from {record.state.value} to {state.value}",
                            job_id=record.job_id, status=record.state.wire_name)
+        previous = record.state
         record.state = state
-        if state.is_final:
-            record.ended_at = time.time()
         if reason is not None:
             record.reason = reason
         if state in (JobState.FAILED, JobState.LOST):
             # Every failure carries a class; a manager that gave none could not tell why.
             record.failure_class = (failure_class or (FailureClass.JOB_LOST if state is JobState.LOST
                                                       else FailureClass.UNKNOWN)).value
+        now = time.time()
+        record.times[state.value] = now
         log.info("job %s on %s: %s%s", record.job_id, record.manager, state.value, f" ({reason})" if reason else "")
-        return self._snapshot(record)
+        event: dict[str, Any] = {"at": now, "state": state.value}
+        if reason is not None:
+            event["reason"] = reason
+        # Leaving a staging state: the timeline line carries that staging's summary.
+        direction = {JobState.SETUP: "in", JobState.PREPROCESSING: "in", JobState.POSTPROCESSING: "out"}.get(previous)
+        if direction is not None and direction in record.staging:
+            event[f"staging_{direction}"] = dict(record.staging[direction])
+        return self._snapshot(record, event)
 
-    def _snapshot(self, record: JobRecord) -> _Snapshot:
+    def _snapshot(self, record: JobRecord, event: dict[str, Any] | None = None) -> _Snapshot:
         """A numbered copy of ``record`` (caller holds the lock); later numbers win on disk."""
         key = (record.manager, record.job_id)
         version = self._versions.get(key, 0) + 1
         self._versions[key] = version
-        return _Snapshot(key, version, record.to_dict())
+        return _Snapshot(key, version, record.to_dict(), event)
 
     def _save_lock(self, key: tuple[str, str]) -> threading.Lock:
         with self._lock:
@@ -555,6 +694,8 @@ class JobService:
         loss; it is skipped only for states the job directory or batch system can tell again.
         """
         with self._save_lock(snapshot.key):
+            if snapshot.event is not None and snapshot.version > self._cleaned.get(snapshot.key, 0):
+                self.store.append_event(snapshot.key[0], snapshot.key[1], snapshot.event)
             if snapshot.version <= self._saved.get(snapshot.key, 0):
                 return
             self.store.save_data(snapshot.key[0], snapshot.key[1], snapshot.data, durable=durable)
@@ -564,14 +705,17 @@ class JobService:
         self._persist(snapshot, durable)
         if record.state.is_final:
             self._end_waiter.ended(snapshot.key)
-        self._notify(record)
+        self._notify(record, snapshot.event)
 
-    def _notify(self, record: JobRecord) -> None:
+    def _notify(self, record: JobRecord, event: dict[str, Any] | None = None) -> None:
         for observer in self.observers:
             try:
                 observer.job_changed(record)
+                if event is not None:
+                    observer.job_event(record, event)
             except Exception:  # noqa: BLE001 - an observer must never break the job's life
-                log.exception("observer %r failed for job %s", observer, record.job_id)
+                log.exception("observer %r failed for job %s", observer, record.job_id,
+                              extra={"job_id": record.job_id, "manager": record.manager})
 
     def _spec(self, record: JobRecord, directory: JobDirectory) -> LaunchSpec:
         launch = record.launch
