@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +12,8 @@ from lwr import __version__
 from lwr.auth import load_credentials
 from lwr.config import AppSettings, load_app_settings
 from lwr.core.file_cache import FileCache
-from lwr.core.jobs import JobService
+from lwr.core.jobs import JobService, ManagerFactory
+from lwr.managers import manager_class
 from lwr.messaging.transport import HttpDisabledApp, MessagingTransport
 from lwr.staging.hooks import ServerStaging
 from lwr.web.app import LwrWebApp
@@ -25,8 +27,7 @@ class LwrApplication:
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
         credentials = load_credentials(settings)
-        self.service = JobService(settings)
-        self.service.staging_hooks = ServerStaging(settings)
+        self.service = JobService(settings, manager_factories(settings), staging_hooks=ServerStaging(settings))
         self.file_cache = FileCache(settings.file_cache_dir) if settings.file_cache_dir else None
         self.messaging: MessagingTransport | None = None
         if settings.message_queue_url:
@@ -46,6 +47,12 @@ class LwrApplication:
         if self.messaging is not None:
             self.messaging.stop()
         self.service.shutdown()
+
+
+def manager_factories(settings: AppSettings) -> dict[str, ManagerFactory]:
+    """One factory per ``[manager:NAME]``: its class from the registry, its validated options."""
+    return {manager.name: functools.partial(manager_class(manager.type), manager.name, manager.options)
+            for manager in settings.managers}
 
 
 def app_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Any:

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lwr.core.manager import as_bool as parse_bool
 from lwr.errors import ConfigError
 from lwr.managers import manager_class
-from lwr.managers.base import as_bool as parse_bool
+from lwr.protocol.names import DEFAULT_MANAGER
 
-DEFAULT_MANAGER_NAME = "_default_"
+DEFAULT_MANAGER_NAME = DEFAULT_MANAGER
 APP_SECTION = "app:main"
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -45,6 +46,13 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def parse_list(text: str) -> list[str]:
     """Comma- or newline-separated values."""
     return [item.strip() for item in re.split(r"[,\n]", text) if item.strip()]
+
+
+def parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
 
 
 def parse_assign_ids(text: str) -> str:
@@ -89,6 +97,8 @@ APP_KEYS: dict[str, _Key] = {
     "amqp_heartbeat": _Key(float, "seconds, a number"),
     "amqp_acknowledge": _Key(parse_bool, "true or false"),
     "amqp_publish_retry_max": _Key(float, "seconds, a number"),
+    "staging_threads": _Key(parse_positive_int, "a positive integer"),
+    "staging_threads_per_host": _Key(parse_positive_int, "a positive integer"),
 }
 
 
@@ -117,6 +127,9 @@ class AppSettings:
     message_queue_url: str | None = None
     enable_http: bool = True
     remote_staging_allowed_urls: tuple[str, ...] = ()
+    #: Server-side staging: transfers at once in all, and per remote host (lwr.staging.pool).
+    staging_threads: int = 16
+    staging_threads_per_host: int = 4
     amqp: dict[str, Any] = field(default_factory=dict)
     source: str = "<defaults>"
 
@@ -166,6 +179,8 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
         message_queue_url=values.get("message_queue_url") or None,
         enable_http=values.get("enable_http", True),
         remote_staging_allowed_urls=tuple(values.get("remote_staging_allowed_urls", ())),
+        staging_threads=values.get("staging_threads", 16),
+        staging_threads_per_host=values.get("staging_threads_per_host", 4),
         amqp=amqp,
         source=source,
     )
@@ -239,6 +254,97 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
     for key, option in cls.options.items():
         options.setdefault(key, option.default)
     return ManagerSettings(name=name, type=type_name, options=options)
+
+
+SERVER_SECTION = "server:main"
+
+
+def parse_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("expected a positive number of seconds")
+    return value
+
+
+def parse_positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+#: Every key ``[server:main]`` accepts with ``use = egg:lwr#http`` (other servers read their own).
+SERVER_KEYS: dict[str, _Key] = {
+    "use": _Key(str, "egg:lwr#http"),
+    "host": _Key(str, "an address to listen on, such as 127.0.0.1 or 0.0.0.0"),
+    "port": _Key(int, "a TCP port number"),
+    "ssl_pem": _Key(str, "a PEM file with the certificate chain and the private key"),
+    "threadpool_workers": _Key(parse_positive, "a positive integer (requests served at once)"),
+    "request_queue_size": _Key(parse_positive, "a positive integer (listen backlog)"),
+    "max_connections": _Key(parse_positive, "a positive integer (open client connections)"),
+    "header_timeout": _Key(parse_seconds, "seconds, a positive number"),
+    "idle_timeout": _Key(parse_seconds, "seconds, a positive number"),
+    "body_timeout": _Key(parse_seconds, "seconds, a positive number"),
+    "max_request_line": _Key(parse_size, "a size such as 8K"),
+    "max_header_size": _Key(parse_size, "a size such as 64K"),
+    "max_headers": _Key(parse_positive, "a positive integer"),
+    "drain_timeout": _Key(parse_seconds, "seconds, a positive number"),
+}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Typed ``[server:main]`` settings of lwr's own HTTP server (``egg:lwr#http``).
+
+    Timeouts bound what a client that never finishes can hold: ``header_timeout`` from the
+    first byte (or the connection) to the end of the request head, ``idle_timeout`` between
+    requests on a kept-alive connection, ``body_timeout`` of silence while a body arrives (per
+    read, so a 4 GiB upload that keeps moving never times out).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8913
+    ssl_pem: str | None = None
+    threadpool_workers: int = 16
+    request_queue_size: int = 128
+    max_connections: int = 1000
+    header_timeout: float = 10.0
+    idle_timeout: float = 60.0
+    body_timeout: float = 300.0
+    max_request_line: int = 8192
+    max_header_size: int = 65536
+    max_headers: int = 100
+    drain_timeout: float = 600.0
+    source: str = "<defaults>"
+
+
+def load_server_settings(local_conf: Mapping[str, Any], source: str) -> ServerSettings:
+    """Validate ``[server:main]`` as PasteDeploy hands it to ``egg:lwr#http``."""
+    values: dict[str, Any] = {}
+    for key, raw in local_conf.items():
+        spec = SERVER_KEYS.get(key)
+        if spec is None:
+            raise ConfigError(
+                f"{source}: [{SERVER_SECTION}] unknown key '{key}'{did_you_mean(key, SERVER_KEYS)} for "
+                f"use = egg:lwr#http; expected one of {', '.join(sorted(SERVER_KEYS))}", file=source,
+                section=SERVER_SECTION, key=key, expected=sorted(SERVER_KEYS))
+        try:
+            values[key] = spec.parse(str(raw))
+        except ValueError as error:
+            raise ConfigError(
+                f"{source}: [{SERVER_SECTION}] {key} = {raw!r}: {error}; expected {spec.expected}",
+                file=source, section=SERVER_SECTION, key=key, expected=spec.expected) from None
+    values.pop("use", None)
+    if values.get("ssl_pem"):
+        base = os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd()
+        values["ssl_pem"] = os.path.join(base, values["ssl_pem"])
+        if not os.path.isfile(values["ssl_pem"]):
+            raise ConfigError(f"{source}: [{SERVER_SECTION}] ssl_pem = {values['ssl_pem']!r}: file not found; "
+                              "expected a PEM file with the certificate chain and the private key", file=source,
+                              section=SERVER_SECTION, key="ssl_pem", expected=SERVER_KEYS["ssl_pem"].expected)
+    else:
+        values.pop("ssl_pem", None)
+    return ServerSettings(**values, source=source)
 
 
 def check_server_section(ini_path: str) -> None:

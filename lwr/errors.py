@@ -85,3 +85,7 @@ class ManagerError(LwrError):
 
 class StagingError(LwrError):
     """Server-side staging (fetching inputs, pushing outputs) failed."""
+
+
+class AlreadyRunning(LwrError):
+    """Another lwr holds the lock of this pid file."""

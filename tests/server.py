@@ -87,7 +87,7 @@ class LwrServer:
     def write_config(self) -> None:
         if not self.port:
             self.port = free_port()
-        server = {"use": "egg:Paste#http", "host": "127.0.0.1", "port": str(self.port), "threadpool_workers": "16",
+        server = {"use": "egg:lwr#http", "host": "127.0.0.1", "port": str(self.port), "threadpool_workers": "16",
                   "request_queue_size": "128",
                   **self.server_options}
         lines = ["[server:main]"] + [f"{key} = {value}" for key, value in server.items() if value is not None]

@@ -14,21 +14,20 @@ import queue
 import shutil
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
-from lwr.config import AppSettings
 from lwr.core.end_waiter import EndWaiter
 from lwr.core.job_directory import JobDirectory, validate_job_id
 from lwr.core.job_script import EnvItem, write_job_script
+from lwr.core.manager import LaunchSpec, Manager, ManagerListener
 from lwr.core.states import JobState
 from lwr.core.status import SYSTEM_PROPERTIES, status_reply
 from lwr.core.store import JobRecord, JobStore
 from lwr.errors import BadRequest, Conflict, NotFound
-from lwr.managers import manager_class
-from lwr.managers.base import LaunchSpec, Manager
+from lwr.protocol.failure import FailureClass, staging_failure
 from lwr.protocol.version import version_fields
 
 log = logging.getLogger(__name__)
@@ -69,6 +68,23 @@ class SubmitRequest:
         }
 
 
+class ServiceSettings(Protocol):
+    """What the job service reads of lwr's settings (``lwr.config.AppSettings`` has it)."""
+
+    @property
+    def staging_directory(self) -> Path: ...
+
+    @property
+    def persistence_directory(self) -> Path: ...
+
+    @property
+    def assign_ids(self) -> str: ...
+
+
+#: Builds one manager around the listener it reports to (``app.py`` makes them from config).
+ManagerFactory = Callable[[ManagerListener], Manager]
+
+
 class JobObserver(Protocol):
     def job_changed(self, record: JobRecord) -> None:
         """Called after every durable state change, outside the service lock."""
@@ -82,6 +98,9 @@ class StagingHooks(Protocol):
     def before_launch(self, record: JobRecord, directory: JobDirectory) -> None: ...
 
     def after_finish(self, record: JobRecord, directory: JobDirectory) -> None: ...
+
+    def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
+        """Run ``work`` (one job's staging step) later, in the hooks' own bounded pool."""
 
 
 @dataclass(frozen=True)
@@ -104,14 +123,16 @@ class _ManagerEvents:
     def job_running(self, job_id: str) -> None:
         self.service._on_running(self.manager, job_id)
 
-    def job_ended(self, job_id: str, state: JobState, reason: str | None = None) -> None:
-        self.service._on_ended(self.manager, job_id, state, reason)
+    def job_ended(self, job_id: str, state: JobState, reason: str | None = None,
+                  failure_class: FailureClass | None = None) -> None:
+        self.service._on_ended(self.manager, job_id, state, reason, failure_class)
 
 
 class JobService:
     """Owns every job: its record, its directory, its state, its manager."""
 
-    def __init__(self, settings: AppSettings, observers: Iterable[JobObserver] = ()) -> None:
+    def __init__(self, settings: ServiceSettings, managers: Mapping[str, ManagerFactory],
+                 observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None) -> None:
         self.settings = settings
         self.staging = settings.staging_directory
         self.staging.mkdir(parents=True, exist_ok=True)
@@ -120,7 +141,7 @@ class JobService:
         self._trash_bin: queue.Queue[Path] = queue.Queue()
         self.store = JobStore(settings.persistence_directory)
         self.observers: list[JobObserver] = list(observers)
-        self.staging_hooks: StagingHooks | None = None
+        self.staging_hooks = staging_hooks
         self._lock = threading.RLock()
         self._records: dict[tuple[str, str], JobRecord] = {}
         self._final_replies: dict[tuple[str, str], dict[str, Any]] = {}
@@ -130,11 +151,12 @@ class JobService:
         self._saved: dict[tuple[str, str], int] = {}
         self._save_locks: dict[tuple[str, str], threading.Lock] = {}
         self._sequence = itertools.count(1)
-        self.managers: dict[str, Manager] = {}
-        for manager_settings in settings.managers:
-            cls = manager_class(manager_settings.type)
-            events = _ManagerEvents(self, manager_settings.name)
-            self.managers[manager_settings.name] = cls(manager_settings.name, manager_settings.options, events)
+        self.managers: dict[str, Manager] = {name: build(_ManagerEvents(self, name))
+                                             for name, build in managers.items()}
+
+    def add_observer(self, observer: JobObserver) -> None:
+        """Hear every state change from now on; attach before :meth:`start` to hear recovery too."""
+        self.observers.append(observer)
 
     # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -169,7 +191,8 @@ class JobService:
         if manager is None:
             with self._lock:
                 snapshot = self._transition(record, JobState.LOST,
-                                            reason=f"manager '{record.manager}' is no longer configured")
+                                            reason=f"manager '{record.manager}' is no longer configured",
+                                            failure_class=FailureClass.JOB_LOST)
             self._commit(snapshot, record)
             return
         directory = self.directory(record.manager, record.job_id)
@@ -366,7 +389,8 @@ class JobService:
             snapshot = self._transition(record, JobState.RUNNING)
         self._commit(snapshot, record, durable=False)
 
-    def _on_ended(self, manager: str, job_id: str, state: JobState, reason: str | None) -> None:
+    def _on_ended(self, manager: str, job_id: str, state: JobState, reason: str | None,
+                  failure_class: FailureClass | None = None) -> None:
         with self._lock:
             record = self._records.get((manager, job_id))
             if record is None or record.state.is_final:
@@ -377,7 +401,7 @@ class JobService:
                 record.extras["manager_outcome"] = {"state": state.value, "reason": reason}
                 snapshot = self._transition(record, JobState.POSTPROCESSING)
             else:
-                snapshot = self._transition(record, state, reason=reason)
+                snapshot = self._transition(record, state, reason=reason, failure_class=failure_class)
         # The job directory (launch marker, run lock, exit code) or the batch system can tell this
         # end again after a power loss; only a postprocessing outcome exists nowhere else.
         self._commit(snapshot, record, durable=postprocess)
@@ -393,7 +417,7 @@ class JobService:
                     hooks.before_launch(record, directory)
             except Exception as error:  # noqa: BLE001 - any staging failure fails the job, with its reason
                 log.exception("staging inputs of job %s failed", record.job_id)
-                self._finish(record, JobState.FAILED, f"staging inputs failed: {error}")
+                self._finish(record, JobState.FAILED, f"staging inputs failed: {error}", staging_failure(error))
                 return
             with self._lock:
                 if record.state is not JobState.PREPROCESSING:
@@ -402,7 +426,7 @@ class JobService:
             self._commit(snapshot, record)
             self.managers[record.manager].launch(self._spec(record, directory))
 
-        threading.Thread(target=run, name=f"preprocess-{record.job_id}", daemon=True).start()
+        self._schedule_staging(record, f"preprocess-{record.job_id}", run)
 
     def _start_postprocessing(self, record: JobRecord, directory: JobDirectory) -> None:
         def run() -> None:
@@ -413,21 +437,31 @@ class JobService:
                     hooks.after_finish(record, directory)
             except Exception as error:  # noqa: BLE001
                 log.exception("staging outputs of job %s failed", record.job_id)
-                self._finish(record, JobState.FAILED, f"staging outputs failed: {error}")
+                self._finish(record, JobState.FAILED, f"staging outputs failed: {error}", staging_failure(error))
                 return
             self._finish(record, JobState(outcome["state"]), outcome.get("reason"))
 
-        threading.Thread(target=run, name=f"postprocess-{record.job_id}", daemon=True).start()
+        self._schedule_staging(record, f"postprocess-{record.job_id}", run)
 
-    def _finish(self, record: JobRecord, state: JobState, reason: str | None) -> None:
+    def _schedule_staging(self, record: JobRecord, name: str, run: Callable[[], None]) -> None:
+        """Staging waits on remote hosts: it runs in the hooks' bounded pool, never a thread per job."""
+        hooks = self.staging_hooks
+        if hooks is None:
+            threading.Thread(target=run, name=name, daemon=True).start()
+        else:
+            hooks.schedule(record, name, run)
+
+    def _finish(self, record: JobRecord, state: JobState, reason: str | None,
+                failure_class: FailureClass | None = None) -> None:
         with self._lock:
             if record.state.is_final:
                 return
-            snapshot = self._transition(record, state, reason=reason)
+            snapshot = self._transition(record, state, reason=reason, failure_class=failure_class)
         self._commit(snapshot, record)
 
     # --- the one place a state changes --------------------------------------------------------------
-    def _transition(self, record: JobRecord, state: JobState, reason: str | None = None) -> _Snapshot:
+    def _transition(self, record: JobRecord, state: JobState, reason: str | None = None,
+                    failure_class: FailureClass | None = None) -> _Snapshot:
         """Move ``record`` to ``state`` in memory (caller holds the lock); return what to persist.
 
         The caller then calls :meth:`_commit` outside the lock, which writes the record before
@@ -440,6 +474,10 @@ class JobService:
         record.state = state
         if reason is not None:
             record.reason = reason
+        if state in (JobState.FAILED, JobState.LOST):
+            # Every failure carries a class; a manager that gave none could not tell why.
+            record.failure_class = (failure_class or (FailureClass.JOB_LOST if state is JobState.LOST
+                                                      else FailureClass.UNKNOWN)).value
         log.info("job %s on %s: %s%s", record.job_id, record.manager, state.value, f" ({reason})" if reason else "")
         return self._snapshot(record)
 

@@ -8,6 +8,7 @@ from lwr.core import job_directory as layout
 from lwr.core.job_directory import JobDirectory, confine
 from lwr.core.store import JobRecord
 from lwr.errors import LwrError
+from lwr.protocol.failure import FailureClass, failure_fields, parse
 from lwr.protocol.version import version_fields
 
 #: Largest tool stdout/stderr returned in a status reply (start and end kept).
@@ -44,6 +45,8 @@ def status_reply(record: JobRecord, directory: JobDirectory) -> dict[str, Any]:
         **version_fields(),
         "realized_dynamic_file_sources": realized_dynamic_file_sources(record, directory) if exists else None,
         "reason": record.reason,
+        # failure_class and runner_state (Galaxy's resubmission conditions); see lwr.protocol.failure
+        **failure_fields(parse(record.failure_class)),
     }
 
 
@@ -79,4 +82,4 @@ def lost_reply(job_id: str, reason: str) -> dict[str, Any]:
     """The reply for a job lwr does not know (MQ status requests): final, status ``lost``."""
     return {"job_id": job_id, "complete": "true", "status": "lost", "returncode": None,
             "stdout": "", "stderr": "", "job_stdout": "", "job_stderr": f"lwr: {reason}\n", "reason": reason,
-            **version_fields()}
+            **failure_fields(FailureClass.JOB_LOST), **version_fields()}

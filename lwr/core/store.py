@@ -32,6 +32,8 @@ class JobRecord:
     tool_version: str | None = None
     external_id: str | None = None
     reason: str | None = None
+    #: Why a FAILED or LOST job failed, a :class:`lwr.protocol.failure.FailureClass` value.
+    failure_class: str | None = None
     #: The tenant that set the job up (lwr.auth); None for jobs from the message queue and older records.
     owner: str | None = None
     #: What submit asked for: command line, env, submit params, remote staging.

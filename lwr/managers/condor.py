@@ -24,6 +24,7 @@ from lwr.managers.base import LaunchSpec, ManagerListener
 from lwr.managers.cli.shell_plugins.base import CommandResult, Shell
 from lwr.managers.cli.shell_plugins.local import LocalShell
 from lwr.managers.polling import BatchStatus, PollingManager
+from lwr.protocol.failure import FailureClass
 
 SUBMIT_PREFIX = "submit_"
 #: Submit-description commands lwr writes itself; configuration and clients cannot replace them.
@@ -33,6 +34,8 @@ _COMMAND_NAME = re.compile(r"^\+?[A-Za-z][A-Za-z0-9_.]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SUBMITTED = re.compile(r"^\s*(\d+)\.(\d+)\s*-\s*\d+\.\d+\s*$", re.MULTILINE)
 _SUBMITTED_VERBOSE = re.compile(r"submitted to cluster (\d+)\.")
+
+HELD = 5
 
 #: The ``JobStatus`` job-ClassAd attribute.
 JOB_STATUS: dict[int, tuple[JobState, str]] = {
@@ -71,6 +74,16 @@ def quoted_argument(text: str) -> str:
     return "'" + text.replace('"', '""').replace("'", "''") + "'"
 
 
+#: Hold reasons (words of ``HoldReason``) that mean a limit was reached: the job will never run
+#: again as submitted, so it fails (with a class Galaxy can resubmit on) instead of waiting held.
+LIMIT_HOLDS: tuple[tuple[re.Pattern[str], FailureClass], ...] = (
+    (re.compile(r"memory|\bmem\b|RequestMemory|MemoryUsage", re.IGNORECASE), FailureClass.MEMORY_LIMIT_REACHED),
+    (re.compile(r"wall ?time|wall ?clock|time limit|run ?time|MaxJobRetirementTime|JobDuration",
+                re.IGNORECASE), FailureClass.WALLTIME_REACHED),
+    (re.compile(r"disk usage|RequestDisk|DiskUsage", re.IGNORECASE), FailureClass.DISK_FULL),
+)
+
+
 def condor_status(code: str, detail: str | None = None) -> BatchStatus | None:
     try:
         mapped, meaning = JOB_STATUS[int(code)]
@@ -79,7 +92,12 @@ def condor_status(code: str, detail: str | None = None) -> BatchStatus | None:
     if mapped is JobState.COMPLETE:
         return BatchStatus(JobState.COMPLETE)
     if mapped.is_final:
-        return BatchStatus(mapped, f"condor: {meaning}" + (f" ({detail})" if detail else ""))
+        return BatchStatus(mapped, f"condor: {meaning}" + (f" ({detail})" if detail else ""),
+                           FailureClass.CANCELLED_BY_SYSTEM)
+    if int(code) == HELD and detail:
+        for pattern, failure_class in LIMIT_HOLDS:
+            if pattern.search(detail):
+                return BatchStatus(JobState.FAILED, f"condor: held ({detail})", failure_class)
     return BatchStatus(mapped)
 
 

@@ -7,6 +7,11 @@ once handled: a setup is acknowledged after the job is durably recorded, so a
 crash before that means a redelivery, and a redelivered setup of a recorded job is a
 ``Conflict`` in the job service, dropped as a duplicate. Malformed messages are logged and
 rejected (not requeued). A lost connection is retried with capped exponential backoff.
+
+Each delivery is looked at before kombu builds a message from it (:class:`_GuardedConsumer`):
+a compressed or oversized body is rejected unopened, and a message that came back unsettled
+too often (it killed lwr each time) is rejected too (:mod:`lwr.messaging.deliveries`). Nothing
+one message contains can make the consumer loop on it.
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from lwr.errors import Conflict, LwrError, NotFound
 from lwr.messaging import connection as amqp
 from lwr.messaging import messages, naming
 from lwr.messaging.acknowledgements import HandledMessages
+from lwr.messaging.deliveries import RedeliveryGuard
 from lwr.messaging.messages import Acknowledgement, MalformedMessage
 from lwr.messaging.outbox import Outbox
 from lwr.messaging.status_updates import StatusAnnouncer
+from lwr.protocol.failure import FailureClass, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +115,11 @@ class MessageHandler:
             self._fail_setup(manager, job_id, f"setup refused: {error.message}")
         except Exception as error:  # noqa: BLE001 - disk full, a bug: Galaxy must still hear of it
             log.exception("setup of job %s on %s failed", job_id, manager)
-            self._fail_setup(manager, job_id, f"setup failed: {type(error).__name__}: {error}")
+            self._fail_setup(manager, job_id, f"setup failed: {type(error).__name__}: {error}",
+                             FailureClass.DISK_FULL if is_disk_full(error) else FailureClass.LAUNCH_FAILED)
 
-    def _fail_setup(self, manager: str, job_id: str, reason: str) -> None:
+    def _fail_setup(self, manager: str, job_id: str, reason: str,
+                    failure_class: FailureClass = FailureClass.LAUNCH_FAILED) -> None:
         """Answer a setup that did not launch with a final ``failed`` status (a half-made job is removed)."""
         record = self.service.find_or_none(manager, job_id)
         if record is not None and record.state is not JobState.SETUP:
@@ -120,15 +129,29 @@ class MessageHandler:
                 self.service.clean(manager, job_id)
             except Exception:  # noqa: BLE001 - best effort; the failure is announced either way
                 log.exception("could not remove the half-made job %s", job_id)
-        self.announcer.announce_failure(manager, job_id, reason)
+        self.announcer.announce_failure(manager, job_id, reason, failure_class)
+
+
+class _GuardedConsumer(kombu.Consumer):
+    """A kombu consumer that lets ``screen(raw)`` refuse a delivery before kombu decodes anything."""
+
+    def __init__(self, *args: Any, screen: Callable[[Any], bool], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._screen = screen
+
+    def _receive_callback(self, message: Any) -> Any:
+        if not self._screen(message):
+            return None
+        return super()._receive_callback(message)
 
 
 class Consumer:
     """One thread consuming every lwr queue on one connection, reconnecting with backoff."""
 
     def __init__(self, url: str, settings: AppSettings, managers: list[str], handler: MessageHandler,
-                 acknowledgements: bool) -> None:
+                 acknowledgements: bool, redeliveries: RedeliveryGuard) -> None:
         self.url = url
+        self.redeliveries = redeliveries
         self.settings = settings
         self.handler = handler
         self.backoff = amqp.Backoff(amqp.retry_max(settings))
@@ -179,7 +202,7 @@ class Consumer:
             queues = [amqp.queue(manager, name) for manager, name in self.routes.values()]
             self._producer = kombu.Producer(connection.channel())
             self._declared = set()
-            with kombu.Consumer(channel, queues=queues, on_message=self._on_message):
+            with _GuardedConsumer(channel, queues=queues, on_message=self._on_message, screen=self._screen):
                 log.info("consuming %s on %s", ", ".join(sorted(self.routes)), connection.as_uri())
                 self.connected.set()
                 self.backoff.reset()
@@ -192,6 +215,22 @@ class Consumer:
                     connection.heartbeat_check()
             self.connected.clear()
 
+    def _screen(self, raw: Any) -> bool:
+        """In the consumer thread, on py-amqp's raw delivery: False if it was refused (and rejected)."""
+        routing_key = str(raw.delivery_info.get("routing_key", ""))
+        body = raw.body if isinstance(raw.body, bytes) else str(raw.body).encode("utf-8", "surrogateescape")
+        reason = messages.refusal_before_decoding(raw.headers, len(body))
+        key = self.redeliveries.key(body)
+        if reason is None and not self.redeliveries.admit(key, bool(raw.delivery_info.get("redelivered"))):
+            reason = (f"message came back unsettled more than {self.redeliveries.limit} times (it stopped lwr "
+                      "each time); refused as poison")
+        if reason is None:
+            return True
+        self._reject(routing_key, MalformedMessage(reason))
+        raw.channel.basic_reject(raw.delivery_tag, requeue=False)
+        self.redeliveries.settled(key)
+        return False
+
     def _on_message(self, message: kombu.Message) -> None:
         """In the consumer thread: decode, then hand to the job's worker (or reject at once)."""
         routing_key = message.delivery_info.get("routing_key", "")
@@ -200,9 +239,12 @@ class Consumer:
             if not name:
                 raise MalformedMessage(f"routing key {routing_key!r} is not one lwr consumes")
             body = messages.decode_body(message.body, message.content_type)
-        except MalformedMessage as error:
-            self._reject(routing_key, error)
+        except Exception as error:  # noqa: BLE001 - whatever the body does, it is rejected, never redelivered
+            reason = error if isinstance(error, MalformedMessage) else MalformedMessage(
+                f"message could not be decoded: {type(error).__name__}: {error}")
+            self._reject(routing_key, reason)
             message.reject(requeue=False)
+            self._forget(message)
             return
         job_id = body.get("job_id")
         worker = self._workers[zlib.crc32(str(job_id).encode()) % len(self._workers)]
@@ -242,6 +284,13 @@ class Consumer:
                 message.ack()
             else:
                 message.reject(requeue=False)
+            self._forget(message)
+
+    def _forget(self, message: kombu.Message) -> None:
+        body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8",
+                                                                                            "surrogateescape")
+        if message.delivery_info.get("redelivered"):
+            self.redeliveries.settled(self.redeliveries.key(body))
 
     def _reject(self, routing_key: str, error: MalformedMessage) -> None:
         self.handler.rejected += 1

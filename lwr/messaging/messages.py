@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,20 @@ class Acknowledgement:
     queue: str
 
 
+def refusal_before_decoding(headers: Mapping[str, Any] | None, size: int) -> str | None:
+    """Why a delivery must be refused before kombu builds its message from it, or None.
+
+    kombu decompresses a body whose ``compression`` header it knows while it builds the message,
+    with no bound: a few hundred bytes become gigabytes before any check of lwr's could run.
+    Galaxy's Pulsar client never compresses, so a compressed body is refused unopened.
+    """
+    if headers and headers.get("compression"):
+        return f"compressed message ({str(headers.get('compression'))[:60]!r}) refused unopened"
+    if size > MAXIMUM_BODY_SIZE:
+        return f"message of {size} bytes is larger than {MAXIMUM_BODY_SIZE}"
+    return None
+
+
 def decode_body(body: bytes | str | None, content_type: str | None) -> dict[str, Any]:
     """The JSON object in ``body``; anything else (wrong type, not JSON, too large) is malformed."""
     if content_type not in _JSON_TYPES:
@@ -50,6 +65,8 @@ def decode_body(body: bytes | str | None, content_type: str | None) -> dict[str,
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         raise MalformedMessage(f"message is not JSON: {error}") from None
+    except RecursionError:
+        raise MalformedMessage("message is JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise MalformedMessage(f"message is a JSON {type(value).__name__}, not an object")
     return value

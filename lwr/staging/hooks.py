@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from lwr.config import AppSettings
 from lwr.core.atomic import write_bytes_atomically
@@ -26,7 +28,8 @@ from lwr.core.store import JobRecord
 from lwr.errors import ConfigError, StagingError
 from lwr.staging.actions import ActionMapper, InputAction, OutputAction, input_actions, output_actions
 from lwr.staging.allow_list import UrlPolicy
-from lwr.staging.transfer import Transfers
+from lwr.staging.pool import StagingPool
+from lwr.staging.transfer import PinnedHttp, Transfers
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +41,42 @@ PARTIAL_DIRECTORY = "partial"
 class ServerStaging:
     """Implements the job service's ``StagingHooks`` for ``remote_transfer``/``remote_copy``/``message``."""
 
-    def __init__(self, settings: AppSettings, transfers: Transfers | None = None) -> None:
+    def __init__(self, settings: AppSettings, transfers: Transfers | None = None,
+                 pool: StagingPool | None = None) -> None:
         try:
             self.policy = UrlPolicy(settings.remote_staging_allowed_urls)
         except ValueError as error:
             raise ConfigError(f"{settings.source}: [app:main] {error}", file=settings.source, section="app:main",
                               key="remote_staging_allowed_urls",
                               expected="comma-separated http(s):// or file:// URL prefixes") from None
-        self.transfers = transfers or Transfers(self.policy)
+        self.transfers = transfers or Transfers(self.policy, http=PinnedHttp(connections=settings.staging_threads))
+        self.pool = pool or StagingPool(settings.staging_threads, settings.staging_threads_per_host)
+
+    # --- scheduling --------------------------------------------------------------------------------
+    def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
+        """Run one job's staging step in the bounded pool, counted against the host it talks to."""
+        self.pool.submit(self.remote_host(record), name, work)
+
+    def backlog(self) -> dict[str, Any]:
+        """Staging tasks waiting and running, in total and per remote host (export as a metric)."""
+        return self.pool.backlog()
+
+    def remote_host(self, record: JobRecord) -> str:
+        """``host:port`` of the Galaxy a job's staging talks to (its files endpoint, else its
+        first input URL); ``local`` when it only copies files or writes message contents."""
+        staging = self._remote_staging(record)
+        mapper = staging.get("action_mapper") or {}
+        candidates: list[Any] = [mapper.get("files_endpoint") if isinstance(mapper, dict) else None]
+        for entry in staging.get("setup") or []:
+            if isinstance(entry, dict):
+                action = entry.get("action")
+                candidates.append(action.get("url") if isinstance(action, dict) else None)
+        for url in candidates:
+            if isinstance(url, str) and "://" in url:
+                parts = urlsplit(url)
+                if parts.scheme in ("http", "https") and parts.hostname:
+                    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        return "local"
 
     @staticmethod
     def _remote_staging(record: JobRecord) -> dict:

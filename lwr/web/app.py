@@ -33,6 +33,7 @@ from lwr.core.job_script import parse_env
 from lwr.core.jobs import JobService, SubmitRequest
 from lwr.digests import DigestCache
 from lwr.errors import BadRequest, Conflict, LwrError, MethodNotAllowed, NotFound
+from lwr.protocol.names import SHA256_HEADER, TOKEN_ARGUMENT, TOKEN_HEADER, WANT_SHA256_HEADER
 from lwr.web import decoding, transfer
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class LwrWebApp:
 
     def _authenticate(self, request: Request, query: dict[str, str]) -> str:
         """The tenant of the request's token (query ``private_token``, ``X-Lwr-Token`` or Bearer)."""
-        sent = query.get("private_token") or request.headers.get("X-Lwr-Token")
+        sent = query.get(TOKEN_ARGUMENT) or request.headers.get(TOKEN_HEADER)
         authorization = request.headers.get("Authorization", "")
         if not sent and authorization.lower().startswith("bearer "):
             sent = authorization[7:].strip()
@@ -249,7 +250,7 @@ class LwrWebApp:
             return self.file_cache.copy_to(call.tenant, cache_token, target)
         decoding.require_body_length(call.request.environ)
         reply = transfer.receive_upload(call.request.environ, target, self.max_upload_size,
-                                        call.request.headers.get(transfer.SHA256_HEADER))
+                                        call.request.headers.get(SHA256_HEADER))
         if "sha256" in reply:
             self.digests.remember(target, reply["sha256"])
         return reply
@@ -266,8 +267,8 @@ class LwrWebApp:
             raise
         response = Response(content_type="application/octet-stream", charset=None)
         response.headers["Accept-Ranges"] = "bytes"
-        if call.request.headers.get(transfer.WANT_SHA256_HEADER):
-            response.headers[transfer.SHA256_HEADER] = self.digests.sha256(path)
+        if call.request.headers.get(WANT_SHA256_HEADER):
+            response.headers[SHA256_HEADER] = self.digests.sha256(path)
         if byte_range is None:
             wrapper = call.request.environ.get("wsgi.file_wrapper")
             response.app_iter = (wrapper(handle, transfer.CHUNK_SIZE) if wrapper
@@ -308,7 +309,7 @@ class LwrWebApp:
     def cache_insert(self, call: Call) -> Any:
         decoding.require_body_length(call.request.environ)
         environ, limit = call.request.environ, self.max_upload_size
-        sha256 = call.request.headers.get(transfer.SHA256_HEADER)
+        sha256 = call.request.headers.get(SHA256_HEADER)
         return self._cache().insert(call.tenant, self._client_ip(call), call.arg("path"),
                                     lambda target: transfer.receive_upload(environ, target, limit, sha256))
 
@@ -324,4 +325,8 @@ class LwrWebApp:
         return Response(body=body, content_type="application/yaml", charset=None)
 
     def list_managers(self, call: Call) -> Any:
-        return {"managers": [manager.describe() for manager in self.service.managers.values()]}
+        reply: dict[str, Any] = {"managers": [manager.describe() for manager in self.service.managers.values()]}
+        backlog = getattr(self.service.staging_hooks, "backlog", None)
+        if backlog is not None:
+            reply["staging"] = backlog()   # server-side staging pool: waiting/running, per host
+        return reply

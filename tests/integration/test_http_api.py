@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+import lwr
 from lwr.protocol.version import PULSAR_PROTOCOL_VERSION
 
 from http_helpers import Http
@@ -96,7 +97,8 @@ def test_status_while_running_and_cancel_kills_process_group(http, tmp_path):
     command = f"sleep 300 & echo $! > {marker}; wait"
     assert http.submit("cancel1", command).status == 200
     status = http.wait_status("cancel1", {"running"})
-    assert status == {"complete": "false", "status": "running", "job_id": "cancel1"}
+    assert status == {"complete": "false", "status": "running", "job_id": "cancel1",
+                      "pulsar_version": PULSAR_PROTOCOL_VERSION, "lwr_version": lwr.__version__}
     for _ in range(100):
         if marker.exists() and marker.read_text().strip():
             break

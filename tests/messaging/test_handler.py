@@ -132,6 +132,7 @@ def test_unexpected_setup_failure_is_announced(handler):
     handler.handle("_default_", "setup", setup("8"), lambda ack: None)
     entry = handler.outbox.peek(timeout=0)
     assert entry is not None and entry.body["status"] == "failed" and "No space left" in entry.body["reason"]
+    assert entry.body["failure_class"] == "disk_full"   # refused cleanly, and Galaxy can tell why
 
 
 def test_recovery_reannounces_undelivered_final_statuses(tmp_path):

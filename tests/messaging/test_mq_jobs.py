@@ -135,6 +135,7 @@ def test_status_request_for_unknown_job_is_answered_lost(mq_server, vhost, liste
     publish(vhost.url, "_default_", "status", {"job_id": "never-seen", "request": "status"})
     final = listener.wait_final("never-seen")
     assert final["status"] == "lost"
+    assert final["failure_class"] == "job_lost" and final["runner_state"] == "unknown_error"
 
 
 def test_kill_message_cancels_a_running_job(mq_server, vhost, listener, tmp_path):

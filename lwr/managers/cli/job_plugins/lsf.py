@@ -11,6 +11,7 @@ import re
 from lwr.core.states import JobState
 from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
 from lwr.managers.polling import BatchStatus
+from lwr.protocol.failure import FailureClass
 
 ACTIVE_STATES: dict[str, JobState] = {
     "PEND": JobState.QUEUED,
@@ -24,6 +25,21 @@ ACTIVE_STATES: dict[str, JobState] = {
 }
 
 SEPARATOR = "|"
+
+#: ``exit_reason`` prefixes (LSF's ``TERM_*`` termination reasons) and their failure classes.
+TERMINATION_CLASSES: dict[str, FailureClass] = {
+    "TERM_RUNLIMIT": FailureClass.WALLTIME_REACHED,
+    "TERM_CPULIMIT": FailureClass.WALLTIME_REACHED,
+    "TERM_DEADLINE": FailureClass.WALLTIME_REACHED,
+    "TERM_MEMLIMIT": FailureClass.MEMORY_LIMIT_REACHED,
+    "TERM_SWAP": FailureClass.MEMORY_LIMIT_REACHED,
+    "TERM_PREEMPT": FailureClass.PREEMPTED,
+    "TERM_ADMIN": FailureClass.CANCELLED_BY_SYSTEM,
+    "TERM_FORCE_ADMIN": FailureClass.CANCELLED_BY_SYSTEM,
+    "TERM_HOST": FailureClass.NODE_FAILURE,
+    "TERM_ZOMBIE": FailureClass.NODE_FAILURE,
+    "TERM_UNKNOWN": FailureClass.UNKNOWN,
+}
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted")
 
 
@@ -61,7 +77,8 @@ class LsfPlugin(JobPlugin):
             elif state == "EXIT":
                 found[job_id] = self._exited(exit_code, reason)
             elif state == "ZOMBI":
-                found[job_id] = BatchStatus(JobState.FAILED, "lsf: ZOMBI (killed while its host was unreachable)")
+                found[job_id] = BatchStatus(JobState.FAILED, "lsf: ZOMBI (killed while its host was unreachable)",
+                                            FailureClass.NODE_FAILURE)
         return found
 
     def _exited(self, exit_code: str, reason: str | None) -> BatchStatus:
@@ -69,7 +86,10 @@ class LsfPlugin(JobPlugin):
         if "killed by owner" in text or "bkill" in text or "killed by lsf administrator" in text:
             return BatchStatus(JobState.CANCELLED, f"lsf: {reason}")
         detail = reason or (f"exit code {exit_code}" if exit_code not in ("", "-") else "exited")
-        return BatchStatus(JobState.FAILED, f"lsf: EXIT ({detail})")
+        term = (reason or "").split(":")[0].strip().upper()
+        failure_class = TERMINATION_CLASSES.get(term, FailureClass.JOB_SCRIPT_FAILED if not reason
+                                                else FailureClass.UNKNOWN)
+        return BatchStatus(JobState.FAILED, f"lsf: EXIT ({detail})", failure_class)
 
     def ignorable_status_error(self, stderr: str) -> bool:
         return "is not found" in stderr
