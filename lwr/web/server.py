@@ -427,7 +427,7 @@ class HttpServer:
                           on_first_read=(lambda: sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n"))
                           if head.expects_continue else None)
         environ = self._environ(connection, head, body)
-        response = _Response(sock, head, closing=self._draining or not head.keep_alive)
+        response = _Response(sock, head, closing=self._draining or not head.keep_alive, body=body)
         result: Iterable[bytes] | None = None
         try:
             result = self.app(environ, response.start_response)
@@ -481,10 +481,12 @@ class HttpServer:
 class _Response:
     """Status, headers and body of one response, framed for the connection's next request."""
 
-    def __init__(self, sock: socket.socket, head: RequestHead, closing: bool) -> None:
+    def __init__(self, sock: socket.socket, head: RequestHead, closing: bool,
+                 body: BodyReader | None = None) -> None:
         self.sock = sock
         self.head = head
         self.closing = closing
+        self.body = body
         self.status = ""
         self.headers: list[tuple[str, str]] = []
         self.head_sent = False
@@ -521,6 +523,10 @@ class _Response:
                 headers.append(("Transfer-Encoding", "chunked"))
             else:
                 self.closing = True
+        if self.body is not None and not self.body.complete:
+            # Answered before the body was read (a refusal): this connection will not carry another
+            # request, and the client must know it before reusing it.
+            self.closing = True
         if self.closing:
             headers.append(("Connection", "close"))
         lines = [f"HTTP/1.1 {self.status}"] + [f"{name}: {value}" for name, value in headers]
