@@ -16,6 +16,8 @@ from lwr.core.jobs import JobService, ManagerFactory
 from lwr.managers import manager_class
 from lwr.messaging.transport import HttpDisabledApp, MessagingTransport
 from lwr.staging.hooks import ServerStaging
+from lwr.tools.policy import ToolPolicy
+from lwr.tools.toolbox import load_toolbox
 from lwr.web.app import LwrWebApp
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,12 @@ class LwrApplication:
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
         credentials = load_credentials(settings)
-        self.service = JobService(settings, manager_factories(settings), staging_hooks=ServerStaging(settings))
+        policy = ToolPolicy(load_toolbox(settings.tool_config_files)) if settings.tool_config_files else None
+        if policy is not None:
+            log.info("public mode: only the %d tools of %s may run", len(policy.toolbox.tools),
+                     ", ".join(map(str, settings.tool_config_files)))
+        self.service = JobService(settings, manager_factories(settings), staging_hooks=ServerStaging(settings),
+                                  launch_policy=policy)
         self.file_cache = FileCache(settings.file_cache_dir) if settings.file_cache_dir else None
         self.messaging: MessagingTransport | None = None
         if settings.message_queue_url:

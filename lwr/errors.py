@@ -87,5 +87,11 @@ class StagingError(LwrError):
     """Server-side staging (fetching inputs, pushing outputs) failed."""
 
 
+class Forbidden(LwrError):
+    """An admin route was asked for without the admin token."""
+
+    http_status = 403
+
+
 class AlreadyRunning(LwrError):
     """Another lwr holds the lock of this pid file."""

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lwr.digests import file_sha256
 from lwr.errors import BadRequest, Conflict, NotFound
 
 CLAIM_EXPIRY_SECONDS = 600.0
@@ -39,6 +38,14 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 def cache_token(ip: str, path: str) -> str:
     """The token a client sees for one of its names; meaningful only within its own tenant."""
     return hashlib.sha256(f"IP:{ip}\0{path}".encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _tenant_key(tenant: str) -> str:
@@ -107,7 +114,7 @@ class FileCache:
         upload = Path(tempfile.mkdtemp(prefix="in.", dir=self.incoming)) / "body"
         try:
             reply = receive(upload)
-            digest = file_sha256(upload, remembered=False)
+            digest = _sha256(upload)
             blob = self.blobs / digest
             if not blob.is_file():
                 os.replace(upload, blob)

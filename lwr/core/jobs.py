@@ -26,7 +26,7 @@ from lwr.core.manager import LaunchSpec, Manager, ManagerListener
 from lwr.core.states import JobState
 from lwr.core.status import SYSTEM_PROPERTIES, status_reply
 from lwr.core.store import JobRecord, JobStore
-from lwr.errors import BadRequest, Conflict, NotFound
+from lwr.errors import BadRequest, Conflict, LwrError, NotFound
 from lwr.protocol.failure import FailureClass, staging_failure
 from lwr.protocol.version import version_fields
 
@@ -90,6 +90,18 @@ class JobObserver(Protocol):
         """Called after every durable state change, outside the service lock."""
 
 
+class LaunchPolicy(Protocol):
+    """Who may run what (public-server mode, ``lwr.tools.policy``); each check raises to refuse."""
+
+    def authorize_setup(self, tool_id: str | None, tool_version: str | None) -> None: ...
+
+    def authorize_submit(self, record: JobRecord, directory: JobDirectory, command_line: str,
+                         env: list[EnvItem]) -> None: ...
+
+    def authorize_launch(self, record: JobRecord, directory: JobDirectory) -> None:
+        """Called once every file of the job arrived, just before it is queued."""
+
+
 class StagingHooks(Protocol):
     """Server-side staging (MQ mode): fetch inputs before launch, push outputs after the job."""
 
@@ -132,8 +144,10 @@ class JobService:
     """Owns every job: its record, its directory, its state, its manager."""
 
     def __init__(self, settings: ServiceSettings, managers: Mapping[str, ManagerFactory],
-                 observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None) -> None:
+                 observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None,
+                 launch_policy: LaunchPolicy | None = None) -> None:
         self.settings = settings
+        self.launch_policy = launch_policy
         self.staging = settings.staging_directory
         self.staging.mkdir(parents=True, exist_ok=True)
         #: Cleaned job directories are renamed here and deleted by a background thread.
@@ -238,6 +252,8 @@ class JobService:
         submit's implicit setup, which must create the very id it was asked to launch).
         """
         self.manager(manager)
+        if self.launch_policy is not None:
+            self.launch_policy.authorize_setup(tool_id, tool_version)
         if self.settings.assign_ids == "uuid" and assign:
             job_id = uuid.uuid4().hex
         validate_job_id(job_id)
@@ -311,9 +327,13 @@ class JobService:
                 raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id,
                                status=record.state.wire_name)
             command_line = request.command_line.replace("__PULSAR_JOB_DIRECTORY__", str(directory.path))
+            preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
+            if self.launch_policy is not None:
+                self.launch_policy.authorize_submit(record, directory, command_line, request.env)
+                if not preprocess:
+                    self.launch_policy.authorize_launch(record, directory)
             write_job_script(directory, command_line, request.env)
             record.launch = request.launch_record()
-            preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
             next_state = JobState.PREPROCESSING if preprocess else JobState.QUEUED
             snapshot = self._transition(record, next_state)
         self._end_waiter.submitted((manager_name, job_id))
@@ -418,6 +438,12 @@ class JobService:
             except Exception as error:  # noqa: BLE001 - any staging failure fails the job, with its reason
                 log.exception("staging inputs of job %s failed", record.job_id)
                 self._finish(record, JobState.FAILED, f"staging inputs failed: {error}", staging_failure(error))
+                return
+            try:
+                if self.launch_policy is not None:
+                    self.launch_policy.authorize_launch(record, directory)
+            except LwrError as error:
+                self._finish(record, JobState.FAILED, error.message, None)
                 return
             with self._lock:
                 if record.state is not JobState.PREPROCESSING:
