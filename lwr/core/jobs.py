@@ -327,13 +327,17 @@ class JobService:
                 raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id,
                                status=record.state.wire_name)
             command_line = request.command_line.replace("__PULSAR_JOB_DIRECTORY__", str(directory.path))
-            preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
             if self.launch_policy is not None:
                 self.launch_policy.authorize_submit(record, directory, command_line, request.env)
-                if not preprocess:
+            previous_launch, record.launch = record.launch, request.launch_record()
+            preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
+            if self.launch_policy is not None and not preprocess:
+                try:
                     self.launch_policy.authorize_launch(record, directory)
+                except LwrError:
+                    record.launch = previous_launch
+                    raise
             write_job_script(directory, command_line, request.env)
-            record.launch = request.launch_record()
             next_state = JobState.PREPROCESSING if preprocess else JobState.QUEUED
             snapshot = self._transition(record, next_state)
         self._end_waiter.submitted((manager_name, job_id))
