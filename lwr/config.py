@@ -38,6 +38,43 @@ def parse_size(text: str) -> int:
     return int(number) * 1024**exponent
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``30s``, ``45m``, ``2h``, ``7d``, ``2w`` to seconds; ``0`` means off."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError("expected a duration such as 2h or 7d (units s, m, h, d, w)")
+    number, unit = match.groups()
+    return float(number) * _DURATION_UNITS[unit.lower()]
+
+
+def parse_free_disk(text: str) -> tuple[int, float]:
+    """``min_free_disk``: ``10G`` (bytes) or ``5%`` (of the filesystem) as (bytes, percent)."""
+    stripped = text.strip()
+    if stripped.endswith("%"):
+        try:
+            percent = float(stripped[:-1])
+        except ValueError:
+            raise ValueError("expected a size such as 10G or a percentage such as 5%") from None
+        if not 0 <= percent <= 100:
+            raise ValueError("a percentage must be between 0 and 100")
+        return (0, percent)
+    try:
+        return (parse_size(stripped), 0.0)
+    except ValueError:
+        raise ValueError("expected a size such as 10G or a percentage such as 5%") from None
+
+
+def parse_port(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise ValueError("a port must be between 1 and 65535")
+    return port
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -98,6 +135,12 @@ APP_KEYS: dict[str, _Key] = {
     "amqp_heartbeat": _Key(float, "seconds, a number"),
     "amqp_acknowledge": _Key(parse_bool, "true or false"),
     "amqp_publish_retry_max": _Key(float, "seconds, a number"),
+    "min_free_disk": _Key(parse_free_disk, "a size such as 10G or a percentage such as 5%"),
+    "retain_complete_jobs": _Key(parse_duration, "a duration such as 2h or 7d, 0 for never"),
+    "retain_failed_jobs": _Key(parse_duration, "a duration such as 2h or 7d, 0 for never"),
+    "metrics_port": _Key(parse_port, "a TCP port"),
+    "metrics_host": _Key(str, "an address to bind, such as 127.0.0.1"),
+    "sentry_dsn": _Key(str, "a Sentry DSN such as https://KEY@sentry.example.org/1"),
     "staging_threads": _Key(parse_positive_int, "a positive integer"),
     "staging_threads_per_host": _Key(parse_positive_int, "a positive integer"),
 }
@@ -134,6 +177,15 @@ class AppSettings:
     staging_threads: int = 16
     staging_threads_per_host: int = 4
     amqp: dict[str, Any] = field(default_factory=dict)
+    #: (bytes, percent of the filesystem) the staging directory must keep free; (0, 0) is off.
+    min_free_disk: tuple[int, float] = (0, 0.0)
+    #: Seconds after which an ended job's directory is removed (0: never).
+    retain_complete_jobs: float = 0.0
+    retain_failed_jobs: float = 0.0
+    #: A separate listener for ``/metrics`` (unset: only the main port's token-protected route).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    sentry_dsn: str | None = None
     source: str = "<defaults>"
 
 
@@ -187,6 +239,12 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
         staging_threads=values.get("staging_threads", 16),
         staging_threads_per_host=values.get("staging_threads_per_host", 4),
         amqp=amqp,
+        min_free_disk=values.get("min_free_disk", (0, 0.0)),
+        retain_complete_jobs=values.get("retain_complete_jobs", 0.0),
+        retain_failed_jobs=values.get("retain_failed_jobs", 0.0),
+        metrics_port=values.get("metrics_port"),
+        metrics_host=values.get("metrics_host", "127.0.0.1"),
+        sentry_dsn=values.get("sentry_dsn") or None,
         source=source,
     )
 
@@ -290,7 +348,7 @@ SERVER_KEYS: dict[str, _Key] = {
     "header_timeout": _Key(parse_seconds, "seconds, a positive number"),
     "idle_timeout": _Key(parse_seconds, "seconds, a positive number"),
     "body_timeout": _Key(parse_seconds, "seconds, a positive number"),
-    "max_request_line": _Key(parse_size, "a size such as 8K"),
+    "max_request_line": _Key(parse_size, "a size such as 256K"),
     "max_header_size": _Key(parse_size, "a size such as 64K"),
     "max_headers": _Key(parse_positive, "a positive integer"),
     "drain_timeout": _Key(parse_seconds, "seconds, a positive number"),
@@ -316,7 +374,8 @@ class ServerSettings:
     header_timeout: float = 10.0
     idle_timeout: float = 60.0
     body_timeout: float = 300.0
-    max_request_line: int = 8192
+    #: Galaxy's Pulsar client sends a whole submit (command line, env, staging) in the query string.
+    max_request_line: int = 256 * 1024
     max_header_size: int = 65536
     max_headers: int = 100
     drain_timeout: float = 600.0

@@ -87,8 +87,15 @@ class StagingError(LwrError):
     """Server-side staging (fetching inputs, pushing outputs) failed."""
 
 
+class InsufficientStorage(LwrError):
+    """The staging filesystem is below ``min_free_disk``: a new job is refused before any staging."""
+
+    http_status = 507
+
+
 class Forbidden(LwrError):
-    """An admin route was asked for without the admin token."""
+    """The caller is known but not allowed: an admin route without the admin token, a tool or command
+    line a public lwr refuses."""
 
     http_status = 403
 

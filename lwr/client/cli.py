@@ -35,6 +35,9 @@ PROGRESS_THRESHOLD = 4 * 1024 * 1024
 
 def register(subparsers: Any) -> None:
     """Add the client subcommands to an ``argparse`` subparsers object."""
+    from lwr.client import jobs_cli
+
+    jobs_cli.register(subparsers)
     check_parser = subparsers.add_parser("check", help="run one representative job against a server")
     check.add_arguments(check_parser)
     check_parser.set_defaults(func=check.command)

@@ -63,6 +63,9 @@ class ManagerListener(Protocol):
         exit code), otherwise FAILED, CANCELLED or LOST with a ``reason`` for the status and,
         for FAILED and LOST, a ``failure_class`` (lwr.protocol.failure) for Galaxy's rules."""
 
+    def batch_queried(self, seconds: float, failed: bool) -> None:
+        """One status query of the batch system took ``seconds`` (``failed``: it raised)."""
+
 
 @dataclass(frozen=True)
 class LaunchSpec:

@@ -8,7 +8,7 @@ crash before that means a redelivery, and a redelivered setup of a recorded job 
 ``Conflict`` in the job service, dropped as a duplicate. Malformed messages are logged and
 rejected (not requeued). A lost connection is retried with capped exponential backoff.
 
-Each delivery is looked at before kombu builds a message from it (:class:`_GuardedConsumer`):
+Each delivery is looked at before kombu builds a message from it (``ScreenedConsumer``):
 a compressed or oversized body is rejected unopened, and a message that came back unsettled
 too often (it killed lwr each time) is rejected too (:mod:`lwr.messaging.deliveries`). Nothing
 one message contains can make the consumer loop on it.
@@ -73,7 +73,7 @@ class MessageHandler:
             if not self.outbox.acknowledged(uuid):
                 log.debug("acknowledgement of %s which was not awaited (duplicate?)", uuid)
             return
-        ack = messages.acknowledgement(body)
+        ack = messages.acknowledgement(body, name)
         if ack is not None and self.handled.seen(ack.uuid):
             self.duplicates += 1
             log.info("%s message %s was already handled; acknowledging again, not acting", name, ack.uuid)
@@ -114,7 +114,8 @@ class MessageHandler:
             log.error("setup of job %s on %s refused: %s", job_id, manager, error.message)
             self._fail_setup(manager, job_id, f"setup refused: {error.message}")
         except Exception as error:  # noqa: BLE001 - disk full, a bug: Galaxy must still hear of it
-            log.exception("setup of job %s on %s failed", job_id, manager)
+            log.exception("setup of job %s on %s failed", job_id, manager,
+                          extra={"job_id": job_id, "manager": manager})
             self._fail_setup(manager, job_id, f"setup failed: {type(error).__name__}: {error}",
                              FailureClass.DISK_FULL if is_disk_full(error) else FailureClass.LAUNCH_FAILED)
 
@@ -130,19 +131,6 @@ class MessageHandler:
             except Exception:  # noqa: BLE001 - best effort; the failure is announced either way
                 log.exception("could not remove the half-made job %s", job_id)
         self.announcer.announce_failure(manager, job_id, reason, failure_class)
-
-
-class _GuardedConsumer(kombu.Consumer):
-    """A kombu consumer that lets ``screen(raw)`` refuse a delivery before kombu decodes anything."""
-
-    def __init__(self, *args: Any, screen: Callable[[Any], bool], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._screen = screen
-
-    def _receive_callback(self, message: Any) -> Any:
-        if not self._screen(message):
-            return None
-        return super()._receive_callback(message)
 
 
 class Consumer:
@@ -202,7 +190,8 @@ class Consumer:
             queues = [amqp.queue(manager, name) for manager, name in self.routes.values()]
             self._producer = kombu.Producer(connection.channel())
             self._declared = set()
-            with _GuardedConsumer(channel, queues=queues, on_message=self._on_message, screen=self._screen):
+            with amqp.ScreenedConsumer(channel, queues=queues, on_message=self._on_message,
+                                       screen=self._screen):
                 log.info("consuming %s on %s", ", ".join(sorted(self.routes)), connection.as_uri())
                 self.connected.set()
                 self.backoff.reset()
@@ -218,7 +207,7 @@ class Consumer:
     def _screen(self, raw: Any) -> bool:
         """In the consumer thread, on py-amqp's raw delivery: False if it was refused (and rejected)."""
         routing_key = str(raw.delivery_info.get("routing_key", ""))
-        body = raw.body if isinstance(raw.body, bytes) else str(raw.body).encode("utf-8", "surrogateescape")
+        body = amqp.raw_body(raw)
         reason = messages.refusal_before_decoding(raw.headers, len(body))
         key = self.redeliveries.key(body)
         if reason is None and not self.redeliveries.admit(key, bool(raw.delivery_info.get("redelivered"))):
@@ -287,8 +276,7 @@ class Consumer:
             self._forget(message)
 
     def _forget(self, message: kombu.Message) -> None:
-        body = message.body if isinstance(message.body, bytes) else str(message.body).encode("utf-8",
-                                                                                            "surrogateescape")
+        body = amqp.raw_body(message)
         if message.delivery_info.get("redelivered"):
             self.redeliveries.settled(self.redeliveries.key(body))
 

@@ -8,7 +8,6 @@ another job.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,6 @@ from lwr.messaging import naming
 #: staging actions), so this is generous, but it bounds what one message can cost.
 MAXIMUM_BODY_SIZE = 8 * 1024 * 1024
 
-_ACK_QUEUE = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 _JSON_TYPES = ("application/json", "", None)
 
 
@@ -72,17 +70,26 @@ def decode_body(body: bytes | str | None, content_type: str | None) -> dict[str,
     return value
 
 
-def acknowledgement(body: dict[str, Any]) -> Acknowledgement | None:
-    """The acknowledgement request a message carries, if any (``acknowledge_uuid``/``_queue``)."""
+def acknowledgement(body: dict[str, Any], arrived_on: str) -> Acknowledgement | None:
+    """The acknowledgement request of a message that arrived on queue ``arrived_on`` (``setup``…).
+
+    Galaxy's Pulsar client asks for the answer on ``<queue>_ack`` of the queue it published to,
+    and nowhere else; any other name is refused, since answering means declaring that queue
+    (durable) on the broker.
+    """
     if naming.ACK_UUID not in body:
         return None
     uuid = body.get(naming.ACK_UUID)
     queue = body.get(naming.ACK_QUEUE)
+    expected = arrived_on + naming.ACK_SUFFIX
     if not isinstance(uuid, str) or not 0 < len(uuid) <= 200:
         raise MalformedMessage("acknowledge_uuid must be a short string")
-    if not isinstance(queue, str) or not _ACK_QUEUE.match(queue) or not queue.endswith(naming.ACK_SUFFIX):
-        raise MalformedMessage("acknowledge_queue must be a queue name ending in _ack")
-    return Acknowledgement(uuid, queue)
+    if queue != expected:
+        raise MalformedMessage(f"acknowledge_queue must be {expected!r} for a message on {arrived_on!r}")
+    submit_queue = body.get(naming.ACK_SUBMIT_QUEUE)
+    if submit_queue is not None and submit_queue != arrived_on:
+        raise MalformedMessage(f"acknowledge_submit_queue must be {arrived_on!r}")
+    return Acknowledgement(uuid, expected)
 
 
 def acknowledged_uuid(body: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from lwr.core.jobs import JobService
+from lwr.core.jobs import JobObserver, JobService
 from lwr.core.states import JobState
 from lwr.core.status import active_reply, lost_reply
 from lwr.core.store import JobRecord
@@ -33,7 +33,7 @@ def failed_reply(job_id: str, reason: str, failure_class: FailureClass = Failure
     return {**lost_reply(job_id, reason), "status": "failed", **failure_fields(failure_class)}
 
 
-class StatusAnnouncer:
+class StatusAnnouncer(JobObserver):
     """Enqueues a ``status_update`` for every change of a job's wire status."""
 
     def __init__(self, service: JobService, outbox: Outbox) -> None:

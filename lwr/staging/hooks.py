@@ -91,15 +91,17 @@ class ServerStaging:
         return ActionMapper(staging.get("action_mapper") or {}).may_need_server()
 
     # --- inputs ----------------------------------------------------------------------------------
-    def before_launch(self, record: JobRecord, directory: JobDirectory) -> None:
+    def before_launch(self, record: JobRecord, directory: JobDirectory) -> int:
+        """Fetch every input not yet here; return the bytes fetched."""
         staging = self._remote_staging(record)
         actions = input_actions(staging)
         self._check_all(actions, staging)
         fetched = 0
+        size = 0
         for action in actions:
             if record.state is not JobState.PREPROCESSING:
                 log.info("job %s left preprocessing (%s); staging stopped", record.job_id, record.state.value)
-                return
+                return size
             destination = directory.path_for(action.name, action.type)
             if destination.exists():
                 continue
@@ -114,7 +116,9 @@ class ServerStaging:
                 assert action.path is not None
                 self.transfers.copy_in(action.path, destination)
             fetched += 1
+            size += destination.stat().st_size
         log.info("job %s: %d of %d inputs staged by lwr", record.job_id, fetched, len(actions))
+        return size
 
     def _check_all(self, actions: list[InputAction], staging: dict) -> None:
         """Refuse the job before any request if one of its URLs or paths is not allowed: inputs,
@@ -140,21 +144,25 @@ class ServerStaging:
                 self.policy.check_path(path)
 
     # --- outputs ---------------------------------------------------------------------------------
-    def after_finish(self, record: JobRecord, directory: JobDirectory) -> None:
+    def after_finish(self, record: JobRecord, directory: JobDirectory) -> int:
+        """Deliver every output not yet delivered; return the bytes delivered."""
         staging = self._remote_staging(record)
         contents = {key: directory.contents(key) for key in ("working", "outputs", "metadata", "")}
         actions = output_actions(staging, contents, realized_dynamic_file_sources(record, directory))
         done = directory.internal / DELIVERED_DIRECTORY
         done.mkdir(parents=True, exist_ok=True)
         delivered = 0
+        size = 0
         for action in actions:
             marker = done / hashlib.sha256(action.key.encode()).hexdigest()
             if marker.exists():
                 continue
             if self._deliver(action, directory):
                 delivered += 1
+                size += directory.path_for(action.name, action.type).stat().st_size
             marker.touch()
         log.info("job %s: %d outputs delivered by lwr", record.job_id, delivered)
+        return size
 
     def _deliver(self, action: OutputAction, directory: JobDirectory) -> bool:
         local = directory.path_for(action.name, action.type)

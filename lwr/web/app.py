@@ -18,10 +18,10 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from webob import Request, Response
 
@@ -32,7 +32,7 @@ from lwr.core.file_cache import FileCache
 from lwr.core.job_script import parse_env
 from lwr.core.jobs import JobService, SubmitRequest
 from lwr.digests import DigestCache
-from lwr.errors import BadRequest, Conflict, LwrError, MethodNotAllowed, NotFound
+from lwr.errors import BadRequest, Conflict, Forbidden, LwrError, MethodNotAllowed, NotFound
 from lwr.protocol.names import SHA256_HEADER, TOKEN_ARGUMENT, TOKEN_HEADER, WANT_SHA256_HEADER
 from lwr.web import decoding, transfer
 
@@ -75,6 +75,12 @@ class Call:
         return decoding.decode_json(raw, name)
 
 
+class RouteProvider(Protocol):
+    """More routes for the web app (the admin API, the status page): (method, pattern, handler, admin)."""
+
+    def routes(self) -> list[tuple[str, str, Handler, bool]]: ...
+
+
 def submit_user(submit_extras: dict[str, Any], params: dict[str, Any]) -> str | None:
     """The user a job runs as (queued_external_drmaa): Galaxy sends it as ``params["user"]``."""
     for value in (submit_extras.get("submit_user"), params.get("user"), params.get("submit_user")):
@@ -97,18 +103,47 @@ def client_fault(error: OSError) -> LwrError | None:
     return Conflict(message) if status == 409 else BadRequest(message)
 
 
+_JOB_PATH = re.compile(r"^(?:/managers/(?P<manager>[^/]+))?/(?:status/)?jobs/(?:(?P<job_manager>[^/]+)/)?"
+                       r"(?P<job_id>[^/]+)")
+
+
+def _error_context(environ: dict[str, Any], incident: str) -> dict[str, str]:
+    """What an unexpected error's log record carries for error reports: incident, job id, manager."""
+    context = {"incident": incident}
+    match = _JOB_PATH.match(environ.get("PATH_INFO") or "")
+    if match:
+        context["job_id"] = match.group("job_id")
+        context["manager"] = match.group("manager") or match.group("job_manager") or DEFAULT_MANAGER_NAME
+    return context
+
+
 class LwrWebApp:
     """WSGI callable: authenticate, route, call, and turn every outcome into a response."""
 
     def __init__(self, service: JobService, credentials: Credentials, max_upload_size: int | None,
-                 file_cache: FileCache | None) -> None:
+                 file_cache: FileCache | None, extensions: Sequence[RouteProvider] = (),
+                 job_api: bool = True) -> None:
         self.service = service
         self.credentials = credentials
         self.max_upload_size = max_upload_size
         self.file_cache = file_cache
         self.digests = DigestCache()
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._add_routes()
+        #: Handlers only an admin may call (the admin token; today that is the private token).
+        self.admin_handlers: set[Handler] = set()
+        if job_api:
+            self._add_routes()
+        for extension in extensions:
+            for method, pattern, handler, admin in extension.routes():
+                self.routes.append((method, re.compile(f"^{pattern}/?$"), handler))
+                if admin:
+                    self.admin_handlers.add(handler)
+
+    def serves(self, method: str, path: str) -> bool:
+        """True if a route answers ``method`` on ``path``."""
+        match = _MANAGER_PREFIX.match(path)
+        path = match.group("rest") if match else path
+        return any(method == route_method and pattern.match(path) for route_method, pattern, _handler in self.routes)
 
     # --- WSGI -------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -131,7 +166,7 @@ class LwrWebApp:
         except Exception:  # noqa: BLE001 - the one place unexpected errors become a 500
             incident = uuid.uuid4().hex[:12]
             log.exception("unexpected error %s handling %s %s", incident, request.method,
-                          decoding.printable_path(environ))
+                          decoding.printable_path(environ), extra=_error_context(environ, incident))
             response = json_response({"error": "internal server error; see the server log", "incident": incident},
                                      500)
         return response(environ, start_response)
@@ -152,6 +187,9 @@ class LwrWebApp:
             if method != request.method:
                 allowed.append(method)
                 continue
+            request.environ["lwr.route"] = getattr(handler, "__name__", "unknown")
+            if handler in self.admin_handlers:
+                self._authorize_admin(tenant)
             result = handler(Call(request, manager, found.groupdict(), query, tenant))
             if isinstance(result, Response):
                 return result
@@ -180,6 +218,15 @@ class LwrWebApp:
         if record is None or (record.owner or DEFAULT_TENANT) != call.tenant:
             raise NotFound(f"no job '{job_id}' on manager '{call.manager}'", job_id=job_id, manager=call.manager)
         return job_id
+
+    def _authorize_admin(self, tenant: str) -> None:
+        """Admin routes see every tenant's jobs: only the admin token (``private_token``, tenant
+        ``default``) opens them, and an open lwr shared by several clients (assign_ids = uuid) has none."""
+        if tenant != DEFAULT_TENANT:
+            raise Forbidden("admin routes need the admin token (private_token), not a tenant's token")
+        if self.credentials.open and self.service.settings.assign_ids == "uuid":
+            raise Forbidden("admin routes need a private_token when assign_ids = uuid (several clients share "
+                            "this lwr)")
 
     # --- routes -----------------------------------------------------------------------------------
     def _add_routes(self) -> None:

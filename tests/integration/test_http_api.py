@@ -236,6 +236,17 @@ def test_submit_twice_is_conflict_and_runs_once(http, tmp_path):
     assert_error(http.upload("twice", "late.txt", b"x"), 409, "already submitted")
 
 
+def test_long_galaxy_command_line_in_the_query_string(http, tmp_path):
+    """Galaxy's Pulsar client sends the whole submit in the query string: 100 KB of command line
+    (a tool with many inputs) must run, as it does on Pulsar."""
+    http.setup("long1")
+    out = tmp_path / "long.out"
+    command = f"echo {'x' * 100_000} | wc -c > {out}"
+    assert http.submit("long1", command).status == 200
+    assert http.wait_complete("long1")["returncode"] == 0
+    assert out.read_text().strip() == "100001"
+
+
 def test_upload_over_limit_is_413(authed):
     """Refused from the Content-Length alone, before the body is read."""
     import socket

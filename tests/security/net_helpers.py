@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import posixpath
+import socket
 import ssl
 import sys
 import threading
@@ -123,6 +124,61 @@ class Authority:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_path, key_path)
         return context
+
+
+class TlsProxy:
+    """A TLS listener on loopback that forwards the decrypted stream to a plain TCP service
+    (RabbitMQ on 5672): a TLS broker whose certificate the test chooses."""
+
+    def __init__(self, context: ssl.SSLContext, upstream: tuple[str, int] = ("127.0.0.1", 5672)) -> None:
+        self.context = context
+        self.upstream = upstream
+        self.forwarded = 0
+        self.handshake_errors: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _address = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            client.settimeout(10)
+            tls = self.context.wrap_socket(client, server_side=True)
+        except (OSError, ssl.SSLError) as error:
+            self.handshake_errors.append(f"{type(error).__name__}: {error}")
+            client.close()
+            return
+        tls.settimeout(None)
+        self.forwarded += 1
+        upstream = socket.create_connection(self.upstream)
+
+        def pipe(source: socket.socket, sink: socket.socket) -> None:
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for sock in (source, sink):
+                    try:
+                        sock.close()
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pipe, args=(tls, upstream), daemon=True).start()
+        pipe(upstream, tls)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
 
 
 # --- message-queue fixtures (the same shape as tests/messaging/conftest.py) ------------------------

@@ -127,3 +127,31 @@ def test_a_message_that_kills_lwr_each_time_is_refused_after_the_limit(vhost, tm
     assert crashes == LIMIT + 1, log_path.read_text()[-3000:]
     assert queue_depth(vhost.url, "setup") == 0
     assert list((tmp_path / "persisted" / "redeliveries").iterdir()) == [], "settled messages are forgotten"
+
+
+CLIENT = """
+import resource, sys
+from lwr.messaging.client import MessageQueueClient
+final = MessageQueueClient(sys.argv[1]).wait_for_final("client-1", timeout=60, poll=1000)
+print(final["status"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def test_lwr_mq_client_refuses_a_bomb_on_the_status_queue(vhost):
+    """lwr's own MQ client (lwr submit/check --amqp-url) reads status updates: a bomb there too."""
+    key = queue_name("_default_", "status_update")
+    with kombu.Connection(vhost.url) as connection:
+        kombu.Queue(key, exchange(), routing_key=key, durable=True)(connection.channel()).declare()
+    publish_raw(vhost.url, "status_update", bomb(BOMB_SIZE), headers={"compression": "application/x-gzip"})
+    publish(vhost.url, "_default_", "status_update", {"job_id": "client-1", "complete": "true",
+                                                      "status": "complete"})
+    baseline = subprocess.run([sys.executable, "-c", "import resource, lwr.messaging.client; "
+                               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"],
+                              capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run([sys.executable, "-c", CLIENT, vhost.url], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    status, peak = result.stdout.split()
+    assert status == "complete"
+    growth = int(peak) - int(baseline.stdout)
+    assert growth < ALLOWED_GROWTH, f"the client's peak memory grew by {growth >> 20} MiB"
+    assert queue_depth(vhost.url, "status_update") == 0

@@ -64,9 +64,12 @@ def test_upload_onto_a_directory_or_below_a_file(server, http):
 
 def test_json_nested_100000_deep(server, http):
     http.setup("deep1")
+    # 100,000 deep (600 KB URL-encoded) is over the request-line limit; 30,000 reaches the decoder
     deep = "[" * 100_000 + "]" * 100_000
     for name in ("params", "env", "setup_params", "dependencies_description", "submit_extras"):
         reply = http.submit("deep1", "true", **{name: deep})
+        assert_clean_refusal(server, reply.status, reply.body, {400, 414})
+        reply = http.submit("deep1", "true", **{name: "[" * 30_000 + "]" * 30_000})
         assert_clean_refusal(server, reply.status, reply.body, {400})
     # Deep, but not deep enough for the parser to fail: still refused, before it reaches the job record.
     reply = http.submit("deep1", "true", dependencies_description="[" * 500 + "]" * 500)

@@ -1,6 +1,6 @@
 """The packages' imports point one way: the protocol and the core depend on nothing above them.
 
-Layers, lowest first: ``lwr`` (version) and ``lwr.errors``; ``lwr.protocol`` (pure wire rules);
+Layers, lowest first: ``lwr`` (version), ``lwr.errors`` and ``lwr.digests`` (hashing); ``lwr.protocol`` (pure wire rules);
 ``lwr.core`` (job states, store, directory, job service, manager contract); ``lwr.managers``;
 ``lwr.config``; the transports and server-side staging; ``lwr.app`` and ``lwr.cli`` at the top.
 """
@@ -16,11 +16,13 @@ import lwr
 PACKAGE_ROOT = Path(lwr.__file__).resolve().parent
 
 #: What each lower package may import (besides itself).
+BASE = {"lwr", "lwr.errors", "lwr.digests"}
 ALLOWED = {
+    "lwr.digests": {"lwr", "lwr.errors"},
     "lwr.protocol": {"lwr", "lwr.errors"},
-    "lwr.core": {"lwr", "lwr.errors", "lwr.protocol"},
-    "lwr.managers": {"lwr", "lwr.errors", "lwr.protocol", "lwr.core"},
-    "lwr.config": {"lwr", "lwr.errors", "lwr.protocol", "lwr.core", "lwr.managers"},
+    "lwr.core": BASE | {"lwr.protocol"},
+    "lwr.managers": BASE | {"lwr.protocol", "lwr.core"},
+    "lwr.config": BASE | {"lwr.protocol", "lwr.core", "lwr.managers"},
 }
 
 

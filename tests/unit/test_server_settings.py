@@ -27,7 +27,7 @@ def test_every_server_key_is_documented_and_every_documented_key_is_real():
 def test_sample_values_load(tmp_path):
     (tmp_path / "server.pem").write_text("")
     settings = load_server_settings(sample_server_keys(), str(tmp_path / "server.ini"))
-    assert settings.port == 8913 and settings.max_request_line == 8192 and settings.max_header_size == 65536
+    assert settings.port == 8913 and settings.max_request_line == 256 * 1024 and settings.max_header_size == 65536
     assert settings.ssl_pem == str(tmp_path / "server.pem")
 
 

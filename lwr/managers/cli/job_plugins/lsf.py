@@ -10,6 +10,7 @@ import re
 
 from lwr.core.states import JobState
 from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.cli.job_plugins.options import OptionGrammar
 from lwr.managers.polling import BatchStatus
 from lwr.protocol.failure import FailureClass
 
@@ -45,6 +46,14 @@ _SUBMITTED = re.compile(r"Job <(\d+)> is submitted")
 
 class LsfPlugin(JobPlugin):
     system_name = "lsf"
+    #: lwr sets -J, -cwd, -o, -e; -oo/-eo/-i/-is and the -I*/-K family (interactive, waiting) are
+    #: reserved too, and -Zs (spool the command file).
+    grammar = OptionGrammar(
+        reserved_short=frozenset({"J", "cwd", "o", "e", "oo", "eo", "i", "is", "I", "Ip", "Is", "IS", "ISp", "ISs",
+                                  "IX", "K", "Zs"}),
+        short_values=frozenset({"q", "n", "R", "W", "M", "P", "G", "m", "app", "sla", "g", "u", "w", "b", "t", "c"}),
+        word_options=True,
+    )
 
     def submit_argv(self, request: SubmitRequest) -> list[str]:
         return ["bsub", "-J", request.job_name, "-cwd", request.working_directory,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lwr.core.states import JobState
 from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.cli.job_plugins.options import OptionGrammar
 from lwr.managers.polling import BatchStatus
 from lwr.protocol.failure import FailureClass
 
@@ -62,6 +63,16 @@ def slurm_status(state: str, detail: str | None = None) -> BatchStatus | None:
 
 class SlurmPlugin(JobPlugin):
     system_name = "slurm"
+    #: lwr sets -J, -D, -o, -e; --wrap would replace the script, --uid/--gid the user.
+    grammar = OptionGrammar(
+        reserved_short=frozenset("JDoe"),
+        reserved_long=frozenset({"job-name", "chdir", "workdir", "output", "error", "wrap", "uid", "gid"}),
+        short_values=frozenset("AabcCdFGiLMmnNpqStwx"),
+        long_values=frozenset({"account", "array", "begin", "clusters", "comment", "constraint", "cpus-per-task",
+                               "dependency", "exclude", "gpus", "gres", "licenses", "mail-type", "mail-user", "mem",
+                               "mem-per-cpu", "nodelist", "nodes", "ntasks", "ntasks-per-node", "partition", "qos",
+                               "reservation", "time", "time-min", "tmp", "wckey"}),
+    )
 
     def submit_argv(self, request: SubmitRequest) -> list[str]:
         return ["sbatch", "--parsable", "-J", request.job_name, "-D", request.working_directory,

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ElementTree
 
 from lwr.core.states import JobState
 from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.cli.job_plugins.options import OptionGrammar
 from lwr.managers.polling import BatchStatus
 from lwr.protocol.failure import FailureClass
 
@@ -78,6 +79,12 @@ def finished_status(system: str, exit_status: str | int | None) -> BatchStatus:
 
 class TorquePlugin(JobPlugin):
     system_name = "torque"
+    #: lwr sets -N, -S, -o, -e; -d/-w/-D move the working or root directory, -j/-k the streams,
+    #: -F passes arguments to the script, -I/-X make the submission interactive.
+    grammar = OptionGrammar(
+        reserved_short=frozenset("NSoedwDjkFIX"),
+        short_values=frozenset("AaclmMpqrtuvW"),
+    )
     #: Torque truncates job names at 15 characters on older servers.
     name_limit = 15
 
