@@ -18,7 +18,8 @@ The syntax is the original LWR's (``<validators>`` in a Galaxy tool's XML)::
 
 Children of a container are separated by ``separate_by`` (``*spaces*``, the default, is one or
 more spaces; ``*whitespace*`` spaces or tabs; anything else, that text). Every element takes
-``min``/``max`` (repetitions, default 1) and ``single_quote``/``double_quote`` (``true`` wraps
+``min``/``max`` (repetitions, default 1; an element with ``min="0"`` may be absent together
+with its separator) and ``single_quote``/``double_quote`` (``true`` wraps
 it in quotes). The whole command or file must match.
 
 Two things make this stricter than a regular expression over a string. A path element matches
@@ -84,12 +85,22 @@ def compile_validator(element: Element) -> Validator:
 
 
 def _container(element: Element, paths: JobPaths, default_separator: str) -> str:
+    """The children joined by the separator; an optional child (``min="0"``) takes its separator with it."""
     separator = element.get("separate_by", default_separator)
     joiner = _SEPARATORS.get(separator, re.escape(separator))
-    return joiner.join(_element(child, paths, joiner) for child in element)
+    regex, leading = "", True
+    for child in element:
+        part, optional = _element(child, paths, joiner)
+        if leading:
+            regex += f"(?:{part}{joiner})?" if optional else part
+            leading = optional
+        else:
+            regex += f"(?:{joiner}{part})?" if optional else f"{joiner}{part}"
+    return regex
 
 
-def _element(element: Element, paths: JobPaths, joiner: str) -> str:
+def _element(element: Element, paths: JobPaths, joiner: str) -> tuple[str, bool]:
+    """The element's regex, and whether it may be absent (``min="0"``)."""
     build = _ELEMENTS.get(str(element.tag))
     if build is None:
         raise ValidatorSyntaxError(f"unknown validator element <{element.tag}>; expected one of "
@@ -105,10 +116,9 @@ def _element(element: Element, paths: JobPaths, joiner: str) -> str:
         raise ValidatorSyntaxError(f"<{element.tag}> min and max must be integers") from None
     if most < 1 or least < 0 or least > most:
         raise ValidatorSyntaxError(f"<{element.tag}> needs 0 <= min <= max and max >= 1")
-    if (least, most) == (1, 1):
-        return regex
-    repeated = f"(?:{regex})(?:{joiner}(?:{regex})){{{max(least - 1, 0)},{most - 1}}}"
-    return f"(?:{repeated})?" if least == 0 else repeated
+    if most > 1:
+        regex = f"(?:{regex})(?:{joiner}(?:{regex})){{{max(least - 1, 0)},{most - 1}}}"
+    return regex, least == 0
 
 
 def _true(value: str | None) -> bool:

@@ -20,7 +20,9 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from lwr.web.admin import AdminApi
 from lwr.web.app import LwrWebApp
+from lwr.web.status_page import StatusPage
 
 from server import TOKEN, LwrServer
 
@@ -113,12 +115,16 @@ def test_the_server_survived_the_fuzzing(fuzzed, session):
 
 
 def route_table() -> set[tuple[str, str]]:
+    """Every (method, path) the web app serves: its own routes and its extensions' (admin, status page)."""
     app = LwrWebApp.__new__(LwrWebApp)
     app.routes = []
     app._add_routes()
+    patterns = [(method, pattern.pattern) for method, pattern, _handler in app.routes]
+    for extension in (AdminApi(None, None), StatusPage(None, None)):  # type: ignore[arg-type]
+        patterns += [(method, f"^{pattern}/?$") for method, pattern, _handler, _admin in extension.routes()]
     routes = set()
-    for method, pattern, _handler in app.routes:
-        path = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern.pattern).removeprefix("^").removesuffix("/?$")
+    for method, pattern in patterns:
+        path = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern).removeprefix("^").removesuffix("/?$")
         routes.add((method, path.replace("\\", "")))
     return routes
 

@@ -51,8 +51,14 @@ def validator(body: str, **attributes: str):
     ('<literal value="a" double_quote="true"/>', '"a"', True),
     ('<literal value="cat"/><input min="1" max="3"/>', f"cat {IN}/a {IN}/b {IN}/c", True),
     ('<literal value="cat"/><input min="1" max="3"/>', f"cat {IN}/a {IN}/b {IN}/c {IN}/d", False),
-    ('<literal value="cat"/><integer min="0"/>', "cat", False),  # the separator is still required
-    ('<literal value="cat"/><integer min="0"/>', "cat ", True),
+    ('<literal value="cat"/><integer min="0"/>', "cat", True),  # absent, and its separator with it
+    ('<literal value="cat"/><integer min="0"/>', "cat ", False),
+    ('<literal value="cat"/><integer min="0"/><input/>', f"cat {IN}/a", True),
+    ('<literal value="cat"/><integer min="0"/><input/>', f"cat 3 {IN}/a", True),
+    ('<literal value="cat"/><integer min="0"/><input/>', f"cat 3{IN}/a", False),
+    ('<integer min="0"/><literal value="x"/>', "x", True),
+    ('<integer min="0"/><literal value="x"/>', "4 x", True),
+    ('<literal value="cat"/><input min="0" max="2"/>', f"cat {IN}/a {IN}/b", True),
     ('<group separate_by=","><integer/><integer/></group>', "1,2", True),
     ('<group><literal value="a"/><literal value="b"/></group>', "ab", True),
     ('<literal value="a"/><literal value="b"/>', "a\tb", False),
