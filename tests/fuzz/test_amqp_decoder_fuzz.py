@@ -43,14 +43,27 @@ BODIES = st.one_of(
 CONTENT_TYPES = st.sampled_from(["application/json", "", None, "application/x-python-serialize", "text/plain"])
 
 
-def decode_everything(body: Any, content_type: Any) -> None:
+QUEUES = st.sampled_from(["pulsar__setup", "pulsar_gpu__kill", "pulsar__status", "setup", ""])
+HEADERS = st.one_of(st.none(), st.dictionaries(st.sampled_from(["compression", "content-encoding", "x-death", "x"]),
+                                               JSON_VALUES, max_size=3))
+
+
+def decode_everything(body: Any, content_type: Any, arrived_on: str = "pulsar__setup", headers: Any = None) -> None:
     """What the consumer does with one message, step by step."""
+    size = len(body) if isinstance(body, (bytes, str)) else 0
+    refusal = messages.refusal_before_decoding(headers, size)
+    assert refusal is None or isinstance(refusal, str)
     try:
         decoded = messages.decode_body(body, content_type)
     except messages.MalformedMessage:
         return
     assert isinstance(decoded, dict)
-    for step in (messages.acknowledgement, messages.acknowledged_uuid, messages.job_id_of):
+    try:
+        ack = messages.acknowledgement(decoded, arrived_on)
+        assert ack is None or ack.queue == arrived_on + "_ack"
+    except messages.MalformedMessage:
+        pass
+    for step in (messages.acknowledged_uuid, messages.job_id_of):
         try:
             step(decoded)
         except messages.MalformedMessage:
@@ -66,9 +79,9 @@ def decode_everything(body: Any, content_type: Any) -> None:
 
 
 @FUZZ
-@given(body=BODIES, content_type=CONTENT_TYPES)
-def test_any_body_decodes_or_is_malformed(body, content_type):
-    decode_everything(body, content_type)
+@given(body=BODIES, content_type=CONTENT_TYPES, arrived_on=QUEUES, headers=HEADERS)
+def test_any_body_decodes_or_is_malformed(body, content_type, arrived_on, headers):
+    decode_everything(body, content_type, arrived_on, headers)
 
 
 @FUZZ
