@@ -11,7 +11,10 @@ from typing import Any
 from lwr import __version__
 from lwr.auth import load_credentials
 from lwr.config import AppSettings, load_app_settings
+from lwr.core.dependencies import ToolDependencies
 from lwr.core.file_cache import FileCache
+from lwr.core.galaxy_job import GalaxyJobSetup
+from lwr.core.job_metrics import JobInstrumentation
 from lwr.core.jobs import JobService, ManagerFactory
 from lwr.core.retention import Retention
 from lwr.managers import manager_class
@@ -41,7 +44,7 @@ class LwrApplication:
             log.info("public mode: only the %d tools of %s may run", len(policy.toolbox.tools),
                      ", ".join(map(str, settings.tool_config_files)))
         self.service = JobService(settings, manager_factories(settings), staging_hooks=ServerStaging(settings),
-                                  launch_policy=policy)
+                                  galaxy=galaxy_job_setup(settings), launch_policy=policy)
         self.file_cache = FileCache(settings.file_cache_dir) if settings.file_cache_dir else None
         self.messaging: MessagingTransport | None = None
         if settings.message_queue_url:
@@ -100,6 +103,14 @@ def manager_factories(settings: AppSettings) -> dict[str, ManagerFactory]:
     """One factory per ``[manager:NAME]``: its class from the registry, its validated options."""
     return {manager.name: functools.partial(manager_class(manager.type), manager.name, manager.options)
             for manager in settings.managers}
+
+
+def galaxy_job_setup(settings: AppSettings) -> GalaxyJobSetup:
+    """Galaxy's job environment from server.ini: resolvers and metrics plugins load (and fail) here."""
+    return GalaxyJobSetup(
+        ToolDependencies(settings.tool_dependency_dir, settings.dependency_resolvers_config_file, settings.source),
+        JobInstrumentation(settings.job_metrics_config_file, settings.job_metrics_enabled, settings.source),
+        galaxy=settings.galaxy, tmp_dir=settings.tmp_dir)
 
 
 def app_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Any:

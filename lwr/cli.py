@@ -7,10 +7,14 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lwr import __version__
 from lwr.daemon import PidFile, daemonize, stop_daemon
 from lwr.errors import ConfigError, LwrError
+
+if TYPE_CHECKING:
+    from lwr.config import AppSettings, ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +41,13 @@ def serve(args: argparse.Namespace) -> int:
     config = find_config(args.config)
     from paste.deploy import loadapp, loadserver
 
-    from lwr.config import check_server_section, configure_logging
+    from lwr.config import check_server_section, configure_logging, load_app_yaml
 
-    check_server_section(str(config))
+    pulsar_yaml = config.suffix in (".yml", ".yaml")
+    if pulsar_yaml:
+        yaml_settings = load_app_yaml(config)  # errors on the terminal, before detaching
+    else:
+        check_server_section(str(config))
 
     pid_path = Path(args.pid_file) if args.pid_file else (Path(DEFAULT_PID_FILE) if args.daemon else None)
     # Locked before detaching, so a second start is refused on the terminal, not in a log.
@@ -48,9 +56,15 @@ def serve(args: argparse.Namespace) -> int:
         daemonize(Path(args.log_file))
     if pid_file is not None:
         pid_file.write_pid()
-    configure_logging(str(config))
+    if pulsar_yaml:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:
+        configure_logging(str(config))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
+        if pulsar_yaml:
+            serve_app_yaml(config, *yaml_settings)
+            return 0
         try:
             app = loadapp(f"config:{config}")
             server = loadserver(f"config:{config}")
@@ -66,6 +80,19 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve_app_yaml(config: Path, settings: AppSettings, server_settings: ServerSettings) -> None:
+    """A Pulsar app.yml, served by lwr's own HTTP server (no PasteDeploy involved)."""
+    from lwr.app import LwrApplication
+    from lwr.web.server import run
+
+    application = LwrApplication(settings)
+    log.info("lwr %s serving Pulsar configuration %s", __version__, config)
+    try:
+        run(application.web, server_settings)
+    finally:
+        application.shutdown()
+
+
 def stop(pid_file: Path) -> int:
     stopped, message = stop_daemon(pid_file)
     print(message, file=sys.stdout if stopped else sys.stderr)
@@ -76,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lwr", description="Remote job execution server for Galaxy.")
     parser.add_argument("--version", action="version", version=f"lwr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="run the server (PasteDeploy server.ini)")
-    serve_parser.add_argument("-c", "--config", help="server.ini (default: ./server.ini, else ./server.ini.sample)")
+    serve_parser = commands.add_parser("serve", help="run the server (PasteDeploy server.ini, or Pulsar's app.yml)")
+    serve_parser.add_argument("-c", "--config", help="server.ini, or a Pulsar app.yml (default: ./server.ini, else "
+                              "./server.ini.sample)")
     mode = serve_parser.add_mutually_exclusive_group()
     mode.add_argument("--daemon", action="store_true", help="detach and run in the background")
     mode.add_argument("--stop-daemon", action="store_true", help="stop the server started with --daemon")

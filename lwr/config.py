@@ -8,6 +8,7 @@ section, the key and what was expected; nothing is silently defaulted.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import difflib
 import logging.config
 import os
@@ -143,7 +144,20 @@ APP_KEYS: dict[str, _Key] = {
     "sentry_dsn": _Key(str, "a Sentry DSN such as https://KEY@sentry.example.org/1"),
     "staging_threads": _Key(parse_positive_int, "a positive integer"),
     "staging_threads_per_host": _Key(parse_positive_int, "a positive integer"),
+    "tool_dependency_dir": _Key(str, "a directory path (or none)"),
+    "dependency_resolvers_config_file": _Key(str, "a path to Galaxy's dependency_resolvers_conf.xml (or .yml)"),
+    "job_metrics_config_file": _Key(str, "a path to Galaxy's job_metrics_conf.xml (or .yml), or none"),
+    "tmp_dir": _Key(str, "a directory path or shell word such as $SLURM_TMPDIR"),
+    "galaxy_home": _Key(str, "the directory of a Galaxy installation"),
+    "galaxy_virtual_env": _Key(str, "the directory of Galaxy's virtualenv"),
+    "galaxy_config_file": _Key(str, "a path to galaxy.yml"),
+    "galaxy_dataset_files_path": _Key(str, "a directory path"),
+    "galaxy_datatypes_config_file": _Key(str, "a path to datatypes_conf.xml"),
 }
+
+#: The keys announced to clients in the setup reply's ``system_properties`` (Galaxy's remote metadata).
+GALAXY_SYSTEM_PROPERTIES = ("galaxy_home", "galaxy_virtual_env", "galaxy_config_file", "galaxy_dataset_files_path",
+                            "galaxy_datatypes_config_file")
 
 
 @dataclass(frozen=True)
@@ -186,26 +200,40 @@ class AppSettings:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
     sentry_dsn: str | None = None
+    #: Galaxy's dependency resolution; both unset: requirements are reported unresolved.
+    tool_dependency_dir: Path | None = None
+    dependency_resolvers_config_file: Path | None = None
+    #: Galaxy's job metrics plugins; unset: the ``core`` plugin; ``none``: no instrumentation.
+    job_metrics_config_file: Path | None = None
+    job_metrics_enabled: bool = True
+    tmp_dir: str | None = None
+    #: galaxy_home, galaxy_virtual_env, ...: absolute paths, announced in system_properties.
+    galaxy: dict[str, str] = field(default_factory=dict)
     source: str = "<defaults>"
 
 
-def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | None = None) -> AppSettings:
-    """Validate ``[app:main]`` (as PasteDeploy hands it over) and the job_managers.ini it names."""
+def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | None = None,
+                      section: str | None = APP_SECTION) -> AppSettings:
+    """Validate ``[app:main]`` (as PasteDeploy hands it over) and the job_managers.ini it names.
+
+    ``section`` names where the keys came from in messages (``None``: a YAML file's top level).
+    """
+    where = f"{source}: [{section}]" if section else f"{source}:"
     base = Path(here or os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd())
     values: dict[str, Any] = {}
     for key, raw in local_conf.items():
         spec = APP_KEYS.get(key)
         if spec is None:
             raise ConfigError(
-                f"{source}: [{APP_SECTION}] unknown key '{key}'{did_you_mean(key, APP_KEYS)}; expected one of "
-                f"{', '.join(sorted(APP_KEYS))}", file=source, section=APP_SECTION, key=key,
+                f"{where} unknown key '{key}'{did_you_mean(key, APP_KEYS)}; expected one of "
+                f"{', '.join(sorted(APP_KEYS))}", file=source, section=section, key=key,
                 expected=sorted(APP_KEYS))
         try:
             values[key] = spec.parse(str(raw))
         except ValueError as error:
             raise ConfigError(
-                f"{source}: [{APP_SECTION}] {key} = {raw!r}: {error}; expected {spec.expected}",
-                file=source, section=APP_SECTION, key=key, expected=spec.expected) from None
+                f"{where} {key} = {raw!r}: {error}; expected {spec.expected}",
+                file=source, section=section, key=key, expected=spec.expected) from None
 
     def path(key: str, default: str | None) -> Path | None:
         value = values.get(key, default)
@@ -220,7 +248,20 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
     amqp = {key: value for key, value in values.items() if key.startswith("amqp_")}
     private_token = values.get("private_token", values.get("private_key")) or None
     tenants_file = path("tenants_file", None)
-    _check_authentication(source, values, private_token is not None, tenants_file is not None)
+    _check_authentication(source, values, private_token is not None, tenants_file is not None, section)
+
+    def existing_file(key: str) -> Path | None:
+        found = path(key, None)
+        if found is not None and not found.is_file():
+            raise ConfigError(f"{where} {key} = {values[key]!r}: no such file ({found})",
+                              file=source, section=section, key=key, expected=APP_KEYS[key].expected)
+        return found
+
+    metrics_disabled = str(values.get("job_metrics_config_file", "")).strip().lower() == "none"
+    # Galaxy resolves nothing without a base directory: a resolvers file alone gets Pulsar's default.
+    dependency_dir = None if str(values.get("tool_dependency_dir", "")).lower() == "none" \
+        else path("tool_dependency_dir", "dependencies" if values.get("dependency_resolvers_config_file") else None)
+    galaxy = {key: str(path(key, None)) for key in GALAXY_SYSTEM_PROPERTIES if values.get(key)}
     return AppSettings(
         staging_directory=staging,
         persistence_directory=persistence,
@@ -245,19 +286,27 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
         metrics_port=values.get("metrics_port"),
         metrics_host=values.get("metrics_host", "127.0.0.1"),
         sentry_dsn=values.get("sentry_dsn") or None,
+        tool_dependency_dir=dependency_dir,
+        dependency_resolvers_config_file=existing_file("dependency_resolvers_config_file"),
+        job_metrics_config_file=None if metrics_disabled else existing_file("job_metrics_config_file"),
+        job_metrics_enabled=not metrics_disabled,
+        tmp_dir=values.get("tmp_dir") or None,
+        galaxy=galaxy,
         source=source,
     )
 
 
-def _check_authentication(source: str, values: dict[str, Any], token: bool, tenants: bool) -> None:
+def _check_authentication(source: str, values: dict[str, Any], token: bool, tenants: bool,
+                          section: str | None = APP_SECTION) -> None:
     """Refuse settings that contradict each other: open mode with tokens, tenants without uuid ids."""
+    where = f"{source}: [{section}]" if section else f"{source}:"
     if values.get("allow_unauthenticated") and (token or tenants):
-        raise ConfigError(f"{source}: [{APP_SECTION}] allow_unauthenticated = true contradicts private_token / "
-                          "tenants_file; remove one", file=source, section=APP_SECTION, key="allow_unauthenticated",
+        raise ConfigError(f"{where} allow_unauthenticated = true contradicts private_token / "
+                          "tenants_file; remove one", file=source, section=section, key="allow_unauthenticated",
                           expected="false when a token is set")
     if tenants and values.get("assign_ids", "galaxy") != "uuid":
-        raise ConfigError(f"{source}: [{APP_SECTION}] tenants_file needs assign_ids = uuid (with client-chosen "
-                          "job ids, tenants would collide on each other's ids)", file=source, section=APP_SECTION,
+        raise ConfigError(f"{where} tenants_file needs assign_ids = uuid (with client-chosen "
+                          "job ids, tenants would collide on each other's ids)", file=source, section=section,
                           key="assign_ids", expected="uuid")
 
 
@@ -434,3 +483,82 @@ def configure_logging(ini_path: str) -> None:
                                   disable_existing_loggers=False)
     else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# --- Pulsar's app.yml ----------------------------------------------------------------------------
+#: Pulsar's names for lwr's manager options.
+PULSAR_MANAGER_ALIASES = {"num_concurrent_jobs": "max_concurrent_jobs"}
+#: Top-level app.yml keys besides those of ``[app:main]``: managers inline, lwr's HTTP server.
+YAML_SECTIONS = ("managers", "server")
+
+
+def _yaml_scalar(source: str, where: str, key: str, value: Any) -> str:
+    """An app.yml value as the ini text lwr's parsers take (YAML has typed scalars and lists)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(item, (int, float, str)) for item in value):
+        return ",".join(str(item) for item in value)
+    raise ConfigError(f"{source}: {where}{key}: expected a single value, got a {type(value).__name__}",
+                      file=source, key=key, expected="a string, number, boolean or list of them")
+
+
+def load_app_yaml(path: Path) -> tuple[AppSettings, ServerSettings]:
+    """A Pulsar ``app.yml``: the ``[app:main]`` keys lwr implements, ``managers`` inline (Pulsar's
+    ``num_concurrent_jobs`` for ``max_concurrent_jobs``, type ``queued_python`` unless given) and an
+    optional ``server`` mapping (the ``[server:main]`` keys of lwr's own server; default
+    127.0.0.1:8913). A key lwr does not implement stops lwr with a message naming it."""
+    import yaml
+
+    source = str(path)
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{source}: cannot read YAML: {error}", file=source) from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level", file=source)
+    implemented = sorted(set(APP_KEYS) - {"paste.app_factory", "use"}) + list(YAML_SECTIONS)
+    values: dict[str, str] = {}
+    for key, value in document.items():
+        key = str(key)
+        if key not in implemented:
+            raise ConfigError(f"{source}: '{key}' is not a setting lwr implements{did_you_mean(key, implemented)}; "
+                              f"lwr serves these app.yml keys: {', '.join(implemented)}", file=source, key=key,
+                              expected=implemented)
+        if key not in YAML_SECTIONS:
+            values[key] = _yaml_scalar(source, "", key, value)
+    managers = document.get("managers")
+    if managers is not None and "job_managers_config" in document:
+        raise ConfigError(f"{source}: managers and job_managers_config both name the managers; keep one",
+                          file=source, key="managers")
+    settings = load_app_settings(values, source, section=None)
+    if managers is not None:
+        settings = dataclasses.replace(settings, managers=_yaml_managers(source, managers))
+    server = document.get("server") or {}
+    if not isinstance(server, dict):
+        raise ConfigError(f"{source}: server: expected a mapping of [server:main] keys", file=source, key="server")
+    server_values = {str(key): _yaml_scalar(source, "server.", str(key), value) for key, value in server.items()}
+    return settings, load_server_settings(server_values, source)
+
+
+def _yaml_managers(source: str, managers: Any) -> tuple[ManagerSettings, ...]:
+    if not isinstance(managers, dict) or not managers:
+        raise ConfigError(f"{source}: managers: expected a mapping of manager names to their options",
+                          file=source, key="managers", expected="a mapping")
+    result = []
+    for name, options in managers.items():
+        where = f"managers.{name}"
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"{source}: {where}: expected a mapping of options", file=source, section=where)
+        items: dict[str, str] = {"type": "queued_python"}
+        for key, value in options.items():
+            key = PULSAR_MANAGER_ALIASES.get(str(key), str(key))
+            if key in items and key != "type":
+                raise ConfigError(f"{source}: {where}: {key} is given twice (num_concurrent_jobs is Pulsar's name "
+                                  "for max_concurrent_jobs)", file=source, section=where, key=key)
+            items[key] = _yaml_scalar(source, f"{where}.", key, value)
+        result.append(_manager_settings(source, where, str(name), items))
+    return tuple(result)

@@ -83,6 +83,10 @@ class ManagerError(LwrError):
     """A job manager (local queue, batch system, DRMAA) failed to do what was asked."""
 
 
+class DependencyError(LwrError):
+    """The dependency resolvers failed (not: found nothing) for a job's requirements; the job is refused."""
+
+
 class StagingError(LwrError):
     """Server-side staging (fetching inputs, pushing outputs) failed."""
 

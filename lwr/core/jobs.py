@@ -17,22 +17,27 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from lwr.core.end_waiter import EndWaiter
+from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
-from lwr.core.job_script import EnvItem, write_job_script
+from lwr.core.job_script import write_job_script
 from lwr.core.manager import LaunchSpec, Manager, ManagerListener
 from lwr.core.states import JobState
-from lwr.core.status import SYSTEM_PROPERTIES, status_reply
+from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
 from lwr.errors import BadRequest, Conflict, InsufficientStorage, LwrError, NotFound
 from lwr.protocol.failure import FailureClass, staging_failure
+from lwr.protocol.submit import EnvItem, SubmitRequest
 from lwr.protocol.version import version_fields
 
 log = logging.getLogger(__name__)
+
+#: ``JobRecord.extras`` key: the identity of the setup message that started the job's current run.
+SETUP_MESSAGE = "setup_message"
 
 #: Which state may follow which. Final states are never left.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
@@ -44,30 +49,6 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
                                  JobState.LOST}),
     JobState.POSTPROCESSING: frozenset({JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED, JobState.LOST}),
 }
-
-
-@dataclass(frozen=True)
-class SubmitRequest:
-    """A submit, decoded from HTTP query arguments or an MQ setup message."""
-
-    command_line: str
-    env: list[EnvItem] = field(default_factory=list)
-    submit_params: dict[str, Any] = field(default_factory=dict)
-    setup_params: dict[str, Any] = field(default_factory=dict)
-    remote_staging: dict[str, Any] = field(default_factory=dict)
-    dependencies_description: Any = None
-    dynamic_file_sources: Any = None
-    submit_user: str | None = None
-
-    def launch_record(self) -> dict[str, Any]:
-        return {
-            "command_line": self.command_line,
-            "env": [item.__dict__ for item in self.env],
-            "submit_params": self.submit_params,
-            "remote_staging": self.remote_staging,
-            "submit_user": self.submit_user,
-            "dynamic_file_sources": self.dynamic_file_sources,
-        }
 
 
 class ServiceSettings(Protocol):
@@ -208,9 +189,11 @@ class JobService:
 
     def __init__(self, settings: ServiceSettings, managers: Mapping[str, ManagerFactory],
                  observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None,
-                 launch_policy: LaunchPolicy | None = None) -> None:
+                 galaxy: GalaxyJobSetup | None = None, launch_policy: LaunchPolicy | None = None) -> None:
         self.settings = settings
         self.launch_policy = launch_policy
+        #: Galaxy's job environment (dependencies, metrics, Galaxy's Python); defaults: none resolved, core metrics.
+        self.galaxy = galaxy or GalaxyJobSetup()
         self.staging = settings.staging_directory
         self.staging.mkdir(parents=True, exist_ok=True)
         self.disk_floor = DiskFloor(*settings.min_free_disk)
@@ -324,7 +307,7 @@ class JobService:
     # --- the protocol -----------------------------------------------------------------------------
     def setup(self, manager: str, job_id: str, tool_id: str | None = None,
               tool_version: str | None = None, owner: str | None = None,
-              assign: bool = True) -> dict[str, Any]:
+              assign: bool = True, preserve_galaxy_python_environment: Any = None) -> dict[str, Any]:
         """Create the job directory and record; reply with the layout the client rewrites paths with.
 
         With ``assign_ids = uuid`` a fresh id replaces ``job_id`` unless ``assign`` is false (a
@@ -354,6 +337,8 @@ class JobService:
                 record = JobRecord(job_id=job_id, manager=manager, state=JobState.SETUP,
                                    sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version,
                                    times={JobState.SETUP.value: now}, owner=owner)
+                if preserve_galaxy_python_environment is not None:
+                    record.extras[PRESERVE_PYTHON] = preserve_galaxy_python_environment
                 self._records[(manager, job_id)] = record
                 snapshot: _Snapshot | None = self._snapshot(record, {"at": now, "state": JobState.SETUP.value})
             else:
@@ -363,7 +348,7 @@ class JobService:
         reply: dict[str, Any] = {
             **directory.setup_description(),
             "job_id": job_id,
-            "system_properties": dict(SYSTEM_PROPERTIES),
+            "system_properties": self.galaxy.system_properties(),
             "path_separator": "/",
             **version_fields(),
         }
@@ -399,13 +384,28 @@ class JobService:
         manager = self.manager(manager_name)
         if not request.command_line.strip():
             raise BadRequest("command_line is empty")
-        if self.find_or_none(manager_name, job_id) is None and request.setup_params:
+        existing = self.find_or_none(manager_name, job_id)
+        if request.setup_params and (existing is None or existing.state.is_final):
+            # A submit carrying its own setup for a job whose run ended is a resubmission (Galaxy's
+            # resubmit, an admin's requeue): setup() starts it again on a clean directory. Telling a
+            # transport's redelivery from it is the transport's business (lwr.messaging.consumer).
+            if existing is not None:
+                log.info("job %s on %s ended (%s); a new setup runs it again", job_id, manager_name,
+                         existing.state.value)
             tool_id, tool_version = request.setup_params.get("tool_id"), request.setup_params.get("tool_version")
             self.setup(manager_name, job_id, tool_id if isinstance(tool_id, str) else None,
-                       tool_version if isinstance(tool_version, str) else None, owner=owner, assign=False)
+                       tool_version if isinstance(tool_version, str) else None, owner=owner, assign=False,
+                       preserve_galaxy_python_environment=request.setup_params.get(PRESERVE_PYTHON))
         record = self.find(manager_name, job_id)
         directory = self.directory(manager_name, job_id)
+        if record.state is not JobState.SETUP:
+            raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id, status=record.state.wire_name)
         staged_bytes = tree_bytes(directory.path)
+        # Resolving requirements may run the resolvers' commands (module avail): outside the lock.
+        preserve = request.setup_params.get(PRESERVE_PYTHON, record.extras.get(PRESERVE_PYTHON))
+        environment = self.galaxy.environment(directory, request.dependencies_description, preserve,
+                                              manager.settings)
+        touched = [directory.path_for(name, "output") for name in request.touch_outputs]
         with self._lock:
             if record.state is not JobState.SETUP:
                 raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id,
@@ -421,7 +421,12 @@ class JobService:
                 except LwrError:
                     record.launch = previous_launch
                     raise
-            write_job_script(directory, command_line, request.env)
+            write_job_script(directory, command_line, request.env, environment)
+            for path in touched:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+            if request.message_identity is not None:
+                record.extras[SETUP_MESSAGE] = request.message_identity
             if not preprocess and staged_bytes:
                 # What the client staged between setup and submit.
                 since = record.times.get(JobState.SETUP.value, time.time())

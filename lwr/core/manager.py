@@ -48,6 +48,19 @@ def as_bool(text: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def galaxy_slots(text: str) -> int:
+    """``galaxy_slots``: the GALAXY_SLOTS of jobs no batch system sized (a positive integer)."""
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+#: The option of the local managers (queued_python, unqueued) sizing their jobs' GALAXY_SLOTS.
+GALAXY_SLOTS_OPTION = Option(galaxy_slots, None, "GALAXY_SLOTS of every job (unset: the environment's, else 1)",
+                             "a positive integer")
+
+
 class ManagerListener(Protocol):
     """What a manager reports to the core; every call is safe from any thread."""
 

@@ -4,6 +4,6 @@ The contract itself lives in :mod:`lwr.core.manager`, beside the core that calls
 core never imports anything above it.
 """
 
-from lwr.core.manager import LaunchSpec, Manager, ManagerListener, Option, as_bool
+from lwr.core.manager import GALAXY_SLOTS_OPTION, LaunchSpec, Manager, ManagerListener, Option, as_bool
 
-__all__ = ["LaunchSpec", "Manager", "ManagerListener", "Option", "as_bool"]
+__all__ = ["GALAXY_SLOTS_OPTION", "LaunchSpec", "Manager", "ManagerListener", "Option", "as_bool"]

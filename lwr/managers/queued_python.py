@@ -12,7 +12,7 @@ from typing import Any
 
 from lwr.core.states import JobState
 from lwr.managers import local_process
-from lwr.managers.base import LaunchSpec, Manager, ManagerListener, Option
+from lwr.managers.base import GALAXY_SLOTS_OPTION, LaunchSpec, Manager, ManagerListener, Option
 from lwr.protocol.failure import FailureClass, is_disk_full
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class QueuedPythonManager(Manager):
     options = {
         "max_concurrent_jobs": Option(concurrency, 1, "jobs run at once; * for one per core",
                                       "a positive integer or *"),
+        "galaxy_slots": GALAXY_SLOTS_OPTION,
     }
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:

@@ -4,14 +4,16 @@ The consumer's thread receives, decodes and acknowledges; the work is done by a 
 threads, each message going to the worker its job id hashes to, so the messages of one job
 are handled in order and never concurrently. A message is acknowledged to the broker only
 once handled: a setup is acknowledged after the job is durably recorded, so a
-crash before that means a redelivery, and a redelivered setup of a recorded job is a
-``Conflict`` in the job service, dropped as a duplicate. Malformed messages are logged and
-rejected (not requeued). A lost connection is retried with capped exponential backoff.
+crash before that means a redelivery (the broker's ``redelivered`` flag): a redelivered setup
+whose identity is the one recorded for the job's run is dropped as a duplicate. A setup that is
+not a redelivery, for a job whose run ended, is a resubmission and runs the job again on a clean
+directory; one for a job still active is a ``Conflict``, dropped. Malformed messages are logged
+and rejected (not requeued). A lost connection is retried with capped exponential backoff.
 
 Each delivery is looked at before kombu builds a message from it (``ScreenedConsumer``):
-a compressed or oversized body is rejected unopened, and a message that came back unsettled
-too often (it killed lwr each time) is rejected too (:mod:`lwr.messaging.deliveries`). Nothing
-one message contains can make the consumer loop on it.
+a compressed or oversized body is rejected unopened, and a redelivered message whose handling
+started too often without finishing (it killed lwr each time) is rejected too
+(:mod:`lwr.messaging.deliveries`). Nothing one message contains can make the consumer loop on it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import kombu
 
 from lwr.config import AppSettings
-from lwr.core.jobs import JobService
+from lwr.core.jobs import SETUP_MESSAGE, JobService
 from lwr.core.states import JobState
 from lwr.errors import Conflict, LwrError, NotFound
 from lwr.messaging import connection as amqp
@@ -63,8 +65,11 @@ class MessageHandler:
         self.rejected = 0
         self.duplicates = 0
 
-    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Callable[[Acknowledgement], None]) -> None:
+    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Callable[[Acknowledgement], None],
+               redelivered: bool = False) -> None:
         """Act on one decoded message; ``reply(ack)`` answers an acknowledgement request.
+
+        ``redelivered`` is the broker's flag: the message was handed out before and not acknowledged.
 
         Raises :class:`MalformedMessage` for a message to reject.
         """
@@ -82,7 +87,7 @@ class MessageHandler:
         try:
             job_id = messages.job_id_of(body)
             if name == naming.SETUP:
-                self._setup(manager, job_id, body)
+                self._setup(manager, job_id, body, redelivered)
             elif name == naming.KILL:
                 try:
                     self.service.cancel(manager, job_id)
@@ -100,8 +105,20 @@ class MessageHandler:
             self.handled.add(ack.uuid)
             reply(ack)
 
-    def _setup(self, manager: str, job_id: str, body: dict[str, Any]) -> None:
+    def _setup(self, manager: str, job_id: str, body: dict[str, Any], redelivered: bool = False) -> None:
+        """Submit, unless the broker redelivers the setup that started the job's recorded run.
+
+        A setup for a job whose run ended is a resubmission and runs again (the job service cleans
+        its directory); the same message handed out again by the broker is not.
+        """
         request = messages.submit_request(body)
+        record = self.service.find_or_none(manager, job_id)
+        if redelivered and record is not None and record.state is not JobState.SETUP \
+                and record.extras.get(SETUP_MESSAGE, request.message_identity) == request.message_identity:
+            self.duplicates += 1
+            log.info("setup of job %s on %s is a duplicate, a redelivery of the recorded one (%s); dropped",
+                     job_id, manager, record.state.value)
+            return
         try:
             self.service.submit(manager, job_id, request)
             log.info("job %s on %s accepted from the setup queue", job_id, manager)
@@ -210,9 +227,9 @@ class Consumer:
         body = amqp.raw_body(raw)
         reason = messages.refusal_before_decoding(raw.headers, len(body))
         key = self.redeliveries.key(body)
-        if reason is None and not self.redeliveries.admit(key, bool(raw.delivery_info.get("redelivered"))):
-            reason = (f"message came back unsettled more than {self.redeliveries.limit} times (it stopped lwr "
-                      "each time); refused as poison")
+        if reason is None and not self.redeliveries.admissible(key, bool(raw.delivery_info.get("redelivered"))):
+            reason = (f"handling this message started {self.redeliveries.limit} times after redelivery and never "
+                      "finished (it stopped lwr each time); refused as poison")
         if reason is None:
             return True
         self._reject(routing_key, MalformedMessage(reason))
@@ -246,7 +263,13 @@ class Consumer:
         replies: list[Acknowledgement] = []
         ok = True
         try:
-            self.handler.handle(manager, name, body, replies.append)
+            self.redeliveries.starting(self.redeliveries.key(amqp.raw_body(message)),
+                                       bool(message.delivery_info.get("redelivered")))
+        except OSError as error:
+            log.warning("could not count the redelivery of a message on %s: %s", routing_key, error)
+        try:
+            self.handler.handle(manager, name, body, replies.append,
+                                redelivered=bool(message.delivery_info.get("redelivered")))
         except MalformedMessage as error:
             self._reject(routing_key, error)
             ok = False

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lwr.core.job_directory import JobDirectory
-from lwr.core.job_script import EnvItem
 from lwr.core.store import JobRecord
 from lwr.errors import BadRequest, Forbidden
+from lwr.protocol.submit import EnvItem
 from lwr.tools.toolbox import Tool, Toolbox
 from lwr.tools.validator import JobPaths, shell_words
 

@@ -29,11 +29,11 @@ from lwr import __version__
 from lwr.auth import DEFAULT_TENANT, Credentials
 from lwr.config import DEFAULT_MANAGER_NAME
 from lwr.core.file_cache import FileCache
-from lwr.core.job_script import parse_env
-from lwr.core.jobs import JobService, SubmitRequest
+from lwr.core.jobs import JobService
 from lwr.digests import DigestCache
 from lwr.errors import BadRequest, Conflict, Forbidden, LwrError, MethodNotAllowed, NotFound
 from lwr.protocol.names import SHA256_HEADER, TOKEN_ARGUMENT, TOKEN_HEADER, WANT_SHA256_HEADER
+from lwr.protocol.submit import JSON_SUBMIT_FIELDS, decode_submit
 from lwr.web import decoding, transfer
 
 log = logging.getLogger(__name__)
@@ -79,14 +79,6 @@ class RouteProvider(Protocol):
     """More routes for the web app (the admin API, the status page): (method, pattern, handler, admin)."""
 
     def routes(self) -> list[tuple[str, str, Handler, bool]]: ...
-
-
-def submit_user(submit_extras: dict[str, Any], params: dict[str, Any]) -> str | None:
-    """The user a job runs as (queued_external_drmaa): Galaxy sends it as ``params["user"]``."""
-    for value in (submit_extras.get("submit_user"), params.get("user"), params.get("submit_user")):
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -252,30 +244,16 @@ class LwrWebApp:
 
     def setup(self, call: Call) -> Any:
         return self.service.setup(call.manager, call.arg("job_id"), call.arg("tool_id", required=False),
-                                  call.arg("tool_version", required=False), owner=call.tenant)
+                                  call.arg("tool_version", required=False), owner=call.tenant,
+                                  preserve_galaxy_python_environment=call.arg("preserve_galaxy_python_environment",
+                                                                              required=False))
 
     def submit(self, call: Call) -> None:
         # Only with client-chosen ids may a submit set its job up itself: in uuid mode an id
         # comes from a setup reply, and an unknown one is refused, never made.
         job_id = self._job(call, may_be_new=self.service.settings.assign_ids != "uuid")
-        submit_extras = call.json_arg("submit_extras", {})
-        params = call.json_arg("params", {})
-        if not isinstance(params, dict) or not isinstance(submit_extras, dict):
-            raise BadRequest("params and submit_extras must be JSON objects")
-        setup_params = call.json_arg("setup_params", {}) or {}
-        remote_staging = call.json_arg("remote_staging", {}) or {}
-        if not isinstance(setup_params, dict) or not isinstance(remote_staging, dict):
-            raise BadRequest("setup_params and remote_staging must be JSON objects")
-        request = SubmitRequest(
-            command_line=call.arg("command_line"),
-            env=parse_env(call.json_arg("env", [])),
-            submit_params=params,
-            setup_params=setup_params,
-            remote_staging=remote_staging,
-            dependencies_description=call.json_arg("dependencies_description", None),
-            dynamic_file_sources=call.json_arg("dynamic_file_sources", None),
-            submit_user=submit_user(submit_extras, params),
-        )
+        fields = {name: call.json_arg(name, None) for name in JSON_SUBMIT_FIELDS}
+        request = decode_submit({**fields, "command_line": call.arg("command_line")}, job_id)
         self.service.submit(call.manager, job_id, request, owner=call.tenant)
 
     def status(self, call: Call) -> Any:

@@ -1,5 +1,6 @@
 """A process running lwr's real consumer whose handler kills the process on a ``crash`` message,
-as a message that crashes lwr would. Exits 3 when it crashes, 0 once ``done`` is handled and settled.
+as a message that crashes lwr would, and hangs on a ``block`` message (printing ``blocking``).
+Exits 3 when it crashes, 0 once a ``done`` job's message is handled and settled.
 
 usage: crashing_consumer.py BROKER_URL PERSISTENCE_DIRECTORY
 """
@@ -26,9 +27,12 @@ class Handler:
     def __init__(self) -> None:
         self.done = threading.Event()
 
-    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Any) -> None:
+    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Any, redelivered: bool = False) -> None:
         if body.get("crash"):
             os._exit(3)
+        if body.get("block"):
+            print("blocking", file=sys.stderr, flush=True)
+            threading.Event().wait()
         if body.get("job_id") == "done":
             self.done.set()
 

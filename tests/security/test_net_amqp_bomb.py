@@ -155,3 +155,34 @@ def test_lwr_mq_client_refuses_a_bomb_on_the_status_queue(vhost):
     growth = int(peak) - int(baseline.stdout)
     assert growth < ALLOWED_GROWTH, f"the client's peak memory grew by {growth >> 20} MiB"
     assert queue_depth(vhost.url, "status_update") == 0
+
+
+def test_messages_waiting_behind_a_stuck_one_survive_restarts(vhost, tmp_path):
+    """Only handling counts: a message that waited (decoded, queued for its job's worker) across
+    more restarts than the limit is still handled; the one that hung the worker each time is refused."""
+    publish(vhost.url, "_default_", "setup", {"job_id": "done", "block": True})
+    publish(vhost.url, "_default_", "setup", {"job_id": "done"})
+    log_path = tmp_path / "consumer.log"
+    command = [sys.executable, str(Path(__file__).with_name("crashing_consumer.py")), vhost.url,
+               str(tmp_path / "persisted")]
+    with open(log_path, "ab") as log:
+        for run in range(1, LIMIT + 3):
+            process = subprocess.Popen(command, stdout=log, stderr=log, env={**os.environ})
+            try:
+                deadline = time.monotonic() + 60
+                while process.poll() is None and log_path.read_text().count("blocking") < run:
+                    assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                    time.sleep(0.1)
+                if process.poll() is not None:
+                    break
+                process.kill()  # lwr killed while the stuck message holds the worker
+                process.wait(10)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait(10)
+    text = log_path.read_text()
+    assert process.returncode == 0, text[-3000:]
+    assert run == LIMIT + 2, "the stuck message hangs the first delivery and LIMIT redeliveries, then is refused"
+    assert text.count("refused as poison") == 1, text[-3000:]
+    assert queue_depth(vhost.url, "setup") == 0
