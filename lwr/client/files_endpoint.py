@@ -22,12 +22,13 @@ import hmac
 import os
 import re
 import secrets
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from lwr.core.atomic import atomic_file
 
 CHUNK = 1024 * 1024
 #: Headers of one multipart part may not exceed this.
@@ -290,25 +291,16 @@ def _body_chunks(rfile: Any, headers: Any) -> Iterator[bytes]:
 
 def _receive(path: str, chunks: Iterator[bytes], content_type: str) -> None:
     """Write the file in the body to ``path`` atomically (a temporary file renamed into place)."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            boundary = re.search(r'boundary="?([^";]+)"?', content_type)
-            if content_type.lower().startswith("multipart/") and boundary:
-                if not _write_multipart_file(chunks, boundary.group(1).encode(), handle):
-                    raise ValueError("no file field in the form")
-            else:
-                for chunk in chunks:
-                    handle.write(chunk)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    # Not fsynced, like the HTTP client's downloads: the client's own copy of an output.
+    with atomic_file(path, durable=False, suffix=".part") as handle:
+        boundary = re.search(r'boundary="?([^";]+)"?', content_type)
+        if content_type.lower().startswith("multipart/") and boundary:
+            if not _write_multipart_file(chunks, boundary.group(1).encode(), handle):
+                raise ValueError("no file field in the form")
+        else:
+            for chunk in chunks:
+                handle.write(chunk)
 
 
 def _write_multipart_file(chunks: Iterator[bytes], boundary: bytes, out: BinaryIO) -> bool:

@@ -23,7 +23,6 @@ import logging
 import os
 import random
 import re
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from urllib3.exceptions import NewConnectionError
 
 from lwr import __version__, errors
 from lwr.client.errors import RemoteError, TransportError
+from lwr.core.atomic import place, temporary_beside
 from lwr.digests import BackgroundHash, file_sha256
 from lwr.protocol.names import SHA256_HEADER, WANT_SHA256_HEADER
 
@@ -283,10 +283,8 @@ class HttpTransport:
         destination = os.path.abspath(destination)
         directory = os.path.dirname(destination)
         os.makedirs(directory, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(
-            prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory
-        )
-        os.close(fd)
+        # Kept across attempts, so a retry resumes it; placed (not fsynced: the caller's copy) when whole.
+        temporary = temporary_beside(destination, ".part")
         attempts = max(1, self.retry.attempts)
         received = 0
         try:
@@ -345,8 +343,7 @@ class HttpTransport:
                         destination=destination,
                         **mismatch.details,
                     )
-                os.chmod(temporary, _FILE_MODE)
-                os.replace(temporary, destination)
+                place(temporary, destination, durable=False, mode=_FILE_MODE)
                 return actual
         finally:
             _unlink(temporary)

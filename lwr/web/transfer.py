@@ -7,13 +7,12 @@ corrupt upload leaves nothing under the real name.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from lwr.core.atomic import atomic_file
 from lwr.digests import BackgroundHash
 from lwr.errors import BadRequest, IntegrityError, LwrError, PayloadTooLarge
 
@@ -49,10 +48,10 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
                               limit=max_size, size=length)
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = BackgroundHash() if expected_sha256 else None
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".upload", dir=target.parent)
     received = 0
     try:
-        with os.fdopen(fd, "wb") as out:
+        # Not fsynced: an upload is re-sent if lost, and the submit that acts on it comes later.
+        with atomic_file(target, durable=False, suffix=".upload") as out:
             # One reused buffer when the stream can fill it; the hashing path needs immutable
             # chunks, since its thread still reads them while the next one arrives.
             reusable = digest is None and hasattr(stream, "readinto")
@@ -72,21 +71,16 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
                 out.write(chunk)
                 if digest is not None:
                     digest.update(chunk)  # type: ignore[arg-type]
-        if length is not None and received != length:
-            raise BadRequest(f"upload interrupted: received {received} of {length} bytes",
-                             received=received, expected=length)
-        sha256 = digest.hexdigest() if digest is not None else None
-        digest = None
-        if expected_sha256 and sha256 != expected_sha256.strip().lower():
-            raise IntegrityError("upload does not match its SHA-256", expected=expected_sha256, actual=sha256)
-        os.replace(temp_name, target)
+            if length is not None and received != length:
+                raise BadRequest(f"upload interrupted: received {received} of {length} bytes",
+                                 received=received, expected=length)
+            sha256 = digest.hexdigest() if digest is not None else None
+            digest = None
+            if expected_sha256 and sha256 != expected_sha256.strip().lower():
+                raise IntegrityError("upload does not match its SHA-256", expected=expected_sha256, actual=sha256)
     except BaseException:
         if digest is not None:
             digest.abandon()
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
         raise
     reply: dict[str, Any] = {"path": str(target), "size": received}
     if sha256:
