@@ -201,6 +201,7 @@ class JobService:
         self._cleaned: dict[tuple[str, str], int] = {}
         self._save_locks: dict[tuple[str, str], threading.Lock] = {}
         self._sequence = itertools.count(1)
+        self._released = False
         self.managers: dict[str, Manager] = {name: build(_ManagerEvents(self, name))
                                              for name, build in managers.items()}
 
@@ -229,6 +230,14 @@ class JobService:
     def shutdown(self) -> None:
         for manager in self.managers.values():
             manager.shutdown()
+
+    def release(self) -> None:
+        """Give up the jobs to a successor process (a restart): stop the managers, which waits for
+        submissions in progress to be recorded, then ignore what they still report (a job ending
+        now is seen again by the successor, which re-attaches it from the records on disk)."""
+        self.shutdown()
+        with self._lock:
+            self._released = True
 
     def _empty_trash(self) -> None:
         while True:
@@ -542,7 +551,7 @@ class JobService:
     def _on_running(self, manager: str, job_id: str) -> None:
         with self._lock:
             record = self._records.get((manager, job_id))
-            if record is None or record.state is not JobState.QUEUED:
+            if self._released or record is None or record.state is not JobState.QUEUED:
                 return
             snapshot = self._transition(record, JobState.RUNNING)
         self._commit(snapshot, record, durable=False)
@@ -551,7 +560,7 @@ class JobService:
                   failure_class: FailureClass | None = None) -> None:
         with self._lock:
             record = self._records.get((manager, job_id))
-            if record is None or record.state.is_final:
+            if self._released or record is None or record.state.is_final:
                 return
             postprocess = (state is JobState.COMPLETE and self.staging_hooks is not None
                            and self.staging_hooks.wants(record))
@@ -625,7 +634,7 @@ class JobService:
     def _finish(self, record: JobRecord, state: JobState, reason: str | None,
                 failure_class: FailureClass | None = None) -> None:
         with self._lock:
-            if record.state.is_final:
+            if self._released or record.state.is_final:
                 return
             snapshot = self._transition(record, state, reason=reason, failure_class=failure_class)
         self._commit(snapshot, record)
