@@ -29,6 +29,7 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from lwr.core.atomic import atomic_file
+from lwr.protocol.ranges import RangeNotSatisfiable, content_range, parse_range, unsatisfiable_range
 
 CHUNK = 1024 * 1024
 #: Headers of one multipart part may not exceed this.
@@ -204,23 +205,26 @@ def _handler(endpoint: FilesEndpoint) -> type[BaseHTTPRequestHandler]:
                 return
             with handle:
                 size = os.fstat(handle.fileno()).st_size
-                offset = _range_start(self.headers.get("Range"))
-                if offset is not None and offset >= size and size:
-                    self._reply(416, b"", {"Content-Range": f"bytes */{size}"})
+                try:
+                    byte_range = parse_range(self.headers.get("Range"), size) if size else None
+                except RangeNotSatisfiable:
+                    self._reply(416, b"", {"Content-Range": unsatisfiable_range(size)})
                     return
-                if offset:
+                start, end = byte_range or (0, size - 1)
+                if byte_range is not None:
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {offset}-{size - 1}/{size}")
-                    handle.seek(offset)
+                    self.send_header("Content-Range", content_range(start, end, size))
+                    handle.seek(start)
                 else:
                     self.send_response(200)
-                    offset = 0
-                self.send_header("Content-Length", str(size - offset))
+                remaining = end - start + 1
+                self.send_header("Content-Length", str(remaining))
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
-                while chunk := handle.read(CHUNK):
+                while remaining > 0 and (chunk := handle.read(min(CHUNK, remaining))):
                     self.wfile.write(chunk)
+                    remaining -= len(chunk)
             endpoint._served("GET", path)
 
         def do_POST(self) -> None:  # noqa: N802
@@ -248,11 +252,6 @@ def _handler(endpoint: FilesEndpoint) -> type[BaseHTTPRequestHandler]:
         do_PUT = do_POST  # noqa: N815 - Galaxy's API takes both
 
     return Handler
-
-
-def _range_start(header: str | None) -> int | None:
-    match = re.fullmatch(r"\s*bytes=(\d+)-\s*", header or "")
-    return int(match.group(1)) if match else None
 
 
 def _body_chunks(rfile: Any, headers: Any) -> Iterator[bytes]:

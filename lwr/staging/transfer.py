@@ -30,6 +30,8 @@ from urllib3.connectionpool import HTTPConnectionPool
 
 from lwr.core.atomic import atomic_file, place
 from lwr.errors import StagingError
+from lwr.protocol.redact import safe_url
+from lwr.protocol.retry import RetryPolicy
 from lwr.staging.allow_list import CheckedUrl, UrlPolicy, UrlRefused
 
 log = logging.getLogger(__name__)
@@ -101,22 +103,22 @@ class Transfers:
         self.attempts = attempts
         self.backoff = backoff
         self.backoff_max = backoff_max
+        self.retry = RetryPolicy(attempts=attempts, backoff=backoff, cap=backoff_max)
         self.http = http or PinnedHttp()
 
     # --- retries ---------------------------------------------------------------------------------
     def _retrying(self, description: str, attempt_once: Callable[[], None]) -> None:
-        delay = self.backoff
-        for attempt in range(1, self.attempts + 1):
+        for attempt in range(1, self.retry.attempts + 1):
             try:
                 attempt_once()
                 return
             except _Retryable as error:
-                if attempt == self.attempts:
+                if self.retry.gives_up_after(attempt):
                     raise StagingError(f"{description} failed after {attempt} attempts: {error.message}") from None
+                delay = self.retry.delay(attempt)
                 log.warning("%s failed (attempt %d of %d): %s; retrying in %.1f s", description, attempt,
-                            self.attempts, error.message, delay)
+                            self.retry.attempts, error.message, delay)
                 time.sleep(delay)
-                delay = min(delay * 2, self.backoff_max)
 
     def _request(self, method: str, url: str, body: Callable[[], Iterable[bytes]] | None = None,
                  headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
@@ -243,8 +245,7 @@ class Transfers:
             shutil.copyfileobj(src, dst, CHUNK)
 
 
-def _safe(url: str) -> str:
-    return url.split("?", 1)[0]
+_safe = safe_url
 
 
 __all__ = ["Transfers", "UrlRefused"]

@@ -7,24 +7,18 @@ corrupt upload leaves nothing under the real name.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from lwr.core.atomic import atomic_file
 from lwr.digests import BackgroundHash
-from lwr.errors import BadRequest, IntegrityError, LwrError, PayloadTooLarge
+from lwr.errors import BadRequest, IntegrityError, PayloadTooLarge
+from lwr.protocol.ranges import RangeNotSatisfiable, parse_range
 
 CHUNK_SIZE = 1 << 20
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-class RangeNotSatisfiable(LwrError):
-    """The Range header asks for bytes the file does not have."""
-
-    http_status = 416
+__all__ = ["CHUNK_SIZE", "RangeNotSatisfiable", "iter_file", "parse_range", "receive_upload"]
 
 
 def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
@@ -88,24 +82,6 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
     return reply
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """A single ``bytes=`` range as (start, end inclusive); ``None`` means the whole file."""
-    if not header:
-        return None
-    match = _RANGE.match(header.strip())
-    if not match or match.groups() == ("", ""):
-        return None  # not a form we serve: RFC 9110 lets us ignore it and send the whole file
-    first, last = match.groups()
-    if first == "":
-        length = int(last)
-        if length == 0:
-            raise RangeNotSatisfiable("empty suffix range", size=size)
-        return max(0, size - length), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or start > end:
-        raise RangeNotSatisfiable(f"range starts beyond the file's {size} bytes", size=size)
-    return start, end
 
 
 def iter_file(handle: IO[bytes], start: int, length: int) -> Iterator[bytes]:
