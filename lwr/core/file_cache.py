@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lwr.core.atomic import atomic_file, place, write_bytes_atomically
+from lwr.digests import file_sha256
 from lwr.errors import BadRequest, Conflict, NotFound
 
 CLAIM_EXPIRY_SECONDS = 600.0
@@ -38,14 +40,6 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 def cache_token(ip: str, path: str) -> str:
     """The token a client sees for one of its names; meaningful only within its own tenant."""
     return hashlib.sha256(f"IP:{ip}\0{path}".encode("utf-8", "surrogateescape")).hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _tenant_key(tenant: str) -> str:
@@ -114,14 +108,11 @@ class FileCache:
         upload = Path(tempfile.mkdtemp(prefix="in.", dir=self.incoming)) / "body"
         try:
             reply = receive(upload)
-            digest = _sha256(upload)
+            digest = file_sha256(upload, remembered=False)
             blob = self.blobs / digest
             if not blob.is_file():
-                os.replace(upload, blob)
-            fd, pointer = tempfile.mkstemp(prefix=f".{token}.", dir=names)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(digest)
-            os.replace(pointer, names / token)
+                place(upload, blob, durable=False)
+            write_bytes_atomically(names / token, digest.encode(), durable=False)
         finally:
             shutil.rmtree(upload.parent, ignore_errors=True)
         try:
@@ -136,13 +127,6 @@ class FileCache:
         if digest is None:
             raise NotFound("no cached file for this token", cache_token=token)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".cache", dir=target.parent)
-        os.close(fd)
-        try:
-            shutil.copyfile(self.blobs / digest, temp_name)
-            os.replace(temp_name, target)
-        except BaseException:
-            if os.path.exists(temp_name):
-                os.unlink(temp_name)
-            raise
+        with open(self.blobs / digest, "rb") as source, atomic_file(target, durable=False, suffix=".cache") as out:
+            shutil.copyfileobj(source, out)
         return {"path": str(target), "size": target.stat().st_size, "sha256": digest}
