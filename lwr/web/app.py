@@ -154,13 +154,13 @@ class LwrWebApp:
                 log.error("%s %s failed: %s", request.method, where, error.message)
             else:
                 log.info("%s %s refused (%d): %s", request.method, where, error.http_status, error.message)
-            response = json_response(error.as_dict(), error.http_status)
+            response = json_response({**error.as_dict(), "code": error.code}, error.http_status)
         except Exception:  # noqa: BLE001 - the one place unexpected errors become a 500
             incident = uuid.uuid4().hex[:12]
             log.exception("unexpected error %s handling %s %s", incident, request.method,
                           decoding.printable_path(environ), extra=_error_context(environ, incident))
-            response = json_response({"error": "internal server error; see the server log", "incident": incident},
-                                     500)
+            response = json_response({"error": "internal server error; see the server log", "incident": incident,
+                                      "code": LwrError.code}, 500)
         return response(environ, start_response)
 
     def _handle(self, request: Request) -> Response:
