@@ -461,7 +461,9 @@ class JobService:
     def clean(self, manager: str, job_id: str) -> None:
         """Remove the job's directory and record; a job still active is cancelled first."""
         record = self.find(manager, job_id)
-        if not record.state.is_final:
+        if not record.state.is_final and record.state is not JobState.SETUP:
+            # A job only set up was never launched nor announced: removing it is enough (a
+            # ``cancelled`` here would be a second final status beside a refused setup's ``failed``).
             self.cancel(manager, job_id)
         self._drop(manager, job_id)
 

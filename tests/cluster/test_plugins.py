@@ -92,6 +92,8 @@ def test_slurm_accounting_records() -> None:
     assert found["4"] == (JobState.FAILED, "slurm: TIMEOUT (time limit reached)")
     assert classes(SlurmPlugin().parse_history(fixture("slurm_sacct.txt")))["4"] == "walltime_reached"
     assert SlurmPlugin().history_unavailable("sacct: error: Slurm accounting storage is disabled\n")
+    # squeue -j with only ids a restarted controller lost fails outright; sacct is asked instead
+    assert SlurmPlugin().ignorable_status_error("slurm_load_jobs error: Invalid job id specified\n")
 
 
 @pytest.mark.parametrize(("state", "expected", "failure_class"), [

@@ -101,6 +101,11 @@ class SlurmPlugin(JobPlugin):
                 found[fields[0]] = status
         return found
 
+    def ignorable_status_error(self, stderr: str) -> bool:
+        # squeue fails outright when every id asked for is unknown (a controller restarted
+        # without them): no job it knows; sacct is asked next.
+        return "Invalid job id specified" in stderr
+
     def history_argv(self, external_ids: list[str]) -> list[str] | None:
         return ["sacct", "-n", "-X", "-P", "-o", "JobID,State,ExitCode", "-j", ",".join(external_ids)]
 
