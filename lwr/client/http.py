@@ -32,11 +32,11 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 
 from lwr import __version__, errors
-from lwr.client.errors import RemoteError, TransportError
+from lwr.client.errors import RemoteError, TransportError, error_class
 from lwr.core.atomic import place, temporary_beside
 from lwr.digests import BackgroundHash, file_sha256
 from lwr.protocol.names import SHA256_HEADER, WANT_SHA256_HEADER
-from lwr.protocol.ranges import content_range_start
+from lwr.protocol.ranges import RangeNotSatisfiable, content_range_start
 from lwr.protocol.redact import redact
 from lwr.protocol.retry import RetryPolicy
 
@@ -53,17 +53,6 @@ DOWNLOAD_CHUNK_SIZE = 256 * 1024
 Progress = Callable[[int], None]
 Params = Mapping[str, Any]
 BodySource = Union[str, bytes]
-
-_STATUS_ERRORS: dict[int, type[errors.LwrError]] = {
-    400: errors.BadRequest,
-    401: errors.Unauthorized,
-    404: errors.NotFound,
-    405: errors.MethodNotAllowed,
-    409: errors.Conflict,
-    413: errors.PayloadTooLarge,
-}
-_INTEGRITY_WORDS = ("sha256", "sha-256", "checksum", "digest", "integrity")
-
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -281,12 +270,13 @@ class HttpTransport:
                     response = self.request(
                         "GET", route, params, headers=headers, idempotent=True, stream=True
                     )
-                except RemoteError as exc:
+                except (RemoteError, RangeNotSatisfiable) as exc:
                     if received and exc.details.get("status") == 416 and attempt < attempts:
                         received = 0  # the file is no longer what we had a part of
                         continue
                     raise
-                resumed = received > 0 and response.status_code == 206 and content_range_start(response.headers.get("Content-Range")) == received
+                start = content_range_start(response.headers.get("Content-Range"))
+                resumed = received > 0 and response.status_code == 206 and start == received
                 if not resumed:
                     received = 0
                 expected = (response.headers.get(SHA256_HEADER) or "").strip().lower()
@@ -348,24 +338,16 @@ class HttpTransport:
         except ValueError:
             payload = None
         details: dict[str, Any] = {}
+        code = None
         if isinstance(payload, dict) and isinstance(payload.get("error"), str):
             message = payload["error"]
-            details = {key: value for key, value in payload.items() if key != "error"}
+            code = payload.get("code")
+            details = {key: value for key, value in payload.items() if key not in ("error", "code")}
         else:
             message = _plain_text(response.text) or response.reason or "no message"
         response.close()
-        error_class = _STATUS_ERRORS.get(status)
-        if status == errors.IntegrityError.http_status and _mentions_integrity(message, details):
-            error_class = errors.IntegrityError
-        if error_class is None:
-            error_class = TransportError if status >= 500 else RemoteError
         details.setdefault("status", status)
-        return error_class(f"{method} /{route}: HTTP {status}: {message}", **details)
-
-
-def _mentions_integrity(message: str, details: Mapping[str, Any]) -> bool:
-    text = " ".join([message, *map(str, details.keys())]).lower()
-    return any(word in text for word in _INTEGRITY_WORDS)
+        return error_class(status, code)(f"{method} /{route}: HTTP {status}: {message}", **details)
 
 
 def _hash_prefix(path: str, length: int, digest: BackgroundHash) -> None:

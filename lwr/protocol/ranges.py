@@ -17,6 +17,7 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)?")
 class RangeNotSatisfiable(LwrError):
     """The Range header asks for bytes the file does not have."""
 
+    code = "range_not_satisfiable"
     http_status = 416
 
 

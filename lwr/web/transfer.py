@@ -82,8 +82,6 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
     return reply
 
 
-
-
 def iter_file(handle: IO[bytes], start: int, length: int) -> Iterator[bytes]:
     """Yield ``length`` bytes from ``start``, a chunk at a time, closing the file at the end."""
     try:

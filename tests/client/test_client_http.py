@@ -82,9 +82,15 @@ def test_connection_refused_is_retried_then_a_transport_error() -> None:
         (413, {"error": "too big", "limit": 10}, errors.PayloadTooLarge),
         (
             400,
-            {"error": "upload does not match its SHA-256", "expected": "a", "actual": "b"},
+            {"error": "upload does not match its SHA-256", "code": "integrity", "expected": "a", "actual": "b"},
             errors.IntegrityError,
         ),
+        # The class comes from the code, never from words in the message:
+        (400, {"error": "the checksum parameter is not hex"}, errors.BadRequest),
+        (400, {"error": "bad", "code": "bad_request"}, errors.BadRequest),
+        (403, {"error": "admin only", "code": "forbidden"}, errors.Forbidden),
+        (507, {"error": "disk full", "code": "insufficient_storage"}, errors.InsufficientStorage),
+        (400, {"error": "future", "code": "not_yet_invented"}, errors.BadRequest),  # unknown: by status
         (418, {"error": "teapot"}, RemoteError),
     ],
 )
@@ -96,8 +102,9 @@ def test_error_replies_become_lwr_errors(status: int, body: dict[str, object], e
         assert isinstance(error, errors.LwrError)
         assert str(body["error"]) in error.message
         assert error.details["status"] == status
+        assert "code" not in error.details  # the code chose the class; it is not a detail
         for key, value in body.items():
-            if key != "error":
+            if key not in ("error", "code"):
                 assert error.details[key] == value
 
 
@@ -162,7 +169,7 @@ def test_upload_rejected_for_digest_is_retried(tmp_path: Path) -> None:
 
     def handler(request: Seen, earlier: int) -> Reply:
         if earlier == 0:
-            return Reply.json({"error": "upload does not match its SHA-256"}, 400)
+            return Reply.json({"error": "upload does not match its SHA-256", "code": "integrity"}, 400)
         return Reply.json({"path": "/srv/input.dat"})
 
     with StubServer(handler) as server:
