@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import pytest, pulsar.client, lwr" 2>/dev/null || [ "${LWR_REINSTALL:-0}" = 1 ]; then
+if ! .venv/bin/python -c "import pytest, pulsar.client, lwr, hypothesis, schemathesis" 2>/dev/null || [ "${LWR_REINSTALL:-0}" = 1 ]; then
     .venv/bin/pip install --quiet --upgrade pip
     .venv/bin/pip install --quiet -e '.[test]'
 fi

@@ -22,6 +22,8 @@ from lwr.messaging.transport import HttpDisabledApp, MessagingTransport
 from lwr.observability.metrics import LwrMetrics, MetricsMiddleware
 from lwr.observability.sentry import flush_sentry, init_sentry
 from lwr.staging.hooks import ServerStaging
+from lwr.tools.policy import ToolPolicy
+from lwr.tools.toolbox import load_toolbox
 from lwr.web.admin import AdminApi
 from lwr.web.app import LwrWebApp
 from lwr.web.status_page import StatusPage
@@ -42,8 +44,12 @@ class LwrApplication:
         if settings.sentry_dsn:
             init_sentry(settings.sentry_dsn, settings.source)
         credentials = load_credentials(settings)
+        policy = ToolPolicy(load_toolbox(settings.tool_config_files)) if settings.tool_config_files else None
+        if policy is not None:
+            log.info("public mode: only the %d tools of %s may run", len(policy.toolbox.tools),
+                     ", ".join(map(str, settings.tool_config_files)))
         self.service = JobService(settings, manager_factories(settings), staging_hooks=ServerStaging(settings),
-                                  galaxy=galaxy_job_setup(settings))
+                                  galaxy=galaxy_job_setup(settings), launch_policy=policy)
         self.file_cache = FileCache(settings.file_cache_dir) if settings.file_cache_dir else None
         self.messaging: MessagingTransport | None = None
         if settings.message_queue_url:

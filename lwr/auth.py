@@ -144,7 +144,12 @@ def load_credentials(settings: AppSettings) -> Credentials:
         tokens.append((check_token(settings.private_token, settings.source).encode(), DEFAULT_TENANT))
         _warn_if_readable(settings.source)
     if settings.tenants_file is not None:
-        tokens += [(token.encode(), name) for name, token in load_tenants(settings.tenants_file)]
+        for name, token in load_tenants(settings.tenants_file):
+            if token == settings.private_token:
+                raise ConfigError(f"{settings.tenants_file}: tenant '{name}' has the private_token of "
+                                  f"{settings.source}; every tenant needs a token of its own",
+                                  file=str(settings.tenants_file))
+            tokens.append((token.encode(), name))
         log.info("%d tenants from %s", len(tokens) - (1 if settings.private_token else 0), settings.tenants_file)
     if not tokens:
         token_file = settings.persistence_directory / TOKEN_FILE_NAME

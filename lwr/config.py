@@ -122,6 +122,7 @@ APP_KEYS: dict[str, _Key] = {
     "allow_unauthenticated": _Key(parse_bool, "true or false"),
     "tenants_file": _Key(str, "a path to a file of NAME = TOKEN lines"),
     "job_managers_config": _Key(str, "a path to job_managers.ini"),
+    "tool_config_files": _Key(parse_list, "comma-separated Galaxy toolbox XML files"),
     "assign_ids": _Key(parse_assign_ids, "galaxy or uuid"),
     "file_cache_dir": _Key(str, "a directory path"),
     "max_upload_size": _Key(parse_size, "a size such as 50G"),
@@ -178,6 +179,8 @@ class AppSettings:
     allow_unauthenticated: bool = False
     #: One token per tenant (a shared lwr, assign_ids = uuid); see lwr.auth.
     tenants_file: Path | None = None
+    #: Public-server mode: the toolbox files naming the only tools that may run (lwr.tools).
+    tool_config_files: tuple[Path, ...] = ()
     assign_ids: str = "galaxy"
     file_cache_dir: Path | None = None
     max_upload_size: int | None = None
@@ -266,6 +269,8 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
         private_token=private_token,
         allow_unauthenticated=values.get("allow_unauthenticated", False),
         tenants_file=tenants_file,
+        tool_config_files=tuple((base / os.path.expanduser(item)).resolve()
+                                for item in values.get("tool_config_files", ())),
         assign_ids=values.get("assign_ids", "galaxy"),
         file_cache_dir=path("file_cache_dir", None),
         max_upload_size=values.get("max_upload_size"),

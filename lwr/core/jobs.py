@@ -29,9 +29,9 @@ from lwr.core.manager import LaunchSpec, Manager, ManagerListener
 from lwr.core.states import JobState
 from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
-from lwr.errors import BadRequest, Conflict, InsufficientStorage, NotFound
+from lwr.errors import BadRequest, Conflict, InsufficientStorage, LwrError, NotFound
 from lwr.protocol.failure import FailureClass, staging_failure
-from lwr.protocol.submit import SubmitRequest
+from lwr.protocol.submit import EnvItem, SubmitRequest
 from lwr.protocol.version import version_fields
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,18 @@ class JobObserver:
 
     def batch_queried(self, manager: str, seconds: float, failed: bool) -> None:
         """A manager asked its batch system for its jobs' status."""
+
+
+class LaunchPolicy(Protocol):
+    """Who may run what (public-server mode, ``lwr.tools.policy``); each check raises to refuse."""
+
+    def authorize_setup(self, tool_id: str | None, tool_version: str | None) -> None: ...
+
+    def authorize_submit(self, record: JobRecord, directory: JobDirectory, command_line: str,
+                         env: list[EnvItem]) -> None: ...
+
+    def authorize_launch(self, record: JobRecord, directory: JobDirectory) -> None:
+        """Called once every file of the job arrived, just before it is queued."""
 
 
 class StagingHooks(Protocol):
@@ -177,8 +189,9 @@ class JobService:
 
     def __init__(self, settings: ServiceSettings, managers: Mapping[str, ManagerFactory],
                  observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None,
-                 galaxy: GalaxyJobSetup | None = None) -> None:
+                 galaxy: GalaxyJobSetup | None = None, launch_policy: LaunchPolicy | None = None) -> None:
         self.settings = settings
+        self.launch_policy = launch_policy
         #: Galaxy's job environment (dependencies, metrics, Galaxy's Python); defaults: none resolved, core metrics.
         self.galaxy = galaxy or GalaxyJobSetup()
         self.staging = settings.staging_directory
@@ -310,6 +323,8 @@ class JobService:
         submit's implicit setup, which must create the very id it was asked to launch).
         """
         self.manager(manager)
+        if self.launch_policy is not None:
+            self.launch_policy.authorize_setup(tool_id, tool_version)
         if self.settings.assign_ids == "uuid" and assign:
             job_id = uuid.uuid4().hex
         validate_job_id(job_id)
@@ -405,14 +420,22 @@ class JobService:
                 raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id,
                                status=record.state.wire_name)
             command_line = request.command_line.replace("__PULSAR_JOB_DIRECTORY__", str(directory.path))
+            if self.launch_policy is not None:
+                self.launch_policy.authorize_submit(record, directory, command_line, request.env)
+            previous_launch, record.launch = record.launch, request.launch_record()
+            preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
+            if self.launch_policy is not None and not preprocess:
+                try:
+                    self.launch_policy.authorize_launch(record, directory)
+                except LwrError:
+                    record.launch = previous_launch
+                    raise
             write_job_script(directory, command_line, request.env, environment)
             for path in touched:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.touch()
-            record.launch = request.launch_record()
             if request.message_identity is not None:
                 record.extras[SETUP_MESSAGE] = request.message_identity
-            preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
             if not preprocess and staged_bytes:
                 # What the client staged between setup and submit.
                 since = record.times.get(JobState.SETUP.value, time.time())
@@ -591,6 +614,12 @@ class JobService:
                     record.staging["in"] = {"seconds": round(time.time() - started, 3), "error": str(error),
                                             "by": "lwr"}
                 self._finish(record, JobState.FAILED, f"staging inputs failed: {error}", staging_failure(error))
+                return
+            try:
+                if self.launch_policy is not None:
+                    self.launch_policy.authorize_launch(record, directory)
+            except LwrError as error:
+                self._finish(record, JobState.FAILED, error.message, None)
                 return
             with self._lock:
                 if record.state is not JobState.PREPROCESSING:

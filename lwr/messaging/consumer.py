@@ -159,7 +159,7 @@ class Consumer:
         self.redeliveries = redeliveries
         self.settings = settings
         self.handler = handler
-        self.backoff = amqp.Backoff(amqp.retry_max(settings))
+        self.backoff = amqp.reconnect_backoff(settings)
         names = [naming.SETUP, naming.KILL, naming.STATUS] + ([STATUS_UPDATE_ACK] if acknowledgements else [])
         self.routes = {naming.queue_name(manager, name): (manager, name) for manager in managers for name in names}
         self._stop = threading.Event()

@@ -548,7 +548,7 @@ class HttpServer:
                           if head.expects_continue else None)
         connection.body = body
         environ = self._environ(connection, head, body)
-        response = _Response(sock, head, closing=not head.keep_alive, draining=lambda: self._draining)
+        response = _Response(sock, head, closing=not head.keep_alive, draining=lambda: self._draining, body=body)
         connection.response = response
         result: Iterable[bytes] | None = None
         try:
@@ -606,12 +606,13 @@ class _Response:
     """Status, headers and body of one response, framed for the connection's next request."""
 
     def __init__(self, sock: socket.socket, head: RequestHead, closing: bool,
-                 draining: Callable[[], bool] = lambda: False) -> None:
+                 draining: Callable[[], bool] = lambda: False, body: BodyReader | None = None) -> None:
         self.sock = sock
         self.head = head
         self.closing = closing
         #: Asked when the head goes out: a server draining by then tells the client to close.
         self.draining = draining
+        self.body = body
         self.status = ""
         self.headers: list[tuple[str, str]] = []
         self.head_sent = False
@@ -648,6 +649,10 @@ class _Response:
                 headers.append(("Transfer-Encoding", "chunked"))
             else:
                 self.closing = True
+        if self.body is not None and not self.body.complete:
+            # Answered before the body was read (a refusal): this connection will not carry another
+            # request, and the client must know it before reusing it.
+            self.closing = True
         if self.closing or self.draining():
             self.closing = True
             headers.append(("Connection", "close"))

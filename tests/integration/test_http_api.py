@@ -24,11 +24,13 @@ def authed(token_server):
     return Http(token_server.url, TOKEN)
 
 
-def assert_error(reply, status, fragment):
+def assert_error(reply, status, fragment, code=None):
     assert reply.status == status, (reply.status, reply.body)
     assert reply.headers["content-type"].startswith("application/json")
     body = reply.json()
     assert fragment in body["error"], body
+    if code is not None:
+        assert body["code"] == code, body
     assert "Traceback" not in reply.body.decode()
 
 
@@ -198,7 +200,7 @@ def test_symlink_escape_refused(http, tmp_path):
 
 def test_bad_requests(http):
     http.setup("bad1")
-    assert_error(http.request("POST", "/jobs"), 400, "job_id")
+    assert_error(http.request("POST", "/jobs"), 400, "job_id", code="bad_request")
     assert_error(http.request("POST", "/jobs", {"job_id": "../x"}), 400, "job_id")
     assert_error(http.request("POST", "/jobs", {"job_id": "a b"}), 400, "job_id")
     assert_error(http.request("POST", "/jobs/bad1/files", {"name": "x"}, body=b"1") if False else
@@ -213,12 +215,12 @@ def test_bad_requests(http):
 
 
 def test_unknown_job_manager_output_and_route(http):
-    assert_error(http.request("GET", "/jobs/nope/status"), 404, "no job")
+    assert_error(http.request("GET", "/jobs/nope/status"), 404, "no job", code="not_found")
     assert_error(http.request("PUT", "/jobs/nope/cancel"), 404, "no job")
     assert_error(http.request("DELETE", "/jobs/nope"), 404, "no job")
     assert_error(http.request("POST", "/managers/ghost/jobs", {"job_id": "x"}), 404, "no manager")
     assert_error(http.request("GET", "/no/such/route"), 404, "no route")
-    assert_error(http.request("DELETE", "/healthz"), 405, "not allowed")
+    assert_error(http.request("DELETE", "/healthz"), 405, "not allowed", code="method_not_allowed")
     http.setup("out1")
     http.submit("out1", "true")
     http.wait_complete("out1")
@@ -288,7 +290,7 @@ def test_sha256_header_is_verified(http):
     assert good.status == 200 and good.json()["sha256"] == hashlib.sha256(data).hexdigest()
     bad = http.request("POST", "/jobs/sum1/files", {"name": "b", "type": "input"}, body=data,
                        headers={"X-Lwr-Sha256": "0" * 64})
-    assert_error(bad, 400, "SHA-256")
+    assert_error(bad, 400, "SHA-256", code="integrity")
     assert not os.path.exists(os.path.join(http.setup("sum1")["inputs_directory"], "b"))
 
 

@@ -410,3 +410,21 @@ def test_download_in_progress_completes_and_does_not_hold_the_restart(chain, tmp
     assert total[0] == size and received.hexdigest() == hashlib.sha256(data).hexdigest()
     generations[0].process.wait(60)
     assert generations[0].process.returncode == 0
+
+
+def test_restart_with_a_metrics_port_hands_it_over(chain, tmp_path):
+    import urllib.request
+
+    from server import free_port
+
+    base, generations = chain
+    metrics_port = free_port()
+    base.app_options = {"metrics_port": str(metrics_port)}
+    pid_file = tmp_path / "lwr.pid"
+    generations.append(Generation(base, pid_file, restart=False, concurrency=1))
+    wait_for_healthz(base.url, generations[0].process, "lwr", base.log_text, 30)
+    generations.append(Generation(base, pid_file, restart=True, concurrency=1))
+    wait_for_handover(generations[0], generations[1], pid_file)
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        assert b"lwr_jobs" in response.read()
+    assert "Traceback" not in base.log_text()

@@ -10,16 +10,23 @@ from __future__ import annotations
 import json
 import os
 import socket
+from http.client import HTTPConnection
 
 import pytest
 
 from http_helpers import Http
 from server import TOKEN
 
+#: lwr's own server (the default) and Paste's, which lwr still supports: each reaches the app
+#: with its own idea of paths, chunked bodies and long lines. Long lines are allowed here so the
+#: deep JSON reaches the decoder.
+SERVERS = {"lwr": {"max_request_line": "4M"}, "paste": {"use": "egg:Paste#http"}}
 
-@pytest.fixture
-def server(make_server):
-    return make_server("bad-input", app_options={"private_token": TOKEN})
+
+@pytest.fixture(params=sorted(SERVERS))
+def server(make_server, request):
+    return make_server(f"bad-input-{request.param}", app_options={"private_token": TOKEN},
+                       server_options=SERVERS[request.param])
 
 
 @pytest.fixture
@@ -91,28 +98,20 @@ def test_nul_and_repeated_parameters(server, http):
     assert_clean_refusal(server, status, body, {400})
 
 
-def test_chunked_upload_is_read_whole_never_stored_empty(server, http):
-    """egg:lwr#http decodes chunked bodies (wsgi.input_terminated): the file arrives whole."""
+def test_chunked_upload_is_read_whole_or_refused_never_stored_empty(server, http):
     config = http.setup("chunk1")
-    body = b"5\r\nhello\r\n0\r\n\r\n"
+    body = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
     status, reply = raw_request(
         server, b"POST /jobs/chunk1/files?name=c.txt&type=input&private_token=" + TOKEN.encode() + b" HTTP/1.1",
         b"Transfer-Encoding: chunked\r\n", body)
-    assert status == 200, reply
-    with open(os.path.join(config["inputs_directory"], "c.txt"), "rb") as stored:
-        assert stored.read() == b"hello"
+    stored = os.path.join(config["inputs_directory"], "c.txt")
+    if status == 200:  # a server that decodes chunked bodies (lwr's own)
+        with open(stored, "rb") as handle:
+            assert handle.read() == b"hello world"
+    else:  # one that cannot (Paste): 411, and nothing stored
+        assert_clean_refusal(server, status, reply, {411})
+        assert not os.path.exists(stored)
     assert http.request("GET", "/healthz").status == 200
-
-
-def test_chunked_upload_on_a_server_that_cannot_decode_it_is_411(make_server, tmp_path):
-    """Paste's server reports a chunked body as 0 bytes: refused, never stored as an empty file."""
-    server = make_server("paste", server_options={"use": "egg:Paste#http"}, app_options={"private_token": TOKEN})
-    config = Http(server.url, TOKEN).setup("chunk2")
-    status, reply = raw_request(
-        server, b"POST /jobs/chunk2/files?name=c.txt&type=input&private_token=" + TOKEN.encode() + b" HTTP/1.1",
-        b"Transfer-Encoding: chunked\r\n", b"5\r\nhello\r\n0\r\n\r\n")
-    assert_clean_refusal(server, status, reply, {411})
-    assert not os.path.exists(os.path.join(config["inputs_directory"], "c.txt"))
 
 
 def test_uuid_submit_with_setup_params_for_an_unknown_id_leaves_no_job(make_server):
@@ -124,3 +123,20 @@ def test_uuid_submit_with_setup_params_for_an_unknown_id_leaves_no_job(make_serv
     assert not jobs.exists() or os.listdir(jobs) == []
     persisted = server.directory / "files" / "persisted_data"
     assert not any(name.endswith(".json") for _, _, names in os.walk(persisted) for name in names)
+
+
+def test_a_refused_upload_tells_the_client_to_reconnect(server, http: Http):
+    """A refusal sent before the body was read closes the connection, and says so first."""
+    http.setup("ka1")
+    connection = HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        for _ in range(3):
+            connection.request("POST", f"/jobs/ka1/files?name=..&type=input&private_token={TOKEN}", body=b"x" * 50)
+            reply = connection.getresponse()
+            reply.read()
+            assert reply.status == 400 and reply.will_close  # announced: the client reconnects, never reads EOF
+            connection.request("GET", f"/jobs/ka1/status?private_token={TOKEN}")
+            reply = connection.getresponse()
+            assert reply.status == 200 and reply.read()
+    finally:
+        connection.close()
