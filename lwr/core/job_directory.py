@@ -13,7 +13,9 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
+from lwr.core import job_files
 from lwr.errors import BadRequest, NotFound
 
 #: Where each file ``type`` of the protocol lives, relative to the job directory.
@@ -51,6 +53,9 @@ ENDED_AT = "ended_at"
 PID_FILE = "pid"
 RUN_LOCK = "run.lock"
 LAUNCH_GUARD = "launched"
+
+#: Largest of lwr's own small records (exit code, pid, times) read back.
+MAXIMUM_RECORD_SIZE = 1 << 20
 
 
 def validate_job_id(job_id: str) -> str:
@@ -165,73 +170,74 @@ class JobDirectory:
         """Where a client-named file of ``file_type`` lives; confined to that type's directory."""
         return confine(self.directory_for_type(file_type), name)
 
-    def existing_output(self, name: str, file_type: str) -> Path:
-        """An output the client asks to download; globs are honoured for ``output_workdir``."""
+    def open_output(self, name: str, file_type: str) -> BinaryIO:
+        """An output the client asks for, opened once (globs are honoured for ``output_workdir``).
+
+        A tool may link an output to another file of the job (an input, say): allowed, as long as
+        every step of the link stays inside the job directory; see :func:`job_files.open_confined`.
+        """
         if file_type not in OUTPUT_TYPES:
             raise BadRequest(f"'{file_type}' is not an output type", expected=sorted(OUTPUT_TYPES))
         directory = self.directory_for_type(file_type)
         if file_type == "output_workdir" and ("*" in name or "?" in name):
             confine(directory, name)
-            matches = sorted(glob.glob(str(directory / name)))
+            matches = sorted(glob.glob(glob.escape(str(directory)) + "/" + name))
             if not matches:
                 raise NotFound("no output matches the pattern", name=name, type=file_type)
             name = os.path.relpath(matches[0], directory)
-        # A tool may link an output to another file of the job (an input, say): allowed, as long
-        # as the link stays inside the job directory.
-        path = confine(directory, name, symlink_root=self.path)
-        if not path.is_file():
-            raise NotFound("no such output", name=name, type=file_type)
-        return path
+        confine(directory, name, symlink_root=self.path)  # the name's own checks; opening decides
+        relative = os.path.relpath(directory, self.path)
+        inside = name if relative == "." else f"{relative}/{name}"
+        try:
+            fd = job_files.open_confined(self.path, inside)
+        except NotFound:
+            raise NotFound("no such output", name=name, type=file_type) from None
+        return os.fdopen(fd, "rb")
 
     def contents(self, sub: str) -> list[str]:
-        """Relative paths of every file below a sub-directory, recursively (status reply lists)."""
-        root = self.sub(sub)
-        found: list[str] = []
-        for dirpath, _dirnames, filenames in os.walk(root):
-            relative = os.path.relpath(dirpath, root)
-            for filename in filenames:
-                found.append(filename if relative == "." else os.path.join(relative, filename))
-        return sorted(found)
+        """Relative paths of every file below a sub-directory, recursively (status reply lists);
+        symlinked directories are not entered."""
+        return job_files.walk_files(self.sub(sub))
 
     # --- lwr's own records ------------------------------------------------------------------------
-    def read_internal(self, name: str, limit: int = -1) -> bytes | None:
-        try:
-            with open(self.internal_file(name), "rb") as handle:
-                return handle.read(limit)
-        except FileNotFoundError:
-            return None
+    def read_internal(self, name: str, limit: int = MAXIMUM_RECORD_SIZE) -> bytes | None:
+        """Up to ``limit`` bytes of one of lwr's own files; None unless it is a regular file."""
+        return job_files.read_in(self.internal, name, limit)
 
     def tool_stream(self, name: str, limit: int) -> str:
         """The tool's stdout or stderr: Galaxy's command line redirects them into ``metadata/``
         itself; otherwise they are what the job script captured."""
-        redirected = self.metadata / name
-        if redirected.is_file() and not redirected.is_symlink():
-            return self.read_stream(name, limit, redirected)
-        return self.read_stream(name, limit)
+        fd = job_files.open_in(self.metadata, name)
+        if fd is None:
+            fd = job_files.open_in(self.internal, name)
+        return read_head_and_tail(fd, limit)
 
-    def read_stream(self, name: str, limit: int, path: Path | None = None) -> str:
-        """A stdout/stderr file, keeping its start and end when longer than ``limit``."""
-        path = path or self.internal_file(name)
-        try:
-            with open(path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size <= limit:
-                    data = handle.read()
-                else:
-                    half = limit // 2
-                    head = handle.read(half)
-                    handle.seek(size - half)
-                    data = head + b"\n[... output truncated by lwr ...]\n" + handle.read()
-        except FileNotFoundError:
-            return ""
-        return data.decode("utf-8", errors="replace")
+    def read_stream(self, name: str, limit: int) -> str:
+        """One of lwr's stdout/stderr files, keeping its start and end when longer than ``limit``."""
+        return read_head_and_tail(job_files.open_in(self.internal, name), limit)
 
     def exit_code(self) -> int | None:
         """The exit code the job script recorded, or ``None`` if it has not finished."""
-        raw = self.read_internal(EXIT_CODE)
+        raw = self.read_internal(EXIT_CODE, 64)
         if raw is None:
             return None
         try:
             return int(raw.strip())
         except ValueError:
             return None
+
+
+def read_head_and_tail(fd: int | None, limit: int) -> str:
+    """The text of an opened file, keeping its start and end when longer than ``limit``."""
+    if fd is None:
+        return ""
+    with os.fdopen(fd, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size <= limit:
+            data = handle.read(limit)
+        else:
+            half = limit // 2
+            head = handle.read(half)
+            handle.seek(size - half)
+            data = head + b"\n[... output truncated by lwr ...]\n" + handle.read(half)
+    return data.decode("utf-8", errors="replace")

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from lwr.config import AppSettings
 from lwr.core.end_waiter import EndWaiter
@@ -258,9 +258,10 @@ class JobService:
         self.find(manager, job_id)
         return self.directory(manager, job_id).path_for(name, file_type)
 
-    def output_file(self, manager: str, job_id: str, name: str, file_type: str) -> Path:
+    def open_output(self, manager: str, job_id: str, name: str, file_type: str) -> BinaryIO:
+        """An output opened once, safely (the job may still be flipping symlinks in its directory)."""
         self.find(manager, job_id)
-        return self.directory(manager, job_id).existing_output(name, file_type)
+        return self.directory(manager, job_id).open_output(name, file_type)
 
     def submit(self, manager_name: str, job_id: str, request: SubmitRequest) -> None:
         """Record the launch durably, then hand the job to its manager (or to server-side staging)."""

@@ -23,7 +23,7 @@ from lwr.core.job_directory import JobDirectory
 from lwr.core.states import JobState
 from lwr.core.status import realized_dynamic_file_sources
 from lwr.core.store import JobRecord
-from lwr.errors import ConfigError, StagingError
+from lwr.errors import ConfigError, NotFound, StagingError
 from lwr.staging.actions import ActionMapper, InputAction, OutputAction, input_actions, output_actions
 from lwr.staging.allow_list import UrlPolicy
 from lwr.staging.transfer import Transfers
@@ -126,18 +126,20 @@ class ServerStaging:
         log.info("job %s: %d outputs delivered by lwr", record.job_id, delivered)
 
     def _deliver(self, action: OutputAction, directory: JobDirectory) -> bool:
-        local = directory.path_for(action.name, action.type)
-        if not local.is_file():
+        try:
+            local = directory.open_output(action.name, action.type)  # once, safely: the job may plant symlinks
+        except NotFound:
             if action.type == "output_workdir":
                 log.info("working directory output %s was not produced; skipped", action.name)
                 return False
-            raise StagingError(f"output {action.name} ({action.type}) was not produced", name=action.name)
+            raise StagingError(f"output {action.name} ({action.type}) was not produced", name=action.name) from None
         try:
-            if action.kind == "remote_transfer":
-                assert action.url is not None
-                self.transfers.upload(action.url, local)
-            else:
-                self.transfers.copy_out(local, action.client_path)
+            with local:
+                if action.kind == "remote_transfer":
+                    assert action.url is not None
+                    self.transfers.upload(action.url, local, action.name.rsplit("/", 1)[-1])
+                else:
+                    self.transfers.copy_out(local, action.client_path)
         except StagingError as error:
             if error.details.get("status") == 403:
                 # Galaxy refuses outputs of datasets deleted meanwhile; the job itself is fine.

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 from urllib.parse import urljoin
 
 import requests
@@ -145,28 +145,36 @@ class Transfers:
         fsync_directory(destination.parent)
 
     # --- uploads ---------------------------------------------------------------------------------
-    def upload(self, url: str, source: Path) -> None:
-        """POST ``source`` to ``url`` as a multipart form with one field, ``file``."""
+    def upload(self, url: str, source: Path | BinaryIO, name: str | None = None) -> None:
+        """POST ``source`` (a path, or a file lwr opened safely) to ``url`` as a multipart form
+        with one field, ``file``."""
         self.policy.check_url(url)
-        if not source.is_file():
-            raise StagingError(f"output {source.name} does not exist", path=str(source))
-        self._retrying(f"upload of {source.name} to {_safe(url)}", lambda: self._upload_once(url, source))
+        if isinstance(source, Path):
+            if not source.is_file():
+                raise StagingError(f"output {source.name} does not exist", path=str(source))
+            with open(source, "rb") as handle:
+                self.upload(url, handle, source.name)
+            return
+        label = name or "output"
+        self._retrying(f"upload of {label} to {_safe(url)}", lambda: self._upload_once(url, source, label))
 
-    def _upload_once(self, url: str, source: Path) -> None:
+    def _upload_once(self, url: str, source: BinaryIO, name: str) -> None:
         boundary = uuid.uuid4().hex
-        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{source.name}\"\r\n"
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
                 "Content-Type: application/octet-stream\r\n\r\n").encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
-        size = source.stat().st_size
+        size = os.fstat(source.fileno()).st_size
 
         def body() -> Iterator[bytes]:
             yield head
-            with open(source, "rb") as handle:
-                while True:
-                    chunk = handle.read(CHUNK)
-                    if not chunk:
-                        break
-                    yield chunk
+            source.seek(0)
+            remaining = size
+            while remaining > 0:
+                chunk = source.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
             yield tail
 
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
@@ -189,18 +197,40 @@ class Transfers:
             Path(temporary).unlink(missing_ok=True)
             raise
 
-    def copy_out(self, source: Path, destination: str) -> None:
-        self.policy.check_path(destination)
-        target = Path(destination)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    def copy_out(self, source: Path | BinaryIO, destination: str) -> None:
+        """Copy an output to an allowed path: written into the directory that was checked (held by
+        a descriptor and checked again once opened), never through the name that was given."""
+        real = Path(self.policy.check_path(destination))
         try:
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK)
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+            real.parent.mkdir(parents=True, exist_ok=True)
+            parent = os.open(real.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as error:
+            raise StagingError(f"cannot write remote_copy destination {destination}: {error.strerror}",
+                               path=destination) from None
+        try:
+            opened = os.readlink(f"/proc/self/fd/{parent}")
+            if Path(self.policy.check_path(os.path.join(opened, real.name))) != Path(opened) / real.name:
+                raise UrlRefused(f"remote_copy path {destination} changed while it was checked", path=destination)
+            temporary = f".{real.name}.{uuid.uuid4().hex}.part"
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666,
+                         dir_fd=parent)
+            try:
+                with os.fdopen(fd, "wb") as dst:
+                    if isinstance(source, Path):
+                        with open(source, "rb") as src:
+                            shutil.copyfileobj(src, dst, CHUNK)
+                    else:
+                        source.seek(0)
+                        shutil.copyfileobj(source, dst, CHUNK)
+                os.replace(temporary, real.name, src_dir_fd=parent, dst_dir_fd=parent)
+            except BaseException:
+                try:
+                    os.unlink(temporary, dir_fd=parent)
+                except FileNotFoundError:
+                    pass
+                raise
+        finally:
+            os.close(parent)
 
 
 def _safe(url: str) -> str:
