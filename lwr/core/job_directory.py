@@ -68,11 +68,10 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
-def confine(directory: Path, name: str, symlink_root: Path | None = None) -> Path:
-    """Resolve a client-supplied relative ``name`` inside ``directory`` or raise :class:`BadRequest`.
+def checked_parts(name: str) -> list[str]:
+    """The components of a client-supplied relative ``name``, or :class:`BadRequest`.
 
-    Refuses absolute names, ``..`` components, NUL bytes, and any path whose symlinks lead
-    out of ``symlink_root`` (by default ``directory`` itself).
+    Refuses absolute names, ``..`` components, NUL bytes and names without a file component.
     """
     if not name or "\x00" in name:
         raise BadRequest("file name is empty or contains a NUL byte", name=name)
@@ -84,7 +83,17 @@ def confine(directory: Path, name: str, symlink_root: Path | None = None) -> Pat
     clean = [part for part in parts if part not in ("", ".")]
     if not clean:
         raise BadRequest("file name has no file component", name=name)
-    candidate = directory.joinpath(*clean)
+    return clean
+
+
+def confine(directory: Path, name: str, symlink_root: Path | None = None) -> Path:
+    """Resolve a client-supplied relative ``name`` inside ``directory`` or raise :class:`BadRequest`.
+
+    Refuses what :func:`checked_parts` refuses, and any path whose symlinks lead out of
+    ``symlink_root`` (by default ``directory`` itself). For files a job may have touched, open
+    with :mod:`lwr.core.job_files` instead: a name checked here can change before it is opened.
+    """
+    candidate = directory.joinpath(*checked_parts(name))
     root = os.path.realpath(symlink_root or directory)
     resolved = os.path.realpath(candidate)
     if resolved != root and not resolved.startswith(root + os.sep):
@@ -180,14 +189,14 @@ class JobDirectory:
             raise BadRequest(f"'{file_type}' is not an output type", expected=sorted(OUTPUT_TYPES))
         directory = self.directory_for_type(file_type)
         if file_type == "output_workdir" and ("*" in name or "?" in name):
-            confine(directory, name)
+            checked_parts(name)
             matches = sorted(glob.glob(glob.escape(str(directory)) + "/" + name))
             if not matches:
                 raise NotFound("no output matches the pattern", name=name, type=file_type)
             name = os.path.relpath(matches[0], directory)
-        confine(directory, name, symlink_root=self.path)  # the name's own checks; opening decides
         relative = os.path.relpath(directory, self.path)
-        inside = name if relative == "." else f"{relative}/{name}"
+        parts = checked_parts(name)
+        inside = "/".join(parts if relative == "." else [relative, *parts])
         try:
             fd = job_files.open_confined(self.path, inside)
         except NotFound:

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from lwr.core import job_directory as layout
-from lwr.core.job_directory import JobDirectory, confine
+from lwr.core.job_directory import JobDirectory, checked_parts
 from lwr.core.job_files import open_confined
 from lwr.core.store import JobRecord
 from lwr.errors import LwrError
@@ -61,8 +61,8 @@ def realized_dynamic_file_sources(record: JobRecord, directory: JobDirectory) ->
         if not isinstance(source, dict) or not isinstance(source.get("path"), str):
             continue
         try:
-            confine(directory.working, source["path"])
-            with os.fdopen(open_confined(directory.working, source["path"]), "rb") as handle:
+            name = "/".join(checked_parts(source["path"]))
+            with os.fdopen(open_confined(directory.working, name), "rb") as handle:
                 contents = handle.read(MAXIMUM_DYNAMIC_SOURCE_SIZE)
         except (LwrError, OSError):
             continue
