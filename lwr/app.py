@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +49,9 @@ class LwrApplication:
 
 def app_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Any:
     """PasteDeploy entry point (``paste.app_factory = lwr.app:app_factory``)."""
+    # Everything lwr creates is its own alone (job scripts export the job's environment); managers
+    # that hand job directories to other users open what those need, nothing more.
+    os.umask(0o077)
     source = global_conf.get("__file__", "<defaults>")
     settings = load_app_settings(local_conf, source, here=global_conf.get("here"))
     application = LwrApplication(settings)

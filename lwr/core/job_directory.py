@@ -54,6 +54,24 @@ PID_FILE = "pid"
 RUN_LOCK = "run.lock"
 LAUNCH_GUARD = "launched"
 
+#: lwr's directories: its own alone.
+PRIVATE_DIRECTORY_MODE = 0o700
+#: A directory a job user must pass through (but not list) to reach the job directory handed to it.
+TRAVERSE_ONLY_MODE = 0o711
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` would, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o077  # when in doubt, private
+
+
 #: Largest of lwr's own small records (exit code, pid, times) read back.
 MAXIMUM_RECORD_SIZE = 1 << 20
 
@@ -134,9 +152,20 @@ class JobDirectory:
     def exists(self) -> bool:
         return self.path.is_dir()
 
-    def create(self) -> None:
+    def create(self, handed_over: bool = False) -> None:
+        """The job directory and its layout, private to lwr (0700 whatever the umask).
+
+        ``handed_over``: the job will run as another user (who will own the tree), yet lwr must still
+        read the job script's records by name while it runs (the exit code tells lwr the job is
+        over), so the job directory and ``lwr/`` are traverse-only (0711): nobody can list them.
+        """
+        outer = TRAVERSE_ONLY_MODE if handed_over else PRIVATE_DIRECTORY_MODE
+        self.path.mkdir(mode=outer, parents=True, exist_ok=True)
+        self.path.chmod(outer)
         for name in SUBDIRECTORIES:
-            (self.path / name).mkdir(parents=True, exist_ok=True)
+            mode = outer if name == "lwr" else PRIVATE_DIRECTORY_MODE
+            (self.path / name).mkdir(mode=mode, exist_ok=True)
+            (self.path / name).chmod(mode)
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)

@@ -21,7 +21,10 @@ from pathlib import Path
 
 from lwr.errors import BadRequest, NotFound
 
-_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: A directory held only to open names below it: O_PATH needs no read permission, so a
+#: traverse-only (0711) directory of a job user's can be passed through as the kernel would.
+_DIRECTORY_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_LISTABLE_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 #: Symlinks followed while resolving one name, as the kernel's own limit.
@@ -32,9 +35,10 @@ class NotRegularFile(OSError):
     """The name is a symlink, fifo, device, socket or directory where a regular file was expected."""
 
 
-def open_directory(path: Path | str, dir_fd: int | None = None) -> int:
-    """A descriptor of the directory ``path`` (its last component must not be a symlink)."""
-    return os.open(path, _DIRECTORY_FLAGS, dir_fd=dir_fd)
+def open_directory(path: Path | str, dir_fd: int | None = None, listable: bool = False) -> int:
+    """A descriptor of the directory ``path`` (its last component must not be a symlink), to open
+    names below it, or also to list it (``listable``, which needs read permission)."""
+    return os.open(path, _LISTABLE_FLAGS if listable else _DIRECTORY_FLAGS, dir_fd=dir_fd)
 
 
 def open_regular(name: str, dir_fd: int) -> int:
@@ -149,7 +153,7 @@ def walk_files(top: Path) -> list[str]:
     (each directory is opened with ``O_NOFOLLOW`` below its parent's descriptor; one descriptor
     is open a level)."""
     try:
-        top_fd = open_directory(top)
+        top_fd = open_directory(top, listable=True)
     except OSError:
         return []
     found: list[str] = []
@@ -173,7 +177,7 @@ def walk_files(top: Path) -> list[str]:
                     found.append(name)
                 continue
             try:
-                child = open_directory(entry.name, dir_fd=dir_fd)
+                child = open_directory(entry.name, dir_fd=dir_fd, listable=True)
             except OSError:
                 continue
             stack.append((child, os.scandir(child), name + "/"))

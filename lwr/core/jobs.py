@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from lwr.config import AppSettings
+from lwr.core import job_directory as layout
 from lwr.core.end_waiter import EndWaiter
 from lwr.core.job_directory import JobDirectory, validate_job_id
 from lwr.core.job_script import EnvItem, write_job_script
@@ -108,13 +110,24 @@ class _ManagerEvents:
         self.service._on_ended(self.manager, job_id, state, reason)
 
 
+def _set_mode(path: Path, mode: int) -> None:
+    """chmod a directory of lwr's; one that is not lwr's is left as it is, with a warning if it is open."""
+    info = path.stat()
+    if info.st_uid == os.geteuid():
+        path.chmod(mode)
+    elif info.st_mode & 0o077 & ~mode:
+        log.warning("%s is not lwr's and is open to other users (mode %o); lwr would make it %o",
+                    path, info.st_mode & 0o777, mode)
+
+
 class JobService:
     """Owns every job: its record, its directory, its state, its manager."""
 
     def __init__(self, settings: AppSettings, observers: Iterable[JobObserver] = ()) -> None:
         self.settings = settings
         self.staging = settings.staging_directory
-        self.staging.mkdir(parents=True, exist_ok=True)
+        #: What lwr is about to create on the way to its staging directory (see _prepare_staging).
+        created = [path for path in [self.staging, *self.staging.parents] if not path.exists()]
         #: Cleaned job directories are renamed here and deleted by a background thread.
         self.trash = self.staging / ".trash"
         self._trash_bin: queue.Queue[Path] = queue.Queue()
@@ -135,8 +148,23 @@ class JobService:
             cls = manager_class(manager_settings.type)
             events = _ManagerEvents(self, manager_settings.name)
             self.managers[manager_settings.name] = cls(manager_settings.name, manager_settings.options, events)
+        self._prepare_staging(created)
 
     # --- lifecycle --------------------------------------------------------------------------------
+    def _prepare_staging(self, created: list[Path]) -> None:
+        """The staging directory and one directory a manager, lwr's alone (0700): traverse-only (0711)
+        where a manager hands job directories to other users, who must pass through to reach theirs."""
+        handing = [name for name, manager in self.managers.items() if manager.hands_directories_to_users]
+        self.staging.mkdir(mode=layout.PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
+        if handing:
+            for path in created:  # lwr made them: let the job users through, as far as staging
+                _set_mode(path, layout.TRAVERSE_ONLY_MODE)
+        _set_mode(self.staging, layout.TRAVERSE_ONLY_MODE if handing else layout.PRIVATE_DIRECTORY_MODE)
+        for name in self.managers:
+            mode = layout.TRAVERSE_ONLY_MODE if name in handing else layout.PRIVATE_DIRECTORY_MODE
+            (self.staging / name).mkdir(mode=mode, exist_ok=True)
+            _set_mode(self.staging / name, mode)
+
     def start(self) -> None:
         """Recover the jobs on disk, then start the managers."""
         if self.trash.is_dir():
@@ -209,7 +237,7 @@ class JobService:
     def setup(self, manager: str, job_id: str, tool_id: str | None = None,
               tool_version: str | None = None) -> dict[str, Any]:
         """Create the job directory and record; reply with the layout the client rewrites paths with."""
-        self.manager(manager)
+        handed_over = self.manager(manager).hands_directories_to_users
         if self.settings.assign_ids == "uuid":
             job_id = uuid.uuid4().hex
         validate_job_id(job_id)
@@ -223,7 +251,7 @@ class JobService:
                 if existing is not None:
                     directory.remove()
                     self._final_replies.pop((manager, job_id), None)
-                directory.create()
+                directory.create(handed_over)
                 record = JobRecord(job_id=job_id, manager=manager, state=JobState.SETUP,
                                    sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version)
                 self._records[(manager, job_id)] = record

@@ -75,6 +75,7 @@ def groups_of(account: pwd.struct_passwd) -> set[str]:
 
 class ExternalDrmaaManager(QueuedDrmaaManager):
     type_name = "queued_external_drmaa"
+    hands_directories_to_users = True
     options = {
         **QueuedDrmaaManager.options,
         "production": Option(as_bool, True, "refuse to run jobs as root or as lwr's own user", "true or false"),
