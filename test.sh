@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs lwr's whole test suite against real services, installing what it needs first:
-# a .venv with lwr and its test dependencies (pulsar-app among them), RabbitMQ, and the batch
+# a .venv with lwr and its test dependencies (pulsar-app among them), RabbitMQ, chromium, and the batch
 # systems of the cluster tests (.ci/backends.sh: Slurm, Grid Engine + DRMAA, a loopback sshd).
 # Extra arguments go to pytest, e.g. ./test.sh tests/unit -x
 set -euo pipefail
@@ -21,6 +21,11 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
     fi
     rabbitmq-server -detached || true
     for _ in $(seq 1 90); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done
+fi
+
+# A headless browser for the status-page test (tests/ops/test_status_page.py): Debian's chromium.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 # Batch systems for the cluster tests.

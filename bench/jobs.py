@@ -13,8 +13,8 @@ Each job is the full Galaxy-style life cycle through ``pulsar.client`` (as pulsa
 
 Latency is submit start -> output downloaded (the clean after it is not in the latency, but
 is in the wall time that jobs/s is computed from). Both servers are started by this script
-on free loopback ports, in the same run, each with ONE ``queued_python`` manager and
-``max_concurrent_jobs = 8``; lwr via ``tests/server.py``'s ``LwrServer``, Pulsar via
+on free loopback ports, in the same run, each with ONE ``queued_python`` manager running 8
+jobs at once (lwr's ``max_concurrent_jobs = 8``, Pulsar's ``num_concurrent_jobs: 8``); lwr via ``tests/server.py``'s ``LwrServer``, Pulsar via
 ``bench/pulsar_server.py``. By default both are served by Paste's ``egg:Paste#http`` with 16
 worker threads (same HTTP server for both); ``--pulsar-server gunicorn`` serves Pulsar the way
 pulsar-app 0.16.0's ``pulsar-serve`` does, ``--lwr-server waitress`` serves lwr with waitress.

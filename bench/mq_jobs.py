@@ -66,20 +66,25 @@ class Result:
                 f"{f'   FAILED {self.failed}' if self.failed else ''}")
 
 
+def pulsar_app_yml(directory: Path, url: str, concurrency: int) -> dict[str, object]:
+    """pulsar-main's app.yml: every key one Pulsar reads (``num_concurrent_jobs``, not lwr's name)."""
+    return {
+        "message_queue_url": url,
+        "staging_directory": str(directory / "staging"),
+        "persistence_directory": str(directory / "persisted_data"),
+        "conda_auto_init": False,
+        "conda_auto_install": False,
+        "managers": {MANAGER: {"type": "queued_python", "num_concurrent_jobs": concurrency}},
+    }
+
+
 class PulsarMq:
     """pulsar-app's ``pulsar-main`` (webless) consuming a vhost, one queued_python manager."""
 
     def __init__(self, directory: Path, url: str, concurrency: int) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "app.yml").write_text(json.dumps({
-            "message_queue_url": url,
-            "staging_directory": str(directory / "staging"),
-            "persistence_directory": str(directory / "persisted_data"),
-            "conda_auto_init": False,
-            "conda_auto_install": False,
-            "managers": {MANAGER: {"type": "queued_python", "num_concurrent_jobs": concurrency}},
-        }))
+        (directory / "app.yml").write_text(json.dumps(pulsar_app_yml(directory, url, concurrency)))
         log = open(directory / "pulsar.log", "ab")
         self.process = subprocess.Popen([str(Path(sys.executable).parent / "pulsar-main"), "-c", str(directory),
                                          "--app_conf_path", str(directory / "app.yml")],

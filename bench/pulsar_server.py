@@ -99,12 +99,23 @@ class PulsarServer:
         app = {
             "staging_directory": str(self.directory / "files" / "staging"),
             "persistence_directory": str(self.directory / "files" / "persisted_data"),
+            # Pulsar's queued_python reads ``num_concurrent_jobs`` (pulsar/managers/queued.py) and
+            # silently ignores unknown keys: lwr's ``max_concurrent_jobs`` here once ran every
+            # Pulsar baseline one job at a time. tests/unit/test_pulsar_baseline.py checks it.
             "managers": {"_default_": {"type": self.manager_type,
-                                       "max_concurrent_jobs": self.max_concurrent_jobs}},
+                                       "num_concurrent_jobs": self.max_concurrent_jobs}},
             **self.extra_app_yml,
         }
         # JSON is valid YAML; no need for a YAML writer.
         (self.directory / "app.yml").write_text(json.dumps(app, indent=2) + "\n")
+
+    def loaded_concurrency(self) -> dict[str, int | None]:
+        """Worker threads per manager of a Pulsar app built in-process from this configuration.
+
+        Loads the config the way ``pulsar.web.wsgi:app_factory`` does (``server.ini`` plus the
+        ``app.yml`` next to it), so a key Pulsar does not read shows up as its default here.
+        """
+        return pulsar_concurrency(ini_path=self.config_path)
 
     def command(self) -> list[str]:
         if self.server == "paste":
@@ -134,6 +145,22 @@ class PulsarServer:
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def pulsar_concurrency(ini_path: Path | None = None, app_conf_path: Path | None = None) -> dict[str, int | None]:
+    """Build a PulsarApp from a configuration and report each manager's worker-thread count."""
+    from pulsar.core import PulsarApp
+    from pulsar.main import load_app_configuration
+
+    conf = load_app_configuration(ini_path=str(ini_path) if ini_path else None,
+                                  app_conf_path=str(app_conf_path) if app_conf_path else None,
+                                  config_dir=str((ini_path or app_conf_path).parent))  # type: ignore[union-attr]
+    app = PulsarApp(**conf)
+    try:
+        return {name: len(getattr(proxy._proxied_manager, "work_threads", None) or []) or None
+                for name, proxy in app.managers.items()}
+    finally:
+        app.shutdown(timeout=5)
 
 
 def _serve_ini(ini: str) -> int:

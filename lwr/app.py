@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from lwr import __version__
+from lwr.auth import load_credentials
 from lwr.config import AppSettings, load_app_settings
+from lwr.core.dependencies import ToolDependencies
 from lwr.core.file_cache import FileCache
-from lwr.core.jobs import JobService
+from lwr.core.galaxy_job import GalaxyJobSetup
+from lwr.core.job_metrics import JobInstrumentation
+from lwr.core.jobs import JobService, ManagerFactory
+from lwr.core.retention import Retention
+from lwr.managers import manager_class
 from lwr.messaging.transport import HttpDisabledApp, MessagingTransport
+from lwr.observability.metrics import LwrMetrics, MetricsMiddleware
+from lwr.observability.sentry import flush_sentry, init_sentry
 from lwr.staging.hooks import ServerStaging
+from lwr.web.admin import AdminApi
 from lwr.web.app import LwrWebApp
+from lwr.web.status_page import StatusPage
 
 log = logging.getLogger(__name__)
 
@@ -24,27 +35,77 @@ class LwrApplication:
 
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
-        self.service = JobService(settings)
-        self.service.staging_hooks = ServerStaging(settings)
+        if settings.sentry_dsn:
+            init_sentry(settings.sentry_dsn, settings.source)
+        credentials = load_credentials(settings)
+        self.service = JobService(settings, manager_factories(settings), staging_hooks=ServerStaging(settings),
+                                  galaxy=galaxy_job_setup(settings))
         self.file_cache = FileCache(settings.file_cache_dir) if settings.file_cache_dir else None
         self.messaging: MessagingTransport | None = None
         if settings.message_queue_url:
             # Attached before recovery (its observer hears recovered jobs), started after it.
             self.messaging = MessagingTransport(self.service, settings)
+        self.metrics = LwrMetrics(self.service, self.messaging)
+        self.service.observers.append(self.metrics)
         self.service.start()
         if self.messaging is not None:
             self.messaging.start()
-        self.web: Any = LwrWebApp(self.service, settings.private_token, settings.max_upload_size, self.file_cache)
+        self.retention = Retention(self.service, settings.retain_complete_jobs, settings.retain_failed_jobs)
+        self.retention.start()
+        admin = AdminApi(self.service, self.metrics, self.messaging)
+        web = LwrWebApp(self.service, credentials, settings.max_upload_size, self.file_cache,
+                        extensions=[admin, StatusPage(self.service, self.messaging)], job_api=settings.enable_http)
+        self.web: Any = MetricsMiddleware(web, self.metrics)
         if not settings.enable_http:
             if self.messaging is None:
                 log.warning("enable_http = false and no message_queue_url: this lwr cannot accept jobs")
-            self.web = HttpDisabledApp(__version__)
+            self.web = MetricsMiddleware(AdminOrElse(web, HttpDisabledApp(__version__)), self.metrics)
+        self._metrics_server: Any = None
+        if settings.metrics_port:
+            from prometheus_client import start_http_server
+
+            self._metrics_server, _thread = start_http_server(settings.metrics_port, settings.metrics_host,
+                                                              registry=self.metrics.registry)
+            log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
         log.info("lwr started: staging %s, managers %s", settings.staging_directory, ", ".join(self.service.managers))
 
     def shutdown(self) -> None:
+        self.retention.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
         if self.messaging is not None:
             self.messaging.stop()
         self.service.shutdown()
+        if self.settings.sentry_dsn:
+            flush_sentry()
+
+
+class AdminOrElse:
+    """With the HTTP job API off: the admin routes still answer, everything else goes to ``fallback``."""
+
+    def __init__(self, admin: LwrWebApp, fallback: Any) -> None:
+        self.admin = admin
+        self.fallback = fallback
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "") or "/"
+        if path.rstrip("/") != "/healthz" and self.admin.serves(environ.get("REQUEST_METHOD", "GET"), path):
+            return self.admin(environ, start_response)
+        return self.fallback(environ, start_response)
+
+
+def manager_factories(settings: AppSettings) -> dict[str, ManagerFactory]:
+    """One factory per ``[manager:NAME]``: its class from the registry, its validated options."""
+    return {manager.name: functools.partial(manager_class(manager.type), manager.name, manager.options)
+            for manager in settings.managers}
+
+
+def galaxy_job_setup(settings: AppSettings) -> GalaxyJobSetup:
+    """Galaxy's job environment from server.ini: resolvers and metrics plugins load (and fail) here."""
+    return GalaxyJobSetup(
+        ToolDependencies(settings.tool_dependency_dir, settings.dependency_resolvers_config_file, settings.source),
+        JobInstrumentation(settings.job_metrics_config_file, settings.job_metrics_enabled, settings.source),
+        galaxy=settings.galaxy, tmp_dir=settings.tmp_dir)
 
 
 def app_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Any:

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
-import os
 import signal
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lwr import __version__
+from lwr.daemon import PidFile, daemonize, stop_daemon
 from lwr.errors import ConfigError, LwrError
+
+if TYPE_CHECKING:
+    from lwr.config import AppSettings, ServerSettings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "server.ini"
+DEFAULT_PID_FILE = "lwr.pid"
 
 
 def find_config(path: str | None) -> Path:
@@ -34,105 +37,80 @@ def find_config(path: str | None) -> Path:
 
 def serve(args: argparse.Namespace) -> int:
     if args.stop_daemon:
-        return stop_daemon(Path(args.pid_file))
+        return stop(Path(args.pid_file or DEFAULT_PID_FILE))
     config = find_config(args.config)
     from paste.deploy import loadapp, loadserver
 
-    from lwr.config import check_server_section, configure_logging
+    from lwr.config import check_server_section, configure_logging, load_app_yaml
 
-    check_server_section(str(config))
+    pulsar_yaml = config.suffix in (".yml", ".yaml")
+    if pulsar_yaml:
+        yaml_settings = load_app_yaml(config)  # errors on the terminal, before detaching
+    else:
+        check_server_section(str(config))
 
+    pid_path = Path(args.pid_file) if args.pid_file else (Path(DEFAULT_PID_FILE) if args.daemon else None)
+    # Locked before detaching, so a second start is refused on the terminal, not in a log.
+    pid_file = PidFile.acquire(pid_path) if pid_path else None
     if args.daemon:
-        running = read_pid(Path(args.pid_file))
-        if running and pid_alive(running):
-            print(f"lwr is already running (pid {running}, {args.pid_file})", file=sys.stderr)
-            return 1
         daemonize(Path(args.log_file))
-        write_pid(Path(args.pid_file))
-    configure_logging(str(config))
+    if pid_file is not None:
+        pid_file.write_pid()
+    if pulsar_yaml:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:
+        configure_logging(str(config))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        app = loadapp(f"config:{config}")
-        server = loadserver(f"config:{config}")
-    except LookupError as error:  # PasteDeploy: a missing [app:main] or [server:main] section
-        raise ConfigError(f"{config}: {error}", file=str(config)) from None
-    log.info("lwr %s serving with %s", __version__, config)
-    try:
+        if pulsar_yaml:
+            serve_app_yaml(config, *yaml_settings)
+            return 0
+        try:
+            app = loadapp(f"config:{config}")
+            server = loadserver(f"config:{config}")
+        except LookupError as error:  # PasteDeploy: a missing [app:main] or [server:main] section
+            raise ConfigError(f"{config}: {error}", file=str(config)) from None
+        log.info("lwr %s serving with %s", __version__, config)
         server(app)
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
-        if args.daemon:
-            try:
-                os.unlink(args.pid_file)
-            except FileNotFoundError:
-                pass
+        if pid_file is not None:
+            pid_file.release()
     return 0
 
 
-def daemonize(log_file: Path) -> None:
-    """Detach (double fork, new session) with stdout/stderr appended to ``log_file``."""
-    if os.fork():
-        os._exit(0)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
+def serve_app_yaml(config: Path, settings: AppSettings, server_settings: ServerSettings) -> None:
+    """A Pulsar app.yml, served by lwr's own HTTP server (no PasteDeploy involved)."""
+    from lwr.app import LwrApplication
+    from lwr.web.server import run
 
-
-def write_pid(pid_file: Path) -> None:
-    from lwr.core.atomic import write_bytes_atomically
-
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomically(pid_file, f"{os.getpid()}\n".encode(), durable=False)
-
-
-def read_pid(pid_file: Path) -> int | None:
+    application = LwrApplication(settings)
+    log.info("lwr %s serving Pulsar configuration %s", __version__, config)
     try:
-        return int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
+        run(application.web, server_settings)
+    finally:
+        application.shutdown()
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError as error:
-        return error.errno == errno.EPERM
-
-
-def stop_daemon(pid_file: Path, timeout: float = 30.0) -> int:
-    pid = read_pid(pid_file)
-    if pid is None or not pid_alive(pid):
-        print(f"lwr is not running (no live pid in {pid_file})", file=sys.stderr)
-        return 1
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if pid_alive(pid):
-        print(f"lwr (pid {pid}) did not stop within {timeout:.0f} s", file=sys.stderr)
-        return 1
-    print(f"lwr (pid {pid}) stopped")
-    return 0
+def stop(pid_file: Path) -> int:
+    stopped, message = stop_daemon(pid_file)
+    print(message, file=sys.stdout if stopped else sys.stderr)
+    return 0 if stopped else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lwr", description="Remote job execution server for Galaxy.")
     parser.add_argument("--version", action="version", version=f"lwr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="run the server (PasteDeploy server.ini)")
-    serve_parser.add_argument("-c", "--config", help="server.ini (default: ./server.ini, else ./server.ini.sample)")
+    serve_parser = commands.add_parser("serve", help="run the server (PasteDeploy server.ini, or Pulsar's app.yml)")
+    serve_parser.add_argument("-c", "--config", help="server.ini, or a Pulsar app.yml (default: ./server.ini, else "
+                              "./server.ini.sample)")
     mode = serve_parser.add_mutually_exclusive_group()
     mode.add_argument("--daemon", action="store_true", help="detach and run in the background")
     mode.add_argument("--stop-daemon", action="store_true", help="stop the server started with --daemon")
-    serve_parser.add_argument("--pid-file", default="lwr.pid", help="pid file for --daemon (default lwr.pid)")
+    serve_parser.add_argument("--pid-file", help="pid file, held locked while the server runs (default with "
+                              "--daemon and --stop-daemon: lwr.pid)")
     serve_parser.add_argument("--log-file", default="lwr.log", help="log file for --daemon (default lwr.log)")
     serve_parser.set_defaults(func=serve)
     try:

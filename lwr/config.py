@@ -8,6 +8,7 @@ section, the key and what was expected; nothing is silently defaulted.
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import difflib
 import logging.config
 import os
@@ -17,11 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lwr.core.manager import as_bool as parse_bool
 from lwr.errors import ConfigError
 from lwr.managers import manager_class
-from lwr.managers.base import as_bool as parse_bool
+from lwr.protocol.names import DEFAULT_MANAGER
 
-DEFAULT_MANAGER_NAME = "_default_"
+DEFAULT_MANAGER_NAME = DEFAULT_MANAGER
 APP_SECTION = "app:main"
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -37,6 +39,43 @@ def parse_size(text: str) -> int:
     return int(number) * 1024**exponent
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``30s``, ``45m``, ``2h``, ``7d``, ``2w`` to seconds; ``0`` means off."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError("expected a duration such as 2h or 7d (units s, m, h, d, w)")
+    number, unit = match.groups()
+    return float(number) * _DURATION_UNITS[unit.lower()]
+
+
+def parse_free_disk(text: str) -> tuple[int, float]:
+    """``min_free_disk``: ``10G`` (bytes) or ``5%`` (of the filesystem) as (bytes, percent)."""
+    stripped = text.strip()
+    if stripped.endswith("%"):
+        try:
+            percent = float(stripped[:-1])
+        except ValueError:
+            raise ValueError("expected a size such as 10G or a percentage such as 5%") from None
+        if not 0 <= percent <= 100:
+            raise ValueError("a percentage must be between 0 and 100")
+        return (0, percent)
+    try:
+        return (parse_size(stripped), 0.0)
+    except ValueError:
+        raise ValueError("expected a size such as 10G or a percentage such as 5%") from None
+
+
+def parse_port(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise ValueError("a port must be between 1 and 65535")
+    return port
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -45,6 +84,13 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 def parse_list(text: str) -> list[str]:
     """Comma- or newline-separated values."""
     return [item.strip() for item in re.split(r"[,\n]", text) if item.strip()]
+
+
+def parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
 
 
 def parse_assign_ids(text: str) -> str:
@@ -73,6 +119,8 @@ APP_KEYS: dict[str, _Key] = {
     "persistence_directory": _Key(str, "a directory path"),
     "private_token": _Key(str, "a secret string"),
     "private_key": _Key(str, "a secret string (older name of private_token)"),
+    "allow_unauthenticated": _Key(parse_bool, "true or false"),
+    "tenants_file": _Key(str, "a path to a file of NAME = TOKEN lines"),
     "job_managers_config": _Key(str, "a path to job_managers.ini"),
     "assign_ids": _Key(parse_assign_ids, "galaxy or uuid"),
     "file_cache_dir": _Key(str, "a directory path"),
@@ -87,7 +135,28 @@ APP_KEYS: dict[str, _Key] = {
     "amqp_heartbeat": _Key(float, "seconds, a number"),
     "amqp_acknowledge": _Key(parse_bool, "true or false"),
     "amqp_publish_retry_max": _Key(float, "seconds, a number"),
+    "min_free_disk": _Key(parse_free_disk, "a size such as 10G or a percentage such as 5%"),
+    "retain_complete_jobs": _Key(parse_duration, "a duration such as 2h or 7d, 0 for never"),
+    "retain_failed_jobs": _Key(parse_duration, "a duration such as 2h or 7d, 0 for never"),
+    "metrics_port": _Key(parse_port, "a TCP port"),
+    "metrics_host": _Key(str, "an address to bind, such as 127.0.0.1"),
+    "sentry_dsn": _Key(str, "a Sentry DSN such as https://KEY@sentry.example.org/1"),
+    "staging_threads": _Key(parse_positive_int, "a positive integer"),
+    "staging_threads_per_host": _Key(parse_positive_int, "a positive integer"),
+    "tool_dependency_dir": _Key(str, "a directory path (or none)"),
+    "dependency_resolvers_config_file": _Key(str, "a path to Galaxy's dependency_resolvers_conf.xml (or .yml)"),
+    "job_metrics_config_file": _Key(str, "a path to Galaxy's job_metrics_conf.xml (or .yml), or none"),
+    "tmp_dir": _Key(str, "a directory path or shell word such as $SLURM_TMPDIR"),
+    "galaxy_home": _Key(str, "the directory of a Galaxy installation"),
+    "galaxy_virtual_env": _Key(str, "the directory of Galaxy's virtualenv"),
+    "galaxy_config_file": _Key(str, "a path to galaxy.yml"),
+    "galaxy_dataset_files_path": _Key(str, "a directory path"),
+    "galaxy_datatypes_config_file": _Key(str, "a path to datatypes_conf.xml"),
 }
+
+#: The keys announced to clients in the setup reply's ``system_properties`` (Galaxy's remote metadata).
+GALAXY_SYSTEM_PROPERTIES = ("galaxy_home", "galaxy_virtual_env", "galaxy_config_file", "galaxy_dataset_files_path",
+                            "galaxy_datatypes_config_file")
 
 
 @dataclass(frozen=True)
@@ -105,33 +174,63 @@ class AppSettings:
     persistence_directory: Path
     managers: tuple[ManagerSettings, ...]
     private_token: str | None = None
+    #: Explicit opt-in to serve without any token (lwr warns at every start).
+    allow_unauthenticated: bool = False
+    #: One token per tenant (a shared lwr, assign_ids = uuid); see lwr.auth.
+    tenants_file: Path | None = None
     assign_ids: str = "galaxy"
     file_cache_dir: Path | None = None
     max_upload_size: int | None = None
     message_queue_url: str | None = None
     enable_http: bool = True
     remote_staging_allowed_urls: tuple[str, ...] = ()
+    #: Server-side staging: transfers at once in all, and per remote host (lwr.staging.pool).
+    staging_threads: int = 16
+    staging_threads_per_host: int = 4
     amqp: dict[str, Any] = field(default_factory=dict)
+    #: (bytes, percent of the filesystem) the staging directory must keep free; (0, 0) is off.
+    min_free_disk: tuple[int, float] = (0, 0.0)
+    #: Seconds after which an ended job's directory is removed (0: never).
+    retain_complete_jobs: float = 0.0
+    retain_failed_jobs: float = 0.0
+    #: A separate listener for ``/metrics`` (unset: only the main port's token-protected route).
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    sentry_dsn: str | None = None
+    #: Galaxy's dependency resolution; both unset: requirements are reported unresolved.
+    tool_dependency_dir: Path | None = None
+    dependency_resolvers_config_file: Path | None = None
+    #: Galaxy's job metrics plugins; unset: the ``core`` plugin; ``none``: no instrumentation.
+    job_metrics_config_file: Path | None = None
+    job_metrics_enabled: bool = True
+    tmp_dir: str | None = None
+    #: galaxy_home, galaxy_virtual_env, ...: absolute paths, announced in system_properties.
+    galaxy: dict[str, str] = field(default_factory=dict)
     source: str = "<defaults>"
 
 
-def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | None = None) -> AppSettings:
-    """Validate ``[app:main]`` (as PasteDeploy hands it over) and the job_managers.ini it names."""
+def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | None = None,
+                      section: str | None = APP_SECTION) -> AppSettings:
+    """Validate ``[app:main]`` (as PasteDeploy hands it over) and the job_managers.ini it names.
+
+    ``section`` names where the keys came from in messages (``None``: a YAML file's top level).
+    """
+    where = f"{source}: [{section}]" if section else f"{source}:"
     base = Path(here or os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd())
     values: dict[str, Any] = {}
     for key, raw in local_conf.items():
         spec = APP_KEYS.get(key)
         if spec is None:
             raise ConfigError(
-                f"{source}: [{APP_SECTION}] unknown key '{key}'{did_you_mean(key, APP_KEYS)}; expected one of "
-                f"{', '.join(sorted(APP_KEYS))}", file=source, section=APP_SECTION, key=key,
+                f"{where} unknown key '{key}'{did_you_mean(key, APP_KEYS)}; expected one of "
+                f"{', '.join(sorted(APP_KEYS))}", file=source, section=section, key=key,
                 expected=sorted(APP_KEYS))
         try:
             values[key] = spec.parse(str(raw))
         except ValueError as error:
             raise ConfigError(
-                f"{source}: [{APP_SECTION}] {key} = {raw!r}: {error}; expected {spec.expected}",
-                file=source, section=APP_SECTION, key=key, expected=spec.expected) from None
+                f"{where} {key} = {raw!r}: {error}; expected {spec.expected}",
+                file=source, section=section, key=key, expected=spec.expected) from None
 
     def path(key: str, default: str | None) -> Path | None:
         value = values.get(key, default)
@@ -144,20 +243,66 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
     assert staging is not None and persistence is not None
     managers_path = path("job_managers_config", None)
     amqp = {key: value for key, value in values.items() if key.startswith("amqp_")}
+    private_token = values.get("private_token", values.get("private_key")) or None
+    tenants_file = path("tenants_file", None)
+    _check_authentication(source, values, private_token is not None, tenants_file is not None, section)
+
+    def existing_file(key: str) -> Path | None:
+        found = path(key, None)
+        if found is not None and not found.is_file():
+            raise ConfigError(f"{where} {key} = {values[key]!r}: no such file ({found})",
+                              file=source, section=section, key=key, expected=APP_KEYS[key].expected)
+        return found
+
+    metrics_disabled = str(values.get("job_metrics_config_file", "")).strip().lower() == "none"
+    # Galaxy resolves nothing without a base directory: a resolvers file alone gets Pulsar's default.
+    dependency_dir = None if str(values.get("tool_dependency_dir", "")).lower() == "none" \
+        else path("tool_dependency_dir", "dependencies" if values.get("dependency_resolvers_config_file") else None)
+    galaxy = {key: str(path(key, None)) for key in GALAXY_SYSTEM_PROPERTIES if values.get(key)}
     return AppSettings(
         staging_directory=staging,
         persistence_directory=persistence,
         managers=load_manager_settings(managers_path),
-        private_token=values.get("private_token", values.get("private_key")) or None,
+        private_token=private_token,
+        allow_unauthenticated=values.get("allow_unauthenticated", False),
+        tenants_file=tenants_file,
         assign_ids=values.get("assign_ids", "galaxy"),
         file_cache_dir=path("file_cache_dir", None),
         max_upload_size=values.get("max_upload_size"),
         message_queue_url=values.get("message_queue_url") or None,
         enable_http=values.get("enable_http", True),
         remote_staging_allowed_urls=tuple(values.get("remote_staging_allowed_urls", ())),
+        staging_threads=values.get("staging_threads", 16),
+        staging_threads_per_host=values.get("staging_threads_per_host", 4),
         amqp=amqp,
+        min_free_disk=values.get("min_free_disk", (0, 0.0)),
+        retain_complete_jobs=values.get("retain_complete_jobs", 0.0),
+        retain_failed_jobs=values.get("retain_failed_jobs", 0.0),
+        metrics_port=values.get("metrics_port"),
+        metrics_host=values.get("metrics_host", "127.0.0.1"),
+        sentry_dsn=values.get("sentry_dsn") or None,
+        tool_dependency_dir=dependency_dir,
+        dependency_resolvers_config_file=existing_file("dependency_resolvers_config_file"),
+        job_metrics_config_file=None if metrics_disabled else existing_file("job_metrics_config_file"),
+        job_metrics_enabled=not metrics_disabled,
+        tmp_dir=values.get("tmp_dir") or None,
+        galaxy=galaxy,
         source=source,
     )
+
+
+def _check_authentication(source: str, values: dict[str, Any], token: bool, tenants: bool,
+                          section: str | None = APP_SECTION) -> None:
+    """Refuse settings that contradict each other: open mode with tokens, tenants without uuid ids."""
+    where = f"{source}: [{section}]" if section else f"{source}:"
+    if values.get("allow_unauthenticated") and (token or tenants):
+        raise ConfigError(f"{where} allow_unauthenticated = true contradicts private_token / "
+                          "tenants_file; remove one", file=source, section=section, key="allow_unauthenticated",
+                          expected="false when a token is set")
+    if tenants and values.get("assign_ids", "galaxy") != "uuid":
+        raise ConfigError(f"{where} tenants_file needs assign_ids = uuid (with client-chosen "
+                          "job ids, tenants would collide on each other's ids)", file=source, section=section,
+                          key="assign_ids", expected="uuid")
 
 
 def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
@@ -218,6 +363,98 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
     return ManagerSettings(name=name, type=type_name, options=options)
 
 
+SERVER_SECTION = "server:main"
+
+
+def parse_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("expected a positive number of seconds")
+    return value
+
+
+def parse_positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+#: Every key ``[server:main]`` accepts with ``use = egg:lwr#http`` (other servers read their own).
+SERVER_KEYS: dict[str, _Key] = {
+    "use": _Key(str, "egg:lwr#http"),
+    "host": _Key(str, "an address to listen on, such as 127.0.0.1 or 0.0.0.0"),
+    "port": _Key(int, "a TCP port number"),
+    "ssl_pem": _Key(str, "a PEM file with the certificate chain and the private key"),
+    "threadpool_workers": _Key(parse_positive, "a positive integer (requests served at once)"),
+    "request_queue_size": _Key(parse_positive, "a positive integer (listen backlog)"),
+    "max_connections": _Key(parse_positive, "a positive integer (open client connections)"),
+    "header_timeout": _Key(parse_seconds, "seconds, a positive number"),
+    "idle_timeout": _Key(parse_seconds, "seconds, a positive number"),
+    "body_timeout": _Key(parse_seconds, "seconds, a positive number"),
+    "max_request_line": _Key(parse_size, "a size such as 256K"),
+    "max_header_size": _Key(parse_size, "a size such as 64K"),
+    "max_headers": _Key(parse_positive, "a positive integer"),
+    "drain_timeout": _Key(parse_seconds, "seconds, a positive number"),
+}
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Typed ``[server:main]`` settings of lwr's own HTTP server (``egg:lwr#http``).
+
+    Timeouts bound what a client that never finishes can hold: ``header_timeout`` from the
+    first byte (or the connection) to the end of the request head, ``idle_timeout`` between
+    requests on a kept-alive connection, ``body_timeout`` of silence while a body arrives (per
+    read, so a 4 GiB upload that keeps moving never times out).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8913
+    ssl_pem: str | None = None
+    threadpool_workers: int = 16
+    request_queue_size: int = 128
+    max_connections: int = 1000
+    header_timeout: float = 10.0
+    idle_timeout: float = 60.0
+    body_timeout: float = 300.0
+    #: Galaxy's Pulsar client sends a whole submit (command line, env, staging) in the query string.
+    max_request_line: int = 256 * 1024
+    max_header_size: int = 65536
+    max_headers: int = 100
+    drain_timeout: float = 600.0
+    source: str = "<defaults>"
+
+
+def load_server_settings(local_conf: Mapping[str, Any], source: str) -> ServerSettings:
+    """Validate ``[server:main]`` as PasteDeploy hands it to ``egg:lwr#http``."""
+    values: dict[str, Any] = {}
+    for key, raw in local_conf.items():
+        spec = SERVER_KEYS.get(key)
+        if spec is None:
+            raise ConfigError(
+                f"{source}: [{SERVER_SECTION}] unknown key '{key}'{did_you_mean(key, SERVER_KEYS)} for "
+                f"use = egg:lwr#http; expected one of {', '.join(sorted(SERVER_KEYS))}", file=source,
+                section=SERVER_SECTION, key=key, expected=sorted(SERVER_KEYS))
+        try:
+            values[key] = spec.parse(str(raw))
+        except ValueError as error:
+            raise ConfigError(
+                f"{source}: [{SERVER_SECTION}] {key} = {raw!r}: {error}; expected {spec.expected}",
+                file=source, section=SERVER_SECTION, key=key, expected=spec.expected) from None
+    values.pop("use", None)
+    if values.get("ssl_pem"):
+        base = os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd()
+        values["ssl_pem"] = os.path.join(base, values["ssl_pem"])
+        if not os.path.isfile(values["ssl_pem"]):
+            raise ConfigError(f"{source}: [{SERVER_SECTION}] ssl_pem = {values['ssl_pem']!r}: file not found; "
+                              "expected a PEM file with the certificate chain and the private key", file=source,
+                              section=SERVER_SECTION, key="ssl_pem", expected=SERVER_KEYS["ssl_pem"].expected)
+    else:
+        values.pop("ssl_pem", None)
+    return ServerSettings(**values, source=source)
+
+
 def check_server_section(ini_path: str) -> None:
     """Catch a server section that cannot work before PasteDeploy fails obscurely on it."""
     parser = configparser.ConfigParser(interpolation=None)
@@ -241,3 +478,82 @@ def configure_logging(ini_path: str) -> None:
                                   disable_existing_loggers=False)
     else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# --- Pulsar's app.yml ----------------------------------------------------------------------------
+#: Pulsar's names for lwr's manager options.
+PULSAR_MANAGER_ALIASES = {"num_concurrent_jobs": "max_concurrent_jobs"}
+#: Top-level app.yml keys besides those of ``[app:main]``: managers inline, lwr's HTTP server.
+YAML_SECTIONS = ("managers", "server")
+
+
+def _yaml_scalar(source: str, where: str, key: str, value: Any) -> str:
+    """An app.yml value as the ini text lwr's parsers take (YAML has typed scalars and lists)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(item, (int, float, str)) for item in value):
+        return ",".join(str(item) for item in value)
+    raise ConfigError(f"{source}: {where}{key}: expected a single value, got a {type(value).__name__}",
+                      file=source, key=key, expected="a string, number, boolean or list of them")
+
+
+def load_app_yaml(path: Path) -> tuple[AppSettings, ServerSettings]:
+    """A Pulsar ``app.yml``: the ``[app:main]`` keys lwr implements, ``managers`` inline (Pulsar's
+    ``num_concurrent_jobs`` for ``max_concurrent_jobs``, type ``queued_python`` unless given) and an
+    optional ``server`` mapping (the ``[server:main]`` keys of lwr's own server; default
+    127.0.0.1:8913). A key lwr does not implement stops lwr with a message naming it."""
+    import yaml
+
+    source = str(path)
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"{source}: cannot read YAML: {error}", file=source) from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level", file=source)
+    implemented = sorted(set(APP_KEYS) - {"paste.app_factory", "use"}) + list(YAML_SECTIONS)
+    values: dict[str, str] = {}
+    for key, value in document.items():
+        key = str(key)
+        if key not in implemented:
+            raise ConfigError(f"{source}: '{key}' is not a setting lwr implements{did_you_mean(key, implemented)}; "
+                              f"lwr serves these app.yml keys: {', '.join(implemented)}", file=source, key=key,
+                              expected=implemented)
+        if key not in YAML_SECTIONS:
+            values[key] = _yaml_scalar(source, "", key, value)
+    managers = document.get("managers")
+    if managers is not None and "job_managers_config" in document:
+        raise ConfigError(f"{source}: managers and job_managers_config both name the managers; keep one",
+                          file=source, key="managers")
+    settings = load_app_settings(values, source, section=None)
+    if managers is not None:
+        settings = dataclasses.replace(settings, managers=_yaml_managers(source, managers))
+    server = document.get("server") or {}
+    if not isinstance(server, dict):
+        raise ConfigError(f"{source}: server: expected a mapping of [server:main] keys", file=source, key="server")
+    server_values = {str(key): _yaml_scalar(source, "server.", str(key), value) for key, value in server.items()}
+    return settings, load_server_settings(server_values, source)
+
+
+def _yaml_managers(source: str, managers: Any) -> tuple[ManagerSettings, ...]:
+    if not isinstance(managers, dict) or not managers:
+        raise ConfigError(f"{source}: managers: expected a mapping of manager names to their options",
+                          file=source, key="managers", expected="a mapping")
+    result = []
+    for name, options in managers.items():
+        where = f"managers.{name}"
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"{source}: {where}: expected a mapping of options", file=source, section=where)
+        items: dict[str, str] = {"type": "queued_python"}
+        for key, value in options.items():
+            key = PULSAR_MANAGER_ALIASES.get(str(key), str(key))
+            if key in items and key != "type":
+                raise ConfigError(f"{source}: {where}: {key} is given twice (num_concurrent_jobs is Pulsar's name "
+                                  "for max_concurrent_jobs)", file=source, section=where, key=key)
+            items[key] = _yaml_scalar(source, f"{where}.", key, value)
+        result.append(_manager_settings(source, where, str(name), items))
+    return tuple(result)

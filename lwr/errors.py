@@ -61,6 +61,12 @@ class Conflict(LwrError):
     http_status = 409
 
 
+class LengthRequired(LwrError):
+    """An upload whose length the server cannot know (a chunked body the HTTP server does not decode)."""
+
+    http_status = 411
+
+
 class PayloadTooLarge(LwrError):
     """An upload is larger than the configured limit."""
 
@@ -77,5 +83,25 @@ class ManagerError(LwrError):
     """A job manager (local queue, batch system, DRMAA) failed to do what was asked."""
 
 
+class DependencyError(LwrError):
+    """The dependency resolvers failed (not: found nothing) for a job's requirements; the job is refused."""
+
+
 class StagingError(LwrError):
     """Server-side staging (fetching inputs, pushing outputs) failed."""
+
+
+class InsufficientStorage(LwrError):
+    """The staging filesystem is below ``min_free_disk``: a new job is refused before any staging."""
+
+    http_status = 507
+
+
+class Forbidden(LwrError):
+    """An admin route was asked for without the admin token."""
+
+    http_status = 403
+
+
+class AlreadyRunning(LwrError):
+    """Another lwr holds the lock of this pid file."""

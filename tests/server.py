@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: The private token of the token-protected test servers.
 TOKEN = "s3cret-token"
+#: Keys by which a test server's config says how clients authenticate.
+AUTH_KEYS = ("private_token", "private_key", "allow_unauthenticated", "tenants_file")
 
 
 def free_port() -> int:
@@ -62,6 +64,9 @@ class LwrServer:
     server_options: dict[str, str | None] = field(default_factory=dict)
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    #: A server whose options name no token opts in to open mode explicitly (lwr warns at start-up);
+    #: False leaves lwr's own default (a generated token), as tests of that default need.
+    open_unless_token: bool = True
 
     @property
     def url(self) -> str:
@@ -82,12 +87,14 @@ class LwrServer:
     def write_config(self) -> None:
         if not self.port:
             self.port = free_port()
-        server = {"use": "egg:Paste#http", "host": "127.0.0.1", "port": str(self.port), "threadpool_workers": "16",
+        server = {"use": "egg:lwr#http", "host": "127.0.0.1", "port": str(self.port), "threadpool_workers": "16",
                   "request_queue_size": "128",
                   **self.server_options}
         lines = ["[server:main]"] + [f"{key} = {value}" for key, value in server.items() if value is not None]
         lines += ["", "[app:main]", "paste.app_factory = lwr.app:app_factory"]
         options = dict(self.app_options)
+        if self.open_unless_token and not any(key in options for key in AUTH_KEYS):
+            options["allow_unauthenticated"] = "true"
         if self.job_managers_ini is not None:
             (self.directory / "job_managers.ini").write_text(self.job_managers_ini)
             options.setdefault("job_managers_config", "job_managers.ini")

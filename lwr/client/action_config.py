@@ -28,7 +28,6 @@ and what was expected (``paths[2].match_type: expected one of prefix, glob, rege
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import re
@@ -40,23 +39,18 @@ import jsonschema
 import yaml
 
 from lwr.errors import ConfigError
-
-ACTIONS = ("none", "transfer", "copy", "remote_transfer", "remote_copy", "rewrite", "message")
-MATCH_TYPES = ("prefix", "glob", "regex", "path_type_only")
-#: Path types an entry applies to when it names none (``*defaults*``): everything but unstructured paths.
-DEFAULT_PATH_TYPES = (
-    "input",
-    "config",
-    "tool",
-    "workdir",
-    "jobdir",
-    "metadata",
-    "output",
-    "output_workdir",
-    "output_metadata",
-    "output_jobdir",
+from lwr.protocol.file_actions import (
+    ACTIONS,
+    ALL_PATH_TYPES,
+    DEFAULT_PATH_TYPES,
+    MATCH_TYPES,
+    parse_path_types,
+    rule_matches,
 )
-ALL_PATH_TYPES = (*DEFAULT_PATH_TYPES, "unstructured", "container")
+
+__all__ = ["ACTIONS", "DEFAULT_PATH_TYPES", "SCHEMA", "ActionConfig", "PathRule", "load_action_config",
+           "parse_action_config"]
+
 _PATH_TYPE_WORDS = "|".join(re.escape(word) for word in (*ALL_PATH_TYPES, "*defaults*", "*any*"))
 _PATH_TYPES_PATTERN = rf"^\s*({_PATH_TYPE_WORDS})\s*(,\s*({_PATH_TYPE_WORDS})\s*)*$"
 _SSH_KEYS = ("ssh_key", "ssh_user", "ssh_host", "ssh_port")
@@ -126,19 +120,8 @@ class PathRule:
     extras: Mapping[str, Any] = field(default_factory=dict)
 
     def matches(self, path: str | None, path_type: str) -> bool:
-        """Does this entry apply to ``path`` (absolute, normalized) of ``path_type``?"""
-        if path_type not in self.path_types:
-            return False
-        if self.match_type == "path_type_only":
-            return True
-        if path is None or self.pattern is None:
-            return False
-        if self.match_type == "prefix":
-            prefix = self.pattern.rstrip("/") or "/"
-            return path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/")
-        if self.match_type == "glob":
-            return fnmatch.fnmatchcase(path, self.pattern)
-        return re.match(self.pattern, path) is not None
+        """Does this entry apply to ``path`` of ``path_type``? (The protocol's one rule engine.)"""
+        return rule_matches(self, path, path_type)
 
     def reference_pattern(self) -> re.Pattern[str] | None:
         """A regex finding paths this entry matches inside a command line or config file."""
@@ -370,22 +353,9 @@ def _rule(index: int, entry: Mapping[str, Any], name: str) -> PathRule:
         action=entry.get("action", "transfer"),
         match_type=match_type,
         pattern=pattern,
-        path_types=_path_types(entry.get("path_types", "*defaults*")),
+        path_types=parse_path_types(entry.get("path_types", "*defaults*")),
         depth=int(entry.get("depth", 0)),
         source_directory=entry.get("source_directory"),
         destination_directory=entry.get("destination_directory"),
         extras={key: entry[key] for key in _SSH_KEYS if key in entry},
     )
-
-
-def _path_types(value: str | list[str]) -> frozenset[str]:
-    words = value if isinstance(value, list) else value.split(",")
-    types: set[str] = set()
-    for word in (word.strip() for word in words):
-        if word == "*any*":
-            types.update(ALL_PATH_TYPES)
-        elif word == "*defaults*":
-            types.update(DEFAULT_PATH_TYPES)
-        else:
-            types.add(word)
-    return frozenset(types)

@@ -14,17 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from lwr.client.action_config import DEFAULT_PATH_TYPES, ActionConfig, PathRule
-
-#: Actions whose bytes the client moves itself (over HTTP, or by copying through a shared mount).
-LOCAL_STAGING = frozenset({"transfer", "copy", "message"})
-#: Actions the server carries out (it fetches inputs and pushes outputs itself).
-REMOTE_STAGING = frozenset({"remote_transfer", "remote_copy"})
-#: Path types whose files must reach the job even when the action says ``none``: the job's working,
-#: metadata and job directories are the server's own, not the client's.
-ALWAYS_STAGED_TYPES = frozenset(
-    {"workdir", "jobdir", "metadata", "output_workdir", "output_metadata", "output_jobdir"}
-)
+from lwr.client.action_config import ActionConfig, PathRule
+from lwr.protocol.file_actions import LOCAL_STAGING, REMOTE_STAGING, choose_action
 
 
 @dataclass(frozen=True)
@@ -54,13 +45,7 @@ def resolve(config: ActionConfig, path: str | None, path_type: str) -> Resolved:
     matches is left alone (``none``). ``none`` becomes ``copy`` for the job's own directories.
     """
     normalized = os.path.abspath(path) if path else None
-    rule = next((rule for rule in config.paths if rule.matches(normalized, path_type)), None)
-    if rule is not None:
-        action = rule.action
-    else:
-        action = config.default_action if path_type in DEFAULT_PATH_TYPES else "none"
-    if action == "none" and path_type in ALWAYS_STAGED_TYPES:
-        action = "copy"
+    action, rule = choose_action(config.paths, config.default_action, normalized, path_type)
     return Resolved(action, rule)
 
 

@@ -24,6 +24,7 @@ from lwr.client.check_job import CheckOptions, RepresentativeJob, StepFailed
 from lwr.client.client import LwrClient
 from lwr.client.files_endpoint import FilesEndpoint
 from lwr.client.mq import MQ_ACTIONS, MessageQueueLwrClient, env_ssl, parse_listen, start_files_endpoint
+from lwr.client.token_file import add_token_arguments, token_from_args
 from lwr.errors import LwrError
 
 __all__ = ["Check", "CheckOptions", "StepFailed", "add_arguments", "command", "main", "run_check"]
@@ -129,9 +130,7 @@ def run_check(options: CheckOptions, out: TextIO = sys.stdout) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="server URL, e.g. http://127.0.0.1:8913/ (or --amqp-url)")
-    parser.add_argument(
-        "--private-token", "--private_token", dest="private_token", help="the server's private token"
-    )
+    add_token_arguments(parser)
     parser.add_argument("--manager", help="a named job manager of the server")
     parser.add_argument(
         "--default-file-action",
@@ -201,7 +200,7 @@ def options_from_args(args: argparse.Namespace) -> CheckOptions:
     default_action = args.default_file_action or ("remote_transfer" if args.amqp_url else "transfer")
     return CheckOptions(
         url=args.url or "",
-        private_token=args.private_token,
+        private_token=token_from_args(args),
         manager=args.manager,
         default_file_action=default_action,
         files_endpoint=args.files_endpoint,

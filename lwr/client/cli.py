@@ -26,6 +26,7 @@ from lwr.client.files_endpoint import FilesEndpoint
 from lwr.client.http import Progress
 from lwr.client.mq import PROBE_TIMEOUT, MessageQueueLwrClient, env_ssl, start_files_endpoint
 from lwr.client.staging import JobDescription, StagingObserver, stage_and_submit
+from lwr.client.token_file import add_token_arguments, token_from_args
 from lwr.errors import LwrError
 
 #: Transfers at least this big get a progress bar.
@@ -34,6 +35,9 @@ PROGRESS_THRESHOLD = 4 * 1024 * 1024
 
 def register(subparsers: Any) -> None:
     """Add the client subcommands to an ``argparse`` subparsers object."""
+    from lwr.client import jobs_cli
+
+    jobs_cli.register(subparsers)
     check_parser = subparsers.add_parser("check", help="run one representative job against a server")
     check.add_arguments(check_parser)
     check_parser.set_defaults(func=check.command)
@@ -84,14 +88,12 @@ def _connection_arguments(parser: argparse.ArgumentParser, mq: bool = False) -> 
         required="LWR_URL" not in os.environ and not mq,
         help="server URL" + (" (or --amqp-url)" if mq else ""),
     )
-    parser.add_argument(
-        "--private-token", default=os.environ.get("LWR_PRIVATE_TOKEN"), help="the server's token"
-    )
+    add_token_arguments(parser, environment=True)
     parser.add_argument("--manager", help="a named job manager of the server")
 
 
 def _client(args: argparse.Namespace) -> LwrClient:
-    return LwrClient(args.url, private_token=args.private_token, manager=args.manager)
+    return LwrClient(args.url, private_token=token_from_args(args), manager=args.manager)
 
 
 def status_command(args: argparse.Namespace) -> int:

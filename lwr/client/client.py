@@ -18,25 +18,10 @@ from typing import Any
 
 from lwr.client.errors import RemoteError
 from lwr.client.http import BodySource, HttpTransport, Progress, RetryPolicy
+from lwr.protocol.layout import TYPE_DIRECTORY_KEYS
+from lwr.protocol.names import FINAL_STATUSES
 
-#: Where each upload ``type`` lands, as the key of the setup reply naming that directory.
-TYPE_DIRECTORY_KEYS: dict[str, str] = {
-    "input": "inputs_directory",
-    "input_extra": "inputs_directory",
-    "input_metadata": "metadata_directory",
-    "unstructured": "unstructured_files_directory",
-    "config": "configs_directory",
-    "tool": "tools_directory",
-    "workdir": "working_directory",
-    "metadata": "metadata_directory",
-    "jobdir": "job_directory",
-    "job_directory": "job_directory",
-    "output": "outputs_directory",
-    "output_workdir": "working_directory",
-    "output_metadata": "metadata_directory",
-    "output_jobdir": "job_directory",
-}
-FINAL_STATES = frozenset({"complete", "failed", "cancelled", "lost"})
+FINAL_STATES = FINAL_STATUSES
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,10 @@ from urllib3.exceptions import NewConnectionError
 from lwr import __version__, errors
 from lwr.client.errors import RemoteError, TransportError
 from lwr.digests import BackgroundHash, file_sha256
+from lwr.protocol.names import SHA256_HEADER, WANT_SHA256_HEADER
 
 log = logging.getLogger(__name__)
 
-SHA256_HEADER = "X-Lwr-Sha256"
-#: Asks lwr's server to send ``X-Lwr-Sha256`` with a download (hashing costs it a read of the file).
-WANT_SHA256_HEADER = "X-Lwr-Want-Sha256"
 #: Read and write size for file bodies: large enough that per-chunk overhead vanishes at loopback speed.
 CHUNK_SIZE = 1 << 20
 

@@ -37,6 +37,7 @@ from lwr.errors import ConfigError, LwrError
 from lwr.messaging import connection as amqp
 from lwr.messaging import naming
 from lwr.messaging.client import MessageQueueClient
+from lwr.protocol.layout import setup_layout
 
 #: File actions possible without lwr's HTTP API: lwr moves the bytes itself, or nothing moves.
 MQ_ACTIONS = ("remote_transfer", "remote_copy")
@@ -69,21 +70,10 @@ def _broker(client: MessageQueueLwrClient, doing: str) -> Iterator[None]:
 
 def job_layout(job_directory: str) -> dict[str, str]:
     """The setup reply of a job in ``job_directory`` (lwr's and Pulsar's layout)."""
-    def join(name: str) -> str:
-        return f"{job_directory.rstrip('/')}/{name}"
-
-    return {
-        "job_directory": job_directory,
-        "working_directory": join("working") if job_directory != ".." else ".",
-        "metadata_directory": join("metadata"),
-        "outputs_directory": join("outputs"),
-        "configs_directory": join("configs"),
-        "tools_directory": join("tool_files"),
-        "inputs_directory": join("inputs"),
-        "unstructured_files_directory": join("unstructured"),
-        "home_directory": join("home"),
-        "tmp_directory": join("tmp"),
-    }
+    layout = setup_layout(job_directory)
+    if job_directory == "..":
+        layout["working_directory"] = "."
+    return layout
 
 
 class MessageQueueLwrClient(LwrClient):

@@ -17,29 +17,9 @@ from typing import BinaryIO
 
 from lwr.core import job_files
 from lwr.errors import BadRequest, NotFound
+from lwr.protocol.layout import OUTPUT_TYPES, SUBDIRECTORIES, TYPE_DIRECTORIES, setup_layout
 
-#: Where each file ``type`` of the protocol lives, relative to the job directory.
-TYPE_DIRECTORIES: dict[str, str] = {
-    "input": "inputs",
-    "input_extra": "inputs",
-    "input_metadata": "metadata",
-    "unstructured": "unstructured",
-    "config": "configs",
-    "tool": "tool_files",
-    "workdir": "working",
-    "metadata": "metadata",
-    "jobdir": "",
-    "job_directory": "",
-    "output": "outputs",
-    "output_workdir": "working",
-    "output_metadata": "metadata",
-    "output_jobdir": "",
-}
-
-OUTPUT_TYPES = frozenset({"output", "output_workdir", "output_metadata", "output_jobdir"})
-
-SUBDIRECTORIES = ("inputs", "working", "outputs", "configs", "tool_files", "metadata", "unstructured", "home",
-                  "tmp", "lwr")
+__all__ = ["OUTPUT_TYPES", "SUBDIRECTORIES", "TYPE_DIRECTORIES", "JobDirectory", "confine", "validate_job_id"]
 
 #: lwr's own files inside ``<job>/lwr/``.
 SCRIPT_NAME = "job.sh"
@@ -182,18 +162,7 @@ class JobDirectory:
 
     def setup_description(self) -> dict[str, str]:
         """The directory part of the setup reply the Pulsar client rewrites paths with."""
-        return {
-            "job_directory": str(self.path),
-            "working_directory": str(self.path / "working"),
-            "metadata_directory": str(self.path / "metadata"),
-            "outputs_directory": str(self.path / "outputs"),
-            "configs_directory": str(self.path / "configs"),
-            "tools_directory": str(self.path / "tool_files"),
-            "inputs_directory": str(self.path / "inputs"),
-            "unstructured_files_directory": str(self.path / "unstructured"),
-            "home_directory": str(self.path / "home"),
-            "tmp_directory": str(self.path / "tmp"),
-        }
+        return setup_layout(str(self.path))
 
     # --- client-named files -----------------------------------------------------------------------
     def directory_for_type(self, file_type: str) -> Path:

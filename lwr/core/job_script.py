@@ -2,72 +2,162 @@
 
 It is the job's own record keeper, so what it writes survives lwr being killed or a batch
 system forgetting the job: the tool's stdout/stderr, start and end times, and the exit code
-(one write of a few bytes, so a half-written code is never read). It forks nothing but
-``flock`` and the command itself: every process costs a millisecond or more per job.
+(one write of a few bytes, so a half-written code is never read). Of its own it forks nothing
+but ``flock`` and the command: every process costs a millisecond or more per job (the job
+metrics plugins' commands, Galaxy's, add theirs: ``core`` runs ``date`` twice).
 
 Two guards make a job run at most once: creating ``lwr/launched`` exclusively is atomic, so a second copy
 of the script (a relaunch after a crash, a batch-system requeue) exits without running the
 command; and the script holds ``flock`` on ``lwr/run.lock`` while it runs, which lets lwr
 tell after a restart whether the job is still alive and wait for it without polling.
+
+Around the tool it sets up the environment Galaxy's tools expect from any Galaxy job runner
+(:class:`GalaxyEnvironment`): ``GALAXY_SLOTS`` and ``GALAXY_MEMORY_MB`` from the batch system's own
+allocation, ``TMPDIR``/``TMP``/``TEMP`` in the job's tmp directory, ``_galaxy_setup_environment`` (which
+Galaxy's remote-metadata commands call), the activation of resolved requirements, and the job
+metrics plugins' commands. The client's ``env`` is exported after all that, so what Galaxy sends
+explicitly (a destination's ``<env id="GALAXY_SLOTS">``) wins.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from lwr.core import job_directory as layout
 from lwr.core.job_directory import JobDirectory
-from lwr.errors import BadRequest
+from lwr.protocol.submit import EnvItem, parse_env
+
+__all__ = ["EnvItem", "parse_env", "write_job_script"]
 
 #: Exit status of a second copy of the script that refused to run the command again.
 ALREADY_LAUNCHED_STATUS = 75
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+#: ``GALAXY_SLOTS`` from what the batch system allocated; ``$lwr_default_slots`` when none did.
+#: Slurm's CPUs-per-task times tasks is the request itself; CPUS_ON_NODE may be rounded up to whole
+#: cores. HTCondor tells the slot's size only in its machine ad file, read without forking.
+SLOTS_STATEMENT = r"""GALAXY_SLOTS_CONFIGURED=1
+if [ -n "$SLURM_CPUS_PER_TASK" ] || [ -n "$SLURM_NTASKS" ]; then
+    GALAXY_SLOTS=$(( ${SLURM_CPUS_PER_TASK:-1} * ${SLURM_NTASKS:-1} ))
+elif [ -n "$SLURM_CPUS_ON_NODE" ]; then
+    GALAXY_SLOTS="$SLURM_CPUS_ON_NODE"
+elif [ -n "$NSLOTS" ]; then
+    GALAXY_SLOTS="$NSLOTS"
+elif [ -n "$PBS_NCPUS" ]; then
+    GALAXY_SLOTS="$PBS_NCPUS"
+elif [ -n "$NCPUS" ] && [ -n "$PBS_JOBID" ]; then
+    GALAXY_SLOTS="$NCPUS"
+elif [ -n "$PBS_NUM_PPN" ]; then
+    GALAXY_SLOTS="$PBS_NUM_PPN"
+elif [ -n "$LSB_DJOB_NUMPROC" ]; then
+    GALAXY_SLOTS="$LSB_DJOB_NUMPROC"
+elif [ -n "$_CONDOR_MACHINE_AD" ] && [ -r "$_CONDOR_MACHINE_AD" ]; then
+    while read -r lwr_key lwr_eq lwr_value; do
+        [ "$lwr_key" = Cpus ] && GALAXY_SLOTS="$lwr_value"
+        [ "$lwr_key" = Memory ] && GALAXY_MEMORY_MB="$lwr_value"
+    done < "$_CONDOR_MACHINE_AD"
+elif [ -n "$lwr_default_slots" ]; then
+    GALAXY_SLOTS="$lwr_default_slots"
+elif [ -z "$GALAXY_SLOTS" ]; then
+    GALAXY_SLOTS=1
+    unset GALAXY_SLOTS_CONFIGURED
+fi
+case "$GALAXY_SLOTS" in ''|*[!0-9]*|0) GALAXY_SLOTS=1; unset GALAXY_SLOTS_CONFIGURED;; esac
+export GALAXY_SLOTS
+[ -n "$GALAXY_SLOTS_CONFIGURED" ] && export GALAXY_SLOTS_CONFIGURED
+if [ -n "$SLURM_MEM_PER_NODE" ]; then
+    GALAXY_MEMORY_MB="$SLURM_MEM_PER_NODE"
+elif [ -n "$SLURM_MEM_PER_CPU" ]; then
+    GALAXY_MEMORY_MB_PER_SLOT="$SLURM_MEM_PER_CPU"
+elif [ -n "$SGE_HGR_h_vmem" ]; then
+    lwr_mem="${SGE_HGR_h_vmem%%[.kKmMgGtT]*}"
+    case "$SGE_HGR_h_vmem" in
+        *[tT]) GALAXY_MEMORY_MB_PER_SLOT=$(( lwr_mem * 1024 * 1024 ));;
+        *[gG]) GALAXY_MEMORY_MB_PER_SLOT=$(( lwr_mem * 1024 ));;
+        *[mM]) GALAXY_MEMORY_MB_PER_SLOT="$lwr_mem";;
+        *[kK]) GALAXY_MEMORY_MB_PER_SLOT=$(( lwr_mem / 1024 ));;
+        *) GALAXY_MEMORY_MB_PER_SLOT=$(( lwr_mem / 1048576 ));;
+    esac
+fi
+if [ -n "$GALAXY_MEMORY_MB" ] && [ -z "$GALAXY_MEMORY_MB_PER_SLOT" ]; then
+    GALAXY_MEMORY_MB_PER_SLOT=$(( GALAXY_MEMORY_MB / GALAXY_SLOTS ))
+elif [ -n "$GALAXY_MEMORY_MB_PER_SLOT" ] && [ -z "$GALAXY_MEMORY_MB" ]; then
+    GALAXY_MEMORY_MB=$(( GALAXY_MEMORY_MB_PER_SLOT * GALAXY_SLOTS ))
+fi
+case "$GALAXY_MEMORY_MB" in ''|*[!0-9]*|0) unset GALAXY_MEMORY_MB;; *) export GALAXY_MEMORY_MB;; esac
+case "$GALAXY_MEMORY_MB_PER_SLOT" in ''|*[!0-9]*|0) unset GALAXY_MEMORY_MB_PER_SLOT;; *) export GALAXY_MEMORY_MB_PER_SLOT;; esac"""
+
+#: Galaxy's remote-metadata commands call ``_galaxy_setup_environment True``: Galaxy's own Python
+#: (its virtualenv, and its library on PYTHONPATH when True) for the commands that need it.
+GALAXY_SETUP_FUNCTION = r"""_galaxy_setup_environment() {
+    if [ "$1" = True ] && [ "$GALAXY_LIB" != None ]; then
+        PYTHONPATH="$GALAXY_LIB${PYTHONPATH:+:$PYTHONPATH}"; export PYTHONPATH
+    fi
+    if [ "$GALAXY_VIRTUAL_ENV" != None ] && [ -f "$GALAXY_VIRTUAL_ENV/bin/activate" ] \
+            && [ "$(command -v python)" != "$GALAXY_VIRTUAL_ENV/bin/python" ]; then
+        . "$GALAXY_VIRTUAL_ENV/bin/activate"
+    fi
+}"""
 
 
 @dataclass(frozen=True)
-class EnvItem:
-    """One variable the client asked to export; ``raw`` values are shell expressions."""
+class GalaxyEnvironment:
+    """What the script sets up around the tool besides the client's ``env``: Galaxy's job environment.
 
-    name: str
-    value: str
-    raw: bool = False
+    ``tmp_dir`` is a shell word (``$SLURM_TMPDIR/lwr`` expands on the node); unset, the job's own
+    ``tmp``. ``dependency_commands`` activate resolved requirements before the command;
+    ``notices`` are lines for the job's stderr (an unresolved requirement), never the tool's.
+    """
 
-    def export_line(self) -> str:
-        value = self.value if self.raw else shlex.quote(self.value)
-        return f"export {self.name}={value}"
+    default_slots: int | None = None
+    tmp_dir: str | None = None
+    dependency_commands: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
+    instrument_pre: str = ""
+    instrument_post: str = ""
+    galaxy_virtual_env: str | None = None
+    galaxy_lib: str | None = None
+    preserve_galaxy_python_environment: bool = False
 
-
-def parse_env(items: Any) -> list[EnvItem]:
-    """Validate the ``env`` list of a submit (``[{"name": .., "value": .., "raw": ..}]``)."""
-    if items is None:
-        return []
-    if not isinstance(items, list):
-        raise BadRequest("env must be a JSON list of {name, value} objects")
-    parsed = []
-    for index, item in enumerate(items):
-        if not isinstance(item, Mapping) or "name" not in item:
-            raise BadRequest("env item must be an object with a name", index=index)
-        name = item["name"]
-        if not isinstance(name, str) or not _ENV_NAME.match(name):
-            raise BadRequest("env name must be a shell identifier", index=index, name=str(name))
-        value = item.get("value", "")
-        parsed.append(EnvItem(name=name, value="" if value is None else str(value), raw=bool(item.get("raw"))))
-    return parsed
+    def setup_lines(self, directory: JobDirectory) -> list[str]:
+        q = shlex.quote
+        tmp_dir = f'"{self.tmp_dir}"' if self.tmp_dir else q(str(directory.sub("tmp")))
+        virtual_env = q(self.galaxy_virtual_env or "None")
+        return [
+            f"lwr_default_slots={self.default_slots or ''}",
+            SLOTS_STATEMENT,
+            f"export _GALAXY_JOB_TMP_DIR={tmp_dir}",
+            f"export _GALAXY_JOB_HOME_DIR={q(str(directory.sub('home')))}",
+            "[ -d \"$_GALAXY_JOB_TMP_DIR\" ] || mkdir -p \"$_GALAXY_JOB_TMP_DIR\"",
+            "[ -d \"$_GALAXY_JOB_HOME_DIR\" ] || mkdir -p \"$_GALAXY_JOB_HOME_DIR\"",
+            'export TMPDIR="$_GALAXY_JOB_TMP_DIR" TMP="$_GALAXY_JOB_TMP_DIR" TEMP="$_GALAXY_JOB_TMP_DIR"',
+            GALAXY_SETUP_FUNCTION,
+            f"_GALAXY_VIRTUAL_ENV={virtual_env}",
+            # A tool that does not ask for Galaxy's Python runs without it; the metadata commands
+            # fall back to _GALAXY_VIRTUAL_ENV.
+            f"GALAXY_VIRTUAL_ENV={virtual_env if self.preserve_galaxy_python_environment else 'None'}",
+            f"GALAXY_LIB={q(self.galaxy_lib or 'None')}",
+            f"PRESERVE_GALAXY_ENVIRONMENT={'True' if self.preserve_galaxy_python_environment else 'False'}",
+            "export _GALAXY_VIRTUAL_ENV GALAXY_VIRTUAL_ENV GALAXY_LIB PRESERVE_GALAXY_ENVIRONMENT",
+            *(f"echo {q(line)} >&2" for line in self.notices),
+        ]
 
 
 @dataclass(frozen=True)
 class JobScript:
     command_line: str
     env: list[EnvItem] = field(default_factory=list)
+    galaxy: GalaxyEnvironment = field(default_factory=GalaxyEnvironment)
 
     def render(self, directory: JobDirectory) -> str:
         q = shlex.quote
         lwr_dir = directory.internal
+        galaxy = self.galaxy
+        python_setup = ['_galaxy_setup_environment "$PRESERVE_GALAXY_ENVIRONMENT"'] \
+            if galaxy.preserve_galaxy_python_environment else []
         lines = [
             "#!/bin/bash",
             "# Written by lwr. Runs one job; records streams, times and exit code beside it.",
@@ -80,16 +170,17 @@ class JobScript:
             "set +C",
             f"echo $$ > \"$lwr_dir/{layout.PID_FILE}\"",
             f"echo \"${{EPOCHREALTIME:-$(date +%s)}}\" > \"$lwr_dir/{layout.STARTED_AT}\"",
-            f"export _GALAXY_JOB_TMP_DIR={q(str(directory.sub('tmp')))}",
-            f"export _GALAXY_JOB_HOME_DIR={q(str(directory.sub('home')))}",
-            "[ -d \"$_GALAXY_JOB_TMP_DIR\" ] || mkdir -p \"$_GALAXY_JOB_TMP_DIR\"",
-            "[ -d \"$_GALAXY_JOB_HOME_DIR\" ] || mkdir -p \"$_GALAXY_JOB_HOME_DIR\"",
+            *galaxy.setup_lines(directory),
             *(item.export_line() for item in self.env),
+            *python_setup,
+            galaxy.instrument_pre,
             f"cd {q(str(directory.working))} || exit 1",
             "(",
+            *galaxy.dependency_commands,
             self.command_line,
             f") > \"$lwr_dir/{layout.TOOL_STDOUT}\" 2> \"$lwr_dir/{layout.TOOL_STDERR}\" 9>&-",
             "lwr_rc=$?",
+            galaxy.instrument_post,
             f"echo \"${{EPOCHREALTIME:-$(date +%s)}}\" > \"$lwr_dir/{layout.ENDED_AT}\"",
             # One write of a few bytes: a reader sees no code or the whole code, never part of it.
             f"echo $lwr_rc > \"$lwr_dir/{layout.EXIT_CODE}\"",
@@ -99,11 +190,13 @@ class JobScript:
         return "\n".join(lines)
 
 
-def write_job_script(directory: JobDirectory, command_line: str, env: Iterable[EnvItem]) -> str:
+def write_job_script(directory: JobDirectory, command_line: str, env: Iterable[EnvItem],
+                     galaxy: GalaxyEnvironment | None = None) -> str:
     """Write ``lwr/job.sh`` (executable) and return its path."""
     from lwr.core.atomic import write_bytes_atomically
 
     path = directory.internal_file(layout.SCRIPT_NAME)
-    write_bytes_atomically(path, JobScript(command_line, list(env)).render(directory).encode(), durable=False)
+    script = JobScript(command_line, list(env), galaxy or GalaxyEnvironment())
+    write_bytes_atomically(path, script.render(directory).encode(), durable=False)
     path.chmod(0o755 & ~layout.current_umask())  # it exports the job's environment: private under lwr's umask
     return str(path)

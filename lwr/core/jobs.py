@@ -14,26 +14,31 @@ import os
 import queue
 import shutil
 import threading
+import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Callable, Protocol
 
-from lwr.config import AppSettings
 from lwr.core import job_directory as layout
 from lwr.core.end_waiter import EndWaiter
+from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
-from lwr.core.job_script import EnvItem, write_job_script
+from lwr.core.job_script import write_job_script
+from lwr.core.manager import LaunchSpec, Manager, ManagerListener
 from lwr.core.states import JobState
-from lwr.core.status import SYSTEM_PROPERTIES, status_reply
+from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
-from lwr.errors import BadRequest, Conflict, NotFound
-from lwr.managers import manager_class
-from lwr.managers.base import LaunchSpec, Manager
+from lwr.errors import BadRequest, Conflict, InsufficientStorage, NotFound
+from lwr.protocol.failure import FailureClass, staging_failure
+from lwr.protocol.submit import SubmitRequest
 from lwr.protocol.version import version_fields
 
 log = logging.getLogger(__name__)
+
+#: ``JobRecord.extras`` key: the identity of the setup message that started the job's current run.
+SETUP_MESSAGE = "setup_message"
 
 #: Which state may follow which. Final states are never left.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
@@ -47,43 +52,79 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 
 
-@dataclass(frozen=True)
-class SubmitRequest:
-    """A submit, decoded from HTTP query arguments or an MQ setup message."""
+class ServiceSettings(Protocol):
+    """What the job service reads of lwr's settings (``lwr.config.AppSettings`` has it)."""
 
-    command_line: str
-    env: list[EnvItem] = field(default_factory=list)
-    submit_params: dict[str, Any] = field(default_factory=dict)
-    setup_params: dict[str, Any] = field(default_factory=dict)
-    remote_staging: dict[str, Any] = field(default_factory=dict)
-    dependencies_description: Any = None
-    dynamic_file_sources: Any = None
-    submit_user: str | None = None
+    @property
+    def staging_directory(self) -> Path: ...
 
-    def launch_record(self) -> dict[str, Any]:
-        return {
-            "command_line": self.command_line,
-            "env": [item.__dict__ for item in self.env],
-            "submit_params": self.submit_params,
-            "remote_staging": self.remote_staging,
-            "submit_user": self.submit_user,
-            "dynamic_file_sources": self.dynamic_file_sources,
-        }
+    @property
+    def persistence_directory(self) -> Path: ...
+
+    @property
+    def assign_ids(self) -> str: ...
+
+    @property
+    def min_free_disk(self) -> tuple[int, float]: ...
 
 
-class JobObserver(Protocol):
+#: Builds one manager around the listener it reports to (``app.py`` makes them from config).
+ManagerFactory = Callable[[ManagerListener], Manager]
+
+
+class JobObserver:
+    """Hears what the job service does; every hook is a no-op unless overridden.
+
+    The MQ status announcer and the metrics are observers: the core never knows who listens.
+    Hooks are called outside the service lock and must not raise (a failure is logged).
+    """
+
     def job_changed(self, record: JobRecord) -> None:
-        """Called after every durable state change, outside the service lock."""
+        """After every durable state change; ``record.times`` and ``record.staging`` tell when and how."""
+
+    def job_event(self, record: JobRecord, event: dict[str, Any]) -> None:
+        """After a change that added ``event`` to the job's timeline (once per line: count here)."""
+
+    def batch_queried(self, manager: str, seconds: float, failed: bool) -> None:
+        """A manager asked its batch system for its jobs' status."""
 
 
 class StagingHooks(Protocol):
-    """Server-side staging (MQ mode): fetch inputs before launch, push outputs after the job."""
+    """Server-side staging (MQ mode): fetch inputs before launch, push outputs after the job.
+
+    ``before_launch`` and ``after_finish`` return the bytes they moved (None if unknown).
+    """
 
     def wants(self, record: JobRecord) -> bool: ...
 
-    def before_launch(self, record: JobRecord, directory: JobDirectory) -> None: ...
+    def before_launch(self, record: JobRecord, directory: JobDirectory) -> int | None: ...
 
-    def after_finish(self, record: JobRecord, directory: JobDirectory) -> None: ...
+    def after_finish(self, record: JobRecord, directory: JobDirectory) -> int | None: ...
+
+    def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
+        """Run ``work`` (one job's staging step) later, in the hooks' own bounded pool."""
+
+
+@dataclass(frozen=True)
+class DiskFloor:
+    """``min_free_disk``: refuse new setups when the staging filesystem has less free space."""
+
+    bytes: int = 0
+    percent: float = 0.0
+
+    def shortfall(self, path: Path) -> str | None:
+        """Why a setup must be refused now, or None when there is room."""
+        if not self.bytes and not self.percent:
+            return None
+        usage = shutil.disk_usage(path)
+        floor = max(self.bytes, int(usage.total * self.percent / 100))
+        if usage.free >= floor:
+            return None
+        return (f"the staging filesystem ({path}) has {usage.free} bytes free, below min_free_disk "
+                f"({floor} bytes); new jobs are refused until space is freed")
+
+    def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
+        """Run ``work`` (one job's staging step) later, in the hooks' own bounded pool."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +132,20 @@ class _Snapshot:
     key: tuple[str, str]
     version: int
     data: dict[str, Any]
+    #: The timeline line this change adds (None: a plain rewrite of the record).
+    event: dict[str, Any] | None = None
+
+
+def tree_bytes(path: Path) -> int:
+    """Total size of the regular files under ``path`` (what a client staged into a job directory)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
 
 
 class _ManagerEvents:
@@ -106,8 +161,16 @@ class _ManagerEvents:
     def job_running(self, job_id: str) -> None:
         self.service._on_running(self.manager, job_id)
 
-    def job_ended(self, job_id: str, state: JobState, reason: str | None = None) -> None:
-        self.service._on_ended(self.manager, job_id, state, reason)
+    def job_ended(self, job_id: str, state: JobState, reason: str | None = None,
+                  failure_class: FailureClass | None = None) -> None:
+        self.service._on_ended(self.manager, job_id, state, reason, failure_class)
+
+    def batch_queried(self, seconds: float, failed: bool) -> None:
+        for observer in self.service.observers:
+            try:
+                observer.batch_queried(self.manager, seconds, failed)
+            except Exception:  # noqa: BLE001 - an observer must never break polling
+                log.exception("observer %r failed on a batch query of %s", observer, self.manager)
 
 
 def _set_mode(path: Path, mode: int) -> None:
@@ -123,17 +186,22 @@ def _set_mode(path: Path, mode: int) -> None:
 class JobService:
     """Owns every job: its record, its directory, its state, its manager."""
 
-    def __init__(self, settings: AppSettings, observers: Iterable[JobObserver] = ()) -> None:
+    def __init__(self, settings: ServiceSettings, managers: Mapping[str, ManagerFactory],
+                 observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None,
+                 galaxy: GalaxyJobSetup | None = None) -> None:
         self.settings = settings
+        #: Galaxy's job environment (dependencies, metrics, Galaxy's Python); defaults: none resolved, core metrics.
+        self.galaxy = galaxy or GalaxyJobSetup()
         self.staging = settings.staging_directory
         #: What lwr is about to create on the way to its staging directory (see _prepare_staging).
         created = [path for path in [self.staging, *self.staging.parents] if not path.exists()]
+        self.disk_floor = DiskFloor(*settings.min_free_disk)
         #: Cleaned job directories are renamed here and deleted by a background thread.
         self.trash = self.staging / ".trash"
         self._trash_bin: queue.Queue[Path] = queue.Queue()
         self.store = JobStore(settings.persistence_directory)
         self.observers: list[JobObserver] = list(observers)
-        self.staging_hooks: StagingHooks | None = None
+        self.staging_hooks = staging_hooks
         self._lock = threading.RLock()
         self._records: dict[tuple[str, str], JobRecord] = {}
         self._final_replies: dict[tuple[str, str], dict[str, Any]] = {}
@@ -141,14 +209,17 @@ class JobService:
         # Record writes happen outside ``_lock``: a version per change, a lock per job for writing.
         self._versions: dict[tuple[str, str], int] = {}
         self._saved: dict[tuple[str, str], int] = {}
+        #: Versions at or below this were taken before the job was cleaned: no timeline line for them.
+        self._cleaned: dict[tuple[str, str], int] = {}
         self._save_locks: dict[tuple[str, str], threading.Lock] = {}
         self._sequence = itertools.count(1)
-        self.managers: dict[str, Manager] = {}
-        for manager_settings in settings.managers:
-            cls = manager_class(manager_settings.type)
-            events = _ManagerEvents(self, manager_settings.name)
-            self.managers[manager_settings.name] = cls(manager_settings.name, manager_settings.options, events)
+        self.managers: dict[str, Manager] = {name: build(_ManagerEvents(self, name))
+                                             for name, build in managers.items()}
         self._prepare_staging(created)
+
+    def add_observer(self, observer: JobObserver) -> None:
+        """Hear every state change from now on; attach before :meth:`start` to hear recovery too."""
+        self.observers.append(observer)
 
     # --- lifecycle --------------------------------------------------------------------------------
     def _prepare_staging(self, created: list[Path]) -> None:
@@ -197,7 +268,8 @@ class JobService:
         if manager is None:
             with self._lock:
                 snapshot = self._transition(record, JobState.LOST,
-                                            reason=f"manager '{record.manager}' is no longer configured")
+                                            reason=f"manager '{record.manager}' is no longer configured",
+                                            failure_class=FailureClass.JOB_LOST)
             self._commit(snapshot, record)
             return
         directory = self.directory(record.manager, record.job_id)
@@ -233,12 +305,30 @@ class JobService:
         with self._lock:
             return self._records.get((manager, job_id))
 
+    def records(self) -> list[JobRecord]:
+        """Every job lwr holds, oldest first (the records themselves: read, do not change)."""
+        with self._lock:
+            records = list(self._records.values())
+        records.sort(key=lambda record: record.sequence)
+        return records
+
+    def timeline(self, manager: str, job_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            if (manager, job_id) not in self._records:
+                raise NotFound(f"no job '{job_id}' on manager '{manager}'", job_id=job_id, manager=manager)
+        return self.store.timeline(manager, job_id)
+
     # --- the protocol -----------------------------------------------------------------------------
     def setup(self, manager: str, job_id: str, tool_id: str | None = None,
-              tool_version: str | None = None) -> dict[str, Any]:
-        """Create the job directory and record; reply with the layout the client rewrites paths with."""
+              tool_version: str | None = None, owner: str | None = None,
+              assign: bool = True, preserve_galaxy_python_environment: Any = None) -> dict[str, Any]:
+        """Create the job directory and record; reply with the layout the client rewrites paths with.
+
+        With ``assign_ids = uuid`` a fresh id replaces ``job_id`` unless ``assign`` is false (a
+        submit's implicit setup, which must create the very id it was asked to launch).
+        """
         handed_over = self.manager(manager).hands_directories_to_users
-        if self.settings.assign_ids == "uuid":
+        if self.settings.assign_ids == "uuid" and assign:
             job_id = uuid.uuid4().hex
         validate_job_id(job_id)
         directory = self.directory(manager, job_id)
@@ -248,14 +338,21 @@ class JobService:
                 raise Conflict(f"job '{job_id}' is {existing.state.value}; cancel or clean it before setting it up "
                                "again", job_id=job_id, status=existing.state.wire_name)
             if existing is None or existing.state.is_final:
+                shortfall = self.disk_floor.shortfall(self.staging)
+                if shortfall is not None:
+                    raise InsufficientStorage(shortfall, job_id=job_id, manager=manager)
                 if existing is not None:
                     directory.remove()
                     self._final_replies.pop((manager, job_id), None)
                 directory.create(handed_over)
+                now = time.time()
                 record = JobRecord(job_id=job_id, manager=manager, state=JobState.SETUP,
-                                   sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version)
+                                   sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version,
+                                   times={JobState.SETUP.value: now}, owner=owner)
+                if preserve_galaxy_python_environment is not None:
+                    record.extras[PRESERVE_PYTHON] = preserve_galaxy_python_environment
                 self._records[(manager, job_id)] = record
-                snapshot: _Snapshot | None = self._snapshot(record)
+                snapshot: _Snapshot | None = self._snapshot(record, {"at": now, "state": JobState.SETUP.value})
             else:
                 snapshot = None
         if snapshot is not None:
@@ -263,7 +360,7 @@ class JobService:
         reply: dict[str, Any] = {
             **directory.setup_description(),
             "job_id": job_id,
-            "system_properties": dict(SYSTEM_PROPERTIES),
+            "system_properties": self.galaxy.system_properties(),
             "path_separator": "/",
             **version_fields(),
         }
@@ -291,24 +388,55 @@ class JobService:
         self.find(manager, job_id)
         return self.directory(manager, job_id).open_output(name, file_type)
 
-    def submit(self, manager_name: str, job_id: str, request: SubmitRequest) -> None:
-        """Record the launch durably, then hand the job to its manager (or to server-side staging)."""
+    def submit(self, manager_name: str, job_id: str, request: SubmitRequest, owner: str | None = None) -> None:
+        """Record the launch durably, then hand the job to its manager (or to server-side staging).
+
+        A submit with ``setup_params`` for an unknown id sets that very id up first (Pulsar's
+        one-message jobs); it never assigns another id, which would leave a job nobody can reach.
+        """
         manager = self.manager(manager_name)
         if not request.command_line.strip():
             raise BadRequest("command_line is empty")
-        if self.find_or_none(manager_name, job_id) is None and request.setup_params:
-            self.setup(manager_name, job_id, request.setup_params.get("tool_id"),
-                       request.setup_params.get("tool_version"))
+        existing = self.find_or_none(manager_name, job_id)
+        if request.setup_params and (existing is None or existing.state.is_final):
+            # A submit carrying its own setup for a job whose run ended is a resubmission (Galaxy's
+            # resubmit, an admin's requeue): setup() starts it again on a clean directory. Telling a
+            # transport's redelivery from it is the transport's business (lwr.messaging.consumer).
+            if existing is not None:
+                log.info("job %s on %s ended (%s); a new setup runs it again", job_id, manager_name,
+                         existing.state.value)
+            tool_id, tool_version = request.setup_params.get("tool_id"), request.setup_params.get("tool_version")
+            self.setup(manager_name, job_id, tool_id if isinstance(tool_id, str) else None,
+                       tool_version if isinstance(tool_version, str) else None, owner=owner, assign=False,
+                       preserve_galaxy_python_environment=request.setup_params.get(PRESERVE_PYTHON))
         record = self.find(manager_name, job_id)
         directory = self.directory(manager_name, job_id)
+        if record.state is not JobState.SETUP:
+            raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id, status=record.state.wire_name)
+        staged_bytes = tree_bytes(directory.path)
+        # Resolving requirements may run the resolvers' commands (module avail): outside the lock.
+        preserve = request.setup_params.get(PRESERVE_PYTHON, record.extras.get(PRESERVE_PYTHON))
+        environment = self.galaxy.environment(directory, request.dependencies_description, preserve,
+                                              manager.settings)
+        touched = [directory.path_for(name, "output") for name in request.touch_outputs]
         with self._lock:
             if record.state is not JobState.SETUP:
                 raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id,
                                status=record.state.wire_name)
             command_line = request.command_line.replace("__PULSAR_JOB_DIRECTORY__", str(directory.path))
-            write_job_script(directory, command_line, request.env)
+            write_job_script(directory, command_line, request.env, environment)
+            for path in touched:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
             record.launch = request.launch_record()
+            if request.message_identity is not None:
+                record.extras[SETUP_MESSAGE] = request.message_identity
             preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
+            if not preprocess and staged_bytes:
+                # What the client staged between setup and submit.
+                since = record.times.get(JobState.SETUP.value, time.time())
+                record.staging["in"] = {"seconds": round(max(0.0, time.time() - since), 3),
+                                        "bytes": staged_bytes, "by": "client"}
             next_state = JobState.PREPROCESSING if preprocess else JobState.QUEUED
             snapshot = self._transition(record, next_state)
         self._end_waiter.submitted((manager_name, job_id))
@@ -354,6 +482,9 @@ class JobService:
         record = self.find(manager, job_id)
         if not record.state.is_final:
             self.cancel(manager, job_id)
+        self._drop(manager, job_id)
+
+    def _drop(self, manager: str, job_id: str) -> None:
         key = (manager, job_id)
         with self._lock:
             self._records.pop(key, None)
@@ -362,9 +493,69 @@ class JobService:
         with self._save_lock(key):
             self.store.delete(manager, job_id)
             self._saved[key] = max(self._saved.get(key, 0), version)
+            self._cleaned[key] = version
         discarded = self.directory(manager, job_id).discard(self.trash)
         if discarded is not None:
             self._trash_bin.put(discarded)
+
+    # --- admin actions --------------------------------------------------------------------------
+    def forget(self, manager: str, job_id: str) -> None:
+        """Drop a job entirely, even one whose manager is no longer configured; an active one is cancelled."""
+        validate_job_id(job_id)
+        record = self.find_or_none(manager, job_id)
+        if record is None:
+            raise NotFound(f"no job '{job_id}' on manager '{manager}'", job_id=job_id, manager=manager)
+        if not record.state.is_final and manager in self.managers:
+            self.cancel(manager, job_id)
+        log.info("job %s on %s forgotten by an admin (was %s)", job_id, manager, record.state.value)
+        self._drop(manager, job_id)
+
+    def retry_postprocessing(self, manager: str, job_id: str) -> None:
+        """Deliver the outputs of a job again whose output delivery failed; the job itself is not rerun."""
+        record = self.find(manager, job_id)
+        with self._lock:
+            if record.state is not JobState.FAILED or not record.extras.get("postprocessing_failed"):
+                raise Conflict(f"job '{job_id}' is {record.state.value} and its output delivery did not fail; "
+                               "only such a job's postprocessing can be retried", job_id=job_id,
+                               status=record.state.wire_name)
+            # The one move out of a final state, on an admin's request: back to postprocessing.
+            record.extras.pop("postprocessing_failed", None)
+            record.retries += 1
+            record.state = JobState.POSTPROCESSING
+            record.reason = None
+            now = time.time()
+            record.times[JobState.POSTPROCESSING.value] = now
+            self._final_replies.pop((manager, job_id), None)
+            snapshot = self._snapshot(record, {"at": now, "state": JobState.POSTPROCESSING.value,
+                                               "action": "retry-postprocessing", "retry": record.retries})
+        log.info("job %s on %s: postprocessing retried by an admin (retry %d)", job_id, manager, record.retries)
+        self._commit(snapshot, record)
+        self._start_postprocessing(record, self.directory(manager, job_id))
+
+    def note(self, manager: str, job_id: str, event: dict[str, Any]) -> None:
+        """Add an admin action (e.g. a final status announced again) to the job's timeline."""
+        record = self.find_or_none(manager, job_id)
+        if record is not None:
+            self.store.append_event(manager, job_id, {"at": time.time(), **event})
+
+    def remove_directory(self, manager: str, job_id: str, why: str) -> bool:
+        """Retention: delete an ended job's directory, keep a compact record (no launch details)."""
+        key = (manager, job_id)
+        with self._lock:
+            record = self._records.get(key)
+            if record is None or not record.state.is_final or record.extras.get("directory_removed"):
+                return False
+            status = self._final_replies.pop(key, None)
+            record.launch = {}
+            record.extras = {"directory_removed": time.time()}
+            if status is not None and record.reason is None and status.get("returncode") is not None:
+                record.extras["returncode"] = status.get("returncode")
+            snapshot = self._snapshot(record, {"at": time.time(), "action": "directory removed", "why": why})
+        discarded = self.directory(manager, job_id).discard(self.trash)
+        if discarded is not None:
+            self._trash_bin.put(discarded)
+        self._persist(snapshot, durable=False)
+        return True
 
     # --- manager reports --------------------------------------------------------------------------
     def _on_submitted(self, manager: str, job_id: str, external_id: str) -> None:
@@ -373,7 +564,7 @@ class JobService:
             if record is None or record.state.is_final:
                 return
             record.external_id = external_id
-            snapshot = self._snapshot(record)
+            snapshot = self._snapshot(record, {"at": time.time(), "external_id": external_id})
         self._persist(snapshot)
 
     def _on_running(self, manager: str, job_id: str) -> None:
@@ -384,7 +575,8 @@ class JobService:
             snapshot = self._transition(record, JobState.RUNNING)
         self._commit(snapshot, record, durable=False)
 
-    def _on_ended(self, manager: str, job_id: str, state: JobState, reason: str | None) -> None:
+    def _on_ended(self, manager: str, job_id: str, state: JobState, reason: str | None,
+                  failure_class: FailureClass | None = None) -> None:
         with self._lock:
             record = self._records.get((manager, job_id))
             if record is None or record.state.is_final:
@@ -395,7 +587,7 @@ class JobService:
                 record.extras["manager_outcome"] = {"state": state.value, "reason": reason}
                 snapshot = self._transition(record, JobState.POSTPROCESSING)
             else:
-                snapshot = self._transition(record, state, reason=reason)
+                snapshot = self._transition(record, state, reason=reason, failure_class=failure_class)
         # The job directory (launch marker, run lock, exit code) or the batch system can tell this
         # end again after a power loss; only a postprocessing outcome exists nowhere else.
         self._commit(snapshot, record, durable=postprocess)
@@ -406,46 +598,69 @@ class JobService:
     def _start_preprocessing(self, record: JobRecord, directory: JobDirectory) -> None:
         def run() -> None:
             hooks = self.staging_hooks
+            started = time.time()
             try:
-                if hooks is not None:
-                    hooks.before_launch(record, directory)
+                moved = hooks.before_launch(record, directory) if hooks is not None else None
             except Exception as error:  # noqa: BLE001 - any staging failure fails the job, with its reason
-                log.exception("staging inputs of job %s failed", record.job_id)
-                self._finish(record, JobState.FAILED, f"staging inputs failed: {error}")
+                log.exception("staging inputs of job %s failed", record.job_id,
+                              extra={"job_id": record.job_id, "manager": record.manager})
+                with self._lock:
+                    record.staging["in"] = {"seconds": round(time.time() - started, 3), "error": str(error),
+                                            "by": "lwr"}
+                self._finish(record, JobState.FAILED, f"staging inputs failed: {error}", staging_failure(error))
                 return
             with self._lock:
                 if record.state is not JobState.PREPROCESSING:
                     return
+                record.staging["in"] = {"seconds": round(time.time() - started, 3), "bytes": moved or 0, "by": "lwr"}
                 snapshot = self._transition(record, JobState.QUEUED)
             self._commit(snapshot, record)
             self.managers[record.manager].launch(self._spec(record, directory))
 
-        threading.Thread(target=run, name=f"preprocess-{record.job_id}", daemon=True).start()
+        self._schedule_staging(record, f"preprocess-{record.job_id}", run)
 
     def _start_postprocessing(self, record: JobRecord, directory: JobDirectory) -> None:
         def run() -> None:
             hooks = self.staging_hooks
             outcome = record.extras.get("manager_outcome", {"state": JobState.COMPLETE.value, "reason": None})
+            started = time.time()
             try:
-                if hooks is not None:
-                    hooks.after_finish(record, directory)
+                moved = hooks.after_finish(record, directory) if hooks is not None else None
             except Exception as error:  # noqa: BLE001
-                log.exception("staging outputs of job %s failed", record.job_id)
-                self._finish(record, JobState.FAILED, f"staging outputs failed: {error}")
+                log.exception("staging outputs of job %s failed", record.job_id,
+                              extra={"job_id": record.job_id, "manager": record.manager})
+                with self._lock:
+                    record.staging["out"] = {"seconds": round(time.time() - started, 3), "error": str(error),
+                                             "by": "lwr"}
+                    record.extras["postprocessing_failed"] = True
+                self._finish(record, JobState.FAILED, f"staging outputs failed: {error}", staging_failure(error))
                 return
+            with self._lock:
+                record.staging["out"] = {"seconds": round(time.time() - started, 3), "bytes": moved or 0,
+                                         "by": "lwr"}
             self._finish(record, JobState(outcome["state"]), outcome.get("reason"))
 
-        threading.Thread(target=run, name=f"postprocess-{record.job_id}", daemon=True).start()
+        self._schedule_staging(record, f"postprocess-{record.job_id}", run)
 
-    def _finish(self, record: JobRecord, state: JobState, reason: str | None) -> None:
+    def _schedule_staging(self, record: JobRecord, name: str, run: Callable[[], None]) -> None:
+        """Staging waits on remote hosts: it runs in the hooks' bounded pool, never a thread per job."""
+        hooks = self.staging_hooks
+        if hooks is None:
+            threading.Thread(target=run, name=name, daemon=True).start()
+        else:
+            hooks.schedule(record, name, run)
+
+    def _finish(self, record: JobRecord, state: JobState, reason: str | None,
+                failure_class: FailureClass | None = None) -> None:
         with self._lock:
             if record.state.is_final:
                 return
-            snapshot = self._transition(record, state, reason=reason)
+            snapshot = self._transition(record, state, reason=reason, failure_class=failure_class)
         self._commit(snapshot, record)
 
     # --- the one place a state changes --------------------------------------------------------------
-    def _transition(self, record: JobRecord, state: JobState, reason: str | None = None) -> _Snapshot:
+    def _transition(self, record: JobRecord, state: JobState, reason: str | None = None,
+                    failure_class: FailureClass | None = None) -> _Snapshot:
         """Move ``record`` to ``state`` in memory (caller holds the lock); return what to persist.
 
         The caller then calls :meth:`_commit` outside the lock, which writes the record before
@@ -455,18 +670,32 @@ class JobService:
         if state not in allowed:
             raise Conflict(f"job '{record.job_id}' cannot go from {record.state.value} to {state.value}",
                            job_id=record.job_id, status=record.state.wire_name)
+        previous = record.state
         record.state = state
         if reason is not None:
             record.reason = reason
+        if state in (JobState.FAILED, JobState.LOST):
+            # Every failure carries a class; a manager that gave none could not tell why.
+            record.failure_class = (failure_class or (FailureClass.JOB_LOST if state is JobState.LOST
+                                                      else FailureClass.UNKNOWN)).value
+        now = time.time()
+        record.times[state.value] = now
         log.info("job %s on %s: %s%s", record.job_id, record.manager, state.value, f" ({reason})" if reason else "")
-        return self._snapshot(record)
+        event: dict[str, Any] = {"at": now, "state": state.value}
+        if reason is not None:
+            event["reason"] = reason
+        # Leaving a staging state: the timeline line carries that staging's summary.
+        direction = {JobState.SETUP: "in", JobState.PREPROCESSING: "in", JobState.POSTPROCESSING: "out"}.get(previous)
+        if direction is not None and direction in record.staging:
+            event[f"staging_{direction}"] = dict(record.staging[direction])
+        return self._snapshot(record, event)
 
-    def _snapshot(self, record: JobRecord) -> _Snapshot:
+    def _snapshot(self, record: JobRecord, event: dict[str, Any] | None = None) -> _Snapshot:
         """A numbered copy of ``record`` (caller holds the lock); later numbers win on disk."""
         key = (record.manager, record.job_id)
         version = self._versions.get(key, 0) + 1
         self._versions[key] = version
-        return _Snapshot(key, version, record.to_dict())
+        return _Snapshot(key, version, record.to_dict(), event)
 
     def _save_lock(self, key: tuple[str, str]) -> threading.Lock:
         with self._lock:
@@ -482,6 +711,8 @@ class JobService:
         loss; it is skipped only for states the job directory or batch system can tell again.
         """
         with self._save_lock(snapshot.key):
+            if snapshot.event is not None and snapshot.version > self._cleaned.get(snapshot.key, 0):
+                self.store.append_event(snapshot.key[0], snapshot.key[1], snapshot.event)
             if snapshot.version <= self._saved.get(snapshot.key, 0):
                 return
             self.store.save_data(snapshot.key[0], snapshot.key[1], snapshot.data, durable=durable)
@@ -491,14 +722,17 @@ class JobService:
         self._persist(snapshot, durable)
         if record.state.is_final:
             self._end_waiter.ended(snapshot.key)
-        self._notify(record)
+        self._notify(record, snapshot.event)
 
-    def _notify(self, record: JobRecord) -> None:
+    def _notify(self, record: JobRecord, event: dict[str, Any] | None = None) -> None:
         for observer in self.observers:
             try:
                 observer.job_changed(record)
+                if event is not None:
+                    observer.job_event(record, event)
             except Exception:  # noqa: BLE001 - an observer must never break the job's life
-                log.exception("observer %r failed for job %s", observer, record.job_id)
+                log.exception("observer %r failed for job %s", observer, record.job_id,
+                              extra={"job_id": record.job_id, "manager": record.manager})
 
     def _spec(self, record: JobRecord, directory: JobDirectory) -> LaunchSpec:
         launch = record.launch

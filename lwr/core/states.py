@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from lwr.protocol.names import FINAL_STATUSES
+
 
 class JobState(str, Enum):
     """A job's life: set up, staged, queued, running, then exactly one final state.
@@ -36,4 +38,4 @@ class JobState(str, Enum):
         return self.value
 
 
-FINAL_STATES = frozenset({JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED, JobState.LOST})
+FINAL_STATES = frozenset(JobState(status) for status in FINAL_STATUSES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -10,15 +11,20 @@ from lwr.core.job_directory import JobDirectory, checked_parts
 from lwr.core.job_files import open_confined
 from lwr.core.store import JobRecord
 from lwr.errors import LwrError
+from lwr.protocol.failure import FailureClass, failure_fields, parse
 from lwr.protocol.version import version_fields
 
 #: Largest tool stdout/stderr returned in a status reply (start and end kept).
 MAXIMUM_STREAM_SIZE = 64 * 1024
 
-#: Largest galaxy.json (or other dynamic file source) returned inline.
-MAXIMUM_DYNAMIC_SOURCE_SIZE = 16 * 1024 * 1024
+#: Dynamic file sources (galaxy.json) read into a status reply: at most this many entries ...
+MAXIMUM_DYNAMIC_SOURCES = 16
+#: ... and this many bytes of contents in all (the final reply is kept in memory for every job).
+MAXIMUM_DYNAMIC_SOURCE_BYTES = 1024 * 1024
 
 SYSTEM_PROPERTIES = {"separator": "/"}
+
+log = logging.getLogger(__name__)
 
 
 def status_reply(record: JobRecord, directory: JobDirectory) -> dict[str, Any]:
@@ -46,6 +52,8 @@ def status_reply(record: JobRecord, directory: JobDirectory) -> dict[str, Any]:
         **version_fields(),
         "realized_dynamic_file_sources": realized_dynamic_file_sources(record, directory) if exists else None,
         "reason": record.reason,
+        # failure_class and runner_state (Galaxy's resubmission conditions); see lwr.protocol.failure
+        **failure_fields(parse(record.failure_class)),
     }
 
 
@@ -55,17 +63,29 @@ def active_reply(record: JobRecord) -> dict[str, Any]:
 
 
 def realized_dynamic_file_sources(record: JobRecord, directory: JobDirectory) -> list[dict[str, Any]]:
-    """The files (galaxy.json) the client asked to see the contents of, read from the working directory."""
+    """The files (galaxy.json) the client asked to see the contents of, read from the working directory.
+
+    Bounded, since a short request could otherwise name one big file many times: the first
+    :data:`MAXIMUM_DYNAMIC_SOURCES` entries, and only whole files while their contents fit in
+    :data:`MAXIMUM_DYNAMIC_SOURCE_BYTES` together; a file that does not fit is left out (a
+    truncated galaxy.json would only mislead) and logged.
+    """
     realized = []
-    for source in record.launch.get("dynamic_file_sources") or []:
+    budget = MAXIMUM_DYNAMIC_SOURCE_BYTES
+    for source in (record.launch.get("dynamic_file_sources") or [])[:MAXIMUM_DYNAMIC_SOURCES]:
         if not isinstance(source, dict) or not isinstance(source.get("path"), str):
             continue
         try:
             name = "/".join(checked_parts(source["path"]))
             with os.fdopen(open_confined(directory.working, name), "rb") as handle:
-                contents = handle.read(MAXIMUM_DYNAMIC_SOURCE_SIZE)
+                contents = handle.read(budget + 1)
         except (LwrError, OSError):
             continue
+        if len(contents) > budget:
+            log.warning("job %s: dynamic file source %s left out of the status reply: over the %d bytes all "
+                        "sources may take", record.job_id, source["path"][:200], MAXIMUM_DYNAMIC_SOURCE_BYTES)
+            continue
+        budget -= len(contents)
         realized.append({**source, "contents": contents.decode("utf-8", errors="replace")})
     return realized
 
@@ -81,4 +101,4 @@ def lost_reply(job_id: str, reason: str) -> dict[str, Any]:
     """The reply for a job lwr does not know (MQ status requests): final, status ``lost``."""
     return {"job_id": job_id, "complete": "true", "status": "lost", "returncode": None,
             "stdout": "", "stderr": "", "job_stdout": "", "job_stderr": f"lwr: {reason}\n", "reason": reason,
-            **version_fields()}
+            **failure_fields(FailureClass.JOB_LOST), **version_fields()}

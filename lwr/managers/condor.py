@@ -2,7 +2,12 @@
 
 Every ``submit_*`` key of the manager's section (``submit_universe``, ``submit_request_memory``,
 ``submit_requirements``, ``submit_rank``, ``submit_+ProjectName``...) becomes a line of the
-submit description; a client's per-job ``submit_*`` parameters override them. One ``condor_q``
+submit description; a client's per-job ``submit_*`` parameters override them. lwr writes the
+lines that run its job script itself, and nobody may replace them: neither those commands
+(``executable``, ``initialdir``…), in any letter case, nor the job ClassAd attributes they set
+(``+Cmd``, ``MY.Iwd``, ``+PreCmd``…). A client is held to a shorter list still: the commands in
+:data:`CLIENT_COMMANDS`, custom attributes (``+ProjectName``) and values without ``$`` macros
+(``$ENV(...)`` would read lwr's environment). One ``condor_q``
 per polling interval covers all jobs; jobs that left the queue are looked up with ONE
 ``condor_history`` call.
 
@@ -24,15 +29,37 @@ from lwr.managers.base import LaunchSpec, ManagerListener
 from lwr.managers.cli.shell_plugins.base import CommandResult, Shell
 from lwr.managers.cli.shell_plugins.local import LocalShell
 from lwr.managers.polling import BatchStatus, PollingManager
+from lwr.protocol.failure import FailureClass
 
 SUBMIT_PREFIX = "submit_"
 #: Submit-description commands lwr writes itself; configuration and clients cannot replace them.
-RESERVED_COMMANDS = frozenset({"executable", "arguments", "initialdir", "output", "error", "log", "queue",
-                               "transfer_executable"})
-_COMMAND_NAME = re.compile(r"^\+?[A-Za-z][A-Za-z0-9_.]*$")
+RESERVED_COMMANDS = frozenset({"executable", "arguments", "args", "initialdir", "initial_dir", "output", "error",
+                               "input", "log", "log_xml", "queue", "transfer_executable", "output_destination",
+                               "transfer_output_remaps"})
+#: Job ClassAd attributes behind lwr's own commands (ClassAd names ignore case); ``+X``/``MY.X`` may not set them.
+RESERVED_ATTRIBUTES = frozenset({
+    "cmd", "args", "arguments", "iwd", "in", "out", "err", "userlog", "userlogusexml", "transferexecutable",
+    "transferin", "transferinput", "transferout", "transferoutput", "transferoutputremaps", "outputdestination",
+    "shouldtransferfiles", "whentotransferoutput", "streamout", "streamerr", "env", "environment", "owner", "user",
+    "jobuniverse", "jobstatus", "clusterid", "procid", "globaljobid", "precmd", "preargs", "prearguments", "preenv",
+    "preenvironment", "postcmd", "postargs", "postarguments", "postenv", "postenvironment", "jobsubmitfile",
+    "x509userproxy", "remoteiwd", "jobwrapper"})
+#: The submit commands a client may set per job (with ``+Attribute`` custom attributes).
+CLIENT_COMMANDS = frozenset({
+    "universe", "request_memory", "request_cpus", "request_disk", "request_gpus", "gpus_minimum_capability",
+    "gpus_minimum_memory", "requirements", "rank", "priority", "accounting_group", "accounting_group_user",
+    "concurrency_limits", "periodic_remove", "periodic_hold", "periodic_hold_reason", "periodic_release",
+    "on_exit_hold", "on_exit_remove", "max_retries", "retry_until", "success_exit_code", "job_max_vacate_time",
+    "want_graceful_removal", "nice_user", "notification", "notify_user", "docker_image", "container_image",
+    "job_lease_duration", "allowed_execute_duration", "allowed_job_duration", "batch_name", "description", "hold",
+    "max_materialize", "job_batch_name"})
+_COMMAND_NAME = re.compile(r"^(?:\+|[Mm][Yy]\.)?[A-Za-z][A-Za-z0-9_]*$")
+_ATTRIBUTE = re.compile(r"^(?:\+|[Mm][Yy]\.)(.+)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SUBMITTED = re.compile(r"^\s*(\d+)\.(\d+)\s*-\s*\d+\.\d+\s*$", re.MULTILINE)
 _SUBMITTED_VERBOSE = re.compile(r"submitted to cluster (\d+)\.")
+
+HELD = 5
 
 #: The ``JobStatus`` job-ClassAd attribute.
 JOB_STATUS: dict[int, tuple[JobState, str]] = {
@@ -46,29 +73,56 @@ JOB_STATUS: dict[int, tuple[JobState, str]] = {
 }
 
 
+def _command(key: str, value: Any, origin: str) -> tuple[str, str]:
+    """One submit command (normalised name, value) from a ``submit_*`` key, or :class:`BadRequest`."""
+    command = key[len(SUBMIT_PREFIX):]
+    if not _COMMAND_NAME.match(command):
+        raise BadRequest(f"submit description command not allowed: {command}", origin=origin)
+    attribute = _ATTRIBUTE.match(command)
+    if attribute:
+        name = "+" + attribute.group(1)
+        if attribute.group(1).lower() in RESERVED_ATTRIBUTES:
+            raise BadRequest(f"submit description command not allowed: {command} (lwr sets that attribute)",
+                             origin=origin)
+    else:
+        name = command.lower()
+        if name in RESERVED_COMMANDS or (origin == "client" and name not in CLIENT_COMMANDS):
+            raise BadRequest(f"submit description command not allowed: {command}", origin=origin)
+    text = str(value)
+    if _CONTROL.search(text):
+        raise BadRequest(f"submit_{command} must be one line without control characters", origin=origin)
+    if origin == "client" and "$" in text:
+        raise BadRequest(f"submit_{command}: '$' macros are not accepted from a client", origin=origin)
+    return name, text.strip()
+
+
 def description_lines(settings: Mapping[str, Any], params: Mapping[str, Any]) -> list[str]:
     """``command = value`` lines from the manager's and the client's ``submit_*`` keys, validated."""
     merged: dict[str, str] = {}
-    sources = [(settings, "job_managers.ini"), ({f"{SUBMIT_PREFIX}{k}" if not k.startswith(SUBMIT_PREFIX) else k: v
-                                                 for k, v in params.items()}, "client")]
-    for source, origin in sources:
+    client = {k if k.startswith(SUBMIT_PREFIX) else f"{SUBMIT_PREFIX}{k}": v for k, v in params.items()}
+    for source, origin in ((settings, "job_managers.ini"), (client, "client")):
         for key, value in source.items():
             if not key.startswith(SUBMIT_PREFIX) or key == "submit_native_specification" or value is None:
                 continue
-            command = key[len(SUBMIT_PREFIX):]
-            if not _COMMAND_NAME.match(command) or command.lower() in RESERVED_COMMANDS:
-                raise BadRequest(f"submit description command not allowed: {command}", origin=origin)
-            text = str(value)
-            if _CONTROL.search(text):
-                raise BadRequest(f"submit_{command} must be one line without control characters", origin=origin)
-            merged[command.lower() if not command.startswith("+") else command] = text.strip()
-    merged.setdefault("universe", "vanilla")
-    return [f"{command} = {value}" for command, value in merged.items()]
+            name, text = _command(key, value, origin)
+            merged[name.lower() if name.startswith("+") else name] = f"{name} = {text}"
+    merged.setdefault("universe", "universe = vanilla")
+    return list(merged.values())
 
 
 def quoted_argument(text: str) -> str:
     """One argument in the new ``arguments = "..."`` syntax (single quotes protect spaces)."""
     return "'" + text.replace('"', '""').replace("'", "''") + "'"
+
+
+#: Hold reasons (words of ``HoldReason``) that mean a limit was reached: the job will never run
+#: again as submitted, so it fails (with a class Galaxy can resubmit on) instead of waiting held.
+LIMIT_HOLDS: tuple[tuple[re.Pattern[str], FailureClass], ...] = (
+    (re.compile(r"memory|\bmem\b|RequestMemory|MemoryUsage", re.IGNORECASE), FailureClass.MEMORY_LIMIT_REACHED),
+    (re.compile(r"wall ?time|wall ?clock|time limit|run ?time|MaxJobRetirementTime|JobDuration",
+                re.IGNORECASE), FailureClass.WALLTIME_REACHED),
+    (re.compile(r"disk usage|RequestDisk|DiskUsage", re.IGNORECASE), FailureClass.DISK_FULL),
+)
 
 
 def condor_status(code: str, detail: str | None = None) -> BatchStatus | None:
@@ -79,7 +133,12 @@ def condor_status(code: str, detail: str | None = None) -> BatchStatus | None:
     if mapped is JobState.COMPLETE:
         return BatchStatus(JobState.COMPLETE)
     if mapped.is_final:
-        return BatchStatus(mapped, f"condor: {meaning}" + (f" ({detail})" if detail else ""))
+        return BatchStatus(mapped, f"condor: {meaning}" + (f" ({detail})" if detail else ""),
+                           FailureClass.CANCELLED_BY_SYSTEM)
+    if int(code) == HELD and detail:
+        for pattern, failure_class in LIMIT_HOLDS:
+            if pattern.search(detail):
+                return BatchStatus(JobState.FAILED, f"condor: held ({detail})", failure_class)
     return BatchStatus(mapped)
 
 

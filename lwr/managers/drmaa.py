@@ -26,6 +26,7 @@ from lwr.managers.polling import (
     job_specification,
     specification_option,
 )
+from lwr.protocol.failure import FailureClass
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +68,29 @@ def drmaa_status(state: str, info: Any | None = None) -> BatchStatus:
         return BatchStatus(ACTIVE_STATES[state])
     if state == "done":
         return BatchStatus(JobState.COMPLETE)
-    reason = "drmaa: job failed"
+    reason, failure_class = "drmaa: job failed", FailureClass.UNKNOWN
     if info is not None:
         if getattr(info, "wasAborted", False):
-            reason = "drmaa: job aborted (deleted, or it never ran)"
+            reason, failure_class = "drmaa: job aborted (deleted, or it never ran)", FailureClass.CANCELLED_BY_SYSTEM
         elif getattr(info, "hasSignal", False):
-            reason = f"drmaa: killed by {getattr(info, 'terminatedSignal', 'a signal')}"
+            signal = str(getattr(info, "terminatedSignal", "a signal"))
+            reason = f"drmaa: killed by {signal}"
+            failure_class = _signal_class(signal)
         elif getattr(info, "hasExited", False):
             reason = f"drmaa: exit status {getattr(info, 'exitStatus', '?')}"
-    return BatchStatus(JobState.FAILED, reason)
+            failure_class = FailureClass.JOB_SCRIPT_FAILED
+    return BatchStatus(JobState.FAILED, reason, failure_class)
+
+
+def _signal_class(signal: str) -> FailureClass:
+    """A DRMAA job killed by a signal: Grid Engine sends SIGXCPU at a soft time limit (``s_rt``,
+    ``s_cpu``); SIGKILL is a hard limit (time or memory) or a ``qdel``, which DRMAA cannot tell apart."""
+    name = signal.upper()
+    if "XCPU" in name:
+        return FailureClass.WALLTIME_REACHED
+    if "KILL" in name:
+        return FailureClass.UNKNOWN
+    return FailureClass.JOB_SCRIPT_FAILED
 
 
 class SharedSession:

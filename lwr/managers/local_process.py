@@ -19,6 +19,7 @@ from lwr.core import job_directory as layout
 from lwr.core.job_directory import JobDirectory
 from lwr.core.job_script import ALREADY_LAUNCHED_STATUS
 from lwr.core.states import JobState
+from lwr.protocol.failure import FailureClass
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +74,18 @@ def wait_for_lock_release(directory: JobDirectory) -> None:
         os.close(fd)
 
 
-def outcome(directory: JobDirectory, cancelled: bool, returncode: int | None = None) -> tuple[JobState, str | None]:
-    """Decide a final state from what the job script left behind."""
+def outcome(directory: JobDirectory, cancelled: bool,
+            returncode: int | None = None) -> tuple[JobState, str | None, FailureClass | None]:
+    """Decide a final state (and a failure's class) from what the job script left behind."""
     if cancelled:
-        return JobState.CANCELLED, "cancelled on request"
+        return JobState.CANCELLED, "cancelled on request", None
     if directory.exit_code() is not None:
-        return JobState.COMPLETE, None
+        return JobState.COMPLETE, None, None
     if returncode is not None and returncode < 0:
-        return JobState.FAILED, f"job script killed by signal {-returncode} before recording an exit code"
-    return JobState.FAILED, f"job script ended (status {returncode}) without recording an exit code"
+        return (JobState.FAILED, f"job script killed by signal {-returncode} before recording an exit code",
+                FailureClass.JOB_SCRIPT_FAILED)
+    return (JobState.FAILED, f"job script ended (status {returncode}) without recording an exit code",
+            FailureClass.JOB_SCRIPT_FAILED)
 
 
 def signal_group(pid: int, sig: int) -> bool:

@@ -32,16 +32,19 @@ from lwr.core.states import JobState
 from lwr.errors import BadRequest
 from lwr.managers import local_process
 from lwr.managers.base import LaunchSpec, Manager, ManagerListener, Option
+from lwr.protocol.failure import FailureClass
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class BatchStatus:
-    """What a batch system says about one job: QUEUED, RUNNING or a final state with a reason."""
+    """What a batch system says about one job: QUEUED, RUNNING or a final state with a reason
+    and, for a failure, its class (``None`` lets the manager say ``unknown``)."""
 
     state: JobState
     reason: str | None = None
+    failure_class: FailureClass | None = None
 
 
 def positive_float(text: str) -> float:
@@ -242,7 +245,8 @@ class PollingManager(Manager):
             external_id = self.submit(job.spec)
         except Exception as error:  # the batch system refused; the job cannot run
             log.warning("manager %s: submitting job %s failed: %s", self.name, job_id, error)
-            self._end(job, JobState.FAILED, f"{self.system_name}: submission failed: {error}")
+            self._end(job, JobState.FAILED, f"{self.system_name}: submission failed: {error}",
+                      FailureClass.LAUNCH_FAILED)
             return
         with self._lock:
             job.external_id = external_id
@@ -293,12 +297,15 @@ class PollingManager(Manager):
         statuses: dict[str, BatchStatus] | None = {}
         if ids:
             self.query_count += 1
+            started = time.monotonic()
             try:
                 statuses = self.query(ids)
             except Exception as error:
                 # Keep following the jobs through their own records; try the batch system next round.
                 log.warning("manager %s: status query failed: %s", self.name, error)
                 statuses = None
+            if hasattr(self.listener, "batch_queried"):  # listeners of older tests lack the hook
+                self._notify("batch_queried", time.monotonic() - started, statuses is None)
         now = time.monotonic()
         for job in jobs:
             status = None if statuses is None or job.external_id is None else statuses.get(job.external_id)
@@ -318,7 +325,8 @@ class PollingManager(Manager):
                 job.unresolved_since = None
             elif self._waited(job, now):
                 self._end(job, JobState.LOST, "the job script stopped without recording an exit code "
-                                              "(its batch id was not recorded before lwr restarted)")
+                                              "(its batch id was not recorded before lwr restarted)",
+                          FailureClass.JOB_LOST)
             return
         if not answered:
             return
@@ -326,9 +334,15 @@ class PollingManager(Manager):
             job.unresolved_since = None
             return
         # The batch system says it is over, or no longer knows the job, and no exit code is recorded.
-        if job.cancel_requested or (status is not None and status.state is JobState.CANCELLED):
+        if job.cancel_requested:
             reason = status.reason if status is not None and status.reason else "cancelled on request"
             self._end(job, JobState.CANCELLED, reason)
+            return
+        if status is not None and status.state is JobState.CANCELLED:
+            # Nobody here asked: an administrator or a policy removed it. Galaxy treats a
+            # ``cancelled`` job as finished, so this is a failure it can resubmit.
+            self._end(job, JobState.FAILED, f"{status.reason or self.system_name + ': cancelled'} "
+                                            "(not requested by the client)", FailureClass.CANCELLED_BY_SYSTEM)
             return
         if local_process.was_launched(directory) and local_process.is_running(directory):
             # Another copy of the script (submitted before a restart) holds the job: wait for it.
@@ -338,12 +352,13 @@ class PollingManager(Manager):
             return
         if status is None:
             self._end(job, JobState.LOST, f"{self.system_name} no longer knows job {job.external_id} "
-                                          "and the job script recorded no exit code")
+                                          "and the job script recorded no exit code", FailureClass.JOB_LOST)
         elif status.state is JobState.COMPLETE:
             self._end(job, JobState.FAILED, f"{self.system_name}: job {job.external_id} finished "
-                                            "but the job script recorded no exit code")
+                                            "but the job script recorded no exit code", FailureClass.JOB_SCRIPT_FAILED)
         else:
-            self._end(job, status.state, status.reason or f"{self.system_name}: {status.state.value}")
+            self._end(job, status.state, status.reason or f"{self.system_name}: {status.state.value}",
+                      status.failure_class or FailureClass.UNKNOWN)
 
     def _waited(self, job: _Job, now: float) -> bool:
         """True once the job has been unresolved for ``exit_code_grace`` seconds."""
@@ -356,7 +371,8 @@ class PollingManager(Manager):
             job.running_reported = True
             self._notify("job_running", job.spec.job_id)
 
-    def _end(self, job: _Job, state: JobState, reason: str | None) -> None:
+    def _end(self, job: _Job, state: JobState, reason: str | None,
+             failure_class: FailureClass | None = None) -> None:
         with self._lock:
             if self._jobs.get(job.spec.job_id) is not job:
                 return
@@ -365,7 +381,7 @@ class PollingManager(Manager):
             self.before_end(job.spec, job.external_id)
         except Exception:
             log.exception("manager %s: cleaning up job %s failed", self.name, job.spec.job_id)
-        self._notify("job_ended", job.spec.job_id, state, reason)
+        self._notify("job_ended", job.spec.job_id, state, reason, failure_class)
 
     def _notify(self, event: str, *args: Any) -> None:
         try:

@@ -12,7 +12,8 @@ from typing import Any
 
 from lwr.core.states import JobState
 from lwr.managers import local_process
-from lwr.managers.base import LaunchSpec, Manager, ManagerListener, Option
+from lwr.managers.base import GALAXY_SLOTS_OPTION, LaunchSpec, Manager, ManagerListener, Option
+from lwr.protocol.failure import FailureClass, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class QueuedPythonManager(Manager):
     options = {
         "max_concurrent_jobs": Option(concurrency, 1, "jobs run at once; * for one per core",
                                       "a positive integer or *"),
+        "galaxy_slots": GALAXY_SLOTS_OPTION,
     }
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
@@ -116,7 +118,8 @@ class QueuedPythonManager(Manager):
             with self._lock:
                 self._active.pop(spec.job_id, None)
                 self._wake.notify()
-            self.listener.job_ended(spec.job_id, JobState.FAILED, f"could not start the job script: {error}")
+            self.listener.job_ended(spec.job_id, JobState.FAILED, f"could not start the job script: {error}",
+                                    FailureClass.DISK_FULL if is_disk_full(error) else FailureClass.LAUNCH_FAILED)
             return
         with self._lock:
             self._pids[spec.job_id] = process.pid
@@ -136,8 +139,8 @@ class QueuedPythonManager(Manager):
             cancelled = spec.job_id in self._cancelled
             self._cancelled.discard(spec.job_id)
             self._wake.notify()
-        state, reason = local_process.outcome(spec.directory, cancelled, returncode)
-        self.listener.job_ended(spec.job_id, state, reason)
+        state, reason, failure_class = local_process.outcome(spec.directory, cancelled, returncode)
+        self.listener.job_ended(spec.job_id, state, reason, failure_class)
 
     def describe(self) -> dict[str, Any]:
         with self._lock:

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from lwr.managers.base import ManagerListener
+from lwr.managers.base import GALAXY_SLOTS_OPTION, ManagerListener
 from lwr.managers.queued_python import QueuedPythonManager
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ class UnqueuedManager(QueuedPythonManager):
     """A queued_python manager without a limit: every job starts as soon as it is submitted."""
 
     type_name = "unqueued"
-    options = {}
+    options = {"galaxy_slots": GALAXY_SLOTS_OPTION}
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
         super().__init__(name, {"max_concurrent_jobs": UNLIMITED}, listener)

@@ -23,7 +23,7 @@ from typing import Any
 import kombu
 
 from lwr.messaging import connection as amqp
-from lwr.messaging import naming
+from lwr.messaging import messages, naming
 
 
 class MessageQueueClient:
@@ -106,8 +106,16 @@ class MessageQueueClient:
                     found.append(body)
                 seen.append(state)
 
+            def screen(raw: Any) -> bool:
+                """Refuse a compressed or oversized update before kombu would inflate it."""
+                if messages.refusal_before_decoding(raw.headers, len(amqp.raw_body(raw))) is None:
+                    return True
+                raw.channel.basic_reject(raw.delivery_tag, requeue=False)
+                return False
+
             queue = amqp.queue(self.manager, naming.STATUS_UPDATE)
-            with kombu.Consumer(connection, queues=[queue], callbacks=[on_message], accept=["json"]):
+            with amqp.ScreenedConsumer(connection, queues=[queue], callbacks=[on_message], accept=["json"],
+                                       screen=screen):
                 while not found:
                     now = time.monotonic()
                     if now >= deadline:
@@ -133,10 +141,14 @@ class MessageQueueClient:
         return found[0]
 
     def _answer_acknowledgement(self, producer: kombu.Producer, body: dict[str, Any]) -> None:
-        """Answer an update that asks for it (lwr's or Pulsar's ``amqp_acknowledge``)."""
-        uuid, ack_queue = body.get(naming.ACK_UUID), body.get(naming.ACK_QUEUE)
-        if not isinstance(uuid, str) or not isinstance(ack_queue, str):
+        """Answer an update that asks for it (lwr's or Pulsar's ``amqp_acknowledge``), only ever on
+        ``status_update_ack``: a server cannot make this client declare queues of its choosing."""
+        try:
+            request = messages.acknowledgement(body, naming.STATUS_UPDATE)
+        except messages.MalformedMessage:
             return
-        ack = amqp.queue(self.manager, ack_queue)
-        producer.publish({naming.ACK_UUID_RESPONSE: uuid}, serializer="json", exchange=amqp.exchange(),
+        if request is None:
+            return
+        ack = amqp.queue(self.manager, request.queue)
+        producer.publish({naming.ACK_UUID_RESPONSE: request.uuid}, serializer="json", exchange=amqp.exchange(),
                          routing_key=ack.routing_key, declare=[ack], delivery_mode=2)

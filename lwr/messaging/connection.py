@@ -1,12 +1,21 @@
-"""kombu connections built from settings: URL, SSL options, heartbeat; and the backoff used
-whenever the broker is away."""
+"""kombu connections built from settings: URL, TLS options, heartbeat; and the backoff used
+whenever the broker is away.
+
+TLS to the broker (an ``amqps://`` URL, or any ``amqp_connect_ssl_*`` key) always verifies the
+broker's certificate chain (against ``amqp_connect_ssl_ca_certs``, else the system's CAs) *and*
+that it was issued for the host name in the URL; only ``amqp_connect_ssl_cert_reqs = cert_none``
+turns verification off, and lwr says so in its log at every connection.
+"""
 
 from __future__ import annotations
 
+import logging
 import random
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import amqp.exceptions
 import kombu
@@ -14,6 +23,8 @@ import kombu.exceptions
 
 from lwr.config import AppSettings
 from lwr.messaging import naming
+
+log = logging.getLogger(__name__)
 
 #: Seconds between heartbeats unless ``amqp_heartbeat`` says otherwise (0 disables them).
 DEFAULT_HEARTBEAT = 30.0
@@ -35,17 +46,26 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 _CERT_REQS = {"cert_none": ssl.CERT_NONE, "cert_optional": ssl.CERT_OPTIONAL, "cert_required": ssl.CERT_REQUIRED}
 
 
-def ssl_options(amqp_settings: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``amqp_connect_ssl_*`` settings as kombu's ``ssl`` argument (None when none are set)."""
+def ssl_options(amqp_settings: dict[str, Any], tls: bool = False, host: str | None = None) -> dict[str, Any] | None:
+    """kombu's ``ssl`` argument: None for plain AMQP (no ``amqps://`` and no ``amqp_connect_ssl_*``
+    key), else py-amqp's TLS options with the certificate and the host name verified.
+
+    ``server_hostname`` is ``host`` (py-amqp sends it as SNI and checks the certificate against
+    it); ``None`` (a URL naming several brokers) lets kombu fill in the host of each attempt.
+    """
     options: dict[str, Any] = {}
     for key in ("ca_certs", "keyfile", "certfile"):
         value = amqp_settings.get(f"amqp_connect_ssl_{key}")
         if value:
             options[key] = value
-    cert_reqs = amqp_settings.get("amqp_connect_ssl_cert_reqs")
-    if cert_reqs:
-        options["cert_reqs"] = _CERT_REQS[str(cert_reqs).lower()]
-    return options or None
+    cert_reqs = str(amqp_settings.get("amqp_connect_ssl_cert_reqs") or "").lower()
+    if not tls and not options and not cert_reqs:
+        return None
+    if cert_reqs == "cert_none":
+        log.warning("amqp_connect_ssl_cert_reqs = cert_none: the broker's certificate and host name are NOT "
+                    "verified; anyone on the network path can impersonate the broker")
+        return {**options, "cert_reqs": ssl.CERT_NONE}
+    return {**options, "cert_reqs": _CERT_REQS.get(cert_reqs, ssl.CERT_REQUIRED), "server_hostname": host}
 
 
 def heartbeat(settings: AppSettings) -> float:
@@ -62,9 +82,9 @@ def connect(url: str, settings: AppSettings | None = None, heartbeat_seconds: fl
     amqp_settings = dict(settings.amqp) if settings is not None else dict(ssl_settings or {})
     beat = heartbeat_seconds if heartbeat_seconds is not None else (
         heartbeat(settings) if settings is not None else DEFAULT_HEARTBEAT)
-    ssl_arg: Any = ssl_options(amqp_settings)
-    if ssl_arg is None and url.startswith("amqps://"):
-        ssl_arg = True
+    # kombu would check a broker named "localhost" against "127.0.0.1": take the name from the URL.
+    host = None if ";" in url else urlsplit(url).hostname
+    ssl_arg = ssl_options(amqp_settings, tls=url.lower().startswith("amqps://"), host=host)
     return kombu.Connection(url, heartbeat=int(beat) if beat else 0, ssl=ssl_arg or False,
                             connect_timeout=10)
 
@@ -77,6 +97,30 @@ def queue(manager: str, name: str) -> kombu.Queue:
     """A durable queue bound to the exchange with its own name as routing key."""
     queue_name = naming.queue_name(manager, name)
     return kombu.Queue(queue_name, exchange(), routing_key=queue_name, durable=True)
+
+
+class ScreenedConsumer(kombu.Consumer):
+    """A kombu consumer that lets ``screen(raw)`` refuse each delivery before kombu decodes it.
+
+    kombu builds its ``Message`` from py-amqp's raw delivery first thing, decompressing the body
+    if a ``compression`` header asks for it (unbounded); ``screen`` sees the raw delivery before
+    that and returns False for one it has settled itself (rejected).
+    """
+
+    def __init__(self, *args: Any, screen: Callable[[Any], bool], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._screen = screen
+
+    def _receive_callback(self, message: Any) -> Any:
+        if not self._screen(message):
+            return None
+        return super()._receive_callback(message)
+
+
+def raw_body(raw: Any) -> bytes:
+    """The body of a raw py-amqp delivery as bytes."""
+    body = raw.body
+    return body if isinstance(body, bytes) else str(body).encode("utf-8", "surrogateescape")
 
 
 class Backoff:

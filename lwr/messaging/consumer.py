@@ -4,9 +4,16 @@ The consumer's thread receives, decodes and acknowledges; the work is done by a 
 threads, each message going to the worker its job id hashes to, so the messages of one job
 are handled in order and never concurrently. A message is acknowledged to the broker only
 once handled: a setup is acknowledged after the job is durably recorded, so a
-crash before that means a redelivery, and a redelivered setup of a recorded job is a
-``Conflict`` in the job service, dropped as a duplicate. Malformed messages are logged and
-rejected (not requeued). A lost connection is retried with capped exponential backoff.
+crash before that means a redelivery (the broker's ``redelivered`` flag): a redelivered setup
+whose identity is the one recorded for the job's run is dropped as a duplicate. A setup that is
+not a redelivery, for a job whose run ended, is a resubmission and runs the job again on a clean
+directory; one for a job still active is a ``Conflict``, dropped. Malformed messages are logged
+and rejected (not requeued). A lost connection is retried with capped exponential backoff.
+
+Each delivery is looked at before kombu builds a message from it (``ScreenedConsumer``):
+a compressed or oversized body is rejected unopened, and a redelivered message whose handling
+started too often without finishing (it killed lwr each time) is rejected too
+(:mod:`lwr.messaging.deliveries`). Nothing one message contains can make the consumer loop on it.
 """
 
 from __future__ import annotations
@@ -23,15 +30,17 @@ from typing import Any
 import kombu
 
 from lwr.config import AppSettings
-from lwr.core.jobs import JobService
+from lwr.core.jobs import SETUP_MESSAGE, JobService
 from lwr.core.states import JobState
 from lwr.errors import Conflict, LwrError, NotFound
 from lwr.messaging import connection as amqp
 from lwr.messaging import messages, naming
 from lwr.messaging.acknowledgements import HandledMessages
+from lwr.messaging.deliveries import RedeliveryGuard
 from lwr.messaging.messages import Acknowledgement, MalformedMessage
 from lwr.messaging.outbox import Outbox
 from lwr.messaging.status_updates import StatusAnnouncer
+from lwr.protocol.failure import FailureClass, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +65,11 @@ class MessageHandler:
         self.rejected = 0
         self.duplicates = 0
 
-    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Callable[[Acknowledgement], None]) -> None:
+    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Callable[[Acknowledgement], None],
+               redelivered: bool = False) -> None:
         """Act on one decoded message; ``reply(ack)`` answers an acknowledgement request.
+
+        ``redelivered`` is the broker's flag: the message was handed out before and not acknowledged.
 
         Raises :class:`MalformedMessage` for a message to reject.
         """
@@ -66,7 +78,7 @@ class MessageHandler:
             if not self.outbox.acknowledged(uuid):
                 log.debug("acknowledgement of %s which was not awaited (duplicate?)", uuid)
             return
-        ack = messages.acknowledgement(body)
+        ack = messages.acknowledgement(body, name)
         if ack is not None and self.handled.seen(ack.uuid):
             self.duplicates += 1
             log.info("%s message %s was already handled; acknowledging again, not acting", name, ack.uuid)
@@ -75,7 +87,7 @@ class MessageHandler:
         try:
             job_id = messages.job_id_of(body)
             if name == naming.SETUP:
-                self._setup(manager, job_id, body)
+                self._setup(manager, job_id, body, redelivered)
             elif name == naming.KILL:
                 try:
                     self.service.cancel(manager, job_id)
@@ -93,8 +105,20 @@ class MessageHandler:
             self.handled.add(ack.uuid)
             reply(ack)
 
-    def _setup(self, manager: str, job_id: str, body: dict[str, Any]) -> None:
+    def _setup(self, manager: str, job_id: str, body: dict[str, Any], redelivered: bool = False) -> None:
+        """Submit, unless the broker redelivers the setup that started the job's recorded run.
+
+        A setup for a job whose run ended is a resubmission and runs again (the job service cleans
+        its directory); the same message handed out again by the broker is not.
+        """
         request = messages.submit_request(body)
+        record = self.service.find_or_none(manager, job_id)
+        if redelivered and record is not None and record.state is not JobState.SETUP \
+                and record.extras.get(SETUP_MESSAGE, request.message_identity) == request.message_identity:
+            self.duplicates += 1
+            log.info("setup of job %s on %s is a duplicate, a redelivery of the recorded one (%s); dropped",
+                     job_id, manager, record.state.value)
+            return
         try:
             self.service.submit(manager, job_id, request)
             log.info("job %s on %s accepted from the setup queue", job_id, manager)
@@ -107,10 +131,13 @@ class MessageHandler:
             log.error("setup of job %s on %s refused: %s", job_id, manager, error.message)
             self._fail_setup(manager, job_id, f"setup refused: {error.message}")
         except Exception as error:  # noqa: BLE001 - disk full, a bug: Galaxy must still hear of it
-            log.exception("setup of job %s on %s failed", job_id, manager)
-            self._fail_setup(manager, job_id, f"setup failed: {type(error).__name__}: {error}")
+            log.exception("setup of job %s on %s failed", job_id, manager,
+                          extra={"job_id": job_id, "manager": manager})
+            self._fail_setup(manager, job_id, f"setup failed: {type(error).__name__}: {error}",
+                             FailureClass.DISK_FULL if is_disk_full(error) else FailureClass.LAUNCH_FAILED)
 
-    def _fail_setup(self, manager: str, job_id: str, reason: str) -> None:
+    def _fail_setup(self, manager: str, job_id: str, reason: str,
+                    failure_class: FailureClass = FailureClass.LAUNCH_FAILED) -> None:
         """Answer a setup that did not launch with a final ``failed`` status (a half-made job is removed)."""
         record = self.service.find_or_none(manager, job_id)
         if record is not None and record.state is not JobState.SETUP:
@@ -120,15 +147,16 @@ class MessageHandler:
                 self.service.clean(manager, job_id)
             except Exception:  # noqa: BLE001 - best effort; the failure is announced either way
                 log.exception("could not remove the half-made job %s", job_id)
-        self.announcer.announce_failure(manager, job_id, reason)
+        self.announcer.announce_failure(manager, job_id, reason, failure_class)
 
 
 class Consumer:
     """One thread consuming every lwr queue on one connection, reconnecting with backoff."""
 
     def __init__(self, url: str, settings: AppSettings, managers: list[str], handler: MessageHandler,
-                 acknowledgements: bool) -> None:
+                 acknowledgements: bool, redeliveries: RedeliveryGuard) -> None:
         self.url = url
+        self.redeliveries = redeliveries
         self.settings = settings
         self.handler = handler
         self.backoff = amqp.Backoff(amqp.retry_max(settings))
@@ -179,7 +207,8 @@ class Consumer:
             queues = [amqp.queue(manager, name) for manager, name in self.routes.values()]
             self._producer = kombu.Producer(connection.channel())
             self._declared = set()
-            with kombu.Consumer(channel, queues=queues, on_message=self._on_message):
+            with amqp.ScreenedConsumer(channel, queues=queues, on_message=self._on_message,
+                                       screen=self._screen):
                 log.info("consuming %s on %s", ", ".join(sorted(self.routes)), connection.as_uri())
                 self.connected.set()
                 self.backoff.reset()
@@ -192,6 +221,22 @@ class Consumer:
                     connection.heartbeat_check()
             self.connected.clear()
 
+    def _screen(self, raw: Any) -> bool:
+        """In the consumer thread, on py-amqp's raw delivery: False if it was refused (and rejected)."""
+        routing_key = str(raw.delivery_info.get("routing_key", ""))
+        body = amqp.raw_body(raw)
+        reason = messages.refusal_before_decoding(raw.headers, len(body))
+        key = self.redeliveries.key(body)
+        if reason is None and not self.redeliveries.admissible(key, bool(raw.delivery_info.get("redelivered"))):
+            reason = (f"handling this message started {self.redeliveries.limit} times after redelivery and never "
+                      "finished (it stopped lwr each time); refused as poison")
+        if reason is None:
+            return True
+        self._reject(routing_key, MalformedMessage(reason))
+        raw.channel.basic_reject(raw.delivery_tag, requeue=False)
+        self.redeliveries.settled(key)
+        return False
+
     def _on_message(self, message: kombu.Message) -> None:
         """In the consumer thread: decode, then hand to the job's worker (or reject at once)."""
         routing_key = message.delivery_info.get("routing_key", "")
@@ -200,9 +245,12 @@ class Consumer:
             if not name:
                 raise MalformedMessage(f"routing key {routing_key!r} is not one lwr consumes")
             body = messages.decode_body(message.body, message.content_type)
-        except MalformedMessage as error:
-            self._reject(routing_key, error)
+        except Exception as error:  # noqa: BLE001 - whatever the body does, it is rejected, never redelivered
+            reason = error if isinstance(error, MalformedMessage) else MalformedMessage(
+                f"message could not be decoded: {type(error).__name__}: {error}")
+            self._reject(routing_key, reason)
             message.reject(requeue=False)
+            self._forget(message)
             return
         job_id = body.get("job_id")
         worker = self._workers[zlib.crc32(str(job_id).encode()) % len(self._workers)]
@@ -215,7 +263,13 @@ class Consumer:
         replies: list[Acknowledgement] = []
         ok = True
         try:
-            self.handler.handle(manager, name, body, replies.append)
+            self.redeliveries.starting(self.redeliveries.key(amqp.raw_body(message)),
+                                       bool(message.delivery_info.get("redelivered")))
+        except OSError as error:
+            log.warning("could not count the redelivery of a message on %s: %s", routing_key, error)
+        try:
+            self.handler.handle(manager, name, body, replies.append,
+                                redelivered=bool(message.delivery_info.get("redelivered")))
         except MalformedMessage as error:
             self._reject(routing_key, error)
             ok = False
@@ -242,6 +296,12 @@ class Consumer:
                 message.ack()
             else:
                 message.reject(requeue=False)
+            self._forget(message)
+
+    def _forget(self, message: kombu.Message) -> None:
+        body = amqp.raw_body(message)
+        if message.delivery_info.get("redelivered"):
+            self.redeliveries.settled(self.redeliveries.key(body))
 
     def _reject(self, routing_key: str, error: MalformedMessage) -> None:
         self.handler.rejected += 1

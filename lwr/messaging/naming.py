@@ -8,9 +8,12 @@ default manager). A site may override the ``pulsar_<manager>_`` part (Pulsar's
 
 from __future__ import annotations
 
+from lwr.protocol.names import DEFAULT_MANAGER
+
+__all__ = ["DEFAULT_MANAGER", "EXCHANGE_NAME", "queue_name"]
+
 EXCHANGE_NAME = "pulsar"
 EXCHANGE_TYPE = "direct"
-DEFAULT_MANAGER = "_default_"
 
 #: Queues lwr consumes for every manager.
 SETUP = "setup"

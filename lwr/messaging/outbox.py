@@ -218,6 +218,21 @@ class Outbox:
         with self._lock:
             return len(self._awaiting)
 
+    def oldest_age(self) -> float:
+        """Seconds since the oldest update not yet delivered (pending or awaiting an answer) was
+        written; 0 when there is none."""
+        with self._lock:
+            paths = [self._pending_path(self._pending[0])] if self._pending else []
+            paths += [self._awaiting_path(entry) for entry in self._awaiting.values()]
+        oldest = None
+        for path in paths:
+            try:
+                mtime = path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            oldest = mtime if oldest is None else min(oldest, mtime)
+        return max(0.0, time.time() - oldest) if oldest is not None else 0.0
+
     def forget_delivered(self, manager: str, job_id: str) -> None:
         (self.delivered_dir / manager / job_id).unlink(missing_ok=True)
 

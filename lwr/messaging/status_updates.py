@@ -14,12 +14,13 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from lwr.core.jobs import JobService
+from lwr.core.jobs import JobObserver, JobService
 from lwr.core.states import JobState
 from lwr.core.status import active_reply, lost_reply
 from lwr.core.store import JobRecord
 from lwr.errors import NotFound
 from lwr.messaging.outbox import Outbox
+from lwr.protocol.failure import FailureClass, failure_fields
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,12 @@ log = logging.getLogger(__name__)
 FINISHED_REMEMBERED = 10000
 
 
-def failed_reply(job_id: str, reason: str) -> dict[str, Any]:
+def failed_reply(job_id: str, reason: str, failure_class: FailureClass = FailureClass.LAUNCH_FAILED) -> dict[str, Any]:
     """A final ``failed`` status for a setup lwr could not accept (the job never existed here)."""
-    return {**lost_reply(job_id, reason), "status": "failed"}
+    return {**lost_reply(job_id, reason), "status": "failed", **failure_fields(failure_class)}
 
 
-class StatusAnnouncer:
+class StatusAnnouncer(JobObserver):
     """Enqueues a ``status_update`` for every change of a job's wire status."""
 
     def __init__(self, service: JobService, outbox: Outbox) -> None:
@@ -89,9 +90,10 @@ class StatusAnnouncer:
                 body = lost_reply(job_id, f"lwr has no job '{job_id}' on manager '{manager}'")
             self.outbox.enqueue(manager, job_id, body, final=body.get("complete") == "true")
 
-    def announce_failure(self, manager: str, job_id: str, reason: str) -> None:
+    def announce_failure(self, manager: str, job_id: str, reason: str,
+                         failure_class: FailureClass = FailureClass.LAUNCH_FAILED) -> None:
         with self._job_lock((manager, job_id)):
-            self.outbox.enqueue(manager, job_id, failed_reply(job_id, reason), final=True)
+            self.outbox.enqueue(manager, job_id, failed_reply(job_id, reason, failure_class), final=True)
 
     def recover(self) -> int:
         """After a restart: enqueue final statuses a crash kept from the outbox; drop stale markers."""

@@ -20,6 +20,7 @@ from lwr.config import AppSettings
 from lwr.core.jobs import JobService
 from lwr.messaging.acknowledgements import HandledMessages
 from lwr.messaging.consumer import Consumer, MessageHandler
+from lwr.messaging.deliveries import RedeliveryGuard
 from lwr.messaging.outbox import Outbox
 from lwr.messaging.publisher import StatusPublisher
 from lwr.messaging.status_updates import StatusAnnouncer
@@ -38,10 +39,11 @@ class MessagingTransport:
         self.outbox = Outbox(root / "outbox", acknowledgements=acknowledgements)
         self.handled = HandledMessages(root / "handled")
         self.announcer = StatusAnnouncer(service, self.outbox)
-        service.observers.append(self.announcer)
+        service.add_observer(self.announcer)
         self.publisher = StatusPublisher(url, settings, self.outbox)
         self.handler = MessageHandler(service, self.announcer, self.outbox, self.handled)
-        self.consumer = Consumer(url, settings, list(service.managers), self.handler, acknowledgements)
+        self.consumer = Consumer(url, settings, list(service.managers), self.handler, acknowledgements,
+                                 RedeliveryGuard(root / "redeliveries"))
 
     def start(self) -> None:
         self.announcer.recover()

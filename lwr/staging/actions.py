@@ -22,22 +22,13 @@ import fnmatch
 import json
 import posixpath
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from lwr.errors import StagingError
+from lwr.protocol.file_actions import REMOTE_STAGING, choose_action, wire_rules
 
-#: Path types the client's ``default_action`` applies to (others default to ``none``).
-DEFAULT_PATH_TYPES = ("input", "config", "tool", "workdir", "jobdir", "metadata", "output", "output_workdir",
-                      "output_metadata", "output_jobdir")
-ALL_PATH_TYPES = (*DEFAULT_PATH_TYPES, "unstructured", "container")
-#: Types whose ``none`` action still means a copy (the client moves the job's directories).
-_COPIED_WHEN_NONE = frozenset({"workdir", "jobdir", "metadata", "output_workdir", "output_metadata",
-                               "output_jobdir"})
-#: Actions lwr performs itself.
-SERVER_ACTIONS = frozenset({"remote_transfer", "remote_copy"})
 #: Files the client may want from the job's directories unless told otherwise (Pulsar's default).
 DEFAULT_DYNAMIC_PATTERN = (r"primary_.*|galaxy.json|metadata_.*|dataset_\d+\.dat|__instrument_.*|dataset_\d+_files.+|"
                            r"outputs_populated/.*|tool_stdout|tool_stderr")
@@ -115,45 +106,18 @@ class ActionMapper:
     def __init__(self, config: dict[str, Any]) -> None:
         self.default_action = str(config.get("default_action") or "transfer")
         self.files_endpoint = config.get("files_endpoint")
-        self.rules = [rule for rule in config.get("paths") or [] if isinstance(rule, dict)]
-
-    def _matches(self, rule: dict[str, Any], path: str, path_type: str) -> bool:
-        types = str(rule.get("path_types", "*defaults*"))
-        types = types.replace("*defaults*", ",".join(DEFAULT_PATH_TYPES)).replace("*any*", ",".join(ALL_PATH_TYPES))
-        if path_type not in types.split(","):
-            return False
-        pattern = rule.get("path")
-        if pattern is None:
-            return True
-        match_type = rule.get("match_type", "prefix")
-        if match_type == "prefix":
-            return posixpath.abspath(path).startswith(posixpath.abspath(str(pattern)))
-        if match_type == "glob":
-            return fnmatch.fnmatch(path, str(pattern))
-        if match_type == "regex":
-            return re.match(str(pattern), path) is not None
-        return match_type == "path_type_only"
+        self.rules = wire_rules(config)
 
     def action_type(self, path: str, path_type: str) -> str:
-        action = self.default_action if path_type in DEFAULT_PATH_TYPES else "none"
-        for rule in self.rules:
-            if self._matches(rule, path, path_type):
-                action = str(rule.get("action", "transfer"))
-                break
-        if action == "none" and path_type in _COPIED_WHEN_NONE:
-            action = "copy"
-        return action
+        return choose_action(self.rules, self.default_action, path, path_type)[0]
 
     def may_need_server(self) -> bool:
         """Could any output be the server's to deliver? (Cheap test before running anything.)"""
         outputs = ("output", "output_workdir", "output_metadata", "output_jobdir")
-        if self.default_action in SERVER_ACTIONS:
+        if self.default_action in REMOTE_STAGING:
             return True
-        return any(str(rule.get("action")) in SERVER_ACTIONS and self._rule_types_overlap(rule, outputs)
+        return any(rule.action in REMOTE_STAGING and not rule.path_types.isdisjoint(outputs)
                    for rule in self.rules)
-
-    def _rule_types_overlap(self, rule: dict[str, Any], types: Iterable[str]) -> bool:
-        return any(self._matches({**rule, "path": None}, "", t) for t in types)
 
     def url_for(self, path: str, path_type: str) -> str:
         if not self.files_endpoint:

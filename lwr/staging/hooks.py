@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from lwr.config import AppSettings
 from lwr.core.atomic import write_bytes_atomically
@@ -26,7 +29,8 @@ from lwr.core.store import JobRecord
 from lwr.errors import ConfigError, NotFound, StagingError
 from lwr.staging.actions import ActionMapper, InputAction, OutputAction, input_actions, output_actions
 from lwr.staging.allow_list import UrlPolicy
-from lwr.staging.transfer import Transfers
+from lwr.staging.pool import StagingPool
+from lwr.staging.transfer import PinnedHttp, Transfers
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +42,42 @@ PARTIAL_DIRECTORY = "partial"
 class ServerStaging:
     """Implements the job service's ``StagingHooks`` for ``remote_transfer``/``remote_copy``/``message``."""
 
-    def __init__(self, settings: AppSettings, transfers: Transfers | None = None) -> None:
+    def __init__(self, settings: AppSettings, transfers: Transfers | None = None,
+                 pool: StagingPool | None = None) -> None:
         try:
             self.policy = UrlPolicy(settings.remote_staging_allowed_urls)
         except ValueError as error:
             raise ConfigError(f"{settings.source}: [app:main] {error}", file=settings.source, section="app:main",
                               key="remote_staging_allowed_urls",
                               expected="comma-separated http(s):// or file:// URL prefixes") from None
-        self.transfers = transfers or Transfers(self.policy)
+        self.transfers = transfers or Transfers(self.policy, http=PinnedHttp(connections=settings.staging_threads))
+        self.pool = pool or StagingPool(settings.staging_threads, settings.staging_threads_per_host)
+
+    # --- scheduling --------------------------------------------------------------------------------
+    def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
+        """Run one job's staging step in the bounded pool, counted against the host it talks to."""
+        self.pool.submit(self.remote_host(record), name, work)
+
+    def backlog(self) -> dict[str, Any]:
+        """Staging tasks waiting and running, in total and per remote host (export as a metric)."""
+        return self.pool.backlog()
+
+    def remote_host(self, record: JobRecord) -> str:
+        """``host:port`` of the Galaxy a job's staging talks to (its files endpoint, else its
+        first input URL); ``local`` when it only copies files or writes message contents."""
+        staging = self._remote_staging(record)
+        mapper = staging.get("action_mapper") or {}
+        candidates: list[Any] = [mapper.get("files_endpoint") if isinstance(mapper, dict) else None]
+        for entry in staging.get("setup") or []:
+            if isinstance(entry, dict):
+                action = entry.get("action")
+                candidates.append(action.get("url") if isinstance(action, dict) else None)
+        for url in candidates:
+            if isinstance(url, str) and "://" in url:
+                parts = urlsplit(url)
+                if parts.scheme in ("http", "https") and parts.hostname:
+                    return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+        return "local"
 
     @staticmethod
     def _remote_staging(record: JobRecord) -> dict:
@@ -60,15 +92,17 @@ class ServerStaging:
         return ActionMapper(staging.get("action_mapper") or {}).may_need_server()
 
     # --- inputs ----------------------------------------------------------------------------------
-    def before_launch(self, record: JobRecord, directory: JobDirectory) -> None:
+    def before_launch(self, record: JobRecord, directory: JobDirectory) -> int:
+        """Fetch every input not yet here; return the bytes fetched."""
         staging = self._remote_staging(record)
         actions = input_actions(staging)
         self._check_all(actions, staging)
         fetched = 0
+        size = 0
         for action in actions:
             if record.state is not JobState.PREPROCESSING:
                 log.info("job %s left preprocessing (%s); staging stopped", record.job_id, record.state.value)
-                return
+                return size
             destination = directory.path_for(action.name, action.type)
             if destination.exists():
                 continue
@@ -83,7 +117,9 @@ class ServerStaging:
                 assert action.path is not None
                 self.transfers.copy_in(action.path, destination)
             fetched += 1
+            size += destination.stat().st_size
         log.info("job %s: %d of %d inputs staged by lwr", record.job_id, fetched, len(actions))
+        return size
 
     def _check_all(self, actions: list[InputAction], staging: dict) -> None:
         """Refuse the job before any request if one of its URLs or paths is not allowed: inputs,
@@ -109,32 +145,39 @@ class ServerStaging:
                 self.policy.check_path(path)
 
     # --- outputs ---------------------------------------------------------------------------------
-    def after_finish(self, record: JobRecord, directory: JobDirectory) -> None:
+    def after_finish(self, record: JobRecord, directory: JobDirectory) -> int:
+        """Deliver every output not yet delivered; return the bytes delivered."""
         staging = self._remote_staging(record)
         contents = {key: directory.contents(key) for key in ("working", "outputs", "metadata", "")}
         actions = output_actions(staging, contents, realized_dynamic_file_sources(record, directory))
         done = directory.internal / DELIVERED_DIRECTORY
         done.mkdir(parents=True, exist_ok=True)
         delivered = 0
+        size = 0
         for action in actions:
             marker = done / hashlib.sha256(action.key.encode()).hexdigest()
             if marker.exists():
                 continue
-            if self._deliver(action, directory):
+            sent = self._deliver(action, directory)
+            if sent is not None:
                 delivered += 1
+                size += sent
             marker.touch()
         log.info("job %s: %d outputs delivered by lwr", record.job_id, delivered)
+        return size
 
-    def _deliver(self, action: OutputAction, directory: JobDirectory) -> bool:
+    def _deliver(self, action: OutputAction, directory: JobDirectory) -> int | None:
+        """Send one output; its size, or None if it was skipped."""
         try:
             local = directory.open_output(action.name, action.type)  # once, safely: the job may plant symlinks
         except NotFound:
             if action.type == "output_workdir":
                 log.info("working directory output %s was not produced; skipped", action.name)
-                return False
+                return None
             raise StagingError(f"output {action.name} ({action.type}) was not produced", name=action.name) from None
         try:
             with local:
+                sent = os.fstat(local.fileno()).st_size
                 if action.kind == "remote_transfer":
                     assert action.url is not None
                     self.transfers.upload(action.url, local, action.name.rsplit("/", 1)[-1])
@@ -144,6 +187,6 @@ class ServerStaging:
             if error.details.get("status") == 403:
                 # Galaxy refuses outputs of datasets deleted meanwhile; the job itself is fine.
                 log.warning("the client refused output %s (HTTP 403); not failing the job", action.client_path)
-                return False
+                return None
             raise
-        return True
+        return sent

@@ -5,6 +5,12 @@ when complete, so a file that exists is whole (which is how a restarted job know
 already has). Uploads are streamed as ``multipart/form-data`` (field ``file``, what
 Galaxy's job files API expects) from a generator, so memory stays bounded whatever the
 size. Redirects are followed by hand, each target checked against the allow-list first.
+
+Checking and connecting are two separate steps with one hand-over: :meth:`UrlPolicy.check_url`
+returns a :class:`CheckedUrl`, and :class:`PinnedHttp` (the only code here that opens
+connections) accepts nothing else. It connects to the address that was checked, sends the
+name in ``Host`` and uses it for SNI and the certificate check, ignores proxy variables and
+``.netrc``, keeps no cookies and never follows a redirect by itself.
 """
 
 from __future__ import annotations
@@ -15,16 +21,18 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import Any, BinaryIO, Callable
 from urllib.parse import urljoin
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool
 
 from lwr.core.atomic import fsync_directory
 from lwr.errors import StagingError
-from lwr.staging.allow_list import UrlPolicy, UrlRefused
+from lwr.staging.allow_list import CheckedUrl, UrlPolicy, UrlRefused
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +49,61 @@ class _Retryable(StagingError):
     """A failure worth trying again (connection trouble, 5xx, 429)."""
 
 
+class _PinnedAdapter(HTTPAdapter):
+    """Connects to the address in the request URL; for HTTPS, verifies the certificate against
+    the name in the ``Host`` header (and sends it as SNI), not against the address."""
+
+    def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: Any,
+                                        proxies: Mapping[str, str] | None = None, cert: Any = None,
+                                        ) -> HTTPConnectionPool:
+        host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        name = str(request.headers.get(_NAME_HEADER, ""))
+        kwargs: dict[str, Any] = dict(pool_kwargs)
+        if host_params["scheme"] == "https" and name:
+            kwargs.update(server_hostname=name, assert_hostname=name)
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=kwargs)
+
+    def add_headers(self, request: requests.PreparedRequest, **kwargs: Any) -> None:
+        request.headers.pop(_NAME_HEADER, None)  # only for choosing the pool; never sent
+
+
+#: Carries the checked name from :class:`PinnedHttp` to :class:`_PinnedAdapter` (removed before sending).
+_NAME_HEADER = "X-Lwr-Tls-Name"
+
+
+class PinnedHttp:
+    """Sends one request for a :class:`CheckedUrl` to the address that was checked."""
+
+    def __init__(self, verify: bool | str = True, connections: int = 10) -> None:
+        #: True (the system's CA bundle, via certifi) or the path of a CA bundle.
+        self.verify = verify
+        # up to ``connections`` kept-alive sockets per host, one per staging worker (urllib3's
+        # default of 10 would open and drop a socket per transfer above that)
+        self.adapter = _PinnedAdapter(pool_connections=connections, pool_maxsize=connections)
+
+    def send(self, checked: CheckedUrl, method: str, body: Iterable[bytes] | None = None,
+             headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
+        """The response (redirects are returned, not followed); ``requests`` errors propagate."""
+        all_headers = {"User-Agent": "lwr", **(headers or {}), "Host": checked.host_header}
+        if checked.scheme == "https" and not checked.host_is_address:
+            all_headers[_NAME_HEADER] = checked.host
+        prepared = requests.Request(method, checked.address_url, headers=all_headers, data=body).prepare()
+        return self.adapter.send(prepared, stream=stream, timeout=TIMEOUT, verify=self.verify, proxies={})
+
+    def close(self) -> None:
+        self.adapter.close()
+
+
 class Transfers:
     """Downloads and uploads under one :class:`UrlPolicy`, with retries."""
 
     def __init__(self, policy: UrlPolicy, attempts: int = 5, backoff: float = 1.0, backoff_max: float = 30.0,
-                 session: requests.Session | None = None) -> None:
+                 http: PinnedHttp | None = None) -> None:
         self.policy = policy
         self.attempts = attempts
         self.backoff = backoff
         self.backoff_max = backoff_max
-        self.session = session or requests.Session()
+        self.http = http or PinnedHttp()
 
     # --- retries ---------------------------------------------------------------------------------
     def _retrying(self, description: str, attempt_once: Callable[[], None]) -> None:
@@ -71,10 +124,9 @@ class Transfers:
                  headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
         """One request, redirects followed by hand, each target checked before it is contacted."""
         for _ in range(MAX_REDIRECTS + 1):
-            self.policy.check_url(url)
+            checked = self.policy.check_url(url)
             try:
-                response = self.session.request(method, url, allow_redirects=False, timeout=TIMEOUT, stream=stream,
-                                                data=body() if body is not None else None, headers=headers)
+                response = self.http.send(checked, method, body() if body is not None else None, headers, stream)
             except requests.RequestException as error:
                 raise _Retryable(f"{method} {_safe(url)}: {type(error).__name__}: {error}") from None
             if response.is_redirect and "location" in response.headers:

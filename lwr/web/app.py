@@ -1,73 +1,84 @@
 """The HTTP transport: a WSGI application (webob) over the job service.
 
 Routes follow the Pulsar protocol (``/jobs...``, ``/cache...``, ``/healthz``), with a named
-manager addressed by the prefix ``/managers/NAME``. Errors are JSON bodies with the status
-their :class:`~lwr.errors.LwrError` names; anything unexpected is logged with its traceback
-and answered 500 with an id to find it in the log, never with the traceback itself.
+manager addressed by the prefix ``/managers/NAME``; docs/openapi.yaml describes every one.
+Client input is decoded in one place (:mod:`lwr.web.decoding`) before any handler runs; each
+request is authenticated to a tenant (:mod:`lwr.auth`) and a job or cache entry of another
+tenant is answered exactly as one that does not exist. Errors are JSON bodies with the status
+their :class:`~lwr.errors.LwrError` names, logged in one line; anything unexpected is logged
+with its traceback and answered 500 with an id to find it in the log, never with the traceback
+itself.
 """
 
 from __future__ import annotations
 
-import hmac
+import errno
 import json
 import logging
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from webob import Request, Response
 
 from lwr import __version__
+from lwr.auth import DEFAULT_TENANT, Credentials
 from lwr.config import DEFAULT_MANAGER_NAME
 from lwr.core.file_cache import FileCache
-from lwr.core.job_script import parse_env
-from lwr.core.jobs import JobService, SubmitRequest
+from lwr.core.jobs import JobService
 from lwr.digests import DigestCache
-from lwr.errors import BadRequest, LwrError, MethodNotAllowed, NotFound, Unauthorized
-from lwr.web import transfer
+from lwr.errors import BadRequest, Conflict, Forbidden, LwrError, MethodNotAllowed, NotFound
+from lwr.protocol.names import SHA256_HEADER, TOKEN_ARGUMENT, TOKEN_HEADER, WANT_SHA256_HEADER
+from lwr.protocol.submit import JSON_SUBMIT_FIELDS, decode_submit
+from lwr.web import decoding, transfer
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[["Call"], Any]
 
 _MANAGER_PREFIX = re.compile(r"^/managers/(?P<manager>[^/]+)(?P<rest>/.*)$")
+#: Routes anyone may call: they tell nothing about jobs.
+_PUBLIC_PATHS = frozenset({"/healthz", "/openapi.yaml"})
+#: File-system errors a client's names cause (a file where a directory is, a name too long, a
+#: link loop): the client's fault, answered 4xx; every other OSError is the server's.
+_CLIENT_ERRNOS = {errno.EISDIR: 409, errno.ENOTDIR: 409, errno.EEXIST: 409, errno.ENAMETOOLONG: 400,
+                  errno.ELOOP: 400}
+OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 
 
 @dataclass
 class Call:
-    """One routed request: the webob request, the manager it addresses and the path variables."""
+    """One routed request: the webob request, its decoded query, tenant, manager and path variables."""
 
     request: Request
     manager: str
     path_args: dict[str, str]
+    query: dict[str, str]
+    tenant: str = DEFAULT_TENANT
 
     def arg(self, name: str, default: str | None = None, required: bool = True) -> str:
-        value = self.request.GET.get(name)
+        value = self.query.get(name)
         if value is None:
             if default is not None or not required:
                 return default  # type: ignore[return-value]
             raise BadRequest(f"missing parameter '{name}'", parameter=name)
-        return str(value)
+        return value
 
     def json_arg(self, name: str, default: Any) -> Any:
-        raw = self.request.GET.get(name)
+        raw = self.query.get(name)
         if raw is None or raw == "":
             return default
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise BadRequest(f"parameter '{name}' is not valid JSON", parameter=name) from None
+        return decoding.decode_json(raw, name)
 
 
-def submit_user(submit_extras: dict[str, Any], params: dict[str, Any]) -> str | None:
-    """The user a job runs as (queued_external_drmaa): Galaxy sends it as ``params["user"]``."""
-    for value in (submit_extras.get("submit_user"), params.get("user"), params.get("submit_user")):
-        if isinstance(value, str) and value:
-            return value
-    return None
+class RouteProvider(Protocol):
+    """More routes for the web app (the admin API, the status page): (method, pattern, handler, admin)."""
+
+    def routes(self) -> list[tuple[str, str, Handler, bool]]: ...
 
 
 def json_response(value: Any, status: int = 200) -> Response:
@@ -75,43 +86,91 @@ def json_response(value: Any, status: int = 200) -> Response:
     return Response(body=body, status=status, content_type="application/json", charset=None)
 
 
+def client_fault(error: OSError) -> LwrError | None:
+    """The 4xx error a client-caused file-system error stands for, or None if it is the server's."""
+    status = _CLIENT_ERRNOS.get(error.errno or 0)
+    if status is None:
+        return None
+    message = f"the name conflicts with the job's files: {os.strerror(error.errno or 0)}"
+    return Conflict(message) if status == 409 else BadRequest(message)
+
+
+_JOB_PATH = re.compile(r"^(?:/managers/(?P<manager>[^/]+))?/(?:status/)?jobs/(?:(?P<job_manager>[^/]+)/)?"
+                       r"(?P<job_id>[^/]+)")
+
+
+def _error_context(environ: dict[str, Any], incident: str) -> dict[str, str]:
+    """What an unexpected error's log record carries for error reports: incident, job id, manager."""
+    context = {"incident": incident}
+    match = _JOB_PATH.match(environ.get("PATH_INFO") or "")
+    if match:
+        context["job_id"] = match.group("job_id")
+        context["manager"] = match.group("manager") or match.group("job_manager") or DEFAULT_MANAGER_NAME
+    return context
+
+
 class LwrWebApp:
     """WSGI callable: authenticate, route, call, and turn every outcome into a response."""
 
-    def __init__(self, service: JobService, private_token: str | None, max_upload_size: int | None,
-                 file_cache: FileCache | None) -> None:
+    def __init__(self, service: JobService, credentials: Credentials, max_upload_size: int | None,
+                 file_cache: FileCache | None, extensions: Sequence[RouteProvider] = (),
+                 job_api: bool = True) -> None:
         self.service = service
-        self.private_token = private_token.encode() if private_token else None
+        self.credentials = credentials
         self.max_upload_size = max_upload_size
         self.file_cache = file_cache
         self.digests = DigestCache()
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._add_routes()
+        #: Handlers only an admin may call (the admin token; today that is the private token).
+        self.admin_handlers: set[Handler] = set()
+        if job_api:
+            self._add_routes()
+        for extension in extensions:
+            for method, pattern, handler, admin in extension.routes():
+                self.routes.append((method, re.compile(f"^{pattern}/?$"), handler))
+                if admin:
+                    self.admin_handlers.add(handler)
+
+    def serves(self, method: str, path: str) -> bool:
+        """True if a route answers ``method`` on ``path``."""
+        match = _MANAGER_PREFIX.match(path)
+        path = match.group("rest") if match else path
+        return any(method == route_method and pattern.match(path) for route_method, pattern, _handler in self.routes)
 
     # --- WSGI -------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
         try:
-            response = self._handle(request)
+            try:
+                response = self._handle(request)
+            except OSError as error:
+                fault = client_fault(error)
+                if fault is None:
+                    raise
+                raise fault from None
         except LwrError as error:
+            where = decoding.printable_path(environ)
             if error.http_status >= 500:
-                log.error("%s %s failed: %s", request.method, request.path, error.message)
+                log.error("%s %s failed: %s", request.method, where, error.message)
+            else:
+                log.info("%s %s refused (%d): %s", request.method, where, error.http_status, error.message)
             response = json_response(error.as_dict(), error.http_status)
         except Exception:  # noqa: BLE001 - the one place unexpected errors become a 500
             incident = uuid.uuid4().hex[:12]
-            log.exception("unexpected error %s handling %s %s", incident, request.method, request.path)
+            log.exception("unexpected error %s handling %s %s", incident, request.method,
+                          decoding.printable_path(environ), extra=_error_context(environ, incident))
             response = json_response({"error": "internal server error; see the server log", "incident": incident},
                                      500)
         return response(environ, start_response)
 
     def _handle(self, request: Request) -> Response:
-        path = request.path_info or "/"
+        path = decoding.decode_path(request.environ)
+        query = decoding.decode_query(request.environ)
         manager = DEFAULT_MANAGER_NAME
         match = _MANAGER_PREFIX.match(path)
         if match:
             manager, path = match.group("manager"), match.group("rest")
-        if path != "/healthz":
-            self._authenticate(request)
+        tenant = DEFAULT_TENANT if path in _PUBLIC_PATHS else self._authenticate(request, query)
         allowed: list[str] = []
         for method, pattern, handler in self.routes:
             found = pattern.match(path)
@@ -120,7 +179,10 @@ class LwrWebApp:
             if method != request.method:
                 allowed.append(method)
                 continue
-            result = handler(Call(request, manager, found.groupdict()))
+            request.environ["lwr.route"] = getattr(handler, "__name__", "unknown")
+            if handler in self.admin_handlers:
+                self._authorize_admin(tenant)
+            result = handler(Call(request, manager, found.groupdict(), query, tenant))
             if isinstance(result, Response):
                 return result
             if result is None:
@@ -130,15 +192,33 @@ class LwrWebApp:
             raise MethodNotAllowed(f"{request.method} is not allowed on {path}", allowed=sorted(set(allowed)))
         raise NotFound(f"no route for {path}", path=path)
 
-    def _authenticate(self, request: Request) -> None:
-        if self.private_token is None:
-            return
-        sent = request.GET.get("private_token") or request.headers.get("X-Lwr-Token")
+    def _authenticate(self, request: Request, query: dict[str, str]) -> str:
+        """The tenant of the request's token (query ``private_token``, ``X-Lwr-Token`` or Bearer)."""
+        sent = query.get(TOKEN_ARGUMENT) or request.headers.get(TOKEN_HEADER)
         authorization = request.headers.get("Authorization", "")
         if not sent and authorization.lower().startswith("bearer "):
             sent = authorization[7:].strip()
-        if not sent or not hmac.compare_digest(sent.encode(), self.private_token):
-            raise Unauthorized("missing or wrong private token")
+        return self.credentials.identify(sent)
+
+    def _job(self, call: Call, may_be_new: bool = False) -> str:
+        """The path's job id, if the caller's tenant owns that job; another tenant's job is not found."""
+        job_id = call.path_args["job_id"]
+        self.service.manager(call.manager)
+        record = self.service.find_or_none(call.manager, job_id)
+        if record is None and may_be_new:
+            return job_id
+        if record is None or (record.owner or DEFAULT_TENANT) != call.tenant:
+            raise NotFound(f"no job '{job_id}' on manager '{call.manager}'", job_id=job_id, manager=call.manager)
+        return job_id
+
+    def _authorize_admin(self, tenant: str) -> None:
+        """Admin routes see every tenant's jobs: only the admin token (``private_token``, tenant
+        ``default``) opens them, and an open lwr shared by several clients (assign_ids = uuid) has none."""
+        if tenant != DEFAULT_TENANT:
+            raise Forbidden("admin routes need the admin token (private_token), not a tenant's token")
+        if self.credentials.open and self.service.settings.assign_ids == "uuid":
+            raise Forbidden("admin routes need a private_token when assign_ids = uuid (several clients share "
+                            "this lwr)")
 
     # --- routes -----------------------------------------------------------------------------------
     def _add_routes(self) -> None:
@@ -156,6 +236,7 @@ class LwrWebApp:
             ("PUT", r"/cache", self.cache_required),
             ("POST", r"/cache", self.cache_insert),
             ("GET", r"/healthz", self.healthz),
+            ("GET", r"/openapi.yaml", self.openapi),
             ("GET", r"/managers", self.list_managers),
         ]
         for method, pattern, handler in table:
@@ -163,54 +244,44 @@ class LwrWebApp:
 
     def setup(self, call: Call) -> Any:
         return self.service.setup(call.manager, call.arg("job_id"), call.arg("tool_id", required=False),
-                                  call.arg("tool_version", required=False))
+                                  call.arg("tool_version", required=False), owner=call.tenant,
+                                  preserve_galaxy_python_environment=call.arg("preserve_galaxy_python_environment",
+                                                                              required=False))
 
     def submit(self, call: Call) -> None:
-        submit_extras = call.json_arg("submit_extras", {})
-        params = call.json_arg("params", {})
-        if not isinstance(params, dict) or not isinstance(submit_extras, dict):
-            raise BadRequest("params and submit_extras must be JSON objects")
-        setup_params = call.json_arg("setup_params", {}) or {}
-        remote_staging = call.json_arg("remote_staging", {}) or {}
-        if not isinstance(setup_params, dict) or not isinstance(remote_staging, dict):
-            raise BadRequest("setup_params and remote_staging must be JSON objects")
-        request = SubmitRequest(
-            command_line=call.arg("command_line"),
-            env=parse_env(call.json_arg("env", [])),
-            submit_params=params,
-            setup_params=setup_params,
-            remote_staging=remote_staging,
-            dependencies_description=call.json_arg("dependencies_description", None),
-            dynamic_file_sources=call.json_arg("dynamic_file_sources", None),
-            submit_user=submit_user(submit_extras, params),
-        )
-        self.service.submit(call.manager, call.path_args["job_id"], request)
+        # Only with client-chosen ids may a submit set its job up itself: in uuid mode an id
+        # comes from a setup reply, and an unknown one is refused, never made.
+        job_id = self._job(call, may_be_new=self.service.settings.assign_ids != "uuid")
+        fields = {name: call.json_arg(name, None) for name in JSON_SUBMIT_FIELDS}
+        request = decode_submit({**fields, "command_line": call.arg("command_line")}, job_id)
+        self.service.submit(call.manager, job_id, request, owner=call.tenant)
 
     def status(self, call: Call) -> Any:
-        return self.service.status(call.manager, call.path_args["job_id"])
+        return self.service.status(call.manager, self._job(call))
 
     def cancel(self, call: Call) -> None:
-        self.service.cancel(call.manager, call.path_args["job_id"])
+        self.service.cancel(call.manager, self._job(call))
 
     def clean(self, call: Call) -> None:
-        self.service.clean(call.manager, call.path_args["job_id"])
+        self.service.clean(call.manager, self._job(call))
 
     def upload(self, call: Call) -> Any:
-        job_id = call.path_args["job_id"]
+        job_id = self._job(call)
         target = self.service.staging_path(call.manager, job_id, call.arg("name"), call.arg("type", "input"))
         cache_token = call.arg("cache_token", required=False)
         if cache_token:
             if self.file_cache is None:
                 raise BadRequest("this server has no file cache (file_cache_dir is not set)")
-            return self.file_cache.copy_to(cache_token, target)
+            return self.file_cache.copy_to(call.tenant, cache_token, target)
+        decoding.require_body_length(call.request.environ)
         reply = transfer.receive_upload(call.request.environ, target, self.max_upload_size,
-                                        call.request.headers.get(transfer.SHA256_HEADER))
+                                        call.request.headers.get(SHA256_HEADER))
         if "sha256" in reply:
             self.digests.remember(target, reply["sha256"])
         return reply
 
     def download(self, call: Call) -> Response:
-        handle = self.service.open_output(call.manager, call.path_args["job_id"], call.arg("name"),
+        handle = self.service.open_output(call.manager, self._job(call), call.arg("name"),
                                           call.arg("type", "output"))
         path = f"/proc/self/fd/{handle.fileno()}"  # the opened file itself, never its name again
         size = os.fstat(handle.fileno()).st_size
@@ -221,8 +292,8 @@ class LwrWebApp:
             raise
         response = Response(content_type="application/octet-stream", charset=None)
         response.headers["Accept-Ranges"] = "bytes"
-        if call.request.headers.get(transfer.WANT_SHA256_HEADER):
-            response.headers[transfer.SHA256_HEADER] = self.digests.sha256(path)
+        if call.request.headers.get(WANT_SHA256_HEADER):
+            response.headers[SHA256_HEADER] = self.digests.sha256(path)
         if byte_range is None:
             wrapper = call.request.environ.get("wsgi.file_wrapper")
             response.app_iter = (wrapper(handle, transfer.CHUNK_SIZE) if wrapper
@@ -237,7 +308,7 @@ class LwrWebApp:
         return response
 
     def file_path(self, call: Call) -> Any:
-        path = self.service.file_path(call.manager, call.path_args["job_id"], call.arg("name"),
+        path = self.service.file_path(call.manager, self._job(call), call.arg("name"),
                                       call.arg("type", "input"))
         return {"path": str(path)}
 
@@ -248,26 +319,39 @@ class LwrWebApp:
 
     @staticmethod
     def _client_ip(call: Call) -> str:
-        """The cache key's client: ``ip`` if sent, else the connection's address (as Pulsar's client expects)."""
+        """The cache name's address: ``ip`` if sent, else the connection's (as Pulsar's client expects).
+
+        It only names an entry within the caller's tenant, so a client choosing it freely is harmless.
+        """
         return call.arg("ip", required=False) or call.request.remote_addr or "unknown"
 
     def cache_status(self, call: Call) -> Any:
-        return self._cache().status(self._client_ip(call), call.arg("path"))
+        return self._cache().status(call.tenant, self._client_ip(call), call.arg("path"))
 
     def cache_required(self, call: Call) -> Any:
-        return self._cache().claim(self._client_ip(call), call.arg("path"))
+        return self._cache().claim(call.tenant, self._client_ip(call), call.arg("path"))
 
     def cache_insert(self, call: Call) -> Any:
-        cache = self._cache()
-        ip = self._client_ip(call)
-        target = cache.insert_target(ip, call.arg("path"))
-        reply = transfer.receive_upload(call.request.environ, target, self.max_upload_size,
-                                        call.request.headers.get(transfer.SHA256_HEADER))
-        cache.mark_ready(ip, call.arg("path"))
-        return reply
+        decoding.require_body_length(call.request.environ)
+        environ, limit = call.request.environ, self.max_upload_size
+        sha256 = call.request.headers.get(SHA256_HEADER)
+        return self._cache().insert(call.tenant, self._client_ip(call), call.arg("path"),
+                                    lambda target: transfer.receive_upload(environ, target, limit, sha256))
 
     def healthz(self, call: Call) -> Any:
         return {"version": __version__, "status": "ok"}
 
+    def openapi(self, call: Call) -> Response:
+        """docs/openapi.yaml, the description of these routes, when lwr runs from its source tree."""
+        try:
+            body = OPENAPI_PATH.read_bytes()
+        except FileNotFoundError:
+            raise NotFound("docs/openapi.yaml is not installed with this lwr") from None
+        return Response(body=body, content_type="application/yaml", charset=None)
+
     def list_managers(self, call: Call) -> Any:
-        return {"managers": [manager.describe() for manager in self.service.managers.values()]}
+        reply: dict[str, Any] = {"managers": [manager.describe() for manager in self.service.managers.values()]}
+        backlog = getattr(self.service.staging_hooks, "backlog", None)
+        if backlog is not None:
+            reply["staging"] = backlog()   # server-side staging pool: waiting/running, per host
+        return reply

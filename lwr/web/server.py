@@ -1,67 +1,598 @@
-"""``egg:lwr#http``: Paste's threaded HTTP server, with TLS from Python's own ``ssl`` module.
+"""``egg:lwr#http``: lwr's own HTTP/1.1 WSGI server, built so a client without the token cannot stop it.
 
-Paste's server takes ``ssl_pem`` only through pyOpenSSL's long-removed ``tsafe`` module, so
-``egg:Paste#http`` cannot serve TLS with a current pyOpenSSL. This runner accepts every option
-``egg:Paste#http`` does and adds working TLS: ``ssl_pem`` is a PEM file holding the
-certificate (chain) and the private key.
+Why not Paste's server: it gives each connection a worker thread from the first byte, reads
+the request line without a bound and has no deadline, so 40 half-sent requests stopped all
+service and a 32 MiB request line was held in memory. waitress reads heads safely but spools
+every body to a temporary file; cheroot streams bodies but, like Paste, reads the head in a
+worker with a per-read timeout that a client trickling one byte at a time never trips.
+
+Here one event-loop thread accepts, does the TLS handshake and reads request heads, within
+``header_timeout`` (a deadline, not a per-read timeout) and the size limits of
+:class:`~lwr.web.http_request.Limits`, for up to ``max_connections`` connections at once
+(beyond that the oldest connection that has no request being served is dropped). Only a
+complete head reaches one of ``threadpool_workers`` threads, which runs the application with
+the blocking socket: bodies stream straight from the socket to the application (a 4 GiB
+upload in bounded memory), each read waiting at most ``body_timeout``. Kept-alive
+connections go back to the loop, waiting at most ``idle_timeout`` for the next request.
+
+:meth:`HttpServer.drain` stops accepting and lets every request already received finish: a
+SIGTERM, ``--stop-daemon`` and a restart (:mod:`lwr.handover`) all stop this way.
 """
 
 from __future__ import annotations
 
+import collections
+import json
 import logging
+import queue
+import selectors
+import signal
+import socket
 import ssl
-from typing import Any
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any, Callable
 
-from paste import httpserver
+from lwr import __version__
+from lwr.config import ServerSettings, load_server_settings
+from lwr.errors import ConfigError
+from lwr.web.http_request import BodyReader, HeadError, Limits, RequestHead, check_partial, parse_head
+from lwr.web.listener import Listener, obtain_listener
 
 log = logging.getLogger(__name__)
 
+_READ_SIZE = 65536
+_LINGER_SECONDS = 2.0
+_LINGER_BYTES = 4 << 20
+_NO_BODY_STATUSES = (204, 304)
 
-def tls_context(ssl_pem: str) -> ssl.SSLContext:
+
+def tls_context(ssl_pem: str, source: str = "<defaults>") -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(ssl_pem)
+    try:
+        context.load_cert_chain(ssl_pem)
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(f"{source}: [server:main] ssl_pem = {ssl_pem!r}: {error}; expected a PEM file with the "
+                          "certificate chain and the private key", file=source, section="server:main",
+                          key="ssl_pem") from None
     return context
 
 
-_INTEGER_KEYS = ("port", "socket_timeout", "threadpool_workers", "request_queue_size")
-_BOOLEAN_KEYS = ("use_threadpool", "daemon_threads")
+class FileWrapper:
+    """``wsgi.file_wrapper``: a file the worker sends with ``sendfile`` where it can."""
+
+    def __init__(self, filelike: Any, block_size: int = 1 << 20) -> None:
+        self.filelike = filelike
+        self.block_size = block_size
+
+    def __iter__(self) -> Any:
+        while True:
+            data = self.filelike.read(self.block_size)
+            if not data:
+                return
+            yield data
+
+    def close(self) -> None:
+        self.filelike.close()
 
 
-def paste_serve_arguments(options: dict[str, Any]) -> dict[str, Any]:
-    """Convert ini strings the way ``egg:Paste#http`` does, for ``paste.httpserver.serve``."""
-    from paste.deploy.converters import asbool
+class _Connection:
+    """One client connection and where it is in its life."""
 
-    arguments: dict[str, Any] = {}
-    pool: dict[str, Any] = {}
-    for key, value in options.items():
-        if key in _INTEGER_KEYS:
-            arguments[key] = int(value)
-        elif key in _BOOLEAN_KEYS:
-            arguments[key] = asbool(value)
-        elif key.startswith("threadpool_"):
-            pool[key[len("threadpool_"):]] = int(value) if str(value).isdigit() else value
+    __slots__ = ("sock", "address", "state", "buffer", "deadline", "since", "discarded")
+
+    def __init__(self, sock: socket.socket, address: Any, state: str, deadline: float) -> None:
+        self.sock = sock
+        self.address = address
+        #: handshake | head | idle | busy | linger
+        self.state = state
+        self.buffer = bytearray()
+        self.deadline = deadline
+        self.since = time.monotonic()
+        self.discarded = 0
+
+
+class HttpServer:
+    """The event loop and the worker pool around one listening socket."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], settings: ServerSettings, listener: socket.socket,
+                 tls: ssl.SSLContext | None = None) -> None:
+        self.app = app
+        self.settings = settings
+        self.listener = listener
+        self.tls = tls
+        self.limits = Limits(settings.max_request_line, settings.max_headers, settings.max_header_size)
+        self.selector = selectors.DefaultSelector()
+        self._connections: dict[int, _Connection] = {}
+        self._returned: collections.deque[tuple[_Connection, str, bytes]] = collections.deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._work: queue.Queue[tuple[_Connection, RequestHead, bytes] | None] = queue.Queue()
+        self._listening = False
+        self._draining = False
+        self._drain_deadline = 0.0
+        self._stopped = threading.Event()
+        self._drained = threading.Event()
+        self._calls: collections.deque[Callable[[], None]] = collections.deque()
+        host, port = listener.getsockname()[:2]
+        self.server_name, self.server_port = str(host), str(port)
+        self._workers = [threading.Thread(target=self._work_loop, name=f"http-worker-{index}", daemon=True)
+                         for index in range(settings.threadpool_workers)]
+
+    # --- control, from any thread -------------------------------------------------------------------
+    def drain(self, timeout: float | None = None) -> bool:
+        """Stop accepting; finish every request already received; True if all ended in time."""
+        self._call(self._begin_drain)
+        return self._drained.wait(self.settings.drain_timeout if timeout is None else timeout)
+
+    def request_stop(self) -> None:
+        """Drain (in the loop) and then return from :meth:`serve_forever`; safe in a signal handler."""
+        self._calls.append(self._begin_drain_then_stop)
+        self._wake()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake()
+
+    # --- the loop -----------------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        self.listener.setblocking(False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._listen(True)
+        for worker in self._workers:
+            worker.start()
+        try:
+            while not self._stopped.is_set():
+                events = self.selector.select(self._timeout())
+                for key, mask in events:
+                    if key.fileobj is self._wake_r:
+                        self._on_wake()
+                    elif key.fileobj is self.listener:
+                        self._accept()
+                    else:
+                        self._on_event(key.data, mask)
+                self._expire(time.monotonic())
+        finally:
+            for _ in self._workers:
+                self._work.put(None)
+            for connection in list(self._connections.values()):
+                self._close(connection)
+            self.selector.close()
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        deadlines = [connection.deadline for connection in self._connections.values() if connection.state != "busy"]
+        if self._draining:
+            deadlines.append(self._drain_deadline)
+        if not deadlines:
+            return 1.0
+        return max(0.0, min(1.0, min(deadlines) - now))
+
+    def _listen(self, on: bool) -> None:
+        if on and not self._listening and not self._draining:
+            self.selector.register(self.listener, selectors.EVENT_READ, None)
+            self._listening = True
+        elif not on and self._listening:
+            self.selector.unregister(self.listener)
+            self._listening = False
+
+    def _call(self, function: Callable[[], None]) -> None:
+        self._calls.append(function)
+        self._wake()
+
+    def _wake(self) -> None:
+        try:
+            self._wake_w.send(b"x")
+        except (BlockingIOError, OSError):
+            pass
+
+    def _on_wake(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except BlockingIOError:
+            pass
+        while self._calls:
+            self._calls.popleft()()
+        while self._returned:
+            self._resume(*self._returned.popleft())
+        self._check_drained()
+
+    def _accept(self) -> None:
+        for _ in range(64):
+            if len(self._connections) >= self.settings.max_connections and not self._evict():
+                self._listen(False)
+                return
+            try:
+                sock, address = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # out of descriptors, for one: wait for a connection to end
+                log.warning("accept failed: %s", error)
+                self._listen(False)
+                return
+            sock.setblocking(False)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            state = "head"
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                state = "handshake"
+            connection = _Connection(sock, address, state, time.monotonic() + self.settings.header_timeout)
+            self._connections[sock.fileno()] = connection
+            self.selector.register(sock, selectors.EVENT_READ, connection)
+
+    def _evict(self) -> bool:
+        """Drop the oldest connection no worker serves, to make room; False if all are busy."""
+        waiting = [connection for connection in self._connections.values() if connection.state != "busy"]
+        if not waiting:
+            return False
+        self._close(min(waiting, key=lambda connection: (connection.state != "idle", connection.since)))
+        return True
+
+    def _on_event(self, connection: _Connection, mask: int) -> None:
+        if connection.state == "handshake":
+            try:
+                connection.sock.do_handshake()  # type: ignore[attr-defined]
+            except ssl.SSLWantReadError:
+                self.selector.modify(connection.sock, selectors.EVENT_READ, connection)
+                return
+            except ssl.SSLWantWriteError:
+                self.selector.modify(connection.sock, selectors.EVENT_WRITE, connection)
+                return
+            except (ssl.SSLError, OSError):
+                self._close(connection)
+                return
+            connection.state = "head"
+            if mask & selectors.EVENT_WRITE:
+                self.selector.modify(connection.sock, selectors.EVENT_READ, connection)
+        self._read(connection)
+
+    def _read(self, connection: _Connection) -> None:
+        try:
+            data = connection.sock.recv(_READ_SIZE)
+            pending = getattr(connection.sock, "pending", None)
+            while pending is not None and pending() and len(data) < self.limits.max_head:
+                data += connection.sock.recv(pending())
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except OSError:
+            self._close(connection)
+            return
+        if not data:
+            self._close(connection)
+            return
+        if connection.state == "linger":
+            connection.discarded += len(data)
+            if connection.discarded > _LINGER_BYTES:
+                self._close(connection)
+            return
+        if connection.state == "idle":
+            connection.state = "head"
+            connection.deadline = time.monotonic() + self.settings.header_timeout
+        connection.buffer += data
+        self._dispatch(connection)
+
+    def _dispatch(self, connection: _Connection) -> None:
+        buffer = connection.buffer
+        while buffer.startswith(b"\r\n"):  # RFC 9112: ignore empty lines before a request line
+            del buffer[:2]
+        end = buffer.find(b"\r\n\r\n", 0, self.limits.max_head)
+        try:
+            if end < 0:
+                check_partial(buffer, self.limits)
+                return
+            head = parse_head(bytes(buffer[:end]), self.limits)
+        except HeadError as error:
+            self._refuse(connection, error.status, error.reason)
+            return
+        leftover = bytes(buffer[end + 4:])
+        buffer.clear()
+        self.selector.unregister(connection.sock)
+        connection.state = "busy"
+        self._work.put((connection, head, leftover))
+
+    def _refuse(self, connection: _Connection, status: int, reason: str) -> None:
+        """Answer a bad head from the loop (a small reply fits the socket buffer), then linger."""
+        try:
+            connection.sock.send(_simple_response(status, reason))
+        except OSError:
+            pass
+        self._linger(connection)
+
+    def _linger(self, connection: _Connection) -> None:
+        """Half-close and discard what the client still sends for a moment, so our reply reaches it
+        instead of being wiped by the reset that closing with unread data provokes."""
+        connection.buffer.clear()
+        connection.state = "linger"
+        connection.deadline = time.monotonic() + _LINGER_SECONDS
+        try:
+            if isinstance(connection.sock, ssl.SSLSocket):
+                raise OSError("no half-close under TLS")
+            connection.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(connection)
+
+    def _resume(self, connection: _Connection, verdict: str, leftover: bytes) -> None:
+        """A worker is done with a connection: wait for its next request, linger, or close."""
+        if verdict == "close" or self._stopped.is_set():
+            self._close(connection, registered=False)
+            return
+        connection.sock.setblocking(False)
+        self.selector.register(connection.sock, selectors.EVENT_READ, connection)
+        if verdict == "linger":
+            self._linger(connection)
+            return
+        connection.state = "idle"
+        connection.buffer = bytearray(leftover)
+        connection.since = time.monotonic()
+        connection.deadline = connection.since + self.settings.idle_timeout
+        if connection.buffer:
+            connection.state = "head"
+            connection.deadline = connection.since + self.settings.header_timeout
+            self._dispatch(connection)
+        elif getattr(connection.sock, "pending", lambda: 0)():
+            self._read(connection)
+        elif self._draining:
+            self._close_if_quiet(connection)
+
+    def _expire(self, now: float) -> None:
+        for connection in [c for c in self._connections.values() if c.state != "busy" and c.deadline <= now]:
+            if connection.state == "head" and connection.buffer:
+                self._refuse(connection, 408, "request head not received in time")
+            else:
+                self._close(connection)
+        if self._draining and now >= self._drain_deadline:
+            log.warning("drain: %d connection(s) still open after %.0f s; closing them",
+                        len(self._connections), self.settings.drain_timeout)
+            self._drained.set()
+        self._check_drained()
+
+    def _close(self, connection: _Connection, registered: bool = True) -> None:
+        fileno = connection.sock.fileno()
+        if fileno < 0:
+            return
+        if self._connections.get(fileno) is connection:
+            del self._connections[fileno]
+            if registered and connection.state != "busy":
+                try:
+                    self.selector.unregister(connection.sock)
+                except (KeyError, ValueError):
+                    pass
+        connection.sock.close()
+        self._listen(True)
+
+    # --- draining -----------------------------------------------------------------------------------
+    def _begin_drain(self) -> None:
+        if self._draining:
+            return
+        self._draining = True
+        self._drain_deadline = time.monotonic() + self.settings.drain_timeout
+        self._listen(False)
+        for connection in list(self._connections.values()):
+            if connection.state == "idle":
+                self._close_if_quiet(connection)
+            elif connection.state == "handshake":
+                self._close(connection)
+        self._check_drained()
+
+    def _begin_drain_then_stop(self) -> None:
+        self._begin_drain()
+        threading.Thread(target=self._stop_when_drained, name="http-drain", daemon=True).start()
+
+    def _stop_when_drained(self) -> None:
+        self._drained.wait()
+        self.stop()
+
+    def _close_if_quiet(self, connection: _Connection) -> None:
+        """An idle connection is closed, unless its next request already arrived (then it is served)."""
+        self._read(connection)
+        if connection.state == "idle":
+            self._close(connection)
+
+    def _check_drained(self) -> None:
+        if self._draining and not any(c.state != "linger" for c in self._connections.values()):
+            self._drained.set()
+
+    # --- workers ------------------------------------------------------------------------------------
+    def _work_loop(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            connection, head, leftover = item
+            try:
+                keep, leftover = self._serve(connection, head, leftover)
+            except Exception:  # noqa: BLE001 - a broken connection must never take a worker down
+                log.exception("serving %s %s failed", head.method, head.path)
+                keep, leftover = False, b""
+            # The loop thread owns connection state: hand it the verdict, never set it here.
+            verdict = "idle" if keep else ("linger" if keep is None else "close")
+            self._returned.append((connection, verdict, leftover))
+            self._wake()
+
+    def _serve(self, connection: _Connection, head: RequestHead, leftover: bytes) -> tuple[bool | None, bytes]:
+        """Run the application for one request; (keep the connection?, bytes of the next request).
+
+        ``None`` for keep means: answered, but the body was not read, so linger before closing.
+        """
+        sock = connection.sock
+        sock.setblocking(True)
+        sock.settimeout(self.settings.body_timeout)
+        body = BodyReader(sock, head, leftover,
+                          on_first_read=(lambda: sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n"))
+                          if head.expects_continue else None)
+        environ = self._environ(connection, head, body)
+        response = _Response(sock, head, closing=self._draining or not head.keep_alive)
+        result: Iterable[bytes] | None = None
+        try:
+            result = self.app(environ, response.start_response)
+            if isinstance(result, FileWrapper) and response.content_length is not None:
+                response.send_file(result)
+            else:
+                for data in result:
+                    if data:
+                        response.write(data)
+            response.finish()
+        except OSError:  # the client went away (or stopped reading for body_timeout)
+            return False, b""
+        except Exception:  # noqa: BLE001
+            log.exception("unexpected error in the application for %s %s", head.method, head.path)
+            if response.head_sent:
+                return False, b""
+            response.fail(500, "internal server error; see the server log")
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if not body.complete:
+            return None, b""
+        if response.closing:
+            return False, b""
+        return True, body.leftover()
+
+    def _environ(self, connection: _Connection, head: RequestHead, body: BodyReader) -> dict[str, Any]:
+        address = connection.address if isinstance(connection.address, tuple) else ("", 0)
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": head.method, "SCRIPT_NAME": "", "PATH_INFO": head.path, "QUERY_STRING": head.query,
+            "RAW_URI": head.target, "SERVER_NAME": self.server_name, "SERVER_PORT": self.server_port,
+            "SERVER_PROTOCOL": f"HTTP/{head.version[0]}.{head.version[1]}",
+            "REMOTE_ADDR": str(address[0]), "REMOTE_PORT": str(address[1]),
+            "wsgi.version": (1, 0), "wsgi.url_scheme": "https" if self.tls else "http", "wsgi.input": body,
+            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False,
+            "wsgi.run_once": False, "wsgi.input_terminated": True, "wsgi.file_wrapper": FileWrapper,
+        }
+        for name, value in head.headers:
+            if "_" in name:  # X-Foo_Bar would pass for X-Foo-Bar in the environ: drop it
+                continue
+            key = name.upper().replace("-", "_")
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
+            if key == "CONTENT_LENGTH" and head.chunked:
+                continue
+            environ[key] = f"{environ[key]},{value}" if key in environ else value
+        return environ
+
+
+class _Response:
+    """Status, headers and body of one response, framed for the connection's next request."""
+
+    def __init__(self, sock: socket.socket, head: RequestHead, closing: bool) -> None:
+        self.sock = sock
+        self.head = head
+        self.closing = closing
+        self.status = ""
+        self.headers: list[tuple[str, str]] = []
+        self.head_sent = False
+        self.chunked = False
+        self.content_length: int | None = None
+        self.sent = 0
+
+    def start_response(self, status: str, headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None and self.head_sent:
+            raise exc_info[1].with_traceback(exc_info[2])
+        self.status = status
+        self.headers = list(headers)
+        self.content_length = None
+        for name, value in self.headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                self.content_length = int(value)
+            elif lowered == "connection" and "close" in value.lower():
+                self.closing = True
+        return self.write
+
+    @property
+    def _has_body(self) -> bool:
+        code = int(self.status.split(" ", 1)[0])
+        return self.head.method != "HEAD" and code not in _NO_BODY_STATUSES and code >= 200
+
+    def _head_bytes(self) -> bytes:
+        headers = [(name, value) for name, value in self.headers
+                   if name.lower() not in ("connection", "transfer-encoding", "keep-alive")]
+        if self.content_length is None and self._has_body:
+            if self.head.version >= (1, 1):
+                self.chunked = True
+                headers.append(("Transfer-Encoding", "chunked"))
+            else:
+                self.closing = True
+        if self.closing:
+            headers.append(("Connection", "close"))
+        lines = [f"HTTP/1.1 {self.status}"] + [f"{name}: {value}" for name, value in headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def write(self, data: bytes) -> None:
+        if not self.status:
+            raise AssertionError("write() before start_response()")
+        prefix = b""
+        if not self.head_sent:
+            prefix = self._head_bytes()
+            self.head_sent = True
+        if not self._has_body:
+            if prefix:
+                self.sock.sendall(prefix)
+            return
+        self.sent += len(data)
+        if self.chunked:
+            self.sock.sendall(b"".join((prefix, b"%x\r\n" % len(data), data, b"\r\n")))
+        elif prefix:
+            self.sock.sendall(prefix + data if len(data) < 65536 else prefix)
+            if len(data) >= 65536:
+                self.sock.sendall(data)
         else:
-            arguments[key] = value
-    arguments["threadpool_options"] = pool
-    return arguments
+            self.sock.sendall(data)
+
+    def send_file(self, wrapper: FileWrapper) -> None:
+        self.write(b"")
+        if self._has_body and self.content_length:
+            self.sent += self.sock.sendfile(wrapper.filelike, count=self.content_length)
+
+    def finish(self) -> None:
+        if not self.head_sent:
+            self.write(b"")
+        if self.chunked:
+            self.sock.sendall(b"0\r\n\r\n")
+        elif self._has_body and self.content_length is not None and self.sent != self.content_length:
+            self.closing = True  # the application lied about the length: the framing is lost
+
+    def fail(self, status: int, reason: str) -> None:
+        self.closing = True
+        self.sock.sendall(_simple_response(status, reason))
+
+
+_REASONS = {400: "Bad Request", 408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error", 501: "Not Implemented", 505: "HTTP Version Not Supported"}
+
+
+def _simple_response(status: int, reason: str) -> bytes:
+    body = json.dumps({"error": reason}).encode()
+    return (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+def run(wsgi_app: Any, settings: ServerSettings, listener: Listener | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then drain. ``listener``: a socket handed over by the server this
+    process replaces; else systemd's or a new one (:func:`lwr.web.listener.obtain_listener`)."""
+    tls = tls_context(settings.ssl_pem, settings.source) if settings.ssl_pem else None
+    listener = listener or obtain_listener(settings)
+    server = HttpServer(wsgi_app, settings, listener.sock, tls)
+    host, port = listener.sock.getsockname()[:2]
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: server.request_stop())
+    print(f"serving on {'https' if tls else 'http'}://{host}:{port} (lwr {__version__}, {listener.origin})",
+          flush=True)
+    listener.ready(server)
+    try:
+        server.serve_forever()
+    finally:
+        listener.close()
 
 
 def server_runner(wsgi_app: Any, global_conf: dict[str, Any] | None = None, **kwargs: Any) -> None:
     """PasteDeploy server runner (``use = egg:lwr#http``)."""
-    ssl_pem = kwargs.pop("ssl_pem", None)
-    if not ssl_pem:
-        httpserver.server_runner(wsgi_app, global_conf, **kwargs)
-        return
-    context = tls_context(ssl_pem)
-    server = httpserver.serve(wsgi_app, start_loop=False, **paste_serve_arguments(kwargs))
-    # The handshake happens on the first read, in the worker thread, not in the accept loop.
-    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-    host, port = server.server_address[:2]
-    print(f"serving on https://{host}:{port}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    run(wsgi_app, load_server_settings(kwargs, (global_conf or {}).get("__file__", "<defaults>")))

@@ -18,8 +18,6 @@ from lwr.digests import BackgroundHash
 from lwr.errors import BadRequest, IntegrityError, LwrError, PayloadTooLarge
 
 CHUNK_SIZE = 1 << 20
-SHA256_HEADER = "X-Lwr-Sha256"
-WANT_SHA256_HEADER = "X-Lwr-Want-Sha256"
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 

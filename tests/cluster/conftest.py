@@ -21,6 +21,7 @@ from lwr.core.job_directory import JobDirectory
 from lwr.core.job_script import write_job_script
 from lwr.core.states import JobState
 from lwr.managers.base import LaunchSpec
+from lwr.protocol.failure import FailureClass
 
 REPO = Path(__file__).resolve().parents[2]
 SSHD_DIR = Path("/var/lib/lwr-test-sshd")
@@ -53,6 +54,8 @@ class RecordingListener:
 
     events: list[tuple[str, str, object]] = field(default_factory=list)
     lock: threading.Condition = field(default_factory=threading.Condition)
+    #: The failure class each ended job was reported with.
+    failure_classes: dict[str, FailureClass | None] = field(default_factory=dict)
 
     def job_submitted(self, job_id: str, external_id: str) -> None:
         self._record("submitted", job_id, external_id)
@@ -60,7 +63,9 @@ class RecordingListener:
     def job_running(self, job_id: str) -> None:
         self._record("running", job_id, None)
 
-    def job_ended(self, job_id: str, state: JobState, reason: str | None = None) -> None:
+    def job_ended(self, job_id: str, state: JobState, reason: str | None = None,
+                  failure_class: FailureClass | None = None) -> None:
+        self.failure_classes[job_id] = failure_class
         self._record("ended", job_id, (state, reason))
 
     def _record(self, kind: str, job_id: str, detail: object) -> None:

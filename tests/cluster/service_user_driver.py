@@ -28,7 +28,7 @@ class Listener:
     def job_running(self, job_id: str) -> None:
         self.events.append(["running", job_id, None])
 
-    def job_ended(self, job_id: str, state: object, reason: object = None) -> None:
+    def job_ended(self, job_id: str, state: object, reason: object = None, failure_class: object = None) -> None:
         self.events.append(["ended", job_id, [str(getattr(state, "value", state)), reason]])
         self.ended.set()
 

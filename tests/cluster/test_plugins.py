@@ -20,6 +20,7 @@ from lwr.managers.cli.job_plugins.torque import PbsProPlugin, TorquePlugin
 from lwr.managers.cli.shell_plugins.ssh import SecureShell, SshTarget
 from lwr.managers.condor import CondorManager, parse_history, parse_queue, parse_submit
 from lwr.managers.polling import BatchStatus, batch_job_name, checked_specification
+from lwr.protocol.failure import FailureClass
 
 FIXTURES = Path(__file__).parent / "fixtures"
 Q, R, C = JobState.QUEUED, JobState.RUNNING, JobState.COMPLETE
@@ -32,6 +33,10 @@ def fixture(name: str) -> str:
 
 def states(found: dict[str, BatchStatus]) -> dict[str, tuple[JobState, str | None]]:
     return {key: (value.state, value.reason) for key, value in found.items()}
+
+
+def classes(found: dict[str, BatchStatus]) -> dict[str, str | None]:
+    return {key: value.failure_class.value if value.failure_class else None for key, value in found.items()}
 
 
 REQUEST = SubmitRequest(script="/jobs/a b/lwr/job.sh", job_name="lwr_a", working_directory="/jobs/a b",
@@ -74,6 +79,9 @@ def test_slurm_final_states_with_reasons() -> None:
         "5": (JobState.CANCELLED, "slurm: CANCELLED (cancelled), JobHeldUser"),
     }
     assert "99999" not in found   # squeue leaves unknown ids out
+    assert classes(SlurmPlugin().parse_status(fixture("slurm_squeue_final.txt"))) == {
+        "1": "job_script_failed", "2": "cancelled_by_system", "3": None, "4": "walltime_reached",
+        "5": "cancelled_by_system"}
 
 
 def test_slurm_accounting_records() -> None:
@@ -82,20 +90,26 @@ def test_slurm_accounting_records() -> None:
     assert found["2"] == (JobState.CANCELLED, "slurm: CANCELLED (cancelled)")
     assert found["3"] == (C, None)
     assert found["4"] == (JobState.FAILED, "slurm: TIMEOUT (time limit reached)")
+    assert classes(SlurmPlugin().parse_history(fixture("slurm_sacct.txt")))["4"] == "walltime_reached"
     assert SlurmPlugin().history_unavailable("sacct: error: Slurm accounting storage is disabled\n")
 
 
-@pytest.mark.parametrize(("state", "expected"), [
+@pytest.mark.parametrize(("state", "expected", "failure_class"), [
     # states the real Slurm here could not be driven into (no cgroup memory limit, one healthy node)
-    ("OUT_OF_MEMORY", (JobState.FAILED, "slurm: OUT_OF_MEMORY (out of memory)")),
-    ("NODE_FAIL", (JobState.FAILED, "slurm: NODE_FAIL (node failure)")),
-    ("PREEMPTED", (JobState.FAILED, "slurm: PREEMPTED (preempted)")),
-    ("BOOT_FAIL", (JobState.FAILED, "slurm: BOOT_FAIL (node boot failure)")),
-    ("DEADLINE", (JobState.FAILED, "slurm: DEADLINE (deadline reached)")),
-    ("REQUEUED", (Q, None)), ("SUSPENDED", (R, None)), ("COMPLETING", (R, None)), ("CONFIGURING", (Q, None)),
+    ("OUT_OF_MEMORY", (JobState.FAILED, "slurm: OUT_OF_MEMORY (out of memory)"), "memory_limit_reached"),
+    ("NODE_FAIL", (JobState.FAILED, "slurm: NODE_FAIL (node failure)"), "node_failure"),
+    ("PREEMPTED", (JobState.FAILED, "slurm: PREEMPTED (preempted)"), "preempted"),
+    ("BOOT_FAIL", (JobState.FAILED, "slurm: BOOT_FAIL (node boot failure)"), "node_failure"),
+    ("DEADLINE", (JobState.FAILED, "slurm: DEADLINE (deadline reached)"), "walltime_reached"),
+    ("TIMEOUT", (JobState.FAILED, "slurm: TIMEOUT (time limit reached)"), "walltime_reached"),
+    ("REVOKED", (JobState.FAILED, "slurm: REVOKED (revoked by a sibling cluster)"), "cancelled_by_system"),
+    ("REQUEUED", (Q, None), None), ("SUSPENDED", (R, None), None), ("COMPLETING", (R, None), None),
+    ("CONFIGURING", (Q, None), None), ("COMPLETED", (C, None), None),
 ])
-def test_slurm_state_table(state: str, expected: tuple[JobState, str | None]) -> None:
-    assert states(SlurmPlugin().parse_status(f"12|{state}|None\n")) == {"12": expected}
+def test_slurm_state_table(state: str, expected: tuple[JobState, str | None], failure_class: str | None) -> None:
+    found = SlurmPlugin().parse_status(f"12|{state}|None\n")
+    assert states(found) == {"12": expected}
+    assert classes(found) == {"12": failure_class}
 
 
 # --- Torque / PBS Pro / LSF (documented formats, not captured) -------------------------------------
@@ -109,6 +123,8 @@ def test_torque_submit_and_xml_status() -> None:
         "101": Q, "102": Q, "103": R, "104": C, "105": JobState.FAILED, "106": JobState.FAILED,
         "107": JobState.CANCELLED, "108": R}
     assert "signal 15" in str(found["105.torque.example.org"][1])
+    assert classes(TorquePlugin().parse_status((FIXTURES / "torque_qstat.xml").read_text()))[
+        "106.torque.example.org"] == "launch_failed"
     assert "could not run" in str(found["106.torque.example.org"][1])
     assert TorquePlugin().ignorable_status_error("qstat: Unknown Job Id 999.torque.example.org\n")
     assert TorquePlugin().cancel_argv("101.s") == ["qdel", "101.s"]
@@ -121,6 +137,20 @@ def test_pbs_pro_json_status() -> None:
         "201": Q, "202": R, "203": C, "204": JobState.FAILED, "205": JobState.CANCELLED}
     assert "signal 9" in str(found["204.pbs.example.org"][1])
 
+
+@pytest.mark.parametrize(("exit_status", "state", "failure_class"), [
+    ("0", C, None), (None, JobState.CANCELLED, None), ("3", JobState.FAILED, "job_script_failed"),
+    ("-29", JobState.FAILED, "walltime_reached"), ("-28", JobState.FAILED, "walltime_reached"),
+    ("-27", JobState.FAILED, "memory_limit_reached"), ("-26", JobState.FAILED, "memory_limit_reached"),
+    ("-1", JobState.FAILED, "launch_failed"), ("271", JobState.FAILED, "unknown"),
+    ("267", JobState.FAILED, "job_script_failed"),
+])
+def test_pbs_exit_status_table(exit_status: str | None, state: JobState, failure_class: str | None) -> None:
+    from lwr.managers.cli.job_plugins.torque import finished_status
+
+    status = finished_status("pbs", exit_status)
+    assert status.state is state
+    assert (status.failure_class.value if status.failure_class else None) == failure_class
 
 def test_lsf_submit_and_status() -> None:
     argv = LsfPlugin().submit_argv(REQUEST)
@@ -136,6 +166,12 @@ def test_lsf_submit_and_status() -> None:
         "308": (JobState.FAILED, "lsf: EXIT (TERM_MEMLIMIT: job killed after reaching LSF memory usage limit)"),
         "309": (R, None),
     }
+    assert classes(LsfPlugin().parse_status((FIXTURES / "lsf_bjobs.txt").read_text())) == {
+        "301": None, "302": None, "303": None, "304": None, "305": "job_script_failed", "306": None,
+        "307": "walltime_reached", "308": "memory_limit_reached", "309": None}
+    assert classes(LsfPlugin().parse_status("310|ZOMBI|-|-\n311|EXIT|143|TERM_PREEMPT: job killed after "
+                                            "preemption\n312|EXIT|130|TERM_ADMIN: job killed by root\n")) == {
+        "310": "node_failure", "311": "preempted", "312": "cancelled_by_system"}
     assert LsfPlugin().ignorable_status_error("Job <999> is not found\n")
 
 
@@ -151,10 +187,29 @@ def test_condor_submit_output_and_status() -> None:
     assert parse_submit(fixture("condor_submit_terse.txt")) == "401.0"
     assert parse_submit(fixture("condor_submit_verbose.txt")) == "402.0"
     assert states(parse_queue(fixture("condor_q.txt"))) == {
-        "401.0": (Q, None), "402.0": (R, None), "403.0": (Q, None), "404.0": (R, None), "405.0": (R, None)}
+        "401.0": (Q, None), "402.0": (R, None), "404.0": (R, None), "405.0": (R, None),
+        # held over its memory limit: it will never run as submitted, so it fails (resubmittable)
+        "403.0": (JobState.FAILED, "condor: held (Error from slot1@worker1.example.org: Job has gone over memory "
+                                   "limit of 2048 megabytes.)")}
     assert states(parse_history(fixture("condor_history.txt"))) == {
         "406.0": (C, None), "407.0": (C, None),
         "408.0": (JobState.CANCELLED, "condor: removed (via condor_rm (by user galaxy))")}
+    assert classes(parse_history(fixture("condor_history.txt")))["408.0"] == "cancelled_by_system"
+
+
+@pytest.mark.parametrize(("hold_reason", "state", "failure_class"), [
+    ("Error from slot1@worker1.example.org: Job has gone over memory limit of 2048 megabytes.",
+     JobState.FAILED, "memory_limit_reached"),
+    ("The job exceeded allowed execute duration of 1:00:00 (periodic hold: wall time limit)",
+     JobState.FAILED, "walltime_reached"),
+    ("Job has gone over its disk usage limit (RequestDisk)", JobState.FAILED, "disk_full"),
+    ("via condor_hold (by user galaxy)", Q, None),   # an administrator may release it
+    ("Error from slot1: Failed to transfer files", Q, None),
+])
+def test_condor_hold_reasons(hold_reason: str, state: JobState, failure_class: str | None) -> None:
+    found = parse_queue(f"410.0 5 {hold_reason}\n")
+    assert found["410.0"].state is state
+    assert classes(found) == {"410.0": failure_class}
 
 
 def test_condor_submit_description_passes_submit_keys_through(tmp_path: Path) -> None:
@@ -222,5 +277,11 @@ def test_drmaa_state_mapping_and_reasons() -> None:
     aborted = SimpleNamespace(wasAborted=True, hasSignal=False, hasExited=False)
     assert drmaa_status("failed", aborted).reason == "drmaa: job aborted (deleted, or it never ran)"
     killed = SimpleNamespace(wasAborted=False, hasSignal=True, terminatedSignal="SIGKILL", hasExited=False)
-    assert drmaa_status("failed", killed) == BatchStatus(JobState.FAILED, "drmaa: killed by SIGKILL")
-    assert drmaa_status("failed") == BatchStatus(JobState.FAILED, "drmaa: job failed")
+    assert drmaa_status("failed", killed) == BatchStatus(JobState.FAILED, "drmaa: killed by SIGKILL",
+                                                         FailureClass.UNKNOWN)
+    assert drmaa_status("failed") == BatchStatus(JobState.FAILED, "drmaa: job failed", FailureClass.UNKNOWN)
+    assert drmaa_status("failed", aborted).failure_class is FailureClass.CANCELLED_BY_SYSTEM
+    xcpu = SimpleNamespace(wasAborted=False, hasSignal=True, terminatedSignal="SIGXCPU", hasExited=False)
+    assert drmaa_status("failed", xcpu).failure_class is FailureClass.WALLTIME_REACHED
+    segv = SimpleNamespace(wasAborted=False, hasSignal=True, terminatedSignal="SIGSEGV", hasExited=False)
+    assert drmaa_status("failed", segv).failure_class is FailureClass.JOB_SCRIPT_FAILED

@@ -12,6 +12,7 @@ from lwr.core import job_directory as layout
 from lwr.core.states import JobState
 from lwr.managers.base import LaunchSpec
 from lwr.managers.polling import BatchStatus, PollingManager
+from lwr.protocol.failure import FailureClass
 
 from .conftest import RecordingListener
 
@@ -84,6 +85,30 @@ def test_final_state_without_record_waits_the_grace_then_reports_the_reason(batc
     threading.Event().wait(0.6)
     batch.poll_once()
     assert listener.wait_ended(spec.job_id) == (JobState.FAILED, "fake: OUT_OF_MEMORY (out of memory)")
+    assert listener.failure_classes[spec.job_id] is FailureClass.UNKNOWN   # the status gave no class
+
+
+def test_the_batch_systems_failure_class_is_reported(batch, listener, make_job) -> None:
+    spec = make_job("true")
+    external_id = submitted(batch, listener, spec)
+    batch.answers[external_id] = BatchStatus(JobState.FAILED, "fake: TIMEOUT", FailureClass.WALLTIME_REACHED)
+    batch.poll_once()
+    threading.Event().wait(0.6)
+    batch.poll_once()
+    assert listener.wait_ended(spec.job_id) == (JobState.FAILED, "fake: TIMEOUT")
+    assert listener.failure_classes[spec.job_id] is FailureClass.WALLTIME_REACHED
+
+
+def test_a_cancel_nobody_here_asked_for_is_a_classed_failure(batch, listener, make_job) -> None:
+    spec = make_job("true")
+    external_id = submitted(batch, listener, spec)
+    batch.answers[external_id] = BatchStatus(JobState.CANCELLED, "fake: CANCELLED by 0")
+    batch.poll_once()
+    threading.Event().wait(0.6)
+    batch.poll_once()
+    state, reason = listener.wait_ended(spec.job_id)
+    assert state is JobState.FAILED and "not requested" in str(reason)
+    assert listener.failure_classes[spec.job_id] is FailureClass.CANCELLED_BY_SYSTEM
 
 
 def test_job_the_batch_system_forgot_without_record_is_lost(batch, listener, make_job) -> None:
@@ -94,6 +119,7 @@ def test_job_the_batch_system_forgot_without_record_is_lost(batch, listener, mak
     batch.poll_once()
     state, reason = listener.wait_ended(spec.job_id)
     assert state is JobState.LOST and "no longer knows" in str(reason)
+    assert listener.failure_classes[spec.job_id] is FailureClass.JOB_LOST
 
 
 def test_completed_without_record_is_a_failure(batch, listener, make_job) -> None:

@@ -19,6 +19,7 @@ from lwr.managers.base import LaunchSpec
 from lwr.managers.cli.manager import CliManager
 from lwr.managers.cli.shell_plugins.base import CommandResult
 from lwr.managers.cli.shell_plugins.local import LocalShell
+from lwr.protocol.failure import FailureClass
 
 from .conftest import DRMAA_TUNABLES, SSHD_USER, RecordingListener
 
@@ -204,6 +205,18 @@ def test_submission_refused_by_slurm_fails_the_job(make_manager, make_job, liste
     state, reason = listener.wait_ended(spec.job_id, 30)
     assert state is JobState.FAILED
     assert reason is not None and "invalid partition" in reason.lower()
+    assert listener.failure_classes[spec.job_id] is FailureClass.LAUNCH_FAILED
+
+
+def test_a_job_over_its_time_limit_fails_as_walltime_reached(make_manager, make_job, listener) -> None:
+    """The real Slurm kills a job at its (one-minute minimum) limit; Galaxy hears walltime_reached."""
+    manager = make_manager()
+    spec = make_job("sleep 300", submit_params={"native_specification": "--time=0:01"})
+    manager.launch(spec)
+    state, reason = listener.wait_ended(spec.job_id, 240)
+    assert state is JobState.FAILED
+    assert reason is not None and "TIMEOUT" in reason
+    assert listener.failure_classes[spec.job_id] is FailureClass.WALLTIME_REACHED
 
 
 def test_slurm_commands_work_under_the_drmaa_tunable(make_job) -> None:

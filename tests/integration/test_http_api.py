@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+import lwr
 from lwr.protocol.version import PULSAR_PROTOCOL_VERSION
 
 from http_helpers import Http
@@ -96,7 +97,8 @@ def test_status_while_running_and_cancel_kills_process_group(http, tmp_path):
     command = f"sleep 300 & echo $! > {marker}; wait"
     assert http.submit("cancel1", command).status == 200
     status = http.wait_status("cancel1", {"running"})
-    assert status == {"complete": "false", "status": "running", "job_id": "cancel1"}
+    assert status == {"complete": "false", "status": "running", "job_id": "cancel1",
+                      "pulsar_version": PULSAR_PROTOCOL_VERSION, "lwr_version": lwr.__version__}
     for _ in range(100):
         if marker.exists() and marker.read_text().strip():
             break
@@ -232,6 +234,17 @@ def test_submit_twice_is_conflict_and_runs_once(http, tmp_path):
     http.wait_complete("twice")
     assert counter.read_text() == "run\n"
     assert_error(http.upload("twice", "late.txt", b"x"), 409, "already submitted")
+
+
+def test_long_galaxy_command_line_in_the_query_string(http, tmp_path):
+    """Galaxy's Pulsar client sends the whole submit in the query string: 100 KB of command line
+    (a tool with many inputs) must run, as it does on Pulsar."""
+    http.setup("long1")
+    out = tmp_path / "long.out"
+    command = f"echo {'x' * 100_000} | wc -c > {out}"
+    assert http.submit("long1", command).status == 200
+    assert http.wait_complete("long1")["returncode"] == 0
+    assert out.read_text().strip() == "100001"
 
 
 def test_upload_over_limit_is_413(authed):

@@ -101,9 +101,24 @@ def test_run_sh_daemon_uses_sample_defaults(tmp_path):
 
 
 def test_ssl_pem_with_paste_server_is_a_config_error(tmp_path):
-    server = LwrServer(directory=tmp_path, server_options={"ssl_pem": "x.pem"})
+    server = LwrServer(directory=tmp_path, server_options={"use": "egg:Paste#http", "ssl_pem": "x.pem"})
     server.directory.mkdir(parents=True, exist_ok=True)
     server.write_config()
     result = subprocess.run([*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2 and "egg:lwr#http" in result.stderr and "ssl_pem" in result.stderr
+
+
+def test_lwr_server_keys_are_checked(tmp_path):
+    for options, fragments in [({"ssl_pem": "missing.pem"}, ["ssl_pem", "missing.pem", "not found"]),
+                               ({"header_timout": "5"}, ["header_timout", "header_timeout"]),
+                               ({"max_request_line": "big"}, ["max_request_line", "a size"])]:
+        server = LwrServer(directory=tmp_path, server_options=options)
+        server.directory.mkdir(parents=True, exist_ok=True)
+        server.write_config()
+        result = subprocess.run([*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and "[server:main]" in result.stderr
+        for fragment in fragments:
+            assert fragment in result.stderr, result.stderr

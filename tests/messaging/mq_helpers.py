@@ -217,3 +217,22 @@ def json_lines(items: Iterator[Any]) -> str:
 
 def which(name: str) -> bool:
     return shutil.which(name) is not None
+
+
+def publish_redelivered(url: str, manager: str, name: str, body: Any) -> None:
+    """Publish ``body``, then take it and give it back unacknowledged, as a consumer that crashed
+    would: the broker requeues it flagged ``redelivered`` (call with no lwr consuming the queue)."""
+    publish(url, manager, name, body)
+    key = queue_name(manager, name)
+    with kombu.Connection(url) as connection:
+        channel = connection.channel()
+        bound = kombu.Queue(key, exchange(), routing_key=key, durable=True)(channel)
+        message = None
+        for _ in range(100):
+            message = bound.get(no_ack=False)
+            if message is not None:
+                break
+            time.sleep(0.05)
+        assert message is not None, "the published message never reached its queue"
+        assert not message.delivery_info.get("redelivered")
+    # closing the connection without acknowledging requeues it, flagged redelivered

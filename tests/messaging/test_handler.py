@@ -132,6 +132,7 @@ def test_unexpected_setup_failure_is_announced(handler):
     handler.handle("_default_", "setup", setup("8"), lambda ack: None)
     entry = handler.outbox.peek(timeout=0)
     assert entry is not None and entry.body["status"] == "failed" and "No space left" in entry.body["reason"]
+    assert entry.body["failure_class"] == "disk_full"   # refused cleanly, and Galaxy can tell why
 
 
 def test_recovery_reannounces_undelivered_final_statuses(tmp_path):
@@ -190,3 +191,49 @@ def test_a_late_report_does_not_repeat_the_final_status(tmp_path):
     again.state = JobState.COMPLETE
     announcer.job_changed(again)
     assert outbox.pending_count() == 4
+
+
+class EndedJobService(FakeService):
+    """A job '9' whose run ended; submits of it are resubmissions (they run again)."""
+
+    def __init__(self, recorded_identity: str | None) -> None:
+        super().__init__()
+        from lwr.core.jobs import SETUP_MESSAGE
+        from lwr.core.store import JobRecord
+
+        extras = {SETUP_MESSAGE: recorded_identity} if recorded_identity else {}
+        self.record = JobRecord(job_id="9", manager="_default_", state=JobState.COMPLETE, sequence=1, extras=extras)
+
+    def submit(self, manager: str, job_id: str, request: Any) -> None:
+        self.submitted.append(job_id)
+
+    def find_or_none(self, manager: str, job_id: str) -> Any:
+        return self.record if job_id == "9" else None
+
+
+@pytest.mark.parametrize("redelivered, same_message, runs", [
+    (True, True, False),    # the broker hands out the recorded setup again: dropped
+    (True, False, True),    # redelivered, but not the setup of the recorded run: a resubmission
+    (False, True, True),    # a new publish, even of an identical body (Galaxy's resubmission): runs
+    (False, False, True),
+])
+def test_redelivery_is_dropped_resubmission_runs(tmp_path, redelivered, same_message, runs):
+    from lwr.messaging.messages import message_identity
+
+    message = setup("9")
+    service = EndedJobService(message_identity(message if same_message else setup("9", command_line="false")))
+    outbox = Outbox(tmp_path / "outbox")
+    handler = MessageHandler(service, StatusAnnouncer(service, outbox), outbox,  # type: ignore[arg-type]
+                             HandledMessages(tmp_path / "handled"))
+    handler.handle("_default_", "setup", message, [].append, redelivered=redelivered)
+    assert (service.submitted == ["9"]) is runs
+    assert handler.duplicates == (0 if runs else 1)
+
+
+def test_message_identity_is_the_ack_uuid_else_the_body():
+    from lwr.messaging.messages import message_identity
+
+    assert message_identity(setup("1", acknowledge_uuid="u")) == message_identity(setup("1", acknowledge_uuid="u",
+                                                                                          command_line="x"))
+    assert message_identity(setup("1")) == message_identity(dict(reversed(list(setup("1").items()))))
+    assert message_identity(setup("1")) != message_identity(setup("1", command_line="false"))

@@ -83,17 +83,21 @@ def test_setup_without_setup_params_still_sets_up():
     {"acknowledge_uuid": 5, "acknowledge_queue": "setup_ack"},
     {"acknowledge_uuid": "u", "acknowledge_queue": "setup"},
     {"acknowledge_uuid": "u", "acknowledge_queue": "bad queue_ack"},
+    {"acknowledge_uuid": "u", "acknowledge_queue": "kill_ack"},
+    {"acknowledge_uuid": "u", "acknowledge_queue": "any_durable_queue_ack"},
+    {"acknowledge_uuid": "u", "acknowledge_queue": "setup_ack", "acknowledge_submit_queue": "kill"},
     {"acknowledge_uuid": "u"},
 ])
 def test_bad_acknowledgement_requests(body):
     with pytest.raises(MalformedMessage):
-        messages.acknowledgement(body)
+        messages.acknowledgement(body, "setup")
 
 
 def test_acknowledgement_request():
-    ack = messages.acknowledgement({"acknowledge_uuid": "u-1", "acknowledge_queue": "setup_ack"})
+    ack = messages.acknowledgement({"acknowledge_uuid": "u-1", "acknowledge_queue": "setup_ack",
+                                    "acknowledge_submit_queue": "setup"}, "setup")
     assert ack == messages.Acknowledgement("u-1", "setup_ack")
-    assert messages.acknowledgement({"job_id": "1"}) is None
+    assert messages.acknowledgement({"job_id": "1"}, "setup") is None
     assert messages.acknowledged_uuid({"acknowledge_uuid_response": "u-1"}) == "u-1"
 
 
@@ -107,10 +111,13 @@ def test_ssl_options_from_settings():
                                       "amqp_connect_ssl_keyfile": "/k.pem",
                                       "amqp_connect_ssl_cert_reqs": "cert_required"})
     assert options == {"ca_certs": "/ca.pem", "certfile": "/c.pem", "keyfile": "/k.pem",
-                       "cert_reqs": ssl.CERT_REQUIRED}
+                       "cert_reqs": ssl.CERT_REQUIRED, "server_hostname": None}
     built = connection.connect("amqps://u:p@broker:5671//", None, ssl_settings={"amqp_connect_ssl_ca_certs": "/ca"})
-    assert built.ssl == {"ca_certs": "/ca"}
-    assert connection.connect("amqps://u:p@broker:5671//", None).ssl is True
+    assert built.ssl == {"ca_certs": "/ca", "cert_reqs": ssl.CERT_REQUIRED, "server_hostname": "broker"}
+    assert connection.connect("amqps://u:p@localhost:5671//", None).ssl == {"cert_reqs": ssl.CERT_REQUIRED,
+                                                                             "server_hostname": "localhost"}
+    assert connection.connect("amqp://u:p@broker//", None).ssl is False
+    assert connection.ssl_options({"amqp_connect_ssl_cert_reqs": "cert_none"}) == {"cert_reqs": ssl.CERT_NONE}
 
 
 def test_backoff_is_capped_and_resets():

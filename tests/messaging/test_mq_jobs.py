@@ -19,6 +19,7 @@ from mq_helpers import (
     count_lines,
     exchange,
     publish,
+    publish_redelivered,
     queue_name,
     rabbitmqctl,
 )
@@ -135,6 +136,7 @@ def test_status_request_for_unknown_job_is_answered_lost(mq_server, vhost, liste
     publish(vhost.url, "_default_", "status", {"job_id": "never-seen", "request": "status"})
     final = listener.wait_final("never-seen")
     assert final["status"] == "lost"
+    assert final["failure_class"] == "job_lost" and final["runner_state"] == "unknown_error"
 
 
 def test_kill_message_cancels_a_running_job(mq_server, vhost, listener, tmp_path):
@@ -175,7 +177,9 @@ def test_kill9_right_after_setup_and_redelivery_run_the_job_once(mq_server, vhos
     server.kill9()
     server.start()
     assert listener.wait_final("once-1")["status"] == "complete"
-    publish(vhost.url, "_default_", "setup", message)  # a redelivery, as the broker would after a crash
+    server.stop()
+    publish_redelivered(vhost.url, "_default_", "setup", message)  # as the broker does after a crash
+    server.start()
     publish(vhost.url, "_default_", "status", {"job_id": "once-1"})
     _wait_for(lambda: len([u for u in listener.for_job("once-1") if u.get("complete") == "true"]) >= 2,
               what="the status reply")

@@ -1,6 +1,7 @@
 """Fixtures for the local-attacker tests: the real service user ``lwr``, the real job user
 ``lwrjob`` and the real sudoers rule that .ci/backends.sh installs (a missing piece is a failure,
-never a skip: CI runs .ci/backends.sh, and a developer runs it once)."""
+never a skip: CI runs .ci/backends.sh, and a developer runs it once). The network tests' fixtures
+live in net_helpers.py."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from net_helpers import listener, mq_server, vhost  # noqa: E402, F401
 
 REPO = Path(__file__).resolve().parents[2]
 BACKENDS_HINT = "set up the test users and the sudoers rule first: bash .ci/backends.sh"

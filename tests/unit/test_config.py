@@ -61,3 +61,30 @@ def test_manager_errors(tmp_path, text, fragment):
     with pytest.raises(ConfigError) as caught:
         load_manager_settings(path)
     assert fragment in caught.value.message and str(path) in caught.value.message
+
+
+def test_galaxy_environment_keys(tmp_path):
+    (tmp_path / "resolvers.xml").write_text("<dependency_resolvers/>")
+    settings = load_app_settings({"dependency_resolvers_config_file": "resolvers.xml", "galaxy_home": "gx",
+                                  "job_metrics_config_file": "none", "tmp_dir": "$SLURM_TMPDIR"},
+                                 str(tmp_path / "server.ini"))
+    assert settings.dependency_resolvers_config_file == tmp_path / "resolvers.xml"
+    assert settings.tool_dependency_dir == tmp_path / "dependencies"  # Pulsar's default beside a resolvers file
+    assert settings.galaxy == {"galaxy_home": str(tmp_path / "gx")}
+    assert not settings.job_metrics_enabled and settings.tmp_dir == "$SLURM_TMPDIR"
+    assert load_app_settings({}, str(tmp_path / "server.ini")).tool_dependency_dir is None
+
+
+@pytest.mark.parametrize("key", ["dependency_resolvers_config_file", "job_metrics_config_file"])
+def test_missing_galaxy_config_file_names_the_key(tmp_path, key):
+    with pytest.raises(ConfigError, match=f"server.ini: \\[app:main\\] {key} = 'nope.xml': no such file"):
+        load_app_settings({key: "nope.xml"}, str(tmp_path / "server.ini"))
+
+
+def test_galaxy_slots_option(tmp_path):
+    path = tmp_path / "job_managers.ini"
+    path.write_text("[manager:a]\ntype = queued_python\ngalaxy_slots = 4\n[manager:b]\ntype = unqueued\n")
+    assert [m.options["galaxy_slots"] for m in load_manager_settings(path)] == [4, None]
+    path.write_text("[manager:a]\ntype = queued_python\ngalaxy_slots = 0\n")
+    with pytest.raises(ConfigError, match="galaxy_slots = '0': expected a positive integer"):
+        load_manager_settings(path)

@@ -23,7 +23,7 @@ class Recorder:
     def job_running(self, job_id):
         self.events.append(("running", job_id, None))
 
-    def job_ended(self, job_id, state, reason=None):
+    def job_ended(self, job_id, state, reason=None, failure_class=None):
         with self.ended:
             self.events.append(("ended", job_id, state))
             self.ended.notify_all()

@@ -33,7 +33,7 @@ def test_cache_claim_is_exclusive_under_concurrency(tmp_path):
 
     def claim() -> None:
         barrier.wait()
-        results.append(cache.claim("1.2.3.4", "/data/f"))
+        results.append(cache.claim("t", "1.2.3.4", "/data/f"))
 
     threads = [threading.Thread(target=claim) for _ in range(16)]
     for thread in threads:
@@ -41,11 +41,16 @@ def test_cache_claim_is_exclusive_under_concurrency(tmp_path):
     for thread in threads:
         thread.join()
     assert results.count(True) == 1
-    assert cache.status("1.2.3.4", "/data/f")["ready"] is False
-    cache.insert_target("1.2.3.4", "/data/f").write_bytes(b"data")
-    cache.mark_ready("1.2.3.4", "/data/f")
-    status = cache.status("1.2.3.4", "/data/f")
+    assert cache.status("t", "1.2.3.4", "/data/f")["ready"] is False
+
+    def receive(target):
+        target.write_bytes(b"data")
+        return {"size": 4}
+
+    cache.insert("t", "1.2.3.4", "/data/f", receive)
+    status = cache.status("t", "1.2.3.4", "/data/f")
     assert status["ready"] is True
-    reply = cache.copy_to(status["token"], tmp_path / "job" / "f")
+    reply = cache.copy_to("t", status["token"], tmp_path / "job" / "f")
     assert (tmp_path / "job" / "f").read_bytes() == b"data" and reply["size"] == 4
-    assert cache.claim("1.2.3.4", "/data/f") is False
+    assert cache.claim("t", "1.2.3.4", "/data/f") is False
+    assert cache.status("other", "1.2.3.4", "/data/f")["ready"] is False

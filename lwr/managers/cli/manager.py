@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lwr.core import job_directory as layout
-from lwr.errors import BadRequest, ManagerError
+from lwr.errors import BadRequest, ConfigError, ManagerError
 from lwr.managers.base import LaunchSpec, ManagerListener, Option
 from lwr.managers.cli.job_plugins import JOB_PLUGINS, job_plugin_name
 from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
@@ -93,6 +93,12 @@ class CliManager(PollingManager):
         self.system_name = self.plugin.system_name
         self.shell = shell if shell is not None else make_shell(settings)
         self.native_specification: str = settings.get("native_specification", "")
+        try:
+            self.plugin.grammar.check(shlex.split(self.native_specification), "native_specification")
+        except (ValueError, BadRequest) as error:
+            message = error.message if isinstance(error, BadRequest) else str(error)
+            raise ConfigError(f"[manager:{name}] {message}", section=f"manager:{name}",
+                              key="native_specification") from None
         #: Becomes False the first time the site turns out to have no accounting (no slurmdbd).
         self.history_available = True
 
@@ -100,11 +106,16 @@ class CliManager(PollingManager):
         self._native_args(spec)
 
     def _native_args(self, spec: LaunchSpec) -> list[str]:
-        text = job_specification(spec) or self.native_specification
+        """The options for the submit command, checked against the plugin's grammar (never a
+        positional argument, never an option lwr sets itself)."""
+        client = job_specification(spec)
+        text, origin = (client, "submit_native_specification") if client else (
+            self.native_specification, f"[manager:{self.name}] native_specification")
         try:
-            return shlex.split(text)
+            words = shlex.split(text)
         except ValueError as error:
             raise BadRequest(f"native specification is not a valid option list: {error}") from None
+        return self.plugin.grammar.check(words, origin)
 
     def submit(self, spec: LaunchSpec) -> str:
         request = SubmitRequest(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from lwr.managers.cli.job_plugins.options import OptionGrammar
 from lwr.managers.polling import BatchStatus
 
 
@@ -30,6 +31,8 @@ class JobPlugin(ABC):
 
     #: Prefix of final-state reasons ("slurm: TIMEOUT").
     system_name = "batch"
+    #: The native-specification options the submit command may be given (see ``options``).
+    grammar = OptionGrammar()
 
     @abstractmethod
     def submit_argv(self, request: SubmitRequest) -> list[str]:

@@ -10,7 +10,9 @@ import re
 
 from lwr.core.states import JobState
 from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.cli.job_plugins.options import OptionGrammar
 from lwr.managers.polling import BatchStatus
+from lwr.protocol.failure import FailureClass
 
 ACTIVE_STATES: dict[str, JobState] = {
     "PEND": JobState.QUEUED,
@@ -24,11 +26,34 @@ ACTIVE_STATES: dict[str, JobState] = {
 }
 
 SEPARATOR = "|"
+
+#: ``exit_reason`` prefixes (LSF's ``TERM_*`` termination reasons) and their failure classes.
+TERMINATION_CLASSES: dict[str, FailureClass] = {
+    "TERM_RUNLIMIT": FailureClass.WALLTIME_REACHED,
+    "TERM_CPULIMIT": FailureClass.WALLTIME_REACHED,
+    "TERM_DEADLINE": FailureClass.WALLTIME_REACHED,
+    "TERM_MEMLIMIT": FailureClass.MEMORY_LIMIT_REACHED,
+    "TERM_SWAP": FailureClass.MEMORY_LIMIT_REACHED,
+    "TERM_PREEMPT": FailureClass.PREEMPTED,
+    "TERM_ADMIN": FailureClass.CANCELLED_BY_SYSTEM,
+    "TERM_FORCE_ADMIN": FailureClass.CANCELLED_BY_SYSTEM,
+    "TERM_HOST": FailureClass.NODE_FAILURE,
+    "TERM_ZOMBIE": FailureClass.NODE_FAILURE,
+    "TERM_UNKNOWN": FailureClass.UNKNOWN,
+}
 _SUBMITTED = re.compile(r"Job <(\d+)> is submitted")
 
 
 class LsfPlugin(JobPlugin):
     system_name = "lsf"
+    #: lwr sets -J, -cwd, -o, -e; -oo/-eo/-i/-is and the -I*/-K family (interactive, waiting) are
+    #: reserved too, and -Zs (spool the command file).
+    grammar = OptionGrammar(
+        reserved_short=frozenset({"J", "cwd", "o", "e", "oo", "eo", "i", "is", "I", "Ip", "Is", "IS", "ISp", "ISs",
+                                  "IX", "K", "Zs"}),
+        short_values=frozenset({"q", "n", "R", "W", "M", "P", "G", "m", "app", "sla", "g", "u", "w", "b", "t", "c"}),
+        word_options=True,
+    )
 
     def submit_argv(self, request: SubmitRequest) -> list[str]:
         return ["bsub", "-J", request.job_name, "-cwd", request.working_directory,
@@ -61,7 +86,8 @@ class LsfPlugin(JobPlugin):
             elif state == "EXIT":
                 found[job_id] = self._exited(exit_code, reason)
             elif state == "ZOMBI":
-                found[job_id] = BatchStatus(JobState.FAILED, "lsf: ZOMBI (killed while its host was unreachable)")
+                found[job_id] = BatchStatus(JobState.FAILED, "lsf: ZOMBI (killed while its host was unreachable)",
+                                            FailureClass.NODE_FAILURE)
         return found
 
     def _exited(self, exit_code: str, reason: str | None) -> BatchStatus:
@@ -69,7 +95,10 @@ class LsfPlugin(JobPlugin):
         if "killed by owner" in text or "bkill" in text or "killed by lsf administrator" in text:
             return BatchStatus(JobState.CANCELLED, f"lsf: {reason}")
         detail = reason or (f"exit code {exit_code}" if exit_code not in ("", "-") else "exited")
-        return BatchStatus(JobState.FAILED, f"lsf: EXIT ({detail})")
+        term = (reason or "").split(":")[0].strip().upper()
+        failure_class = TERMINATION_CLASSES.get(term, FailureClass.JOB_SCRIPT_FAILED if not reason
+                                                else FailureClass.UNKNOWN)
+        return BatchStatus(JobState.FAILED, f"lsf: EXIT ({detail})", failure_class)
 
     def ignorable_status_error(self, stderr: str) -> bool:
         return "is not found" in stderr

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from lwr.core.states import JobState
 from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.cli.job_plugins.options import OptionGrammar
 from lwr.managers.polling import BatchStatus
+from lwr.protocol.failure import FailureClass
 
 #: Job states (squeue ``%T``, sacct ``State``) that are not final.
 ACTIVE_STATES: dict[str, JobState] = {
@@ -24,18 +26,19 @@ ACTIVE_STATES: dict[str, JobState] = {
     "RESIZING": JobState.RUNNING,
 }
 
-#: Final job states, with what they mean to a Galaxy user.
-FINAL_STATES: dict[str, tuple[JobState, str]] = {
-    "COMPLETED": (JobState.COMPLETE, "completed"),
-    "FAILED": (JobState.FAILED, "failed"),
-    "CANCELLED": (JobState.CANCELLED, "cancelled"),
-    "TIMEOUT": (JobState.FAILED, "time limit reached"),
-    "DEADLINE": (JobState.FAILED, "deadline reached"),
-    "NODE_FAIL": (JobState.FAILED, "node failure"),
-    "OUT_OF_MEMORY": (JobState.FAILED, "out of memory"),
-    "PREEMPTED": (JobState.FAILED, "preempted"),
-    "BOOT_FAIL": (JobState.FAILED, "node boot failure"),
-    "REVOKED": (JobState.FAILED, "revoked by a sibling cluster"),
+#: Final job states, with what they mean to a Galaxy user and the failure class they are.
+FINAL_STATES: dict[str, tuple[JobState, str, FailureClass | None]] = {
+    "COMPLETED": (JobState.COMPLETE, "completed", None),
+    # The job script died (a COMPLETED or FAILED job always has its exit code recorded).
+    "FAILED": (JobState.FAILED, "failed", FailureClass.JOB_SCRIPT_FAILED),
+    "CANCELLED": (JobState.CANCELLED, "cancelled", FailureClass.CANCELLED_BY_SYSTEM),
+    "TIMEOUT": (JobState.FAILED, "time limit reached", FailureClass.WALLTIME_REACHED),
+    "DEADLINE": (JobState.FAILED, "deadline reached", FailureClass.WALLTIME_REACHED),
+    "NODE_FAIL": (JobState.FAILED, "node failure", FailureClass.NODE_FAILURE),
+    "OUT_OF_MEMORY": (JobState.FAILED, "out of memory", FailureClass.MEMORY_LIMIT_REACHED),
+    "PREEMPTED": (JobState.FAILED, "preempted", FailureClass.PREEMPTED),
+    "BOOT_FAIL": (JobState.FAILED, "node boot failure", FailureClass.NODE_FAILURE),
+    "REVOKED": (JobState.FAILED, "revoked by a sibling cluster", FailureClass.CANCELLED_BY_SYSTEM),
 }
 
 SEPARATOR = "|"
@@ -48,16 +51,28 @@ def slurm_status(state: str, detail: str | None = None) -> BatchStatus | None:
     if name in ACTIVE_STATES:
         return BatchStatus(ACTIVE_STATES[name])
     if name in FINAL_STATES:
-        mapped, meaning = FINAL_STATES[name]
+        mapped, meaning, failure_class = FINAL_STATES[name]
         reason = f"slurm: {name} ({meaning})"
         if detail and detail not in ("None", "0:0", ""):
             reason += f", {detail}"
-        return BatchStatus(mapped, None if mapped is JobState.COMPLETE else reason)
+        if mapped is JobState.COMPLETE:
+            return BatchStatus(mapped)
+        return BatchStatus(mapped, reason, failure_class)
     return None
 
 
 class SlurmPlugin(JobPlugin):
     system_name = "slurm"
+    #: lwr sets -J, -D, -o, -e; --wrap would replace the script, --uid/--gid the user.
+    grammar = OptionGrammar(
+        reserved_short=frozenset("JDoe"),
+        reserved_long=frozenset({"job-name", "chdir", "workdir", "output", "error", "wrap", "uid", "gid"}),
+        short_values=frozenset("AabcCdFGiLMmnNpqStwx"),
+        long_values=frozenset({"account", "array", "begin", "clusters", "comment", "constraint", "cpus-per-task",
+                               "dependency", "exclude", "gpus", "gres", "licenses", "mail-type", "mail-user", "mem",
+                               "mem-per-cpu", "nodelist", "nodes", "ntasks", "ntasks-per-node", "partition", "qos",
+                               "reservation", "time", "time-min", "tmp", "wckey"}),
+    )
 
     def submit_argv(self, request: SubmitRequest) -> list[str]:
         return ["sbatch", "--parsable", "-J", request.job_name, "-D", request.working_directory,

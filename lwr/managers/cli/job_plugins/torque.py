@@ -13,7 +13,9 @@ import xml.etree.ElementTree as ElementTree
 
 from lwr.core.states import JobState
 from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.cli.job_plugins.options import OptionGrammar
 from lwr.managers.polling import BatchStatus
+from lwr.protocol.failure import FailureClass
 
 #: One-letter job states common to Torque and PBS Pro that are not final.
 ACTIVE_STATES: dict[str, tuple[JobState, str]] = {
@@ -32,9 +34,22 @@ ACTIVE_STATES: dict[str, tuple[JobState, str]] = {
 #: Exit status a job killed by a signal gets: 256 + the signal number in Torque and PBS Pro.
 SIGNAL_BASE = 256
 
+#: PBS Pro's (OpenPBS) exit statuses for its own limit kills (``JOB_EXEC_KILL_*`` in job.h).
+PBS_LIMIT_KILLS: dict[int, tuple[FailureClass, str]] = {
+    -26: (FailureClass.MEMORY_LIMIT_REACHED, "killed over its vmem limit"),
+    -27: (FailureClass.MEMORY_LIMIT_REACHED, "killed over its mem limit"),
+    -28: (FailureClass.WALLTIME_REACHED, "killed over its cput limit"),
+    -29: (FailureClass.WALLTIME_REACHED, "killed over its walltime limit"),
+}
+
 
 def finished_status(system: str, exit_status: str | int | None) -> BatchStatus:
-    """A finished job (Torque ``C``, PBS Pro ``F``), judged by its ``exit_status``."""
+    """A finished job (Torque ``C``, PBS Pro ``F``), judged by its ``exit_status``.
+
+    Negative exit statuses are the server's own (``JOB_EXEC_*``): the limit kills of PBS Pro
+    (:data:`PBS_LIMIT_KILLS`) are classed by limit, the others mean the job could not start.
+    Torque enforces limits with signals, which cannot be told apart from a ``qdel``.
+    """
     try:
         code = int(exit_status) if exit_status is not None else None
     except ValueError:
@@ -47,18 +62,29 @@ def finished_status(system: str, exit_status: str | int | None) -> BatchStatus:
     if code > SIGNAL_BASE:
         signal = code - SIGNAL_BASE
         if signal == 15 or signal == 9:
-            # qdel sends SIGTERM then SIGKILL; walltime and memory limits are enforced the same way
+            # qdel sends SIGTERM then SIGKILL; walltime and memory limits are enforced the same
+            # way, and the exit status cannot tell which: no class finer than unknown.
             return BatchStatus(JobState.FAILED, f"{system}: killed by signal {signal} "
-                                                "(deleted, or over its walltime or memory limit)")
-        return BatchStatus(JobState.FAILED, f"{system}: killed by signal {signal}")
+                                                "(deleted, or over its walltime or memory limit)",
+                               FailureClass.UNKNOWN)
+        return BatchStatus(JobState.FAILED, f"{system}: killed by signal {signal}", FailureClass.JOB_SCRIPT_FAILED)
+    if code in PBS_LIMIT_KILLS:
+        failure_class, meaning = PBS_LIMIT_KILLS[code]
+        return BatchStatus(JobState.FAILED, f"{system}: {meaning} (exit_status {code})", failure_class)
     if code < 0:
         return BatchStatus(JobState.FAILED, f"{system}: the batch system could not run the job "
-                                            f"(exit_status {code})")
-    return BatchStatus(JobState.FAILED, f"{system}: exit status {code}")
+                                            f"(exit_status {code})", FailureClass.LAUNCH_FAILED)
+    return BatchStatus(JobState.FAILED, f"{system}: exit status {code}", FailureClass.JOB_SCRIPT_FAILED)
 
 
 class TorquePlugin(JobPlugin):
     system_name = "torque"
+    #: lwr sets -N, -S, -o, -e; -d/-w/-D move the working or root directory, -j/-k the streams,
+    #: -F passes arguments to the script, -I/-X make the submission interactive.
+    grammar = OptionGrammar(
+        reserved_short=frozenset("NSoedwDjkFIX"),
+        short_values=frozenset("AaclmMpqrtuvW"),
+    )
     #: Torque truncates job names at 15 characters on older servers.
     name_limit = 15
 

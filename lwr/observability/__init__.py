@@ -1,0 +1,1 @@
+"""What an admin watches: Prometheus metrics and error reports to Sentry."""
