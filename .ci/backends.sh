@@ -49,6 +49,8 @@ install_pkgs() {
   # jobs run as the second user get a bare Grid Engine environment; Galaxy's tools (and
   # pulsar-check's) call "python", which Debian only provides through python-is-python3
   [ -e /usr/bin/python ] || need+=(python-is-python3)
+  # tests/security builds an attacker's shared library to show the sudo helpers never load it
+  command -v gcc >/dev/null || need+=(gcc libc6-dev)
   # environment modules for the remote dependency resolution tests (Galaxy's lmod resolver)
   [ -x /usr/share/lmod/lmod/libexec/lmod ] || need+=(lmod)
   [ ${#need[@]} -eq 0 ] && return 0
