@@ -152,6 +152,8 @@ class ServerStaging:
         actions = output_actions(staging, contents, realized_dynamic_file_sources(record, directory))
         done = directory.internal / DELIVERED_DIRECTORY
         done.mkdir(parents=True, exist_ok=True)
+        if done.is_symlink():  # planted by the job: lwr would create its markers wherever it points
+            raise StagingError(f"{done} is a symlink; not delivering outputs through it", path=str(done))
         delivered = 0
         size = 0
         for action in actions:
