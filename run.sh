@@ -3,6 +3,8 @@
 #   ./run.sh                 in the foreground
 #   ./run.sh --daemon        in the background (pid in lwr.pid, log in lwr.log)
 #   ./run.sh --stop-daemon   stop the background server
+#   ./run.sh --restart       replace the background server with a new one (new code, new
+#                            server.ini) without refusing a request; starts it if none runs
 # Uses server.ini, or server.ini.sample's defaults when there is none. Sources local_env.sh.
 # On first use it creates .venv and installs lwr into it.
 set -euo pipefail
@@ -24,4 +26,12 @@ fi
 config=server.ini
 [ -f "$config" ] || config=server.ini.sample
 
-exec "$venv/bin/lwr" serve -c "$config" "$@"
+args=()
+for arg in "$@"; do
+    if [ "$arg" = "--restart" ]; then
+        args+=(--restart --daemon)  # the server it replaces runs in the background too
+    else
+        args+=("$arg")
+    fi
+done
+exec "$venv/bin/lwr" serve -c "$config" ${args[@]+"${args[@]}"}

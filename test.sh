@@ -33,6 +33,10 @@ if [ -f .ci/backends.sh ] && [ "${LWR_SKIP_BACKENDS:-0}" != 1 ]; then
     bash .ci/backends.sh
 fi
 
+# The real Galaxy of tests/galaxy/: a virtualenv outside the repository, built on the first run
+# and reused after (${LWR_GALAXY_VENV:-$HOME/.cache/lwr-test/galaxy-26.1.2}).
+bash tests/galaxy/install_galaxy.sh >/dev/null
+
 [ -f local_env.sh ] && . ./local_env.sh
 [ -f .ci/backends.env ] && . ./.ci/backends.env
 exec .venv/bin/python -m pytest "$@"

@@ -43,14 +43,14 @@ sys.path.insert(0, str(ROOT))
 
 def client_worker(url: str, source: str, destination: str) -> dict[str, float]:
     """In a child process: one job's upload and download through lwr's client; timings and peak RSS."""
-    from lwr.client.client import LwrClient, SubmitRequest
+    from lwr.client.client import LaunchRequest, open_client
 
-    with LwrClient(url) as client:
+    with open_client(url=url) as client:
         job = client.setup(f"bench-client-{os.getpid()}-{time.monotonic_ns()}")
         started = time.perf_counter()
         remote = client.upload(job.job_id, "big.dat", "input", source)
         up = time.perf_counter() - started
-        client.submit(job.job_id, SubmitRequest(command_line=f"ln {remote} ../outputs/big.dat"))
+        client.submit(job.job_id, LaunchRequest(command_line=f"ln {remote} ../outputs/big.dat"))
         if client.wait(job.job_id, timeout=600, interval=0.05)["status"] != "complete":
             raise RuntimeError("link job failed")
         started = time.perf_counter()
@@ -74,15 +74,15 @@ def run_client(url: str, source: Path, destination: Path) -> dict[str, float]:
 def run_raw_lwr(server: object, source: Path, destination: Path) -> tuple[float, float]:
     from staging import raw_download, raw_upload
 
-    from lwr.client.client import LwrClient, SubmitRequest
+    from lwr.client.client import LaunchRequest, open_client
 
     url: str = server.url  # type: ignore[attr-defined]
-    with LwrClient(url) as client:
+    with open_client(url=url) as client:
         job = client.setup(f"bench-raw-{time.monotonic_ns()}")
         query = urllib.parse.urlencode({"name": "big.dat", "type": "input"})
         up = raw_upload(f"{url}jobs/{job.job_id}/files?{query}", source)
         remote = job.remote_path("input", "big.dat")
-        client.submit(job.job_id, SubmitRequest(command_line=f"ln {remote} ../outputs/big.dat"))
+        client.submit(job.job_id, LaunchRequest(command_line=f"ln {remote} ../outputs/big.dat"))
         client.wait(job.job_id, timeout=600, interval=0.05)
         query = urllib.parse.urlencode({"name": "big.dat", "type": "output"})
         down = raw_download(f"{url}jobs/{job.job_id}/files?{query}", destination)

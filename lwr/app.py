@@ -31,9 +31,14 @@ log = logging.getLogger(__name__)
 
 
 class LwrApplication:
-    """A running lwr: the job service, its transports, and how to stop them."""
+    """A running lwr: the job service, its transports, and how to stop them.
 
-    def __init__(self, settings: AppSettings) -> None:
+    ``start=False`` builds everything but touches no job and binds nothing: a server
+    replacing another (``lwr serve --restart``) starts only once the old one has released
+    the jobs (and the metrics port).
+    """
+
+    def __init__(self, settings: AppSettings, start: bool = True) -> None:
         self.settings = settings
         if settings.sentry_dsn:
             init_sentry(settings.sentry_dsn, settings.source)
@@ -47,11 +52,8 @@ class LwrApplication:
             self.messaging = MessagingTransport(self.service, settings)
         self.metrics = LwrMetrics(self.service, self.messaging)
         self.service.observers.append(self.metrics)
-        self.service.start()
-        if self.messaging is not None:
-            self.messaging.start()
         self.retention = Retention(self.service, settings.retain_complete_jobs, settings.retain_failed_jobs)
-        self.retention.start()
+        self._stopped = False
         admin = AdminApi(self.service, self.metrics, self.messaging)
         web = LwrWebApp(self.service, credentials, settings.max_upload_size, self.file_cache,
                         extensions=[admin, StatusPage(self.service, self.messaging)], job_api=settings.enable_http)
@@ -61,6 +63,16 @@ class LwrApplication:
                 log.warning("enable_http = false and no message_queue_url: this lwr cannot accept jobs")
             self.web = MetricsMiddleware(AdminOrElse(web, HttpDisabledApp(__version__)), self.metrics)
         self._metrics_server: Any = None
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Recover and re-attach the jobs on disk, start the managers, then consume messages."""
+        settings = self.settings
+        self.service.start()
+        if self.messaging is not None:
+            self.messaging.start()
+        self.retention.start()
         if settings.metrics_port:
             from prometheus_client import start_http_server
 
@@ -69,13 +81,29 @@ class LwrApplication:
             log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
         log.info("lwr started: staging %s, managers %s", settings.staging_directory, ", ".join(self.service.managers))
 
+    def release(self) -> None:
+        """Hand the jobs to a successor process: stop consuming (waiting for the messages being
+        handled), stop the managers (the jobs keep running) and record nothing more; the
+        successor recovers and re-attaches every job."""
+        self._stop(release=True)
+
     def shutdown(self) -> None:
+        self._stop(release=False)
+
+    def _stop(self, release: bool) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         self.retention.stop()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+            self._metrics_server.server_close()
         if self.messaging is not None:
-            self.messaging.stop()
-        self.service.shutdown()
+            self.messaging.stop(wait=release)
+        if release:
+            self.service.release()
+        else:
+            self.service.shutdown()
         if self.settings.sentry_dsn:
             flush_sentry()
 
@@ -108,13 +136,19 @@ def galaxy_job_setup(settings: AppSettings) -> GalaxyJobSetup:
         galaxy=settings.galaxy, tmp_dir=settings.tmp_dir)
 
 
-def app_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Any:
-    """PasteDeploy entry point (``paste.app_factory = lwr.app:app_factory``)."""
+def build_application(global_conf: Mapping[str, Any], local_conf: Mapping[str, Any],
+                      start: bool = True) -> LwrApplication:
+    """The application of an ``[app:main]`` section (``lwr serve`` calls this to control its start)."""
     # Everything lwr creates is its own alone (job scripts export the job's environment); managers
     # that hand job directories to other users open what those need, nothing more.
     os.umask(0o077)
     source = global_conf.get("__file__", "<defaults>")
     settings = load_app_settings(local_conf, source, here=global_conf.get("here"))
-    application = LwrApplication(settings)
+    application = LwrApplication(settings, start=start)
     atexit.register(application.shutdown)
-    return application.web
+    return application
+
+
+def app_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Any:
+    """PasteDeploy entry point (``paste.app_factory = lwr.app:app_factory``)."""
+    return build_application(global_conf, local_conf).web

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lwr import __version__
-from lwr.daemon import PidFile, daemonize, stop_daemon
+from lwr.daemon import PidFile, SystemdNotifier, daemonize, read_pid, running_pid, stop_daemon
+from lwr.daemon_handover import HandoverError, HandoverServer, Successor
 from lwr.errors import ConfigError, LwrError
+from lwr.web.listener import Listener, obtain_listener
 
 if TYPE_CHECKING:
     from lwr.config import AppSettings, ServerSettings
@@ -35,26 +39,66 @@ def find_config(path: str | None) -> Path:
     raise ConfigError("no server.ini or server.ini.sample in the current directory; pass -c FILE")
 
 
+def _is(obj: Any, module: str, name: str) -> bool:
+    return getattr(obj, "__module__", None) == module and getattr(obj, "__name__", None) == name
+
+
 def serve(args: argparse.Namespace) -> int:
     if args.stop_daemon:
         return stop(Path(args.pid_file or DEFAULT_PID_FILE))
+    # First of all, before any job could inherit them: systemd's variables.
+    notifier = SystemdNotifier()
     config = find_config(args.config)
-    from paste.deploy import loadapp, loadserver
+    from paste.deploy.loadwsgi import APP, SERVER, loadcontext
 
-    from lwr.config import check_server_section, configure_logging, load_app_yaml
+    from lwr.config import check_server_section, configure_logging, load_app_yaml, load_server_settings
 
     pulsar_yaml = config.suffix in (".yml", ".yaml")
+    app_context: Any = None
+    server_context: Any = None
+    yaml_settings: AppSettings | None = None
+    server_settings: ServerSettings | None
     if pulsar_yaml:
-        yaml_settings = load_app_yaml(config)  # errors on the terminal, before detaching
+        # A Pulsar app.yml, served by lwr's own HTTP server (no PasteDeploy involved); errors on the
+        # terminal, before detaching.
+        yaml_settings, server_settings = load_app_yaml(config)
+        own_app = True
     else:
         check_server_section(str(config))
+        try:
+            app_context = loadcontext(APP, f"config:{config}")
+            server_context = loadcontext(SERVER, f"config:{config}")
+        except LookupError as error:  # PasteDeploy: a missing [app:main] or [server:main] section
+            raise ConfigError(f"{config}: {error}", file=str(config)) from None
+        own_server = _is(server_context.object, "lwr.web.server", "server_runner")
+        own_app = _is(app_context.object, "lwr.app", "app_factory")
+        if args.restart and not (own_server and own_app):
+            raise ConfigError(f"{config}: --restart needs use = egg:lwr#http in [server:main] and paste.app_factory "
+                              "= lwr.app:app_factory in [app:main]", file=str(config), expected="use = egg:lwr#http")
+        server_settings = load_server_settings(server_context.local_conf, str(config)) if own_server else None
 
-    pid_path = Path(args.pid_file) if args.pid_file else (Path(DEFAULT_PID_FILE) if args.daemon else None)
-    # Locked before detaching, so a second start is refused on the terminal, not in a log.
-    pid_file = PidFile.acquire(pid_path) if pid_path else None
-    if args.daemon:
-        daemonize(Path(args.log_file))
-    if pid_file is not None:
+    pid_path = Path(args.pid_file) if args.pid_file else (
+        Path(DEFAULT_PID_FILE) if args.daemon or args.restart else None)
+    successor: Successor | None = None
+    listener: Listener | None = None
+    if args.restart:
+        assert pid_path is not None
+        successor = Successor.connect(pid_path)
+        if successor is None and running_pid(pid_path, timeout=1):
+            raise HandoverError(f"the lwr holding {pid_path} (pid {read_pid(pid_path)}) accepts no restart "
+                                "(started by an lwr without --restart support?); stop it and start again")
+        if successor is None:
+            print(f"lwr is not running ({pid_path}); starting it", file=sys.stderr)
+    if successor is not None:
+        sock, pid_file = successor.offer()
+        listener = Listener(sock, f"socket handed over by pid {successor.old_pid}")
+    else:
+        # Locked before detaching, so a second start is refused on the terminal, not in a log.
+        pid_file = PidFile.acquire(pid_path) if pid_path else None  # type: ignore[assignment]
+        if server_settings is not None:
+            listener = obtain_listener(server_settings)  # before any job starts, and a busy port fails here
+    tell = daemonize(Path(args.log_file)) if args.daemon else None
+    if pid_file is not None and successor is None:
         pid_file.write_pid()
     if pulsar_yaml:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -62,35 +106,65 @@ def serve(args: argparse.Namespace) -> int:
         configure_logging(str(config))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        if pulsar_yaml:
-            serve_app_yaml(config, *yaml_settings)
-            return 0
-        try:
-            app = loadapp(f"config:{config}")
-            server = loadserver(f"config:{config}")
-        except LookupError as error:  # PasteDeploy: a missing [app:main] or [server:main] section
-            raise ConfigError(f"{config}: {error}", file=str(config)) from None
+        application: Any = None
+        if yaml_settings is not None:
+            from lwr.app import LwrApplication
+
+            application = LwrApplication(yaml_settings, start=successor is None)
+            atexit.register(application.shutdown)
+            app = application.web
+        elif own_app:
+            from lwr.app import build_application
+
+            application = build_application(app_context.global_conf, app_context.local_conf,
+                                            start=successor is None)
+            app = application.web
+        else:
+            app = app_context.create()
+        if successor is not None:
+            assert listener is not None
+            listener.adopted = successor.take()
+            application.start()
         log.info("lwr %s serving with %s", __version__, config)
-        server(app)
+        if server_settings is None:
+            if tell is not None:
+                tell(True)
+            server_context.create()(app)
+            return 0
+        from lwr.web.server import run
+
+        assert listener is not None
+        handovers: list[HandoverServer] = []
+
+        def ready(http: Any) -> None:
+            if pid_file is not None:
+                if successor is not None:
+                    pid_file.write_pid()
+                    pid_file.owned = True
+                    successor.serving()
+                if application is not None:
+                    handovers.append(HandoverServer(pid_file, listener.sock, http, application))
+                    handovers[0].start()
+            notifier.notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=serving")
+            if tell is not None:
+                tell(True)
+
+        listener.on_ready.append(ready)
+        try:
+            run(app, server_settings, listener)
+        finally:
+            for handover in handovers:
+                handover.close()
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        if pid_file is None or pid_file.owned:
+            notifier.notify("STOPPING=1")  # not after a restart: systemd would take the successor for stopping
+        if tell is not None:
+            tell(False)
         if pid_file is not None:
             pid_file.release()
     return 0
-
-
-def serve_app_yaml(config: Path, settings: AppSettings, server_settings: ServerSettings) -> None:
-    """A Pulsar app.yml, served by lwr's own HTTP server (no PasteDeploy involved)."""
-    from lwr.app import LwrApplication
-    from lwr.web.server import run
-
-    application = LwrApplication(settings)
-    log.info("lwr %s serving Pulsar configuration %s", __version__, config)
-    try:
-        run(application.web, server_settings)
-    finally:
-        application.shutdown()
 
 
 def stop(pid_file: Path) -> int:
@@ -109,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     mode = serve_parser.add_mutually_exclusive_group()
     mode.add_argument("--daemon", action="store_true", help="detach and run in the background")
     mode.add_argument("--stop-daemon", action="store_true", help="stop the server started with --daemon")
+    serve_parser.add_argument("--restart", action="store_true",
+                              help="replace the server holding --pid-file (default lwr.pid) with this one, "
+                                   "refusing no request; starts normally if none runs")
     serve_parser.add_argument("--pid-file", help="pid file, held locked while the server runs (default with "
                               "--daemon and --stop-daemon: lwr.pid)")
     serve_parser.add_argument("--log-file", default="lwr.log", help="log file for --daemon (default lwr.log)")

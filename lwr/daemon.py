@@ -13,20 +13,29 @@ A restart hands the same open file (and with it the lock) to the new server.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import signal
+import socket
+import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from lwr.errors import AlreadyRunning
+
+log = logging.getLogger(__name__)
 
 
 class PidFile:
     """An exclusively locked pid file; the lock lives as long as this descriptor (or a copy of it)."""
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, owned: bool = True) -> None:
         self.path = path
         self.fd = fd
+        #: Whether leaving removes the file: not while a restart's successor only shares the lock
+        #: (until it serves), nor once it took over (the file is then the successor's).
+        self.owned = owned
 
     @classmethod
     def acquire(cls, path: Path) -> PidFile:
@@ -62,7 +71,7 @@ class PidFile:
         """Remove the file (while still locked, so no start can lock the doomed name) and unlock."""
         if self.fd < 0:
             return
-        if unlink:
+        if unlink and self.owned:
             try:
                 if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
                     os.unlink(self.path)
@@ -110,7 +119,7 @@ def running_pid(path: Path, timeout: float = 5.0) -> int | None:
     return None
 
 
-def stop_daemon(path: Path, timeout: float = 60.0) -> tuple[bool, str]:
+def stop_daemon(path: Path, timeout: float = 900.0) -> tuple[bool, str]:
     """SIGTERM the server holding ``path`` and wait until its lock is released (not until its pid
     vanishes: a zombie's pid lingers). Returns (stopped, message)."""
     pid = running_pid(path)
@@ -134,15 +143,26 @@ def stop_daemon(path: Path, timeout: float = 60.0) -> tuple[bool, str]:
     return True, f"lwr (pid {pid}) stopped"
 
 
-def daemonize(log_file: Path) -> None:
+def daemonize(log_file: Path) -> Callable[[bool], None]:
     """Detach (double fork, new session) with stdout/stderr appended to ``log_file``.
 
-    Open descriptors, the pid file's among them, survive the forks; so does its lock.
+    The command that detached waits: it exits 0 once the server calls the returned function
+    with ``True`` (it serves), 1 if it is called with ``False`` or the server dies first, so
+    ``lwr serve --daemon`` and ``--restart --daemon`` fail visibly. Open descriptors, the pid
+    file's among them, survive the forks; so does its lock.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    ready_r, ready_w = os.pipe()
     if os.fork():
-        os._exit(0)
+        os.close(ready_w)
+        answer = b""
+        with os.fdopen(ready_r, "rb") as pipe:
+            answer = pipe.read(1)
+        if answer != b"1":
+            print(f"lwr: the server did not start; see {log_file}", file=sys.stderr, flush=True)
+        os._exit(0 if answer == b"1" else 1)
+    os.close(ready_r)
     os.setsid()
     if os.fork():
         os._exit(0)
@@ -152,3 +172,36 @@ def daemonize(log_file: Path) -> None:
     os.dup2(out, 2)
     os.close(devnull)
     os.close(out)
+
+    def tell(serving: bool) -> None:
+        nonlocal ready_w
+        if ready_w < 0:
+            return
+        try:
+            os.write(ready_w, b"1" if serving else b"0")
+        except OSError:
+            pass
+        os.close(ready_w)
+        ready_w = -1
+
+    return tell
+
+
+class SystemdNotifier:
+    """``sd_notify``: datagrams to ``$NOTIFY_SOCKET`` (READY=1, MAINPID=, STOPPING=1); a no-op
+    without systemd. The variable is taken out of the environment, so jobs never see it."""
+
+    def __init__(self) -> None:
+        self.address = os.environ.pop("NOTIFY_SOCKET", None)
+
+    def notify(self, message: str) -> bool:
+        if not self.address:
+            return False
+        address = "\0" + self.address[1:] if self.address.startswith("@") else self.address
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.sendto(message.encode(), address)
+        except OSError as error:
+            log.warning("sd_notify to %s failed: %s", self.address, error)
+            return False
+        return True

@@ -66,7 +66,7 @@ class InputCache:
     ) -> str:
         """Put ``path`` into the job as ``name`` of ``file_type`` through the cache; return its server path."""
         key = os.path.abspath(path)
-        if client.http.base_url in self._unavailable:
+        if client.description in self._unavailable:
             return client.upload(job_id, name, file_type, path, progress=progress)
         try:
             if client.cache_required(key):
@@ -83,7 +83,7 @@ class InputCache:
             token = self._wait_ready(client, key)
         except LwrError as exc:
             log.warning("the server's input cache is not usable (%s); uploading directly", exc.message)
-            self._unavailable.add(client.http.base_url)
+            self._unavailable.add(client.description)
             return self._fallback(client, job_id, path, name, file_type, progress)
         if token is None:
             log.warning("%s did not become ready in the server's cache; uploading it directly", key)

@@ -21,9 +21,9 @@ from typing import TextIO
 
 from lwr.client.action_config import ACTIONS
 from lwr.client.check_job import CheckOptions, RepresentativeJob, StepFailed
-from lwr.client.client import LwrClient
+from lwr.client.client import LwrClient, open_client
 from lwr.client.files_endpoint import FilesEndpoint
-from lwr.client.mq import MQ_ACTIONS, MessageQueueLwrClient, env_ssl, parse_listen, start_files_endpoint
+from lwr.client.mq import MQ_ACTIONS, env_ssl, parse_listen, start_files_endpoint
 from lwr.client.token_file import add_token_arguments, token_from_args
 from lwr.errors import LwrError
 
@@ -88,12 +88,12 @@ def run_check(options: CheckOptions, out: TextIO = sys.stdout) -> int:
             shutil.rmtree(workspace, ignore_errors=True)
             print(f"lwr check: {error.message}", file=out, flush=True)
             return 2
-        client = MessageQueueLwrClient(options.amqp_url, files, manager=options.manager,
-                                       jobs_directory=options.jobs_directory, ssl=options.amqp_ssl)
+        client = open_client(amqp_url=options.amqp_url, files=files, manager=options.manager,
+                             jobs_directory=options.jobs_directory, ssl=options.amqp_ssl)
         where = f"{client.description}, files served at {files.base}"
     else:
-        client = LwrClient(options.url, private_token=options.private_token, manager=options.manager)
-        where = client.http.base_url
+        client = open_client(url=options.url, private_token=options.private_token, manager=options.manager)
+        where = client.description
     job = RepresentativeJob(workspace, options, files=files)
     print(
         f"lwr check against {where} (default file action: {options.default_file_action}"

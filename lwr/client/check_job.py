@@ -22,7 +22,7 @@ from lwr.client.cache import InputCache
 from lwr.client.client import LwrClient
 from lwr.client.collect import collect_outputs
 from lwr.client.files_endpoint import FilesEndpoint
-from lwr.client.mq import PROBE_TIMEOUT, MessageQueueLwrClient
+from lwr.client.mq import PROBE_TIMEOUT
 from lwr.client.staging import JobDescription, StagedJob, stage_and_submit
 
 EXIT_CODE = 3
@@ -222,8 +222,8 @@ class RepresentativeJob:
     # -- the steps -----------------------------------------------------------------------------------
 
     def run(self, check: StepRunner, client: LwrClient) -> None:
-        mq = isinstance(client, MessageQueueLwrClient)
-        if isinstance(client, MessageQueueLwrClient):
+        mq = client.capabilities.server_side_staging
+        if client.capabilities.queued:
             probe_timeout = min(PROBE_TIMEOUT, self.options.timeout)
             check.step("lwr answers on the queue (status probe)", lambda: _probe(client, probe_timeout))
         else:
@@ -412,7 +412,7 @@ class RepresentativeJob:
         return f"inserted {stats.inserted}, reused {stats.reused}"
 
 
-def _probe(client: MessageQueueLwrClient, timeout: float) -> str:
+def _probe(client: LwrClient, timeout: float) -> str:
     reply = client.healthz(timeout=timeout)
     return f"answered {reply.get('status')!r} for an unknown job in {reply.get('seconds')} s"
 

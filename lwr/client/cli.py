@@ -20,11 +20,11 @@ from typing import Any
 from lwr.client import actions, check
 from lwr.client.action_config import ACTIONS, ActionConfig, load_action_config
 from lwr.client.cache import InputCache
-from lwr.client.client import LwrClient
+from lwr.client.client import LwrClient, open_client
 from lwr.client.collect import collect_outputs
 from lwr.client.files_endpoint import FilesEndpoint
 from lwr.client.http import Progress
-from lwr.client.mq import PROBE_TIMEOUT, MessageQueueLwrClient, env_ssl, start_files_endpoint
+from lwr.client.mq import PROBE_TIMEOUT, env_ssl, start_files_endpoint
 from lwr.client.staging import JobDescription, StagingObserver, stage_and_submit
 from lwr.client.token_file import add_token_arguments, token_from_args
 from lwr.errors import LwrError
@@ -93,7 +93,7 @@ def _connection_arguments(parser: argparse.ArgumentParser, mq: bool = False) -> 
 
 
 def _client(args: argparse.Namespace) -> LwrClient:
-    return LwrClient(args.url, private_token=token_from_args(args), manager=args.manager)
+    return open_client(url=args.url, private_token=token_from_args(args), manager=args.manager)
 
 
 def status_command(args: argparse.Namespace) -> int:
@@ -191,8 +191,9 @@ def submit_command(args: argparse.Namespace) -> int:
     if args.amqp_url:
         files = start_files_endpoint(args.files_listen, args.files_url)  # ConfigError: exit status 2
         action_config = dataclasses.replace(action_config, files_endpoint=files.url(description.job_id))
-        client = MessageQueueLwrClient(
-            args.amqp_url, files, manager=args.manager, jobs_directory=args.jobs_directory, ssl=env_ssl(args)
+        client = open_client(
+            amqp_url=args.amqp_url, files=files, manager=args.manager, jobs_directory=args.jobs_directory,
+            ssl=env_ssl(args),
         )
     else:
         client = _client(args)
@@ -214,7 +215,7 @@ def _run_job(
     files: FilesEndpoint | None,
 ) -> int:
     """Stage, wait, collect, clean (HTTP only: MQ has no clean); the exit status of ``lwr submit``."""
-    if isinstance(client, MessageQueueLwrClient):
+    if client.capabilities.queued:
         # Publish nothing unless an lwr consumes the manager: a setup nobody takes would wait in
         # the queue and run whenever one does.
         client.healthz(timeout=min(PROBE_TIMEOUT, args.timeout))

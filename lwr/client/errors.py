@@ -29,3 +29,7 @@ class MissingInput(LwrError):
 
 class UnsafeName(LwrError):
     """A name the server sent would place a file outside the directory it belongs in."""
+
+
+class UnsupportedOperation(LwrError):
+    """A call the client's transport cannot carry (its ``capabilities`` say so): e.g. ``copy`` over AMQP."""

@@ -22,12 +22,14 @@ import hmac
 import os
 import re
 import secrets
-import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from lwr.core.atomic import atomic_file
+from lwr.protocol.ranges import RangeNotSatisfiable, content_range, parse_range, unsatisfiable_range
 
 CHUNK = 1024 * 1024
 #: Headers of one multipart part may not exceed this.
@@ -203,23 +205,26 @@ def _handler(endpoint: FilesEndpoint) -> type[BaseHTTPRequestHandler]:
                 return
             with handle:
                 size = os.fstat(handle.fileno()).st_size
-                offset = _range_start(self.headers.get("Range"))
-                if offset is not None and offset >= size and size:
-                    self._reply(416, b"", {"Content-Range": f"bytes */{size}"})
+                try:
+                    byte_range = parse_range(self.headers.get("Range"), size) if size else None
+                except RangeNotSatisfiable:
+                    self._reply(416, b"", {"Content-Range": unsatisfiable_range(size)})
                     return
-                if offset:
+                start, end = byte_range or (0, size - 1)
+                if byte_range is not None:
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {offset}-{size - 1}/{size}")
-                    handle.seek(offset)
+                    self.send_header("Content-Range", content_range(start, end, size))
+                    handle.seek(start)
                 else:
                     self.send_response(200)
-                    offset = 0
-                self.send_header("Content-Length", str(size - offset))
+                remaining = end - start + 1
+                self.send_header("Content-Length", str(remaining))
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
-                while chunk := handle.read(CHUNK):
+                while remaining > 0 and (chunk := handle.read(min(CHUNK, remaining))):
                     self.wfile.write(chunk)
+                    remaining -= len(chunk)
             endpoint._served("GET", path)
 
         def do_POST(self) -> None:  # noqa: N802
@@ -247,11 +252,6 @@ def _handler(endpoint: FilesEndpoint) -> type[BaseHTTPRequestHandler]:
         do_PUT = do_POST  # noqa: N815 - Galaxy's API takes both
 
     return Handler
-
-
-def _range_start(header: str | None) -> int | None:
-    match = re.fullmatch(r"\s*bytes=(\d+)-\s*", header or "")
-    return int(match.group(1)) if match else None
 
 
 def _body_chunks(rfile: Any, headers: Any) -> Iterator[bytes]:
@@ -290,25 +290,16 @@ def _body_chunks(rfile: Any, headers: Any) -> Iterator[bytes]:
 
 def _receive(path: str, chunks: Iterator[bytes], content_type: str) -> None:
     """Write the file in the body to ``path`` atomically (a temporary file renamed into place)."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            boundary = re.search(r'boundary="?([^";]+)"?', content_type)
-            if content_type.lower().startswith("multipart/") and boundary:
-                if not _write_multipart_file(chunks, boundary.group(1).encode(), handle):
-                    raise ValueError("no file field in the form")
-            else:
-                for chunk in chunks:
-                    handle.write(chunk)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except FileNotFoundError:
-            pass
-        raise
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    # Not fsynced, like the HTTP client's downloads: the client's own copy of an output.
+    with atomic_file(path, durable=False, suffix=".part") as handle:
+        boundary = re.search(r'boundary="?([^";]+)"?', content_type)
+        if content_type.lower().startswith("multipart/") and boundary:
+            if not _write_multipart_file(chunks, boundary.group(1).encode(), handle):
+                raise ValueError("no file field in the form")
+        else:
+            for chunk in chunks:
+                handle.write(chunk)
 
 
 def _write_multipart_file(chunks: Iterator[bytes], boundary: bytes, out: BinaryIO) -> bool:

@@ -21,12 +21,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import random
 import re
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, Callable, Union
 from urllib.parse import quote
 
@@ -36,8 +33,12 @@ from urllib3.exceptions import NewConnectionError
 
 from lwr import __version__, errors
 from lwr.client.errors import RemoteError, TransportError
+from lwr.core.atomic import place, temporary_beside
 from lwr.digests import BackgroundHash, file_sha256
 from lwr.protocol.names import SHA256_HEADER, WANT_SHA256_HEADER
+from lwr.protocol.ranges import content_range_start
+from lwr.protocol.redact import redact
+from lwr.protocol.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -71,22 +72,6 @@ def _current_umask() -> int:
 
 
 _FILE_MODE = 0o666 & ~_current_umask()
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often and how patiently idempotent calls and corrupted transfers are tried again."""
-
-    #: Total tries of an idempotent call (the first one included).
-    attempts: int = 4
-    #: Delay before the first retry, in seconds; doubled at each further retry.
-    backoff: float = 0.5
-    #: Upper bound of one delay.
-    cap: float = 8.0
-
-    def delay(self, retry: int) -> float:
-        """Seconds to wait before retry number ``retry`` (1-based), with a little jitter."""
-        return min(self.cap, self.backoff * 2 ** (retry - 1)) * random.uniform(0.8, 1.0)
 
 
 class _FileBody:
@@ -182,10 +167,10 @@ class HttpTransport:
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt < attempts or (attempt < self.retry.attempts and _never_sent(exc)):
-                    self._pause(method, route, attempt, _redact(str(exc)))
+                    self._pause(method, route, attempt, redact(str(exc)))
                     continue
                 raise TransportError(
-                    f"{method} /{route}: {_redact(str(exc))}", url=self.base_url, attempts=attempt
+                    f"{method} /{route}: {redact(str(exc))}", url=self.base_url, attempts=attempt
                 ) from exc
             finally:
                 close = getattr(data, "close", None)
@@ -283,10 +268,8 @@ class HttpTransport:
         destination = os.path.abspath(destination)
         directory = os.path.dirname(destination)
         os.makedirs(directory, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(
-            prefix=f".{os.path.basename(destination)}.", suffix=".part", dir=directory
-        )
-        os.close(fd)
+        # Kept across attempts, so a retry resumes it; placed (not fsynced: the caller's copy) when whole.
+        temporary = temporary_beside(destination, ".part")
         attempts = max(1, self.retry.attempts)
         received = 0
         try:
@@ -303,7 +286,7 @@ class HttpTransport:
                         received = 0  # the file is no longer what we had a part of
                         continue
                     raise
-                resumed = received > 0 and response.status_code == 206 and _range_start(response) == received
+                resumed = received > 0 and response.status_code == 206 and content_range_start(response.headers.get("Content-Range")) == received
                 if not resumed:
                     received = 0
                 expected = (response.headers.get(SHA256_HEADER) or "").strip().lower()
@@ -325,10 +308,10 @@ class HttpTransport:
                     actual = digest.hexdigest()
                 except requests.RequestException as exc:  # cut off mid-body: keep what arrived
                     if attempt < attempts:
-                        self._pause("GET", route, attempt, _redact(str(exc)))
+                        self._pause("GET", route, attempt, redact(str(exc)))
                         continue
                     raise TransportError(
-                        f"GET /{route}: {_redact(str(exc))}", url=self.base_url, attempts=attempt
+                        f"GET /{route}: {redact(str(exc))}", url=self.base_url, attempts=attempt
                     ) from exc
                 if expected and expected != actual:
                     received = 0
@@ -345,8 +328,7 @@ class HttpTransport:
                         destination=destination,
                         **mismatch.details,
                     )
-                os.chmod(temporary, _FILE_MODE)
-                os.replace(temporary, destination)
+                place(temporary, destination, durable=False, mode=_FILE_MODE)
                 return actual
         finally:
             _unlink(temporary)
@@ -386,12 +368,6 @@ def _mentions_integrity(message: str, details: Mapping[str, Any]) -> bool:
     return any(word in text for word in _INTEGRITY_WORDS)
 
 
-def _range_start(response: requests.Response) -> int:
-    """Where a 206 reply's body starts (``Content-Range: bytes START-END/SIZE``); -1 if unreadable."""
-    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
-    return int(match.group(1)) if match else -1
-
-
 def _hash_prefix(path: str, length: int, digest: BackgroundHash) -> None:
     """Feed the first ``length`` bytes already on disk to ``digest`` (a resumed download)."""
     with open(path, "rb") as handle:
@@ -409,11 +385,6 @@ def _never_sent(exc: Exception) -> bool:
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, NewConnectionError)
-
-
-def _redact(text: str) -> str:
-    """Keep the private token out of messages and logs (requests puts the whole URL in its errors)."""
-    return re.sub(r"private_token=[^&\s'\")]+", "private_token=***", text)
 
 
 def _plain_text(body: str) -> str:

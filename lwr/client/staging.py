@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from lwr.client import actions
 from lwr.client.action_config import ActionConfig, PathRule
 from lwr.client.cache import InputCache
-from lwr.client.client import JobConfig, LwrClient, SubmitRequest
+from lwr.client.client import JobConfig, LaunchRequest, LwrClient
 from lwr.client.errors import InvalidJob, MissingInput
 from lwr.client.http import Progress
 from lwr.errors import ConfigError, LwrError
@@ -95,7 +95,7 @@ class StagedJob:
     job_id: str
     config: JobConfig
     command_line: str
-    submit: SubmitRequest
+    submit: LaunchRequest
     files: list[StagedFile] = field(default_factory=list)
     renames: dict[str, str] = field(default_factory=dict)
 
@@ -318,7 +318,7 @@ def _stage_and_submit(
     }
     if stager.remote_setup:
         remote_staging["setup"] = stager.remote_setup
-    request = SubmitRequest(
+    request = LaunchRequest(
         command_line=command_line,
         env=description.env_items(),
         remote_staging=remote_staging,

@@ -1,44 +1,96 @@
-"""Atomic file writes: a reader sees the old content or the new, never half of it."""
+"""Atomic file writes: a reader sees the old content or the new, never half of it.
+
+The one primitive for the pattern "write a temporary file beside the target, rename it into
+place": every such write in lwr goes through :func:`atomic_file` (streamed writes),
+:func:`write_bytes_atomically` (contents in memory) or, where the temporary file must outlive one
+attempt (a resumable download), :func:`temporary_beside` and :func:`place`.
+
+``durable`` is always said by the caller. With it the file's data and the directory entry are
+fsynced, so the write survives a power loss, not only a killed process; without it a crash of the
+machine may leave the old content (never a torn one). Durable writes are for what something else
+is then decided on (the job store, a staged input the job is launched on, an output reported
+done); a file that is re-sent or rebuilt if lost (an upload before its submit, a client's
+download, a status update the store can rebuild) skips the fsync, which costs milliseconds each.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+PathLike = str | os.PathLike[str]
 
 
-def write_bytes_atomically(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place.
+def temporary_beside(path: PathLike, suffix: str = ".tmp") -> str:
+    """Create an empty, private (0600) temporary file in ``path``'s directory; its name.
 
-    With ``durable`` the data and the directory entry are fsynced, so the write also
-    survives a power loss, not only a killed process.
+    Beside the target so the rename stays on one file system; a dot-file so listings skip it.
     """
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    target = Path(path)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    os.close(fd)
+    return name
+
+
+def place(temporary: PathLike, path: PathLike, *, durable: bool, mode: int | None = None) -> None:
+    """Rename a finished ``temporary`` onto ``path`` (with ``mode`` if given), fsyncing first if ``durable``."""
+    if mode is not None:
+        os.chmod(temporary, mode)
+    if durable:
+        fd = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    os.replace(temporary, path)
+    if durable:
+        fsync_directory(Path(path).parent)
+
+
+@contextmanager
+def atomic_file(path: PathLike, *, durable: bool, suffix: str = ".tmp", mode: int | None = None
+                ) -> Iterator[BinaryIO]:
+    """A binary handle on a temporary file that replaces ``path`` when the block ends without error.
+
+    An exception in the block (a short body, a digest mismatch) removes the temporary file and
+    leaves ``path`` as it was. The file is created 0600 unless ``mode`` says otherwise.
+    """
+    temporary = temporary_beside(path, suffix)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with open(temporary, "wb") as handle:
+            yield handle
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, path)
     except BaseException:
         try:
-            os.unlink(tmp_name)
+            os.unlink(temporary)
         except FileNotFoundError:
             pass
         raise
     if durable:
-        fsync_directory(directory)
+        fsync_directory(Path(path).parent)
+
+
+def write_bytes_atomically(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path, durable=durable) as handle:
+        handle.write(data)
 
 
 def write_json_atomically(path: Path, value: Any, durable: bool = True) -> None:
     write_bytes_atomically(path, json.dumps(value, sort_keys=True).encode("utf-8"), durable=durable)
 
 
-def fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: PathLike) -> None:
     """Make a rename or unlink in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:

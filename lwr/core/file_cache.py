@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lwr.core.atomic import atomic_file, place, write_bytes_atomically
 from lwr.digests import file_sha256
 from lwr.errors import BadRequest, Conflict, NotFound
 
@@ -110,11 +111,8 @@ class FileCache:
             digest = file_sha256(upload, remembered=False)
             blob = self.blobs / digest
             if not blob.is_file():
-                os.replace(upload, blob)
-            fd, pointer = tempfile.mkstemp(prefix=f".{token}.", dir=names)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(digest)
-            os.replace(pointer, names / token)
+                place(upload, blob, durable=False)
+            write_bytes_atomically(names / token, digest.encode(), durable=False)
         finally:
             shutil.rmtree(upload.parent, ignore_errors=True)
         try:
@@ -129,13 +127,6 @@ class FileCache:
         if digest is None:
             raise NotFound("no cached file for this token", cache_token=token)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".cache", dir=target.parent)
-        os.close(fd)
-        try:
-            shutil.copyfile(self.blobs / digest, temp_name)
-            os.replace(temp_name, target)
-        except BaseException:
-            if os.path.exists(temp_name):
-                os.unlink(temp_name)
-            raise
+        with open(self.blobs / digest, "rb") as source, atomic_file(target, durable=False, suffix=".cache") as out:
+            shutil.copyfileobj(source, out)
         return {"path": str(target), "size": target.stat().st_size, "sha256": digest}

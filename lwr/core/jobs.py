@@ -213,6 +213,7 @@ class JobService:
         self._cleaned: dict[tuple[str, str], int] = {}
         self._save_locks: dict[tuple[str, str], threading.Lock] = {}
         self._sequence = itertools.count(1)
+        self._released = False
         self.managers: dict[str, Manager] = {name: build(_ManagerEvents(self, name))
                                              for name, build in managers.items()}
         self._prepare_staging(created)
@@ -256,6 +257,14 @@ class JobService:
     def shutdown(self) -> None:
         for manager in self.managers.values():
             manager.shutdown()
+
+    def release(self) -> None:
+        """Give up the jobs to a successor process (a restart): stop the managers, which waits for
+        submissions in progress to be recorded, then ignore what they still report (a job ending
+        now is seen again by the successor, which re-attaches it from the records on disk)."""
+        self.shutdown()
+        with self._lock:
+            self._released = True
 
     def _empty_trash(self) -> None:
         while True:
@@ -480,7 +489,9 @@ class JobService:
     def clean(self, manager: str, job_id: str) -> None:
         """Remove the job's directory and record; a job still active is cancelled first."""
         record = self.find(manager, job_id)
-        if not record.state.is_final:
+        if not record.state.is_final and record.state is not JobState.SETUP:
+            # A job only set up was never launched nor announced: removing it is enough (a
+            # ``cancelled`` here would be a second final status beside a refused setup's ``failed``).
             self.cancel(manager, job_id)
         self._drop(manager, job_id)
 
@@ -570,7 +581,7 @@ class JobService:
     def _on_running(self, manager: str, job_id: str) -> None:
         with self._lock:
             record = self._records.get((manager, job_id))
-            if record is None or record.state is not JobState.QUEUED:
+            if self._released or record is None or record.state is not JobState.QUEUED:
                 return
             snapshot = self._transition(record, JobState.RUNNING)
         self._commit(snapshot, record, durable=False)
@@ -579,7 +590,7 @@ class JobService:
                   failure_class: FailureClass | None = None) -> None:
         with self._lock:
             record = self._records.get((manager, job_id))
-            if record is None or record.state.is_final:
+            if self._released or record is None or record.state.is_final:
                 return
             postprocess = (state is JobState.COMPLETE and self.staging_hooks is not None
                            and self.staging_hooks.wants(record))
@@ -653,7 +664,7 @@ class JobService:
     def _finish(self, record: JobRecord, state: JobState, reason: str | None,
                 failure_class: FailureClass | None = None) -> None:
         with self._lock:
-            if record.state.is_final:
+            if self._released or record.state.is_final:
                 return
             snapshot = self._transition(record, state, reason=reason, failure_class=failure_class)
         self._commit(snapshot, record)

@@ -84,8 +84,25 @@ def outcome(directory: JobDirectory, cancelled: bool,
     if returncode is not None and returncode < 0:
         return (JobState.FAILED, f"job script killed by signal {-returncode} before recording an exit code",
                 FailureClass.JOB_SCRIPT_FAILED)
+    if disk_full(directory):
+        return (JobState.FAILED, f"job script ended (status {returncode}) without recording an exit code: "
+                                 "its file system is full", FailureClass.DISK_FULL)
     return (JobState.FAILED, f"job script ended (status {returncode}) without recording an exit code",
             FailureClass.JOB_SCRIPT_FAILED)
+
+
+#: A file system with less free space than this cannot hold a job's records.
+DISK_FULL_BYTES = 64 * 1024
+
+
+def disk_full(directory: JobDirectory) -> bool:
+    """True when the job directory's file system has (next to) no space left: the likeliest reason
+    a job script could not write its exit code."""
+    try:
+        stats = os.statvfs(directory.path)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < DISK_FULL_BYTES or (stats.f_files > 0 and stats.f_favail == 0)
 
 
 def signal_group(pid: int, sig: int) -> bool:

@@ -61,6 +61,9 @@ def positive_int(text: str) -> int:
     return value
 
 
+#: How often a job the batch system forgot before it started is submitted again before it is LOST.
+MAX_RESUBMITS = 3
+
 #: Longest native specification accepted from configuration or a client.
 MAX_SPECIFICATION_LENGTH = 4096
 
@@ -120,6 +123,8 @@ class _Job:
     cancel_requested: bool = False
     #: When the batch system first stopped knowing the job (or called it finished) without an exit code.
     unresolved_since: float | None = None
+    #: Times it was submitted again after the batch system forgot it before it started.
+    resubmits: int = 0
 
 
 class PollingManager(Manager):
@@ -350,15 +355,34 @@ class PollingManager(Manager):
             return
         if not self._waited(job, now):
             return
+        if status is None and not local_process.was_launched(directory) and job.resubmits < MAX_RESUBMITS:
+            # Forgotten before it ever started (a controller restarted without its state): submit
+            # again; the job script's launch guard still lets only one copy run the command.
+            log.warning("manager %s: %s forgot job %s (%s) before it started; submitting it again",
+                        self.name, self.system_name, job.spec.job_id, job.external_id)
+            with self._lock:
+                job.resubmits += 1
+                job.external_id = None
+                job.submitting = True
+                job.unresolved_since = None
+            self._submitter.submit(self._submit, job)
+            return
         if status is None:
             self._end(job, JobState.LOST, f"{self.system_name} no longer knows job {job.external_id} "
                                           "and the job script recorded no exit code", FailureClass.JOB_LOST)
         elif status.state is JobState.COMPLETE:
+            full = local_process.disk_full(directory)
             self._end(job, JobState.FAILED, f"{self.system_name}: job {job.external_id} finished "
-                                            "but the job script recorded no exit code", FailureClass.JOB_SCRIPT_FAILED)
+                                            "but the job script recorded no exit code"
+                                            + (" (its file system is full)" if full else ""),
+                      FailureClass.DISK_FULL if full else FailureClass.JOB_SCRIPT_FAILED)
         else:
+            failure_class = status.failure_class or FailureClass.UNKNOWN
+            if failure_class in (FailureClass.JOB_SCRIPT_FAILED, FailureClass.UNKNOWN) \
+                    and local_process.disk_full(directory):
+                failure_class = FailureClass.DISK_FULL   # why the script could not record its exit code
             self._end(job, status.state, status.reason or f"{self.system_name}: {status.state.value}",
-                      status.failure_class or FailureClass.UNKNOWN)
+                      failure_class)
 
     def _waited(self, job: _Job, now: float) -> bool:
         """True once the job has been unresolved for ``exit_code_grace`` seconds."""

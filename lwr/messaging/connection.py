@@ -10,7 +10,6 @@ turns verification off, and lwr says so in its log at every connection.
 from __future__ import annotations
 
 import logging
-import random
 import socket
 import ssl
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import kombu.exceptions
 
 from lwr.config import AppSettings
 from lwr.messaging import naming
+from lwr.protocol.retry import Backoff, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -123,18 +123,6 @@ def raw_body(raw: Any) -> bytes:
     return body if isinstance(body, bytes) else str(body).encode("utf-8", "surrogateescape")
 
 
-class Backoff:
-    """Capped exponential backoff with jitter: 0.5 s, 1 s, 2 s, ... up to ``maximum``."""
-
-    def __init__(self, maximum: float = DEFAULT_RETRY_MAX, initial: float = 0.5) -> None:
-        self.initial = initial
-        self.maximum = max(maximum, initial)
-        self._next = initial
-
-    def next(self) -> float:
-        delay = self._next
-        self._next = min(self._next * 2, self.maximum)
-        return delay * random.uniform(0.8, 1.0)
-
-    def reset(self) -> None:
-        self._next = self.initial
+def reconnect_backoff(settings: AppSettings) -> Backoff:
+    """The consumer's and publisher's reconnection pacing: the shared policy, unbounded, capped by settings."""
+    return Backoff(RetryPolicy(attempts=0, backoff=0.5, cap=retry_max(settings)))

@@ -159,7 +159,7 @@ class Consumer:
         self.redeliveries = redeliveries
         self.settings = settings
         self.handler = handler
-        self.backoff = amqp.Backoff(amqp.retry_max(settings))
+        self.backoff = amqp.reconnect_backoff(settings)
         names = [naming.SETUP, naming.KILL, naming.STATUS] + ([STATUS_UPDATE_ACK] if acknowledgements else [])
         self.routes = {naming.queue_name(manager, name): (manager, name) for manager in managers for name in names}
         self._stop = threading.Event()
@@ -176,12 +176,17 @@ class Consumer:
         self._thread = threading.Thread(target=self._run, name="lwr-mq-consumer", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 5.0, wait: bool = False) -> None:
+        """Stop consuming; messages not yet handled go back to the broker unacknowledged.
+
+        ``wait``: also wait for the messages being handled right now (a restart does, so no
+        job record is still being written when its successor reads them all).
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
         for worker in self._workers:
-            worker.shutdown(wait=False, cancel_futures=True)
+            worker.shutdown(wait=wait, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import threading
 from pathlib import Path
+
+from lwr.core.atomic import write_bytes_atomically
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,7 @@ class RedeliveryGuard:
         if not redelivered:
             return
         with self._lock:
-            path = self.root / key
-            temporary = path.with_suffix(f".{threading.get_ident()}.tmp")
-            with open(temporary, "w") as handle:
-                handle.write(str(self._count(key) + 1))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, path)
+            write_bytes_atomically(self.root / key, str(self._count(key) + 1).encode(), durable=True)
 
     def settled(self, key: str) -> None:
         """The message was acknowledged or rejected: forget it."""

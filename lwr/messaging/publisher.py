@@ -39,7 +39,7 @@ class StatusPublisher:
         self.settings = settings
         self.outbox = outbox
         self.republish_after = republish_after
-        self.backoff = amqp.Backoff(amqp.retry_max(settings))
+        self.backoff = amqp.reconnect_backoff(settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connection: kombu.Connection | None = None

@@ -54,7 +54,8 @@ class StatusAnnouncer(JobObserver):
             return lock
 
     def job_changed(self, record: JobRecord) -> None:
-        if record.state is JobState.SETUP:
+        if record.state is JobState.SETUP or record.launch.get("origin") == "http":
+            # An HTTP client polls; nobody consumes (or acknowledges) its updates on the queue.
             return
         key = (record.manager, record.job_id)
         with self._job_lock(key):

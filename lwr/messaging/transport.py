@@ -50,8 +50,8 @@ class MessagingTransport:
         self.publisher.start()
         self.consumer.start()
 
-    def stop(self) -> None:
-        self.consumer.stop()
+    def stop(self, wait: bool = False) -> None:
+        self.consumer.stop(wait=wait)
         self.publisher.stop()
 
 

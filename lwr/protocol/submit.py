@@ -62,6 +62,9 @@ class SubmitRequest:
             "remote_staging": self.remote_staging,
             "submit_user": self.submit_user,
             "dynamic_file_sources": self.dynamic_file_sources,
+            # Status updates go on the queue only for MQ clients (an HTTP client polls, and
+            # nobody would ever consume or acknowledge its jobs' updates).
+            "origin": "mq" if self.message_identity is not None else "http",
         }
 
 

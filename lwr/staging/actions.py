@@ -8,7 +8,8 @@
 * ``action_mapper``: the client's file action configuration (``default_action``,
   ``files_endpoint``, ``paths`` rules), from which the action for each *output* follows;
 * ``client_outputs``: the outputs the client expects (``output_files``, ``work_dir_outputs``,
-  ``version_file``, ``dynamic_outputs`` patterns, ``dynamic_file_sources``) and its
+  ``version_file``, ``dynamic_outputs`` patterns, ``dataset_collector_descriptions`` (a tool's
+  ``discover_datasets``), ``dynamic_file_sources``) and its
   directories, so lwr knows where on the client each produced file belongs.
 
 Outputs whose action is local to the client (``transfer``, ``copy``, ``none``) are left for the
@@ -176,6 +177,7 @@ def output_actions(remote_staging: dict[str, Any], contents: dict[str, list[str]
         wanted.append(("output", VERSION_FILE, str(version_file)))
 
     patterns = [re.compile(p) for p in client.get("dynamic_outputs") or [DEFAULT_DYNAMIC_PATTERN]]
+    collectors = client.get("dataset_collector_descriptions") or []
     references = _referenced_files(dynamic_sources)
     for directory_key, directory, file_type in (("working", working_directory, "output_workdir"),
                                                  ("metadata", client.get("metadata_directory"), "output_metadata"),
@@ -184,7 +186,8 @@ def output_actions(remote_staging: dict[str, Any], contents: dict[str, list[str]
             continue
         for name in contents.get(directory_key, []):
             dynamic = any(p.match(name) for p in patterns) or name in references["filename"] or any(
-                name.startswith(r) for r in references["extra_files"])
+                name.startswith(r) for r in references["extra_files"]) or (
+                directory_key == "working" and any(_collected(name, c) for c in collectors))
             target = posixpath.join(str(directory), name)
             if dynamic and (name, target) not in seen:
                 wanted.append((file_type, name, target))
@@ -200,6 +203,29 @@ def output_actions(remote_staging: dict[str, Any], contents: dict[str, list[str]
         elif kind not in ("transfer", "copy", "none", "rewrite"):
             raise StagingError(f"output {client_path}: staging action {kind!r} is not supported by lwr")
     return actions
+
+
+def _collected(name: str, description: dict[str, Any]) -> bool:
+    """Whether a tool's ``discover_datasets`` (a dataset collector description) matches ``name``.
+
+    Galaxy sends these instead of raw ``dynamic_outputs`` patterns to servers of protocol 0.15.13
+    or later: ``pattern`` (a regex, named patterns already expanded), optionally confined to a
+    ``directory`` of the working directory, matched against the file's name there, or against its
+    path below the directory for nested files and with ``match_relative_path``.
+    """
+    pattern = description.get("pattern")
+    if not isinstance(pattern, str):
+        return False
+    directory = posixpath.normpath(str(description.get("directory") or "."))
+    if directory != ".":
+        prefix = directory.rstrip("/") + "/"
+        if not name.startswith(prefix):
+            return False
+        name = name[len(prefix):]
+    try:
+        return re.match(pattern, name) is not None
+    except re.error:
+        return False
 
 
 def _referenced_files(sources: list[dict[str, Any]]) -> dict[str, list[str]]:

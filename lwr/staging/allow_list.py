@@ -34,6 +34,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from urllib3.util import parse_url
 
 from lwr.errors import StagingError
+from lwr.protocol.redact import safe_url
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 Resolver = Callable[[str, int], Iterable[str]]
@@ -215,6 +216,4 @@ class UrlPolicy:
         return real
 
 
-def _safe(url: str) -> str:
-    """``url`` without its query string (Galaxy's job files URLs carry a job key there)."""
-    return url.split("?", 1)[0]
+_safe = safe_url

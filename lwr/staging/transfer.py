@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -30,8 +29,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool
 
-from lwr.core.atomic import fsync_directory
+from lwr.core.atomic import atomic_file, place
 from lwr.errors import StagingError
+from lwr.protocol.redact import safe_url
+from lwr.protocol.retry import RetryPolicy
 from lwr.staging.allow_list import CheckedUrl, UrlPolicy, UrlRefused
 
 log = logging.getLogger(__name__)
@@ -103,22 +104,22 @@ class Transfers:
         self.attempts = attempts
         self.backoff = backoff
         self.backoff_max = backoff_max
+        self.retry = RetryPolicy(attempts=attempts, backoff=backoff, cap=backoff_max)
         self.http = http or PinnedHttp()
 
     # --- retries ---------------------------------------------------------------------------------
     def _retrying(self, description: str, attempt_once: Callable[[], None]) -> None:
-        delay = self.backoff
-        for attempt in range(1, self.attempts + 1):
+        for attempt in range(1, self.retry.attempts + 1):
             try:
                 attempt_once()
                 return
             except _Retryable as error:
-                if attempt == self.attempts:
+                if self.retry.gives_up_after(attempt):
                     raise StagingError(f"{description} failed after {attempt} attempts: {error.message}") from None
+                delay = self.retry.delay(attempt)
                 log.warning("%s failed (attempt %d of %d): %s; retrying in %.1f s", description, attempt,
-                            self.attempts, error.message, delay)
+                            self.retry.attempts, error.message, delay)
                 time.sleep(delay)
-                delay = min(delay * 2, self.backoff_max)
 
     def _request(self, method: str, url: str, body: Callable[[], Iterable[bytes]] | None = None,
                  headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
@@ -184,8 +185,6 @@ class Transfers:
                     raise _Retryable(f"GET {_safe(url)}: interrupted after {received} bytes: {error}") from None
                 if expected is not None and expected.isdigit() and int(expected) != received:
                     raise _Retryable(f"GET {_safe(url)}: got {received} of {expected} bytes")
-                handle.flush()
-                os.fsync(handle.fileno())
         except _Retryable:
             raise  # keep the partial file: the next attempt resumes it
         except BaseException:
@@ -193,8 +192,7 @@ class Transfers:
             raise
         if resumed:
             log.info("download of %s resumed at byte %d", _safe(url), offset)
-        os.replace(partial, destination)
-        fsync_directory(destination.parent)
+        place(partial, destination, durable=True)
 
     # --- uploads ---------------------------------------------------------------------------------
     def upload(self, url: str, source: Path | BinaryIO, name: str | None = None) -> None:
@@ -236,22 +234,16 @@ class Transfers:
 
     # --- local copies (remote_copy) --------------------------------------------------------------
     def copy_in(self, source: str, destination: Path) -> None:
+        """``remote_copy`` of an input, durably: see :meth:`copy_out`."""
         real = self.policy.check_path(source)
         destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
-        try:
-            with open(real, "rb") as src, os.fdopen(fd, "wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK)
-                dst.flush()
-                os.fsync(dst.fileno())
-            os.replace(temporary, destination)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with open(real, "rb") as src, atomic_file(destination, durable=True, suffix=".part") as dst:
+            shutil.copyfileobj(src, dst, CHUNK)
 
     def copy_out(self, source: Path | BinaryIO, destination: str) -> None:
-        """Copy an output to an allowed path: written into the directory that was checked (held by
-        a descriptor and checked again once opened), never through the name that was given."""
+        """``remote_copy`` of an output, durably (fsynced, like :meth:`copy_in`: once reported done,
+        the job directory, its other copy, may be cleaned), and into the directory that was checked
+        (held by a descriptor and checked again once opened), never through the name given."""
         real = Path(self.policy.check_path(destination))
         try:
             real.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +266,10 @@ class Transfers:
                     else:
                         source.seek(0)
                         shutil.copyfileobj(source, dst, CHUNK)
+                    dst.flush()
+                    os.fsync(dst.fileno())
                 os.replace(temporary, real.name, src_dir_fd=parent, dst_dir_fd=parent)
+                os.fsync(parent)
             except BaseException:
                 try:
                     os.unlink(temporary, dir_fd=parent)
@@ -285,8 +280,7 @@ class Transfers:
             os.close(parent)
 
 
-def _safe(url: str) -> str:
-    return url.split("?", 1)[0]
+_safe = safe_url
 
 
 __all__ = ["Transfers", "UrlRefused"]

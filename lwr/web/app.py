@@ -32,6 +32,7 @@ from lwr.core.file_cache import FileCache
 from lwr.core.jobs import JobService
 from lwr.digests import DigestCache
 from lwr.errors import BadRequest, Conflict, Forbidden, LwrError, MethodNotAllowed, NotFound
+from lwr.protocol.failure import FailureClass, is_disk_full
 from lwr.protocol.names import SHA256_HEADER, TOKEN_ARGUMENT, TOKEN_HEADER, WANT_SHA256_HEADER
 from lwr.protocol.submit import JSON_SUBMIT_FIELDS, decode_submit
 from lwr.web import decoding, transfer
@@ -155,12 +156,18 @@ class LwrWebApp:
             else:
                 log.info("%s %s refused (%d): %s", request.method, where, error.http_status, error.message)
             response = json_response(error.as_dict(), error.http_status)
-        except Exception:  # noqa: BLE001 - the one place unexpected errors become a 500
-            incident = uuid.uuid4().hex[:12]
-            log.exception("unexpected error %s handling %s %s", incident, request.method,
-                          decoding.printable_path(environ), extra=_error_context(environ, incident))
-            response = json_response({"error": "internal server error; see the server log", "incident": incident},
-                                     500)
+        except Exception as error:  # noqa: BLE001 - the one place unexpected errors become a 500
+            if is_disk_full(error):
+                # Not a bug but a full disk: say so (507), so the client refuses the job cleanly.
+                log.error("%s %s refused: %s", request.method, decoding.printable_path(environ), error)
+                response = json_response({"error": "no space left on lwr's disk; try again later",
+                                          "failure_class": FailureClass.DISK_FULL.value}, 507)
+            else:
+                incident = uuid.uuid4().hex[:12]
+                log.exception("unexpected error %s handling %s %s", incident, request.method,
+                              decoding.printable_path(environ), extra=_error_context(environ, incident))
+                response = json_response({"error": "internal server error; see the server log",
+                                          "incident": incident}, 500)
         return response(environ, start_response)
 
     def _handle(self, request: Request) -> Response:

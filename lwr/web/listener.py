@@ -30,6 +30,8 @@ class Listener:
     sock: socket.socket
     origin: str
     on_ready: list[Callable[[Any], None]] = field(default_factory=list)
+    #: Client connections handed over with it: (socket, bytes already read, client address).
+    adopted: list[tuple[socket.socket, bytes, Any]] = field(default_factory=list)
 
     def ready(self, server: Any) -> None:
         """The server is about to accept: tell systemd, start the restart control socket, ..."""

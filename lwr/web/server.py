@@ -47,6 +47,10 @@ _READ_SIZE = 65536
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 4 << 20
 _NO_BODY_STATUSES = (204, 304)
+#: Request heads buffered by all connections together stay under this (each may be up to
+#: max_request_line + max_header_size long); the total is counted only past _LARGE_HEAD.
+_HEAD_MEMORY = 32 << 20
+_LARGE_HEAD = 65536
 
 
 def tls_context(ssl_pem: str, source: str = "<defaults>") -> ssl.SSLContext:
@@ -82,7 +86,7 @@ class FileWrapper:
 class _Connection:
     """One client connection and where it is in its life."""
 
-    __slots__ = ("sock", "address", "state", "buffer", "deadline", "since", "discarded")
+    __slots__ = ("sock", "address", "state", "buffer", "deadline", "since", "discarded", "body", "response")
 
     def __init__(self, sock: socket.socket, address: Any, state: str, deadline: float) -> None:
         self.sock = sock
@@ -93,13 +97,18 @@ class _Connection:
         self.deadline = deadline
         self.since = time.monotonic()
         self.discarded = 0
+        #: The body of the request a worker serves (set by the worker; read to tell uploads apart).
+        self.body: BodyReader | None = None
+        #: Its response, once started (a response whose head went out only streams bytes).
+        self.response: _Response | None = None
 
 
 class HttpServer:
     """The event loop and the worker pool around one listening socket."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]], settings: ServerSettings, listener: socket.socket,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None,
+                 adopted: Iterable[tuple[socket.socket, bytes, Any]] = ()) -> None:
         self.app = app
         self.settings = settings
         self.listener = listener
@@ -114,6 +123,9 @@ class HttpServer:
         self._work: queue.Queue[tuple[_Connection, RequestHead, bytes] | None] = queue.Queue()
         self._listening = False
         self._draining = False
+        self._keep_waiting = False
+        self._detached: list[tuple[socket.socket, bytes, Any]] = []
+        self._adopted = list(adopted)
         self._drain_deadline = 0.0
         self._stopped = threading.Event()
         self._drained = threading.Event()
@@ -129,6 +141,104 @@ class HttpServer:
         self._call(self._begin_drain)
         return self._drained.wait(self.settings.drain_timeout if timeout is None else timeout)
 
+    def quiesce(self, timeout: float | None = None, keep_waiting: bool = False) -> bool:
+        """Stop accepting and wait until the only requests left are uploads streaming their body
+        or responses streaming theirs (downloads).
+
+        Every other request (a status poll, a submit) has then ended, and nothing more can
+        arrive: what is left only moves file bytes. A restart releases the jobs at this point.
+        ``keep_waiting``: connections waiting for (or sending) their next request are kept, to
+        be passed to the successor with :meth:`detach_waiting` (plain HTTP only: a TLS session
+        cannot leave its process), instead of being closed under a client about to reuse them.
+        """
+        def begin() -> None:
+            self._keep_waiting = keep_waiting and self.tls is None
+            self._begin_drain()
+
+        self._call(begin)
+        deadline = time.monotonic() + (self.settings.drain_timeout if timeout is None else timeout)
+        while time.monotonic() < deadline:
+            answered = threading.Event()
+            verdict: list[bool] = []
+
+            def check(verdict: list[bool] = verdict, answered: threading.Event = answered) -> None:
+                quiet = self._only_transfers_left()
+                if quiet and self._keep_waiting:
+                    # In the same loop turn: no request can slip in between the check and this.
+                    self._detached = self._detach_now()
+                verdict.append(quiet)
+                answered.set()
+
+            self._call(check)
+            if (answered.wait(5) and verdict[0]) or self._drained.is_set():
+                return True
+            time.sleep(0.01)
+        if keep_waiting:
+            detached = threading.Event()
+
+            def detach() -> None:
+                self._detached = self._detach_now()
+                detached.set()
+
+            self._call(detach)
+            detached.wait(5)
+        return False
+
+    def resume(self) -> None:
+        """Undo :meth:`quiesce`: accept again (a restart whose successor died before taking over)."""
+        def undo() -> None:
+            self._draining = False
+            self._keep_waiting = False
+            for sock, buffer, address in self._detached:
+                self._adopt(sock, buffer, address)
+            self._detached = []
+            self._drained.clear()
+            self._listen(True)
+
+        self._call(undo)
+
+    def detach_waiting(self) -> list[tuple[socket.socket, bytes, Any]]:
+        """The connections :meth:`quiesce` took out, no request being served on them (idle, or a
+        head arriving): (socket, bytes read so far, client address), for the successor."""
+        taken, self._detached = self._detached, []
+        return taken
+
+    def _detach_now(self) -> list[tuple[socket.socket, bytes, Any]]:
+        taken = []
+        for connection in list(self._connections.values()):
+            if connection.state in ("idle", "head") and self.tls is None:
+                self.selector.unregister(connection.sock)
+                del self._connections[connection.sock.fileno()]
+                taken.append((connection.sock, bytes(connection.buffer), connection.address))
+        self._check_drained()
+        return taken
+
+    def _adopt(self, sock: socket.socket, buffer: bytes, address: Any) -> None:
+        """A waiting connection handed over by the server this one replaces."""
+        sock.setblocking(False)
+        now = time.monotonic()
+        connection = _Connection(sock, address, "head" if buffer else "idle",
+                                 now + (self.settings.header_timeout if buffer else self.settings.idle_timeout))
+        connection.buffer = bytearray(buffer)
+        self._connections[sock.fileno()] = connection
+        self.selector.register(sock, selectors.EVENT_READ, connection)
+        if buffer:
+            self._dispatch(connection)
+
+    def _only_transfers_left(self) -> bool:
+        for connection in self._connections.values():
+            if connection.state == "linger" or (self._keep_waiting and connection.state in ("idle", "head")):
+                continue
+            if connection.state != "busy":
+                return False
+            body, response = connection.body, connection.response
+            uploading = body is not None and body.received and not body.complete
+            # The application has answered: what is left is sending bytes (a download).
+            downloading = response is not None and response.head_sent
+            if not (uploading or downloading):
+                return False
+        return True
+
     def request_stop(self) -> None:
         """Drain (in the loop) and then return from :meth:`serve_forever`; safe in a signal handler."""
         self._calls.append(self._begin_drain_then_stop)
@@ -142,9 +252,12 @@ class HttpServer:
     def serve_forever(self) -> None:
         self.listener.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._listen(True)
         for worker in self._workers:
             worker.start()
+        for sock, buffer, address in self._adopted:
+            self._adopt(sock, buffer, address)
+        self._adopted.clear()
+        self._listen(True)
         try:
             while not self._stopped.is_set():
                 events = self.selector.select(self._timeout())
@@ -275,7 +388,14 @@ class HttpServer:
             connection.state = "head"
             connection.deadline = time.monotonic() + self.settings.header_timeout
         connection.buffer += data
+        if len(connection.buffer) > _LARGE_HEAD and self._head_bytes() > _HEAD_MEMORY:
+            # Many large heads arriving at once (an attack: each may be max_request_line long).
+            self._refuse(connection, 503, "too many large requests arriving at once; retry")
+            return
         self._dispatch(connection)
+
+    def _head_bytes(self) -> int:
+        return sum(len(connection.buffer) for connection in self._connections.values())
 
     def _dispatch(self, connection: _Connection) -> None:
         buffer = connection.buffer
@@ -337,7 +457,7 @@ class HttpServer:
             self._dispatch(connection)
         elif getattr(connection.sock, "pending", lambda: 0)():
             self._read(connection)
-        elif self._draining:
+        elif self._draining and not self._keep_waiting:
             self._close_if_quiet(connection)
 
     def _expire(self, now: float) -> None:
@@ -373,11 +493,11 @@ class HttpServer:
         self._draining = True
         self._drain_deadline = time.monotonic() + self.settings.drain_timeout
         self._listen(False)
+        # Connections still in their TLS handshake or head were accepted: they are served (and
+        # then closed), never cut off; header_timeout bounds how long they can hold the drain.
         for connection in list(self._connections.values()):
-            if connection.state == "idle":
+            if connection.state == "idle" and not self._keep_waiting:
                 self._close_if_quiet(connection)
-            elif connection.state == "handshake":
-                self._close(connection)
         self._check_drained()
 
     def _begin_drain_then_stop(self) -> None:
@@ -426,8 +546,10 @@ class HttpServer:
         body = BodyReader(sock, head, leftover,
                           on_first_read=(lambda: sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n"))
                           if head.expects_continue else None)
+        connection.body = body
         environ = self._environ(connection, head, body)
-        response = _Response(sock, head, closing=self._draining or not head.keep_alive)
+        response = _Response(sock, head, closing=not head.keep_alive, draining=lambda: self._draining)
+        connection.response = response
         result: Iterable[bytes] | None = None
         try:
             result = self.app(environ, response.start_response)
@@ -446,6 +568,8 @@ class HttpServer:
                 return False, b""
             response.fail(500, "internal server error; see the server log")
         finally:
+            connection.body = None
+            connection.response = None
             close = getattr(result, "close", None)
             if close is not None:
                 close()
@@ -481,10 +605,13 @@ class HttpServer:
 class _Response:
     """Status, headers and body of one response, framed for the connection's next request."""
 
-    def __init__(self, sock: socket.socket, head: RequestHead, closing: bool) -> None:
+    def __init__(self, sock: socket.socket, head: RequestHead, closing: bool,
+                 draining: Callable[[], bool] = lambda: False) -> None:
         self.sock = sock
         self.head = head
         self.closing = closing
+        #: Asked when the head goes out: a server draining by then tells the client to close.
+        self.draining = draining
         self.status = ""
         self.headers: list[tuple[str, str]] = []
         self.head_sent = False
@@ -521,7 +648,8 @@ class _Response:
                 headers.append(("Transfer-Encoding", "chunked"))
             else:
                 self.closing = True
-        if self.closing:
+        if self.closing or self.draining():
+            self.closing = True
             headers.append(("Connection", "close"))
         lines = [f"HTTP/1.1 {self.status}"] + [f"{name}: {value}" for name, value in headers]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
@@ -565,7 +693,7 @@ class _Response:
         self.sock.sendall(_simple_response(status, reason))
 
 
-_REASONS = {400: "Bad Request", 408: "Request Timeout", 414: "URI Too Long", 431: "Request Header Fields Too Large",
+_REASONS = {400: "Bad Request", 408: "Request Timeout", 503: "Service Unavailable", 414: "URI Too Long", 431: "Request Header Fields Too Large",
             500: "Internal Server Error", 501: "Not Implemented", 505: "HTTP Version Not Supported"}
 
 
@@ -580,7 +708,7 @@ def run(wsgi_app: Any, settings: ServerSettings, listener: Listener | None = Non
     process replaces; else systemd's or a new one (:func:`lwr.web.listener.obtain_listener`)."""
     tls = tls_context(settings.ssl_pem, settings.source) if settings.ssl_pem else None
     listener = listener or obtain_listener(settings)
-    server = HttpServer(wsgi_app, settings, listener.sock, tls)
+    server = HttpServer(wsgi_app, settings, listener.sock, tls, listener.adopted)
     host, port = listener.sock.getsockname()[:2]
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.request_stop())

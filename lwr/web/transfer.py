@@ -7,25 +7,18 @@ corrupt upload leaves nothing under the real name.
 
 from __future__ import annotations
 
-import os
-import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from lwr.core.atomic import atomic_file
 from lwr.digests import BackgroundHash
-from lwr.errors import BadRequest, IntegrityError, LwrError, PayloadTooLarge
+from lwr.errors import BadRequest, IntegrityError, PayloadTooLarge
+from lwr.protocol.ranges import RangeNotSatisfiable, parse_range
 
 CHUNK_SIZE = 1 << 20
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-class RangeNotSatisfiable(LwrError):
-    """The Range header asks for bytes the file does not have."""
-
-    http_status = 416
+__all__ = ["CHUNK_SIZE", "RangeNotSatisfiable", "iter_file", "parse_range", "receive_upload"]
 
 
 def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
@@ -49,10 +42,10 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
                               limit=max_size, size=length)
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = BackgroundHash() if expected_sha256 else None
-    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".upload", dir=target.parent)
     received = 0
     try:
-        with os.fdopen(fd, "wb") as out:
+        # Not fsynced: an upload is re-sent if lost, and the submit that acts on it comes later.
+        with atomic_file(target, durable=False, suffix=".upload") as out:
             # One reused buffer when the stream can fill it; the hashing path needs immutable
             # chunks, since its thread still reads them while the next one arrives.
             reusable = digest is None and hasattr(stream, "readinto")
@@ -72,21 +65,16 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
                 out.write(chunk)
                 if digest is not None:
                     digest.update(chunk)  # type: ignore[arg-type]
-        if length is not None and received != length:
-            raise BadRequest(f"upload interrupted: received {received} of {length} bytes",
-                             received=received, expected=length)
-        sha256 = digest.hexdigest() if digest is not None else None
-        digest = None
-        if expected_sha256 and sha256 != expected_sha256.strip().lower():
-            raise IntegrityError("upload does not match its SHA-256", expected=expected_sha256, actual=sha256)
-        os.replace(temp_name, target)
+            if length is not None and received != length:
+                raise BadRequest(f"upload interrupted: received {received} of {length} bytes",
+                                 received=received, expected=length)
+            sha256 = digest.hexdigest() if digest is not None else None
+            digest = None
+            if expected_sha256 and sha256 != expected_sha256.strip().lower():
+                raise IntegrityError("upload does not match its SHA-256", expected=expected_sha256, actual=sha256)
     except BaseException:
         if digest is not None:
             digest.abandon()
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
         raise
     reply: dict[str, Any] = {"path": str(target), "size": received}
     if sha256:
@@ -94,24 +82,6 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
     return reply
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """A single ``bytes=`` range as (start, end inclusive); ``None`` means the whole file."""
-    if not header:
-        return None
-    match = _RANGE.match(header.strip())
-    if not match or match.groups() == ("", ""):
-        return None  # not a form we serve: RFC 9110 lets us ignore it and send the whole file
-    first, last = match.groups()
-    if first == "":
-        length = int(last)
-        if length == 0:
-            raise RangeNotSatisfiable("empty suffix range", size=size)
-        return max(0, size - length), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or start > end:
-        raise RangeNotSatisfiable(f"range starts beyond the file's {size} bytes", size=size)
-    return start, end
 
 
 def iter_file(handle: IO[bytes], start: int, length: int) -> Iterator[bytes]:

@@ -13,7 +13,7 @@ from targets import Target
 
 from lwr.client.action_config import parse_action_config
 from lwr.client.cache import InputCache
-from lwr.client.client import LwrClient
+from lwr.client.client import open_client
 from lwr.client.collect import collect_outputs
 from lwr.client.staging import JobDescription, stage_and_submit
 
@@ -28,7 +28,7 @@ def run_job(server: Target, cache: InputCache, source: Path, output: Path, index
         outputs=[str(output)],
     )
     config = parse_action_config({})
-    with LwrClient(server.url, private_token=server.token) as client:
+    with open_client(url=server.url, private_token=server.token) as client:
         staged = stage_and_submit(client, description, config, cache=cache)
         status = client.wait(staged.job_id, timeout=120)
         collected = collect_outputs(client, staged.job_id, description, config, status)

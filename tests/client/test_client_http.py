@@ -13,7 +13,7 @@ import pytest
 from stub_http import Reply, Seen, StubServer
 
 from lwr import errors
-from lwr.client.client import LwrClient, SubmitRequest
+from lwr.client.client import LaunchRequest, open_client
 from lwr.client.errors import RemoteError, TransportError
 from lwr.client.http import HttpTransport, RetryPolicy
 
@@ -36,9 +36,9 @@ def test_idempotent_calls_are_retried_on_5xx() -> None:
 
 def test_other_calls_are_sent_once() -> None:
     with StubServer(lambda request, earlier: Reply(503, b"busy")) as server:
-        client = LwrClient(server.url, retry=FAST)
+        client = open_client(url=server.url, retry=FAST)
         with pytest.raises(TransportError, match="HTTP 503"):
-            client.submit("1", SubmitRequest(command_line="true"))
+            client.submit("1", LaunchRequest(command_line="true"))
         assert len(server.seen) == 1
 
 
@@ -109,7 +109,7 @@ def test_plain_text_errors_keep_their_text() -> None:
 
 def test_token_and_manager_are_in_every_request() -> None:
     with StubServer(lambda request, earlier: Reply.json({"version": "x"})) as server:
-        client = LwrClient(server.url, private_token="t0k", manager="gpu", retry=FAST)
+        client = open_client(url=server.url, private_token="t0k", manager="gpu", retry=FAST)
         client.healthz()
         client.cancel("5")
     assert [request.path for request in server.seen] == [
@@ -132,7 +132,7 @@ def test_upload_streams_with_length_and_digest(tmp_path: Path) -> None:
 
     sent: list[int] = []
     with StubServer(handler) as server:
-        client = LwrClient(server.url, retry=FAST)
+        client = open_client(url=server.url, retry=FAST)
         assert (
             client.upload("1", "input.dat", "input", str(source), progress=sent.append)
             == "/srv/job/inputs/input.dat"
@@ -151,7 +151,7 @@ def test_empty_file_upload(tmp_path: Path) -> None:
     source = tmp_path / "empty"
     source.write_bytes(b"")
     with StubServer(lambda request, earlier: Reply.json({"path": "/srv/empty"})) as server:
-        LwrClient(server.url, retry=FAST).upload("1", "empty", "input", str(source))
+        open_client(url=server.url, retry=FAST).upload("1", "empty", "input", str(source))
     assert server.seen[0].headers["Content-Length"] == "0"
     assert server.seen[0].headers["X-Lwr-Sha256"] == hashlib.sha256(b"").hexdigest()
 
@@ -167,7 +167,7 @@ def test_upload_rejected_for_digest_is_retried(tmp_path: Path) -> None:
 
     with StubServer(handler) as server:
         assert (
-            LwrClient(server.url, retry=FAST).upload("1", "input.dat", "input", str(source))
+            open_client(url=server.url, retry=FAST).upload("1", "input.dat", "input", str(source))
             == "/srv/input.dat"
         )
         assert len(server.seen) == 2
@@ -178,7 +178,7 @@ def test_upload_always_corrupted_raises_integrity_error(tmp_path: Path) -> None:
     source.write_bytes(b"payload")
     with StubServer(lambda request, earlier: Reply.json({"path": "/srv/x", "sha256": "0" * 64})) as server:
         with pytest.raises(errors.IntegrityError, match="corrupted in transit 3 times"):
-            LwrClient(server.url, retry=FAST).upload("1", "input.dat", "input", str(source))
+            open_client(url=server.url, retry=FAST).upload("1", "input.dat", "input", str(source))
         assert len(server.seen) == FAST.attempts
 
 
@@ -186,7 +186,7 @@ def test_download_verifies_and_renames_into_place(tmp_path: Path) -> None:
     data = os.urandom(2 * 1024 * 1024)
     with StubServer(lambda request, earlier: Reply.file(data)) as server:
         destination = tmp_path / "out" / "result.dat"
-        digest = LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+        digest = open_client(url=server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
     assert destination.read_bytes() == data
     assert digest == hashlib.sha256(data).hexdigest()
     assert server.seen[0].headers.get("X-Lwr-Want-Sha256") == "1"
@@ -196,7 +196,7 @@ def test_download_verifies_and_renames_into_place(tmp_path: Path) -> None:
 def test_download_without_digest_is_not_verified(tmp_path: Path) -> None:
     with StubServer(lambda request, earlier: Reply.file(b"pulsar bytes", digest=None)) as server:
         destination = tmp_path / "result.dat"
-        LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+        open_client(url=server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
     assert destination.read_bytes() == b"pulsar bytes"
 
 
@@ -204,7 +204,7 @@ def test_download_mismatch_is_retried_then_raised_and_nothing_is_left(tmp_path: 
     destination = tmp_path / "result.dat"
     with StubServer(lambda request, earlier: Reply.file(b"corrupt", digest="f" * 64)) as server:
         with pytest.raises(errors.IntegrityError, match="does not match the server's SHA-256") as raised:
-            LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+            open_client(url=server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
         assert len(server.seen) == FAST.attempts
     assert raised.value.details["expected_sha256"] == "f" * 64
     assert os.listdir(tmp_path) == []
@@ -222,7 +222,7 @@ def test_download_mismatch_once_then_good(tmp_path: Path) -> None:
 
     destination = tmp_path / "result.dat"
     with StubServer(handler) as server:
-        LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+        open_client(url=server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
     assert destination.read_bytes() == good
 
 
@@ -231,7 +231,7 @@ def test_truncated_download_is_retried_and_never_left_half_written(tmp_path: Pat
     destination.write_bytes(b"previous")
     with StubServer(lambda request, earlier: Reply(200, b"partial", short_by=100)) as server:
         with pytest.raises(TransportError):
-            LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+            open_client(url=server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
         assert len(server.seen) == FAST.attempts
     assert destination.read_bytes() == b"previous"
     assert os.listdir(tmp_path) == ["result.dat"]
@@ -260,7 +260,7 @@ def test_a_call_that_never_left_is_resent_even_if_not_idempotent() -> None:
     timer = threading.Timer(0.3, replies.__enter__)
     timer.start()
     try:
-        client = LwrClient(f"http://127.0.0.1:{port}/", retry=RetryPolicy(attempts=8, backoff=0.1, cap=0.2))
+        client = open_client(url=f"http://127.0.0.1:{port}/", retry=RetryPolicy(attempts=8, backoff=0.1, cap=0.2))
         assert client.setup("7").job_id == "7"
         assert len(replies.seen) == 1
     finally:
@@ -286,7 +286,7 @@ def test_connections_are_pooled(tmp_path: Path) -> None:
     with StubServer(
         lambda request, earlier: Reply.json({"path": "/srv/in.dat", "status": "running"})
     ) as server:
-        client = LwrClient(server.url, retry=FAST)
+        client = open_client(url=server.url, retry=FAST)
         for _ in range(10):
             client.status("1")
             client.upload("1", "in.dat", "input", str(source))
@@ -309,7 +309,7 @@ def test_interrupted_download_resumes_where_it_stopped(tmp_path: Path) -> None:
     destination = tmp_path / "result.dat"
     sizes: list[int] = []
     with StubServer(handler) as server:
-        client = LwrClient(server.url, retry=FAST)
+        client = open_client(url=server.url, retry=FAST)
         assert client.download("1", "result.dat", "output", str(destination), on_size=sizes.append) == digest
     assert destination.read_bytes() == data
     ranges = [request.headers.get("Range") for request in server.seen]
@@ -330,5 +330,5 @@ def test_a_server_ignoring_range_gets_a_fresh_start(tmp_path: Path) -> None:
 
     destination = tmp_path / "result.dat"
     with StubServer(handler) as server:
-        LwrClient(server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+        open_client(url=server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
     assert destination.read_bytes() == data

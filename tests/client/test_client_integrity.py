@@ -19,7 +19,7 @@ from corrupting_proxy import MARKER, CorruptingProxy
 from targets import Target
 
 from lwr import errors
-from lwr.client.client import LwrClient, SubmitRequest
+from lwr.client.client import LaunchRequest, LwrClient, open_client
 from lwr.client.http import RetryPolicy
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, cap=0.05)
@@ -34,11 +34,11 @@ def payload(tmp_path: Path, name: str = "input.dat") -> tuple[Path, bytes]:
 
 
 def proxied(server: Target, proxy: CorruptingProxy) -> LwrClient:
-    return LwrClient(proxy.url, private_token=server.token, retry=FAST)
+    return open_client(url=proxy.url, private_token=server.token, retry=FAST)
 
 
 def direct(server: Target) -> LwrClient:
-    return LwrClient(server.url, private_token=server.token, retry=FAST)
+    return open_client(url=server.url, private_token=server.token, retry=FAST)
 
 
 def port_of(server: Target) -> int:
@@ -54,7 +54,7 @@ def server(lwr_target: Target) -> Target:
 
 def server_copy(client: LwrClient, job_id: str, remote_input: str, tmp_path: Path) -> bytes:
     """What the server holds under ``remote_input``, fetched by a job (over a clean connection)."""
-    client.submit(job_id, SubmitRequest(command_line=f"cp {remote_input} ../outputs/copy.dat"))
+    client.submit(job_id, LaunchRequest(command_line=f"cp {remote_input} ../outputs/copy.dat"))
     assert client.wait(job_id, timeout=60)["status"] == "complete"
     client.download(job_id, "copy.dat", "output", str(tmp_path / "copy.dat"))
     return (tmp_path / "copy.dat").read_bytes()
@@ -91,7 +91,7 @@ def test_upload_always_corrupted_is_an_integrity_error(server: Target, tmp_path:
 def output_job(clean: LwrClient, source: Path) -> str:
     job = clean.setup(f"flip-down-{time.monotonic_ns()}")
     remote = clean.upload(job.job_id, "input.dat", "input", str(source))
-    clean.submit(job.job_id, SubmitRequest(command_line=f"cp {remote} ../outputs/result.dat"))
+    clean.submit(job.job_id, LaunchRequest(command_line=f"cp {remote} ../outputs/result.dat"))
     assert clean.wait(job.job_id, timeout=60)["status"] == "complete"
     return job.job_id
 

@@ -17,7 +17,7 @@ from targets import SECOND_MANAGER, Target
 from lwr import errors
 from lwr.client.action_config import parse_action_config
 from lwr.client.check import CheckOptions, run_check
-from lwr.client.client import LwrClient, SubmitRequest
+from lwr.client.client import LaunchRequest, LwrClient, open_client
 from lwr.client.collect import collect_outputs
 from lwr.client.staging import JobDescription, stage_and_submit
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def client_for(server: Target, **kwargs: object) -> LwrClient:
-    return LwrClient(server.url, private_token=server.token, **kwargs)  # type: ignore[arg-type]
+    return open_client(url=server.url, private_token=server.token, **kwargs)  # type: ignore[arg-type]
 
 
 def check(server: Target, **options: object) -> tuple[int, str]:
@@ -81,7 +81,7 @@ def test_run_client_tests_script(server: Target) -> None:
 
 
 def test_wrong_token_is_unauthorized(server: Target) -> None:
-    with LwrClient(server.url, private_token="wrong") as client, pytest.raises(errors.Unauthorized):
+    with open_client(url=server.url, private_token="wrong") as client, pytest.raises(errors.Unauthorized):
         client.setup("job-with-a-wrong-token")
 
 
@@ -97,7 +97,7 @@ def test_lifecycle_call_by_call(server: Target, tmp_path: Path) -> None:
         command = (
             f"wc -c < {remote} > ../outputs/count.txt; cat {job.remote_path('input', 'sub/dir/inline.txt')}"
         )
-        client.submit(job.job_id, SubmitRequest(command_line=command))
+        client.submit(job.job_id, LaunchRequest(command_line=command))
         status = client.wait(job.job_id, timeout=60)
         assert status["status"] == "complete"
         assert int(status["returncode"]) == 0
@@ -114,7 +114,7 @@ def test_lifecycle_call_by_call(server: Target, tmp_path: Path) -> None:
 def test_cancel_a_running_job(server: Target) -> None:
     with client_for(server) as client:
         job = client.setup(f"cancel-{server.kind}-{time.monotonic_ns()}")
-        client.submit(job.job_id, SubmitRequest(command_line="sleep 60"))
+        client.submit(job.job_id, LaunchRequest(command_line="sleep 60"))
         deadline = time.monotonic() + 30
         while client.status(job.job_id)["status"] not in ("running",) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -198,7 +198,7 @@ def test_lwr_submit_argument_form_and_big_file_progress(server: Target, tmp_path
 def test_lwr_status_cancel_clean_commands(server: Target, tmp_path: Path) -> None:
     with client_for(server) as client:
         job = client.setup(f"cli-{server.kind}-{time.monotonic_ns()}")
-        client.submit(job.job_id, SubmitRequest(command_line="sleep 30"))
+        client.submit(job.job_id, LaunchRequest(command_line="sleep 30"))
     env = {"LWR_URL": server.url, "LWR_PRIVATE_TOKEN": server.token}
     status = lwr_cli("status", job.job_id, cwd=tmp_path, env=env)
     assert status.returncode == 0, status.stderr

@@ -9,7 +9,7 @@ import pytest
 from stub_http import Reply, Seen, StubServer
 
 from lwr.client.action_config import parse_action_config
-from lwr.client.client import LwrClient
+from lwr.client.client import open_client
 from lwr.client.errors import InvalidJob, MissingInput, TransportError
 from lwr.client.http import RetryPolicy
 from lwr.client.staging import JobDescription, stage_and_submit
@@ -50,7 +50,7 @@ def test_missing_input_is_refused_before_setup(tmp_path: Path) -> None:
     description = JobDescription("cat /nowhere/x", "j1", inputs=[str(tmp_path / "absent.dat")])
     with server_answering() as server:
         with pytest.raises(MissingInput, match="absent.dat does not exist"):
-            stage_and_submit(LwrClient(server.url, retry=FAST), description, parse_action_config({}))
+            stage_and_submit(open_client(url=server.url, retry=FAST), description, parse_action_config({}))
     assert server.seen == []
 
 
@@ -63,7 +63,7 @@ def test_clashing_names_are_refused_before_setup(tmp_path: Path) -> None:
     )
     with server_answering() as server:
         with pytest.raises(InvalidJob):
-            stage_and_submit(LwrClient(server.url, retry=FAST), description, parse_action_config({}))
+            stage_and_submit(open_client(url=server.url, retry=FAST), description, parse_action_config({}))
     assert server.seen == []
 
 
@@ -72,7 +72,7 @@ def test_a_failed_upload_cleans_the_job_up(tmp_path: Path) -> None:
     description = JobDescription(f"cat {tmp_path / 'in.dat'}", "j1", inputs=[str(tmp_path / "in.dat")])
     with server_answering(upload_status=503) as server:
         with pytest.raises(TransportError):
-            stage_and_submit(LwrClient(server.url, retry=FAST), description, parse_action_config({}))
+            stage_and_submit(open_client(url=server.url, retry=FAST), description, parse_action_config({}))
     assert [(request.method, request.path) for request in server.seen][-1] == ("DELETE", "/jobs/j1")
     assert not any(request.path.endswith("/submit") for request in server.seen)
 
@@ -92,7 +92,7 @@ def test_what_is_submitted(tmp_path: Path) -> None:
         env={"A": "1"},
     )
     with server_answering() as server:
-        staged = stage_and_submit(LwrClient(server.url, retry=FAST), description, parse_action_config({}))
+        staged = stage_and_submit(open_client(url=server.url, retry=FAST), description, parse_action_config({}))
     assert staged.command_line == (
         "tool --params /srv/j1/configs/params.json --in /srv/j1/inputs/in.dat > /srv/j1/outputs/dataset_2.dat"
     )

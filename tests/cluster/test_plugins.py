@@ -13,7 +13,7 @@ from lwr.core.states import JobState
 from lwr.errors import BadRequest, ConfigError
 from lwr.managers.base import LaunchSpec
 from lwr.managers.cli.job_plugins import JOB_PLUGINS, job_plugin_name
-from lwr.managers.cli.job_plugins.base import SubmitRequest
+from lwr.managers.cli.job_plugins.base import BatchSubmission
 from lwr.managers.cli.job_plugins.lsf import LsfPlugin
 from lwr.managers.cli.job_plugins.slurm import SlurmPlugin
 from lwr.managers.cli.job_plugins.torque import PbsProPlugin, TorquePlugin
@@ -39,7 +39,7 @@ def classes(found: dict[str, BatchStatus]) -> dict[str, str | None]:
     return {key: value.failure_class.value if value.failure_class else None for key, value in found.items()}
 
 
-REQUEST = SubmitRequest(script="/jobs/a b/lwr/job.sh", job_name="lwr_a", working_directory="/jobs/a b",
+REQUEST = BatchSubmission(script="/jobs/a b/lwr/job.sh", job_name="lwr_a", working_directory="/jobs/a b",
                         stdout_path="/jobs/a b/lwr/job_stdout", stderr_path="/jobs/a b/lwr/job_stderr",
                         native_args=["-p", "short", "--mem=4G"])
 
@@ -92,6 +92,8 @@ def test_slurm_accounting_records() -> None:
     assert found["4"] == (JobState.FAILED, "slurm: TIMEOUT (time limit reached)")
     assert classes(SlurmPlugin().parse_history(fixture("slurm_sacct.txt")))["4"] == "walltime_reached"
     assert SlurmPlugin().history_unavailable("sacct: error: Slurm accounting storage is disabled\n")
+    # squeue -j with only ids a restarted controller lost fails outright; sacct is asked instead
+    assert SlurmPlugin().ignorable_status_error("slurm_load_jobs error: Invalid job id specified\n")
 
 
 @pytest.mark.parametrize(("state", "expected", "failure_class"), [

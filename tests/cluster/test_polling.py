@@ -4,6 +4,7 @@ final state a job gets from the batch system's word and the job script's own rec
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -114,12 +115,37 @@ def test_a_cancel_nobody_here_asked_for_is_a_classed_failure(batch, listener, ma
 def test_job_the_batch_system_forgot_without_record_is_lost(batch, listener, make_job) -> None:
     spec = make_job("true")
     submitted(batch, listener, spec)
+    spec.directory.internal_file(layout.LAUNCH_GUARD).touch()   # it had started
     batch.poll_once()
     threading.Event().wait(0.6)
     batch.poll_once()
     state, reason = listener.wait_ended(spec.job_id)
     assert state is JobState.LOST and "no longer knows" in str(reason)
     assert listener.failure_classes[spec.job_id] is FailureClass.JOB_LOST
+
+
+def test_job_forgotten_before_it_started_is_submitted_again(batch, listener, make_job) -> None:
+    """A controller restarted without its state forgets queued jobs: they are submitted again
+    (the launch guard keeps it to one run), and only after a few tries called lost."""
+    spec = make_job("true")
+    first = submitted(batch, listener, spec)
+    batch.poll_once()
+    threading.Event().wait(0.6)
+    batch.poll_once()
+    deadline = time.monotonic() + 10
+    while len(listener.of(spec.job_id, "submitted")) < 2:
+        assert time.monotonic() < deadline, "not submitted again"
+        time.sleep(0.05)
+    assert listener.of(spec.job_id, "submitted")[1] != first
+    assert listener.of(spec.job_id, "ended") == []
+    for _ in range(3):   # forgotten every time: lost after MAX_RESUBMITS more submissions
+        threading.Event().wait(0.6)
+        batch.poll_once()
+        threading.Event().wait(0.6)
+        batch.poll_once()
+    state, _reason = listener.wait_ended(spec.job_id)
+    assert state is JobState.LOST
+    assert len(listener.of(spec.job_id, "submitted")) == 4
 
 
 def test_completed_without_record_is_a_failure(batch, listener, make_job) -> None:

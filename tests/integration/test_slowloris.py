@@ -213,3 +213,77 @@ def test_keepalive_pipelined_and_chunked_requests(lwr_server):
     assert data.count(b"HTTP/1.1 200") == 3, data
     with open(f"{config['inputs_directory']}/in.txt", "rb") as handle:
         assert handle.read() == b"hello world"
+
+
+def self_signed(tmp_path) -> tuple[str, str]:
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(cert.read_bytes() + key.read_bytes())
+    return str(pem), str(cert)
+
+
+def test_tls_handshakes_that_never_finish_do_not_stop_service(make_server, tmp_path):
+    import http.client
+    import ssl
+
+    pem, cert = self_signed(tmp_path)
+    server = make_server("tls", server_options={**LIMITS, "ssl_pem": pem}, wait=False)
+    context = ssl.create_default_context(cafile=cert)
+    deadline = time.monotonic() + 30
+
+    def get() -> int:
+        connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=context, timeout=10)
+        try:
+            connection.request("GET", "/healthz")
+            return connection.getresponse().status
+        finally:
+            connection.close()
+
+    while True:
+        try:
+            assert get() == 200
+            break
+        except OSError:
+            assert time.monotonic() < deadline, server.log_text()
+            time.sleep(0.1)
+    silent = open_connections(server.port, 100)  # TCP only, no ClientHello
+    partial = open_connections(server.port, 50)
+    for sock in partial:
+        sock.sendall(b"\x16\x03\x01\x02\x00\x01")  # the start of a ClientHello, then nothing
+    try:
+        for _ in range(20):
+            assert get() == 200
+        for sock in silent + partial:
+            sock.settimeout(10)
+            assert sock.recv(1) == b"", "a stalled handshake was kept past header_timeout"
+    finally:
+        for sock in silent + partial:
+            sock.close()
+
+
+def test_many_long_request_lines_at_once_stay_in_bounded_memory(make_server):
+    """Each head may be up to max_request_line (256K, for Pulsar's submits); 400 at once must not add up."""
+    server = make_server(server_options={**LIMITS, "header_timeout": "30"})
+    http = Http(server.url)
+    sockets = open_connections(server.port, 600)
+
+    def attack() -> None:
+        for sock in sockets:
+            try:
+                sock.sendall(b"GET /" + b"a" * (250 << 10))
+            except OSError:
+                pass  # refused with 503 and closed: expected once the heads add up
+        for _ in range(10):
+            assert http.request("GET", "/healthz").status == 200
+
+    try:
+        growth = rss_peak_during(server.process.pid, attack)
+    finally:
+        for sock in sockets:
+            sock.close()
+    assert growth < 100 << 20, f"server RSS grew by {growth >> 20} MiB"

@@ -127,6 +127,21 @@ def test_states_are_announced_once_each(tmp_path):
     assert outbox.pending_count() == 2, "setup is not announced; postprocessing is 'running' on the wire"
 
 
+def test_jobs_submitted_over_http_are_not_announced(tmp_path):
+    """One lwr may serve HTTP and MQ clients: an HTTP client polls, and nobody would ever consume
+    (or acknowledge) its jobs' updates, which would be republished forever."""
+    from lwr.core.store import JobRecord
+
+    service = FakeService()
+    outbox = Outbox(tmp_path, acknowledgements=True)
+    announcer = StatusAnnouncer(service, outbox)  # type: ignore[arg-type]
+    polled = JobRecord(job_id="h1", manager="_default_", state=JobState.QUEUED, sequence=1, launch={"origin": "http"})
+    queued = JobRecord(job_id="m1", manager="_default_", state=JobState.QUEUED, sequence=2, launch={"origin": "mq"})
+    for record in (polled, queued):
+        announcer.job_changed(record)
+    assert outbox.pending_count() == 1
+
+
 def test_unexpected_setup_failure_is_announced(handler):
     handler.service.refuse = OSError(28, "No space left on device")
     handler.handle("_default_", "setup", setup("8"), lambda ack: None)

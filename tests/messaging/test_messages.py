@@ -121,9 +121,9 @@ def test_ssl_options_from_settings():
 
 
 def test_backoff_is_capped_and_resets():
-    from lwr.messaging.connection import Backoff
+    from lwr.protocol.retry import Backoff, RetryPolicy
 
-    backoff = Backoff(maximum=4, initial=0.5)
+    backoff = Backoff(RetryPolicy(attempts=0, backoff=0.5, cap=4))
     delays = [backoff.next() for _ in range(8)]
     assert all(0.4 <= d <= 4 for d in delays) and delays[-1] > 3.0
     backoff.reset()

@@ -132,6 +132,28 @@ def test_output_actions_follow_what_the_client_expects():
     assert local == []
 
 
+def test_dataset_collector_descriptions_select_discovered_outputs():
+    """Galaxy >= 23 sends a tool's discover_datasets as dataset_collector_descriptions, not as
+    dynamic_outputs patterns, to a 0.16.0 server: lwr must deliver what they match (regression:
+    a Galaxy list collection discovered over AMQP came back empty)."""
+    staging = {
+        "action_mapper": {"default_action": "remote_transfer", "files_endpoint": "https://g/f"},
+        "client_outputs": {
+            "working_directory": "/c/w", "metadata_directory": "/c/m", "output_files": [],
+            "dynamic_outputs": [r"(galaxy.json|__instrument_.*|.*\.ec)"],
+            "dataset_collector_descriptions": [
+                {"discover_via": "pattern", "pattern": r"(?P<name>.*)\.(?P<ext>[^\.]+)?", "directory": "./parts",
+                 "recurse": False, "match_relative_path": False},
+                {"discover_via": "pattern", "pattern": r"report_(?P<designation>.+)\.txt", "directory": None},
+            ],
+        },
+    }
+    contents = {"working": ["parts/line_a.txt", "parts/line_b.txt", "partsx/other.txt", "scratch",
+                            "report_1.txt", "galaxy.json"], "outputs": [], "metadata": [], "": []}
+    names = {a.name for a in output_actions(staging, contents, [])}
+    assert names == {"parts/line_a.txt", "parts/line_b.txt", "report_1.txt", "galaxy.json"}
+
+
 def test_bad_allow_list_is_a_config_error(tmp_path):
     from lwr.config import AppSettings, ManagerSettings
     from lwr.errors import ConfigError

@@ -81,3 +81,21 @@ def test_a_record_written_before_failure_classes_still_loads(tmp_path: Path) -> 
     path.write_text(json.dumps({"job_id": "old", "manager": "_default_", "state": "failed", "sequence": 1}))
     (record,) = JobStore(tmp_path / "persisted").load_all()
     assert record.failure_class is None
+
+
+def test_a_job_script_that_ends_without_exit_code_on_a_full_disk_is_disk_full(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    from lwr.managers import local_process
+
+    directory = JobDirectory(tmp_path / "job")
+    directory.create()
+    state, _reason, failure_class = local_process.outcome(directory, cancelled=False, returncode=1)
+    assert (state, failure_class) == (JobState.FAILED, FailureClass.JOB_SCRIPT_FAILED)
+    real = os.statvfs(directory.path)
+    full = os.statvfs_result((real.f_bsize, real.f_frsize, real.f_blocks, 0, 0, real.f_files, real.f_ffree,
+                              real.f_favail, real.f_flag, real.f_namemax))
+    monkeypatch.setattr(local_process.os, "statvfs", lambda path: full)
+    state, reason, failure_class = local_process.outcome(directory, cancelled=False, returncode=1)
+    assert (state, failure_class) == (JobState.FAILED, FailureClass.DISK_FULL)
+    assert "full" in str(reason)

@@ -48,3 +48,16 @@ def test_bad_values_name_file_section_and_key(tmp_path, key, value, fragment):
         load_server_settings({key: value}, str(tmp_path / "server.ini"))
     message = raised.value.message
     assert "server.ini" in message and "[server:main]" in message and key in message and fragment in message
+
+
+def test_systemd_samples_use_real_options():
+    from lwr.cli import build_parser
+
+    service = (ROOT / "lwr.service.sample").read_text()
+    for key in ("ExecStart", "ExecReload"):
+        line = next(line for line in service.splitlines() if line.startswith(key + "="))
+        argv = line.split("=", 1)[1].split()[1:]
+        args = build_parser().parse_args(argv)
+        assert args.command == "serve" and args.pid_file == "/run/lwr/lwr.pid"
+    assert "Type=notify" in service and "NotifyAccess=all" in service and "KillMode=process" in service
+    assert "ListenStream=" in (ROOT / "lwr.socket.sample").read_text()

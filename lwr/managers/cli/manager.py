@@ -16,7 +16,7 @@ from lwr.core import job_directory as layout
 from lwr.errors import BadRequest, ConfigError, ManagerError
 from lwr.managers.base import LaunchSpec, ManagerListener, Option
 from lwr.managers.cli.job_plugins import JOB_PLUGINS, job_plugin_name
-from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.cli.job_plugins.base import BatchSubmission, JobPlugin
 from lwr.managers.cli.shell_plugins import shell_plugin_name
 from lwr.managers.cli.shell_plugins.base import CommandResult, Shell
 from lwr.managers.polling import (
@@ -118,7 +118,7 @@ class CliManager(PollingManager):
         return self.plugin.grammar.check(words, origin)
 
     def submit(self, spec: LaunchSpec) -> str:
-        request = SubmitRequest(
+        request = BatchSubmission(
             script=spec.script,
             job_name=batch_job_name(spec.job_id),
             working_directory=str(spec.directory.path),

@@ -15,7 +15,7 @@ from lwr.managers.polling import BatchStatus
 
 
 @dataclass(frozen=True)
-class SubmitRequest:
+class BatchSubmission:
     """One job to submit: the job script and where the batch system puts the script's streams."""
 
     script: str
@@ -35,7 +35,7 @@ class JobPlugin(ABC):
     grammar = OptionGrammar()
 
     @abstractmethod
-    def submit_argv(self, request: SubmitRequest) -> list[str]:
+    def submit_argv(self, request: BatchSubmission) -> list[str]:
         """The command that submits the job script."""
 
     @abstractmethod

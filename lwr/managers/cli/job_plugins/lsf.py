@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from lwr.core.states import JobState
-from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.cli.job_plugins.base import BatchSubmission, JobPlugin
 from lwr.managers.cli.job_plugins.options import OptionGrammar
 from lwr.managers.polling import BatchStatus
 from lwr.protocol.failure import FailureClass
@@ -55,7 +55,7 @@ class LsfPlugin(JobPlugin):
         word_options=True,
     )
 
-    def submit_argv(self, request: SubmitRequest) -> list[str]:
+    def submit_argv(self, request: BatchSubmission) -> list[str]:
         return ["bsub", "-J", request.job_name, "-cwd", request.working_directory,
                 "-o", request.stdout_path, "-e", request.stderr_path, *request.native_args,
                 "/bin/bash", request.script]

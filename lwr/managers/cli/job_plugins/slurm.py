@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lwr.core.states import JobState
-from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.cli.job_plugins.base import BatchSubmission, JobPlugin
 from lwr.managers.cli.job_plugins.options import OptionGrammar
 from lwr.managers.polling import BatchStatus
 from lwr.protocol.failure import FailureClass
@@ -74,7 +74,7 @@ class SlurmPlugin(JobPlugin):
                                "reservation", "time", "time-min", "tmp", "wckey"}),
     )
 
-    def submit_argv(self, request: SubmitRequest) -> list[str]:
+    def submit_argv(self, request: BatchSubmission) -> list[str]:
         return ["sbatch", "--parsable", "-J", request.job_name, "-D", request.working_directory,
                 "-o", request.stdout_path, "-e", request.stderr_path, *request.native_args, request.script]
 
@@ -100,6 +100,11 @@ class SlurmPlugin(JobPlugin):
             if status is not None:
                 found[fields[0]] = status
         return found
+
+    def ignorable_status_error(self, stderr: str) -> bool:
+        # squeue fails outright when every id asked for is unknown (a controller restarted
+        # without them): no job it knows; sacct is asked next.
+        return "Invalid job id specified" in stderr
 
     def history_argv(self, external_ids: list[str]) -> list[str] | None:
         return ["sacct", "-n", "-X", "-P", "-o", "JobID,State,ExitCode", "-j", ",".join(external_ids)]

@@ -12,7 +12,7 @@ import json
 import xml.etree.ElementTree as ElementTree
 
 from lwr.core.states import JobState
-from lwr.managers.cli.job_plugins.base import JobPlugin, SubmitRequest
+from lwr.managers.cli.job_plugins.base import BatchSubmission, JobPlugin
 from lwr.managers.cli.job_plugins.options import OptionGrammar
 from lwr.managers.polling import BatchStatus
 from lwr.protocol.failure import FailureClass
@@ -88,7 +88,7 @@ class TorquePlugin(JobPlugin):
     #: Torque truncates job names at 15 characters on older servers.
     name_limit = 15
 
-    def submit_argv(self, request: SubmitRequest) -> list[str]:
+    def submit_argv(self, request: BatchSubmission) -> list[str]:
         return ["qsub", "-N", request.job_name[: self.name_limit], "-S", "/bin/bash",
                 "-o", request.stdout_path, "-e", request.stderr_path, *request.native_args, request.script]
 
