@@ -8,7 +8,8 @@
 #     `sacct` works (MariaDB is used if it answers, started from its package otherwise)
 #   * Son of Grid Engine 8.1.9 single-host cell + libdrmaa (canonical host name "localhost")
 #   * a private sshd on 127.0.0.1:2222, user rjtest, key /var/lib/lwr-test-sshd/id_ed25519
-#   * a second unprivileged user lwrjob (for queued_external_drmaa), sudo, and the sudoers rule
+#   * a second unprivileged user lwrjob in group lwrjobs (for queued_external_drmaa), sudo, the sudoers rule
+#     and the helpers' root-owned settings file /etc/lwr/drmaa_helpers.env
 # Adapted from the tested recipes described in the project's shared backends notes; self-contained.
 # `env` prints what a DRMAA client needs (SGE_ROOT, SGE_CELL, DRMAA_LIBRARY_PATH, GLIBC_TUNABLES).
 set -euo pipefail
@@ -48,6 +49,8 @@ install_pkgs() {
   # jobs run as the second user get a bare Grid Engine environment; Galaxy's tools (and
   # pulsar-check's) call "python", which Debian only provides through python-is-python3
   [ -e /usr/bin/python ] || need+=(python-is-python3)
+  # tests/security builds an attacker's shared library to show the sudo helpers never load it
+  command -v gcc >/dev/null || need+=(gcc libc6-dev)
   # environment modules for the remote dependency resolution tests (Galaxy's lmod resolver)
   [ -x /usr/share/lmod/lmod/libexec/lmod ] || need+=(lmod)
   [ ${#need[@]} -eq 0 ] && return 0
@@ -361,15 +364,35 @@ JOB_USER=lwrjob
 # enter). The tests refresh this copy from the checkout before they use it.
 LWR_TEST_ROOT=/var/lib/lwr-tests
 
+# The job users' group: the sudoers rule lets lwr act only as its members, and the helpers' settings
+# file (root-owned, never from the caller) names it as their allow-list, beside the DRMAA environment.
+JOB_GROUP=lwrjobs
+HELPER_SETTINGS=/etc/lwr/drmaa_helpers.env
+
 setup_users() {
   id "$JOB_USER" >/dev/null 2>&1 || useradd -m -s /bin/bash "$JOB_USER"
+  getent group "$JOB_GROUP" >/dev/null || groupadd "$JOB_GROUP"
+  id -nG "$JOB_USER" | tr ' ' '\n' | grep -qx "$JOB_GROUP" || usermod -aG "$JOB_GROUP" "$JOB_USER"
+  install -d -m 0755 -o root -g root /etc/lwr
+  local settings; settings=$(mktemp)
+  cat >"$settings" <<CONF
+# Read by lwr's sudo helpers (scripts/drmaa_helper_common.py); root's, writable by no one else.
+SGE_ROOT=$SGE_ROOT
+SGE_CELL=$SGE_CELL
+DRMAA_LIBRARY_PATH=$DRMAA_LIB
+LWR_SUBMIT_USER_GROUPS=$JOB_GROUP
+LWR_SUBMIT_USER_MIN_UID=1000
+LWR_SUBMIT_USER_MAX_UID=59999
+CONF
+  cmp -s "$settings" "$HELPER_SETTINGS" || install -m 0644 -o root -g root "$settings" "$HELPER_SETTINGS"
+  rm -f "$settings"
   # lwr: an unprivileged service user, so a test can drive queued_external_drmaa through the rule
   id lwr >/dev/null 2>&1 || useradd -r -m -d /var/lib/lwr-service -s /bin/bash lwr
   install -d -m 0755 -o root -g root "$LWR_TEST_ROOT" "$LWR_TEST_ROOT/scripts"
   install -m 0755 -o root -g root "$REPO"/scripts/drmaa_launch "$REPO"/scripts/drmaa_kill \
     "$REPO"/scripts/chown_working_directory "$REPO"/scripts/drmaa_helper_common.py "$LWR_TEST_ROOT/scripts/"
   # The rule README documents, for an lwr service user named "lwr": lwr may run the two DRMAA helpers
-  # as any user but root and chown_working_directory as root, nothing else, without a password.
+  # as the members of $JOB_GROUP and chown_working_directory as root, nothing else, without a password.
   local rule=/etc/sudoers.d/lwr-external-drmaa tmp
   tmp=$(mktemp)
   sed "s#@LWR_ROOT@#$LWR_TEST_ROOT#g" "$REPO/scripts/sudoers.example" >"$tmp"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -144,6 +145,9 @@ def galaxy_job_setup(settings: AppSettings) -> GalaxyJobSetup:
 def build_application(global_conf: Mapping[str, Any], local_conf: Mapping[str, Any],
                       start: bool = True) -> LwrApplication:
     """The application of an ``[app:main]`` section (``lwr serve`` calls this to control its start)."""
+    # Everything lwr creates is its own alone (job scripts export the job's environment); managers
+    # that hand job directories to other users open what those need, nothing more.
+    os.umask(0o077)
     source = global_conf.get("__file__", "<defaults>")
     settings = load_app_settings(local_conf, source, here=global_conf.get("here"))
     application = LwrApplication(settings, start=start)

@@ -13,7 +13,9 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
+from lwr.core import job_files
 from lwr.errors import BadRequest, NotFound
 from lwr.protocol.layout import OUTPUT_TYPES, SUBDIRECTORIES, TYPE_DIRECTORIES, setup_layout
 
@@ -32,6 +34,27 @@ PID_FILE = "pid"
 RUN_LOCK = "run.lock"
 LAUNCH_GUARD = "launched"
 
+#: lwr's directories: its own alone.
+PRIVATE_DIRECTORY_MODE = 0o700
+#: A directory a job user must pass through (but not list) to reach the job directory handed to it.
+TRAVERSE_ONLY_MODE = 0o711
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` would, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o077  # when in doubt, private
+
+
+#: Largest of lwr's own small records (exit code, pid, times) read back.
+MAXIMUM_RECORD_SIZE = 1 << 20
+
 
 def validate_job_id(job_id: str) -> str:
     """A job id becomes a directory name: refuse anything that could escape or collide."""
@@ -43,11 +66,10 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
-def confine(directory: Path, name: str, symlink_root: Path | None = None) -> Path:
-    """Resolve a client-supplied relative ``name`` inside ``directory`` or raise :class:`BadRequest`.
+def checked_parts(name: str) -> list[str]:
+    """The components of a client-supplied relative ``name``, or :class:`BadRequest`.
 
-    Refuses absolute names, ``..`` components, NUL bytes, and any path whose symlinks lead
-    out of ``symlink_root`` (by default ``directory`` itself).
+    Refuses absolute names, ``..`` components, NUL bytes and names without a file component.
     """
     if not name or "\x00" in name:
         raise BadRequest("file name is empty or contains a NUL byte", name=name)
@@ -59,7 +81,17 @@ def confine(directory: Path, name: str, symlink_root: Path | None = None) -> Pat
     clean = [part for part in parts if part not in ("", ".")]
     if not clean:
         raise BadRequest("file name has no file component", name=name)
-    candidate = directory.joinpath(*clean)
+    return clean
+
+
+def confine(directory: Path, name: str, symlink_root: Path | None = None) -> Path:
+    """Resolve a client-supplied relative ``name`` inside ``directory`` or raise :class:`BadRequest`.
+
+    Refuses what :func:`checked_parts` refuses, and any path whose symlinks lead out of
+    ``symlink_root`` (by default ``directory`` itself). For files a job may have touched, open
+    with :mod:`lwr.core.job_files` instead: a name checked here can change before it is opened.
+    """
+    candidate = directory.joinpath(*checked_parts(name))
     root = os.path.realpath(symlink_root or directory)
     resolved = os.path.realpath(candidate)
     if resolved != root and not resolved.startswith(root + os.sep):
@@ -100,9 +132,20 @@ class JobDirectory:
     def exists(self) -> bool:
         return self.path.is_dir()
 
-    def create(self) -> None:
+    def create(self, handed_over: bool = False) -> None:
+        """The job directory and its layout, private to lwr (0700 whatever the umask).
+
+        ``handed_over``: the job will run as another user (who will own the tree), yet lwr must still
+        read the job script's records by name while it runs (the exit code tells lwr the job is
+        over), so the job directory and ``lwr/`` are traverse-only (0711): nobody can list them.
+        """
+        outer = TRAVERSE_ONLY_MODE if handed_over else PRIVATE_DIRECTORY_MODE
+        self.path.mkdir(mode=outer, parents=True, exist_ok=True)
+        self.path.chmod(outer)
         for name in SUBDIRECTORIES:
-            (self.path / name).mkdir(parents=True, exist_ok=True)
+            mode = outer if name == "lwr" else PRIVATE_DIRECTORY_MODE
+            (self.path / name).mkdir(mode=mode, exist_ok=True)
+            (self.path / name).chmod(mode)
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
@@ -134,73 +177,74 @@ class JobDirectory:
         """Where a client-named file of ``file_type`` lives; confined to that type's directory."""
         return confine(self.directory_for_type(file_type), name)
 
-    def existing_output(self, name: str, file_type: str) -> Path:
-        """An output the client asks to download; globs are honoured for ``output_workdir``."""
+    def open_output(self, name: str, file_type: str) -> BinaryIO:
+        """An output the client asks for, opened once (globs are honoured for ``output_workdir``).
+
+        A tool may link an output to another file of the job (an input, say): allowed, as long as
+        every step of the link stays inside the job directory; see :func:`job_files.open_confined`.
+        """
         if file_type not in OUTPUT_TYPES:
             raise BadRequest(f"'{file_type}' is not an output type", expected=sorted(OUTPUT_TYPES))
         directory = self.directory_for_type(file_type)
         if file_type == "output_workdir" and ("*" in name or "?" in name):
-            confine(directory, name)
-            matches = sorted(glob.glob(str(directory / name)))
+            checked_parts(name)
+            matches = sorted(glob.glob(glob.escape(str(directory)) + "/" + name))
             if not matches:
                 raise NotFound("no output matches the pattern", name=name, type=file_type)
             name = os.path.relpath(matches[0], directory)
-        # A tool may link an output to another file of the job (an input, say): allowed, as long
-        # as the link stays inside the job directory.
-        path = confine(directory, name, symlink_root=self.path)
-        if not path.is_file():
-            raise NotFound("no such output", name=name, type=file_type)
-        return path
+        relative = os.path.relpath(directory, self.path)
+        parts = checked_parts(name)
+        inside = "/".join(parts if relative == "." else [relative, *parts])
+        try:
+            fd = job_files.open_confined(self.path, inside)
+        except NotFound:
+            raise NotFound("no such output", name=name, type=file_type) from None
+        return os.fdopen(fd, "rb")
 
     def contents(self, sub: str) -> list[str]:
-        """Relative paths of every file below a sub-directory, recursively (status reply lists)."""
-        root = self.sub(sub)
-        found: list[str] = []
-        for dirpath, _dirnames, filenames in os.walk(root):
-            relative = os.path.relpath(dirpath, root)
-            for filename in filenames:
-                found.append(filename if relative == "." else os.path.join(relative, filename))
-        return sorted(found)
+        """Relative paths of every file below a sub-directory, recursively (status reply lists);
+        symlinked directories are not entered."""
+        return job_files.walk_files(self.sub(sub))
 
     # --- lwr's own records ------------------------------------------------------------------------
-    def read_internal(self, name: str, limit: int = -1) -> bytes | None:
-        try:
-            with open(self.internal_file(name), "rb") as handle:
-                return handle.read(limit)
-        except FileNotFoundError:
-            return None
+    def read_internal(self, name: str, limit: int = MAXIMUM_RECORD_SIZE) -> bytes | None:
+        """Up to ``limit`` bytes of one of lwr's own files; None unless it is a regular file."""
+        return job_files.read_in(self.internal, name, limit)
 
     def tool_stream(self, name: str, limit: int) -> str:
         """The tool's stdout or stderr: Galaxy's command line redirects them into ``metadata/``
         itself; otherwise they are what the job script captured."""
-        redirected = self.metadata / name
-        if redirected.is_file() and not redirected.is_symlink():
-            return self.read_stream(name, limit, redirected)
-        return self.read_stream(name, limit)
+        fd = job_files.open_in(self.metadata, name)
+        if fd is None:
+            fd = job_files.open_in(self.internal, name)
+        return read_head_and_tail(fd, limit)
 
-    def read_stream(self, name: str, limit: int, path: Path | None = None) -> str:
-        """A stdout/stderr file, keeping its start and end when longer than ``limit``."""
-        path = path or self.internal_file(name)
-        try:
-            with open(path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                if size <= limit:
-                    data = handle.read()
-                else:
-                    half = limit // 2
-                    head = handle.read(half)
-                    handle.seek(size - half)
-                    data = head + b"\n[... output truncated by lwr ...]\n" + handle.read()
-        except FileNotFoundError:
-            return ""
-        return data.decode("utf-8", errors="replace")
+    def read_stream(self, name: str, limit: int) -> str:
+        """One of lwr's stdout/stderr files, keeping its start and end when longer than ``limit``."""
+        return read_head_and_tail(job_files.open_in(self.internal, name), limit)
 
     def exit_code(self) -> int | None:
         """The exit code the job script recorded, or ``None`` if it has not finished."""
-        raw = self.read_internal(EXIT_CODE)
+        raw = self.read_internal(EXIT_CODE, 64)
         if raw is None:
             return None
         try:
             return int(raw.strip())
         except ValueError:
             return None
+
+
+def read_head_and_tail(fd: int | None, limit: int) -> str:
+    """The text of an opened file, keeping its start and end when longer than ``limit``."""
+    if fd is None:
+        return ""
+    with os.fdopen(fd, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size <= limit:
+            data = handle.read(limit)
+        else:
+            half = limit // 2
+            head = handle.read(half)
+            handle.seek(size - half)
+            data = head + b"\n[... output truncated by lwr ...]\n" + handle.read(half)
+    return data.decode("utf-8", errors="replace")

@@ -198,5 +198,5 @@ def write_job_script(directory: JobDirectory, command_line: str, env: Iterable[E
     path = directory.internal_file(layout.SCRIPT_NAME)
     script = JobScript(command_line, list(env), galaxy or GalaxyEnvironment())
     write_bytes_atomically(path, script.render(directory).encode(), durable=False)
-    path.chmod(0o755)
+    path.chmod(0o755 & ~layout.current_umask())  # it exports the job's environment: private under lwr's umask
     return str(path)

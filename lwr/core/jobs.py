@@ -19,8 +19,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, BinaryIO, Callable, Protocol
 
+from lwr.core import job_directory as layout
 from lwr.core.end_waiter import EndWaiter
 from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
@@ -184,6 +185,16 @@ class _ManagerEvents:
                 log.exception("observer %r failed on a batch query of %s", observer, self.manager)
 
 
+def _set_mode(path: Path, mode: int) -> None:
+    """chmod a directory of lwr's; one that is not lwr's is left as it is, with a warning if it is open."""
+    info = path.stat()
+    if info.st_uid == os.geteuid():
+        path.chmod(mode)
+    elif info.st_mode & 0o077 & ~mode:
+        log.warning("%s is not lwr's and is open to other users (mode %o); lwr would make it %o",
+                    path, info.st_mode & 0o777, mode)
+
+
 class JobService:
     """Owns every job: its record, its directory, its state, its manager."""
 
@@ -195,7 +206,8 @@ class JobService:
         #: Galaxy's job environment (dependencies, metrics, Galaxy's Python); defaults: none resolved, core metrics.
         self.galaxy = galaxy or GalaxyJobSetup()
         self.staging = settings.staging_directory
-        self.staging.mkdir(parents=True, exist_ok=True)
+        #: What lwr is about to create on the way to its staging directory (see _prepare_staging).
+        created = [path for path in [self.staging, *self.staging.parents] if not path.exists()]
         self.disk_floor = DiskFloor(*settings.min_free_disk)
         #: Cleaned job directories are renamed here and deleted by a background thread.
         self.trash = self.staging / ".trash"
@@ -217,12 +229,27 @@ class JobService:
         self._released = False
         self.managers: dict[str, Manager] = {name: build(_ManagerEvents(self, name))
                                              for name, build in managers.items()}
+        self._prepare_staging(created)
 
     def add_observer(self, observer: JobObserver) -> None:
         """Hear every state change from now on; attach before :meth:`start` to hear recovery too."""
         self.observers.append(observer)
 
     # --- lifecycle --------------------------------------------------------------------------------
+    def _prepare_staging(self, created: list[Path]) -> None:
+        """The staging directory and one directory a manager, lwr's alone (0700): traverse-only (0711)
+        where a manager hands job directories to other users, who must pass through to reach theirs."""
+        handing = [name for name, manager in self.managers.items() if manager.hands_directories_to_users]
+        self.staging.mkdir(mode=layout.PRIVATE_DIRECTORY_MODE, parents=True, exist_ok=True)
+        if handing:
+            for path in created:  # lwr made them: let the job users through, as far as staging
+                _set_mode(path, layout.TRAVERSE_ONLY_MODE)
+        _set_mode(self.staging, layout.TRAVERSE_ONLY_MODE if handing else layout.PRIVATE_DIRECTORY_MODE)
+        for name in self.managers:
+            mode = layout.TRAVERSE_ONLY_MODE if name in handing else layout.PRIVATE_DIRECTORY_MODE
+            (self.staging / name).mkdir(mode=mode, exist_ok=True)
+            _set_mode(self.staging / name, mode)
+
     def start(self) -> None:
         """Recover the jobs on disk, then start the managers."""
         if self.trash.is_dir():
@@ -322,7 +349,7 @@ class JobService:
         With ``assign_ids = uuid`` a fresh id replaces ``job_id`` unless ``assign`` is false (a
         submit's implicit setup, which must create the very id it was asked to launch).
         """
-        self.manager(manager)
+        handed_over = self.manager(manager).hands_directories_to_users
         if self.launch_policy is not None:
             self.launch_policy.authorize_setup(tool_id, tool_version)
         if self.settings.assign_ids == "uuid" and assign:
@@ -341,7 +368,7 @@ class JobService:
                 if existing is not None:
                     directory.remove()
                     self._final_replies.pop((manager, job_id), None)
-                directory.create()
+                directory.create(handed_over)
                 now = time.time()
                 record = JobRecord(job_id=job_id, manager=manager, state=JobState.SETUP,
                                    sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version,
@@ -380,9 +407,10 @@ class JobService:
         self.find(manager, job_id)
         return self.directory(manager, job_id).path_for(name, file_type)
 
-    def output_file(self, manager: str, job_id: str, name: str, file_type: str) -> Path:
+    def open_output(self, manager: str, job_id: str, name: str, file_type: str) -> BinaryIO:
+        """An output opened once, safely (the job may still be flipping symlinks in its directory)."""
         self.find(manager, job_id)
-        return self.directory(manager, job_id).existing_output(name, file_type)
+        return self.directory(manager, job_id).open_output(name, file_type)
 
     def submit(self, manager_name: str, job_id: str, request: SubmitRequest, owner: str | None = None) -> None:
         """Record the launch durably, then hand the job to its manager (or to server-side staging).

@@ -98,6 +98,9 @@ class Manager(ABC):
     options: ClassVar[dict[str, Option]] = {}
     #: ini keys starting with one of these are accepted as-is (e.g. ``submit_`` for HTCondor).
     option_prefixes: ClassVar[tuple[str, ...]] = ()
+    #: True if jobs run as other users who must reach their job directory through lwr's staging
+    #: directory (which is then traverse-only, 0711, instead of private, 0700).
+    hands_directories_to_users: ClassVar[bool] = False
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
         self.name = name

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from lwr.core import job_directory as layout
-from lwr.core.job_directory import JobDirectory, confine
+from lwr.core.job_directory import JobDirectory, checked_parts
+from lwr.core.job_files import open_confined
 from lwr.core.store import JobRecord
 from lwr.errors import LwrError
 from lwr.protocol.failure import FailureClass, failure_fields, parse
@@ -74,8 +76,8 @@ def realized_dynamic_file_sources(record: JobRecord, directory: JobDirectory) ->
         if not isinstance(source, dict) or not isinstance(source.get("path"), str):
             continue
         try:
-            path = confine(directory.working, source["path"])
-            with open(path, "rb") as handle:
+            name = "/".join(checked_parts(source["path"]))
+            with os.fdopen(open_confined(directory.working, name), "rb") as handle:
                 contents = handle.read(budget + 1)
         except (LwrError, OSError):
             continue

@@ -8,12 +8,18 @@ each through ``sudo -n`` with an argument list, under the rule in ``scripts/sudo
 * ``drmaa_launch`` and ``drmaa_kill`` (as the user) submit and terminate through DRMAA, so the
   batch system sees the job as the user's own.
 
+Which users may run jobs is an explicit allow-list (``submit_user_groups``, a uid range), checked
+here before anything is asked of sudo, and again by the helpers against the root-owned
+``/etc/lwr/drmaa_helpers.env``, which also gives them their DRMAA environment: nothing lwr passes
+decides which library they load or which accounts they act as.
+
 Status polling goes through lwr's own DRMAA session (a DRM answers ``jobStatus`` for any job
 id); once the DRM forgets a finished job, the job script's exit-code record decides.
 """
 
 from __future__ import annotations
 
+import grp
 import logging
 import os
 import pwd
@@ -35,8 +41,6 @@ log = logging.getLogger(__name__)
 #: Where the helper programs live: ``scripts/`` beside the ``lwr`` package.
 DEFAULT_SCRIPTS_DIRECTORY = str(Path(__file__).resolve().parents[2] / "scripts")
 
-#: Environment the helpers need to find the DRM; sudo clears it, so it is passed as arguments.
-_DRM_ENV = re.compile(r"^(SGE_[A-Z_]+|DRMAA_LIBRARY_PATH)$")
 _USER_NAME = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 HELPER_TIMEOUT = 120.0
 
@@ -45,8 +49,33 @@ def own_user_name() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+def group_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError("expected one or more group names, separated by commas")
+    return names
+
+
+def uid(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("expected a uid (a number, 0 or more)")
+    return value
+
+
+def groups_of(account: pwd.struct_passwd) -> set[str]:
+    names = set()
+    for gid in os.getgrouplist(account.pw_name, account.pw_gid):
+        try:
+            names.add(grp.getgrgid(gid).gr_name)
+        except KeyError:
+            continue
+    return names
+
+
 class ExternalDrmaaManager(QueuedDrmaaManager):
     type_name = "queued_external_drmaa"
+    hands_directories_to_users = True
     options = {
         **QueuedDrmaaManager.options,
         "production": Option(as_bool, True, "refuse to run jobs as root or as lwr's own user", "true or false"),
@@ -57,6 +86,11 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
                                     "directory of drmaa_launch, drmaa_kill and chown_working_directory"),
         "chown_working_directory": Option(as_bool, True,
                                           "hand the job directory to the job's user and back", "true or false"),
+        "submit_user_groups": Option(group_list, ["lwrjobs"],
+                                     "a submit_user must belong to one of these groups (the sudoers rule's)",
+                                     "group names separated by commas"),
+        "submit_user_min_uid": Option(uid, 1000, "lowest uid a submit_user may have", "a number"),
+        "submit_user_max_uid": Option(uid, 59999, "highest uid a submit_user may have", "a number"),
     }
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
@@ -65,6 +99,9 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
         self.helper_python: str = settings.get("helper_python", "/usr/bin/python3")
         self.scripts_directory: str = settings.get("scripts_directory", DEFAULT_SCRIPTS_DIRECTORY)
         self.chown: bool = settings.get("chown_working_directory", True)
+        self.user_groups: list[str] = settings.get("submit_user_groups", ["lwrjobs"])
+        self.min_uid: int = settings.get("submit_user_min_uid", 1000)
+        self.max_uid: int = settings.get("submit_user_max_uid", 59999)
         self._users: dict[str, str] = {}
         self._users_lock = threading.Lock()
 
@@ -74,7 +111,7 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
         self.job_user(spec)
 
     def job_user(self, spec: LaunchSpec) -> str:
-        """The checked submit user: an existing account, never root or lwr in production.
+        """The checked submit user: an existing account on the allow-list, never root or lwr in production.
 
         Galaxy's Pulsar client sends its destination's ``submit_user`` as the submit parameter
         ``user`` (the client strips the ``submit_`` prefix); the core may also set it directly.
@@ -89,6 +126,12 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
         if self.production and (account.pw_uid == 0 or account.pw_uid == os.geteuid()):
             raise BadRequest("refusing to run a job as root or as lwr's own user (production = true)",
                              submit_user=user)
+        if not self.min_uid <= account.pw_uid <= self.max_uid:
+            raise BadRequest(f"submit_user is outside submit_user_min_uid..submit_user_max_uid of manager {self.name}",
+                             submit_user=user, min_uid=self.min_uid, max_uid=self.max_uid)
+        if not groups_of(account) & set(self.user_groups):
+            raise BadRequest(f"submit_user is in none of the submit_user_groups of manager {self.name}",
+                             submit_user=user, groups=self.user_groups)
         return user
 
     # --- the helpers ------------------------------------------------------------------------------
@@ -107,14 +150,6 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
             detail = (completed.stderr.strip() or completed.stdout.strip())[:500]
             raise ManagerError(f"{name} failed (status {completed.returncode}): {detail}")
         return completed.stdout
-
-    @staticmethod
-    def _env_arguments() -> list[str]:
-        arguments: list[str] = []
-        for name, value in sorted(os.environ.items()):
-            if _DRM_ENV.match(name):
-                arguments += ["--env", f"{name}={value}"]
-        return arguments
 
     def _hand_over(self, spec: LaunchSpec, user: str) -> None:
         if self.chown:
@@ -135,7 +170,7 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
         native = self.native_specification_for(spec)
         if native:
             arguments += ["--native-specification", native]
-        output = self._helper("drmaa_launch", arguments + self._env_arguments(), user).strip()
+        output = self._helper("drmaa_launch", arguments, user).strip()
         external_id = output.splitlines()[-1].strip() if output else ""
         if not external_id:
             raise ManagerError("drmaa_launch printed no job id")
@@ -160,7 +195,7 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
             user = self._users.get(external_id)
         if user is None:
             raise ManagerError(f"do not know which user owns job {external_id}")
-        self._helper("drmaa_kill", ["--external-id", external_id, *self._env_arguments()], user)
+        self._helper("drmaa_kill", ["--external-id", external_id], user)
 
     def before_end(self, spec: LaunchSpec, external_id: str | None) -> None:
         """Take the job directory back, so the core can read and stage the outputs."""

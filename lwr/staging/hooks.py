@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -25,7 +26,7 @@ from lwr.core.job_directory import JobDirectory
 from lwr.core.states import JobState
 from lwr.core.status import realized_dynamic_file_sources
 from lwr.core.store import JobRecord
-from lwr.errors import ConfigError, StagingError
+from lwr.errors import ConfigError, NotFound, StagingError
 from lwr.staging.actions import ActionMapper, InputAction, OutputAction, input_actions, output_actions
 from lwr.staging.allow_list import UrlPolicy
 from lwr.staging.pool import StagingPool
@@ -151,36 +152,43 @@ class ServerStaging:
         actions = output_actions(staging, contents, realized_dynamic_file_sources(record, directory))
         done = directory.internal / DELIVERED_DIRECTORY
         done.mkdir(parents=True, exist_ok=True)
+        if done.is_symlink():  # planted by the job: lwr would create its markers wherever it points
+            raise StagingError(f"{done} is a symlink; not delivering outputs through it", path=str(done))
         delivered = 0
         size = 0
         for action in actions:
             marker = done / hashlib.sha256(action.key.encode()).hexdigest()
             if marker.exists():
                 continue
-            if self._deliver(action, directory):
+            sent = self._deliver(action, directory)
+            if sent is not None:
                 delivered += 1
-                size += directory.path_for(action.name, action.type).stat().st_size
+                size += sent
             marker.touch()
         log.info("job %s: %d outputs delivered by lwr", record.job_id, delivered)
         return size
 
-    def _deliver(self, action: OutputAction, directory: JobDirectory) -> bool:
-        local = directory.path_for(action.name, action.type)
-        if not local.is_file():
+    def _deliver(self, action: OutputAction, directory: JobDirectory) -> int | None:
+        """Send one output; its size, or None if it was skipped."""
+        try:
+            local = directory.open_output(action.name, action.type)  # once, safely: the job may plant symlinks
+        except NotFound:
             if action.type == "output_workdir":
                 log.info("working directory output %s was not produced; skipped", action.name)
-                return False
-            raise StagingError(f"output {action.name} ({action.type}) was not produced", name=action.name)
+                return None
+            raise StagingError(f"output {action.name} ({action.type}) was not produced", name=action.name) from None
         try:
-            if action.kind == "remote_transfer":
-                assert action.url is not None
-                self.transfers.upload(action.url, local)
-            else:
-                self.transfers.copy_out(local, action.client_path)
+            with local:
+                sent = os.fstat(local.fileno()).st_size
+                if action.kind == "remote_transfer":
+                    assert action.url is not None
+                    self.transfers.upload(action.url, local, action.name.rsplit("/", 1)[-1])
+                else:
+                    self.transfers.copy_out(local, action.client_path)
         except StagingError as error:
             if error.details.get("status") == 403:
                 # Galaxy refuses outputs of datasets deleted meanwhile; the job itself is fine.
                 log.warning("the client refused output %s (HTTP 403); not failing the job", action.client_path)
-                return False
+                return None
             raise
-        return True
+        return sent

@@ -16,12 +16,13 @@ name in ``Host`` and uses it for SNI and the certificate check, ignores proxy va
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 from urllib.parse import urljoin
 
 import requests
@@ -194,28 +195,36 @@ class Transfers:
         place(partial, destination, durable=True)
 
     # --- uploads ---------------------------------------------------------------------------------
-    def upload(self, url: str, source: Path) -> None:
-        """POST ``source`` to ``url`` as a multipart form with one field, ``file``."""
+    def upload(self, url: str, source: Path | BinaryIO, name: str | None = None) -> None:
+        """POST ``source`` (a path, or a file lwr opened safely) to ``url`` as a multipart form
+        with one field, ``file``."""
         self.policy.check_url(url)
-        if not source.is_file():
-            raise StagingError(f"output {source.name} does not exist", path=str(source))
-        self._retrying(f"upload of {source.name} to {_safe(url)}", lambda: self._upload_once(url, source))
+        if isinstance(source, Path):
+            if not source.is_file():
+                raise StagingError(f"output {source.name} does not exist", path=str(source))
+            with open(source, "rb") as handle:
+                self.upload(url, handle, source.name)
+            return
+        label = name or "output"
+        self._retrying(f"upload of {label} to {_safe(url)}", lambda: self._upload_once(url, source, label))
 
-    def _upload_once(self, url: str, source: Path) -> None:
+    def _upload_once(self, url: str, source: BinaryIO, name: str) -> None:
         boundary = uuid.uuid4().hex
-        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{source.name}\"\r\n"
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
                 "Content-Type: application/octet-stream\r\n\r\n").encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
-        size = source.stat().st_size
+        size = os.fstat(source.fileno()).st_size
 
         def body() -> Iterator[bytes]:
             yield head
-            with open(source, "rb") as handle:
-                while True:
-                    chunk = handle.read(CHUNK)
-                    if not chunk:
-                        break
-                    yield chunk
+            source.seek(0)
+            remaining = size
+            while remaining > 0:
+                chunk = source.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
             yield tail
 
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
@@ -231,18 +240,44 @@ class Transfers:
         with open(real, "rb") as src, atomic_file(destination, durable=True, suffix=".part") as dst:
             shutil.copyfileobj(src, dst, CHUNK)
 
-    def copy_out(self, source: Path, destination: str) -> None:
-        """``remote_copy`` of an output, durably, like :meth:`copy_in` and every download here.
-
-        Both are acted on once they return: the job is launched on its inputs; an output is
-        reported done, after which the job directory (its other copy) may be cleaned. A copy
-        lost to a power cut after that would be lost for good, so both fsync.
-        """
-        self.policy.check_path(destination)
-        target = Path(destination)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(source, "rb") as src, atomic_file(target, durable=True, suffix=".part") as dst:
-            shutil.copyfileobj(src, dst, CHUNK)
+    def copy_out(self, source: Path | BinaryIO, destination: str) -> None:
+        """``remote_copy`` of an output, durably (fsynced, like :meth:`copy_in`: once reported done,
+        the job directory, its other copy, may be cleaned), and into the directory that was checked
+        (held by a descriptor and checked again once opened), never through the name given."""
+        real = Path(self.policy.check_path(destination))
+        try:
+            real.parent.mkdir(parents=True, exist_ok=True)
+            parent = os.open(real.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as error:
+            raise StagingError(f"cannot write remote_copy destination {destination}: {error.strerror}",
+                               path=destination) from None
+        try:
+            opened = os.readlink(f"/proc/self/fd/{parent}")
+            if Path(self.policy.check_path(os.path.join(opened, real.name))) != Path(opened) / real.name:
+                raise UrlRefused(f"remote_copy path {destination} changed while it was checked", path=destination)
+            temporary = f".{real.name}.{uuid.uuid4().hex}.part"
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666,
+                         dir_fd=parent)
+            try:
+                with os.fdopen(fd, "wb") as dst:
+                    if isinstance(source, Path):
+                        with open(source, "rb") as src:
+                            shutil.copyfileobj(src, dst, CHUNK)
+                    else:
+                        source.seek(0)
+                        shutil.copyfileobj(source, dst, CHUNK)
+                    dst.flush()
+                    os.fsync(dst.fileno())
+                os.replace(temporary, real.name, src_dir_fd=parent, dst_dir_fd=parent)
+                os.fsync(parent)
+            except BaseException:
+                try:
+                    os.unlink(temporary, dir_fd=parent)
+                except FileNotFoundError:
+                    pass
+                raise
+        finally:
+            os.close(parent)
 
 
 _safe = safe_url

@@ -297,9 +297,9 @@ class LwrWebApp:
         return reply
 
     def download(self, call: Call) -> Response:
-        path = self.service.output_file(call.manager, self._job(call), call.arg("name"),
-                                        call.arg("type", "output"))
-        handle = open(path, "rb")
+        handle = self.service.open_output(call.manager, self._job(call), call.arg("name"),
+                                          call.arg("type", "output"))
+        path = f"/proc/self/fd/{handle.fileno()}"  # the opened file itself, never its name again
         size = os.fstat(handle.fileno()).st_size
         try:
             byte_range = transfer.parse_range(call.request.headers.get("Range"), size)

@@ -36,7 +36,7 @@ class Listener:
 def main() -> None:
     base, user, scripts = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     directory = JobDirectory(base / "as-service-user")
-    directory.create()
+    directory.create(handed_over=True)  # as the job service does for queued_external_drmaa
     script = write_job_script(directory, "id -un; touch made-by-job", [])
     listener = Listener()
     settings = {"min_polling_interval": 0.25, "exit_code_grace": 2.0, "scripts_directory": scripts}

@@ -39,9 +39,10 @@ def account(name: str) -> pwd.struct_passwd:
         pytest.fail(f"no '{name}' user; {BACKENDS_HINT}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def helper_scripts() -> Path:
-    """scripts/ where the installed sudoers rule names them, refreshed from this checkout."""
+    """scripts/ where the installed sudoers rule names them, refreshed from this checkout before
+    every test (other checkouts' test sessions refresh the same directory)."""
     target = LWR_TEST_ROOT / "scripts"
     if not target.is_dir() or not SUDOERS_RULE.exists():
         pytest.fail(f"{target} or {SUDOERS_RULE} is missing; {BACKENDS_HINT}")

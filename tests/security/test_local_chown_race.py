@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -75,8 +76,15 @@ def test_chown_race_leaves_root_files_alone(helper_scripts: Path, service_dir: P
         secret.write_text("root only\n")
         secret.chmod(0o600)
         stop = service_dir / "stop"
-        # a plain hand-over and take-back work, and change owners as they should
+        # a plain hand-over and take-back work, and change owners as they should (fifos and sockets a
+        # tool leaves behind do not make them fail)
+        os.mkfifo(job / "working" / "fifo")
+        with socket.socket(socket.AF_UNIX) as unix:
+            unix.bind(str(job / "working" / "socket"))
+        for name in ("fifo", "socket"):
+            os.lchown(job / "working" / name, account(SERVICE_USER).pw_uid, account(SERVICE_USER).pw_gid)
         assert chown_helper(helper_scripts, JOB_USER, job) == 0
+        assert (job / "working" / "fifo").stat().st_uid == account(JOB_USER).pw_uid
         assert (job / "working" / "sub0" / "secret").stat().st_uid == account(JOB_USER).pw_uid
         assert chown_helper(helper_scripts, SERVICE_USER, job) == 0
         assert (job / "working" / "sub0" / "secret").stat().st_uid == account(SERVICE_USER).pw_uid

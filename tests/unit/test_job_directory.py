@@ -67,11 +67,49 @@ def test_outputs_contents_and_globs(tmp_path):
     (job.outputs / "d_files").mkdir()
     (job.outputs / "d_files" / "x").write_text("x")
     assert job.contents("outputs") == ["d_files/x"]
-    assert job.existing_output("report-*.txt", "output_workdir") == job.working / "report-17.txt"
+    with job.open_output("report-*.txt", "output_workdir") as handle:
+        assert handle.read() == b"r"
     with pytest.raises(NotFound):
-        job.existing_output("missing", "output")
+        job.open_output("missing", "output")
     with pytest.raises(BadRequest):
-        job.existing_output("x", "input")
+        job.open_output("x", "input")
+
+
+def test_outputs_may_link_inside_the_job_only(tmp_path):
+    job = JobDirectory(tmp_path / "job")
+    job.create()
+    (job.path / "inputs" / "in.dat").write_text("input")
+    (tmp_path / "outside").write_text("secret")
+    os.symlink(job.path / "inputs" / "in.dat", job.outputs / "absolute")
+    os.symlink("../inputs/in.dat", job.outputs / "relative")
+    os.symlink("relative", job.outputs / "chained")
+    os.symlink(job.path / "inputs", job.working / "dir-link")
+    for name, file_type in [("absolute", "output"), ("relative", "output"), ("chained", "output"),
+                            ("dir-link/in.dat", "output_workdir")]:
+        with job.open_output(name, file_type) as handle:
+            assert handle.read() == b"input", name
+    os.symlink(tmp_path / "outside", job.outputs / "out-absolute")
+    os.symlink("../../outside", job.outputs / "out-relative")
+    os.symlink("/dev/zero", job.outputs / "zero")
+    os.symlink("loop", job.outputs / "loop")
+    os.mkfifo(job.outputs / "fifo")
+    for name in ("out-absolute", "out-relative", "zero", "loop", "fifo"):
+        with pytest.raises((BadRequest, NotFound)):
+            job.open_output(name, "output")
+
+
+def test_own_records_are_never_read_through_symlinks(tmp_path):
+    job = JobDirectory(tmp_path / "job")
+    job.create()
+    (tmp_path / "secret").write_text("secret")
+    os.symlink(tmp_path / "secret", job.internal_file("tool_stdout"))
+    os.symlink("/dev/zero", job.internal_file("exit_code"))
+    os.mkfifo(job.internal_file("job_stderr"))
+    assert job.read_stream("tool_stdout", 100) == ""
+    assert job.tool_stream("tool_stdout", 100) == ""
+    assert job.exit_code() is None
+    assert job.read_stream("job_stderr", 100) == ""
+    assert job.read_internal("tool_stdout") is None
 
 
 def test_read_stream_keeps_head_and_tail(tmp_path):
