@@ -19,7 +19,7 @@ def test_kill9_with_running_and_queued_job(make_server, tmp_path):
     http = Http(server.url)
     http.setup("running1")
     http.setup("queued1")
-    assert http.submit("running1", counting_command(log, "running1", 2)).status == 200
+    assert http.submit("running1", counting_command(log, "running1", 8)).status == 200
     assert http.submit("queued1", counting_command(log, "queued1", 0)).status == 200
     http.wait_status("running1", {"running"})
     assert http.status("queued1")["status"] == "queued"
