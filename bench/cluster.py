@@ -67,8 +67,9 @@ def write_wrappers(directory: Path, log: Path) -> None:
 
 def request(url: str, method: str = "GET", **params: str) -> dict:
     full = url + ("?" + urllib.parse.urlencode(params) if params else "")
-    with urllib.request.urlopen(urllib.request.Request(full, method=method, data=b"" if method != "GET" else None),
-                                timeout=30) as response:
+    with urllib.request.urlopen(
+        urllib.request.Request(full, method=method, data=b"" if method != "GET" else None), timeout=30
+    ) as response:
         body = response.read()
     return json.loads(body) if body.strip() else {}
 
@@ -95,7 +96,9 @@ def lwr_completion_times(log_text: str) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-n", "--jobs", type=int, default=200)
     parser.add_argument("--interval", type=float, default=1.0, help="min_polling_interval of the manager")
     parser.add_argument("--submit-threads", type=int, default=4)
@@ -106,9 +109,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="lwr-bench-cluster."))
     log = work / "commands.log"
     write_wrappers(work / "bin", log)
-    managers = (f"[manager:slurm]\ntype = queued_cli\njob_plugin = Slurm\nmin_polling_interval = {args.interval}\n"
-                f"submit_threads = {args.submit_threads}\n")
-    os.environ["PATH"] = f"{work / 'bin'}:{os.environ['PATH']}"   # the server inherits the wrappers
+    managers = (
+        f"[manager:slurm]\ntype = queued_cli\njob_plugin = Slurm\nmin_polling_interval = {args.interval}\n"
+        f"submit_threads = {args.submit_threads}\n"
+    )
+    os.environ["PATH"] = f"{work / 'bin'}:{os.environ['PATH']}"  # the server inherits the wrappers
     server = LwrServer(directory=work / "server", job_managers_ini=managers)
     server.start()
     base = server.url + "managers/slurm/jobs"
@@ -128,7 +133,7 @@ def main() -> None:
         while pending:
             for job_id in list(pending):
                 if not (directories[job_id] / "lwr" / "ended_at").exists():
-                    continue   # still running: no need to ask lwr (keeps the client's poll rounds short)
+                    continue  # still running: no need to ask lwr (keeps the client's poll rounds short)
                 status = request(f"{base}/{job_id}/status")
                 state = status.get("status") or status.get("state")
                 if state in FINAL:
@@ -153,10 +158,15 @@ def main() -> None:
             sbatch_duration[job_id] = float(call[1]) - float(call[0])
     submit_total = [sbatch_end[job_id] - submitted_at[job_id] for job_id in ids]
     submit_own = [submit_total[index] - sbatch_duration[job_id] for index, job_id in enumerate(ids)]
-    end_overhead = [completed_seen[job_id] - float((directories[job_id] / "lwr" / "ended_at").read_text())
-                    for job_id in ids]
-    detection = [marked_complete[job_id] - float((directories[job_id] / "lwr" / "ended_at").read_text())
-                 for job_id in ids if job_id in marked_complete]
+    end_overhead = [
+        completed_seen[job_id] - float((directories[job_id] / "lwr" / "ended_at").read_text())
+        for job_id in ids
+    ]
+    detection = [
+        marked_complete[job_id] - float((directories[job_id] / "lwr" / "ended_at").read_text())
+        for job_id in ids
+        if job_id in marked_complete
+    ]
     status_calls = [call for call in calls if call[2] in ("squeue", "sacct", "scontrol")]
     in_flight_minutes = (finished - started) / 60
     figures = {
@@ -170,8 +180,10 @@ def main() -> None:
         "sbatch_call_s": summary(list(sbatch_duration.values())),
         "end_overhead_s": summary(end_overhead),
         "end_detected_by_lwr_s": summary(detection) if detection else None,
-        "status_commands": {name: sum(1 for call in status_calls if call[2] == name)
-                            for name in ("squeue", "sacct", "scontrol")},
+        "status_commands": {
+            name: sum(1 for call in status_calls if call[2] == name)
+            for name in ("squeue", "sacct", "scontrol")
+        },
         "status_commands_per_minute": round(len(status_calls) / in_flight_minutes, 1),
         "polling_intervals_elapsed": round((finished - started) / args.interval),
     }

@@ -51,7 +51,9 @@ class Client:
     def request(self, method: str, path: str, params: dict[str, str] | None = None) -> tuple[int, bytes]:
         connection = getattr(self.local, "connection", None)
         if connection is None:
-            connection = self.local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            connection = self.local.connection = http.client.HTTPConnection(
+                "127.0.0.1", self.port, timeout=60
+            )
         url = path + ("?" + urlencode(params) if params else "")
         try:
             connection.request(method, url)
@@ -118,30 +120,41 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     directory = args.directory or Path(tempfile.mkdtemp(prefix="lwr-inflight-"))
     ini = f"[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = {args.running}\n"
-    server = LwrServer(directory=directory, job_managers_ini=ini,
-                       server_options={"threadpool_workers": "32", "request_queue_size": "256"}).start()
+    server = LwrServer(
+        directory=directory,
+        job_managers_ini=ini,
+        server_options={"threadpool_workers": "32", "request_queue_size": "256"},
+    ).start()
     client = Client(server.port)
     try:
         seconds = submit_all(client, args.jobs, args.threads)
         assert server.process is not None
-        time.sleep(5)   # let the dispatcher start its slots
+        time.sleep(5)  # let the dispatcher start its slots
         rss = rss_mib(server.process.pid)
-        print(f"submitted {args.jobs} jobs in {seconds:.1f} s ({args.jobs / seconds:.0f} jobs/s); "
-              f"{args.running} run, the rest queued", flush=True)
+        print(
+            f"submitted {args.jobs} jobs in {seconds:.1f} s ({args.jobs / seconds:.0f} jobs/s); "
+            f"{args.running} run, the rest queued",
+            flush=True,
+        )
         print(f"server RSS {rss:.0f} MiB (target < 200 MiB)", flush=True)
         latencies = status_load(client, args.jobs, args.rate, args.seconds)
         p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
-        print(f"status at {args.rate:.0f}/s for {args.seconds:.0f} s: {len(latencies)} requests, "
-              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 10 ms), mean {statistics.mean(latencies) * 1000:.1f} ms",
-              flush=True)
+        print(
+            f"status at {args.rate:.0f}/s for {args.seconds:.0f} s: {len(latencies)} requests, "
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p99 < 10 ms), mean {statistics.mean(latencies) * 1000:.1f} ms",
+            flush=True,
+        )
         server.kill9()
         began = time.monotonic()
         server.start(wait=False)
         server.wait_ready(timeout=300)
         recovered = time.monotonic() - began
         status, _body = client.request("GET", f"/jobs/inflight-{args.jobs - 1:06d}/status")
-        print(f"kill -9 and restart with {args.jobs} records: answering after {recovered:.1f} s "
-              f"(target < 10 s); last job's status {status}", flush=True)
+        print(
+            f"kill -9 and restart with {args.jobs} records: answering after {recovered:.1f} s "
+            f"(target < 10 s); last job's status {status}",
+            flush=True,
+        )
         print(f"server RSS after the restart {rss_mib(server.process.pid):.0f} MiB", flush=True)
     finally:
         # The running jobs outlive lwr by design: cancel them before stopping it.

@@ -85,13 +85,18 @@ def start_server(kind: str, directory: Path, request_queue_size: int | None = No
     """
     if kind in ("lwr", "lwr-waitress"):
         cls = WaitressLwrServer if kind == "lwr-waitress" else LwrServer
-        options = {"request_queue_size": str(request_queue_size)} if request_queue_size and kind == "lwr" else {}
+        options = (
+            {"request_queue_size": str(request_queue_size)} if request_queue_size and kind == "lwr" else {}
+        )
         lwr = cls(directory=directory, job_managers_ini=JOB_MANAGERS_INI, server_options=options).start()
         return lwr, lwr.process.pid  # type: ignore[union-attr]
     if kind in ("pulsar", "pulsar-gunicorn"):
-        pulsar = PulsarServer(directory=directory, max_concurrent_jobs=MAX_CONCURRENT_JOBS,
-                              server="gunicorn" if kind == "pulsar-gunicorn" else "paste",
-                              request_queue_size=request_queue_size).start()
+        pulsar = PulsarServer(
+            directory=directory,
+            max_concurrent_jobs=MAX_CONCURRENT_JOBS,
+            server="gunicorn" if kind == "pulsar-gunicorn" else "paste",
+            request_queue_size=request_queue_size,
+        ).start()
         return pulsar, pulsar.pid
     raise ValueError(kind)
 
@@ -103,7 +108,8 @@ class WaitressLwrServer(LwrServer):
         super().write_config()
         text = self.config_path.read_text()
         text = text.replace("use = egg:Paste#http", "use = egg:waitress#main").replace(
-            "threadpool_workers = 16", "threads = 16")
+            "threadpool_workers = 16", "threads = 16"
+        )
         self.config_path.write_text(text)
 
 
@@ -202,8 +208,9 @@ class Bench:
 
         client._raw_execute = timed_execute  # type: ignore[method-assign]
         command_line = f"cat '{input_path}' '{config_path}' > '{output_path}'"
-        client_outputs = ClientOutputs(working_directory=str(working), metadata_directory=str(metadata),
-                                       output_files=[str(output_path)])
+        client_outputs = ClientOutputs(
+            working_directory=str(working), metadata_directory=str(metadata), output_files=[str(output_path)]
+        )
         description = ClientJobDescription(
             command_line=command_line,
             tool=MockTool(str(tool_dir)),
@@ -240,9 +247,13 @@ class Bench:
         full = client.full_status()
         if status != "complete":
             raise RuntimeError(f"{self.name}: job {job_id} ended {status}: {json.dumps(full)[:2000]}")
-        failures = finish_job(client=client, cleanup_job="never", job_completed_normally=True,
-                              client_outputs=client_outputs,
-                              pulsar_outputs=PulsarOutputs.from_status_response(full))
+        failures = finish_job(
+            client=client,
+            cleanup_job="never",
+            job_completed_normally=True,
+            client_outputs=client_outputs,
+            pulsar_outputs=PulsarOutputs.from_status_response(full),
+        )
         downloaded = time.perf_counter()
         latency = downloaded - started
         if failures:
@@ -250,11 +261,17 @@ class Bench:
         client.clean()
         cleaned = time.perf_counter()
         with self.lock:
-            for phase, value in (("submit", submitted - started), ("wait", final_seen - submitted),
-                                 ("finish", downloaded - final_seen), ("clean", cleaned - downloaded)):
+            for phase, value in (
+                ("submit", submitted - started),
+                ("wait", final_seen - submitted),
+                ("finish", downloaded - final_seen),
+                ("clean", cleaned - downloaded),
+            ):
                 self.phases.setdefault(phase, []).append(value)
         if output_path.read_bytes() != INPUT_CONTENTS + CONFIG_CONTENTS:
-            raise RuntimeError(f"{self.name}: job {job_id} output is wrong: {output_path.read_bytes()[:200]!r}")
+            raise RuntimeError(
+                f"{self.name}: job {job_id} output is wrong: {output_path.read_bytes()[:200]!r}"
+            )
         shutil.rmtree(local, ignore_errors=True)
         return latency
 
@@ -270,10 +287,15 @@ class Bench:
                 latencies.append(latency)
         wall = time.perf_counter() - started
         server_after = server_cpu(self.pid)
-        cpu = {"server": server_after[0] - server_before[0], "jobs": server_after[1] - server_before[1],
-               "client": client_cpu() - client_before}
+        cpu = {
+            "server": server_after[0] - server_before[0],
+            "jobs": server_after[1] - server_before[1],
+            "client": client_cpu() - client_before,
+        }
         phases = {phase: statistics.median(values) for phase, values in self.phases.items()}
-        requests = {command: (statistics.median(values), len(values) / n) for command, values in self.requests.items()}
+        requests = {
+            command: (statistics.median(values), len(values) / n) for command, values in self.requests.items()
+        }
         return RunResult(self.name, concurrency, n, wall, latencies, phases, cpu, requests)
 
 
@@ -282,34 +304,58 @@ def fmt_ms(seconds: float) -> str:
 
 
 def print_result(result: RunResult, repeat: int) -> None:
-    print(f"  {result.server:<8} c={result.concurrency:<3} run {repeat}: {result.jobs_per_s:7.2f} jobs/s  "
-          f"p50 {fmt_ms(result.pct(50))} ms  p95 {fmt_ms(result.pct(95))} ms  p99 {fmt_ms(result.pct(99))} ms  "
-          f"(wall {result.wall:.1f} s; median ms submit {result.phases['submit'] * 1000:.1f} "
-          f"wait {result.phases['wait'] * 1000:.1f} finish {result.phases['finish'] * 1000:.1f} "
-          f"clean {result.phases['clean'] * 1000:.1f}; CPU ms/job server {result.cpu['server'] / result.jobs * 1000:.1f} "
-          f"job scripts {result.cpu['jobs'] / result.jobs * 1000:.1f} client {result.cpu['client'] / result.jobs * 1000:.1f})",
-          flush=True)
-    print("           per request: " + ", ".join(
-        f"{command} {median * 1000:.1f} ms x{per_job:.1f}" for command, (median, per_job) in sorted(result.requests.items())),
-        flush=True)
+    print(
+        f"  {result.server:<8} c={result.concurrency:<3} run {repeat}: {result.jobs_per_s:7.2f} jobs/s  "
+        f"p50 {fmt_ms(result.pct(50))} ms  p95 {fmt_ms(result.pct(95))} ms  p99 {fmt_ms(result.pct(99))} ms  "
+        f"(wall {result.wall:.1f} s; median ms submit {result.phases['submit'] * 1000:.1f} "
+        f"wait {result.phases['wait'] * 1000:.1f} finish {result.phases['finish'] * 1000:.1f} "
+        f"clean {result.phases['clean'] * 1000:.1f}; CPU ms/job server {result.cpu['server'] / result.jobs * 1000:.1f} "
+        f"job scripts {result.cpu['jobs'] / result.jobs * 1000:.1f} client {result.cpu['client'] / result.jobs * 1000:.1f})",
+        flush=True,
+    )
+    print(
+        "           per request: "
+        + ", ".join(
+            f"{command} {median * 1000:.1f} ms x{per_job:.1f}"
+            for command, (median, per_job) in sorted(result.requests.items())
+        ),
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="lwr vs Pulsar job throughput/latency through pulsar.client")
     parser.add_argument("-n", "--jobs", type=int, default=100, help="jobs per configuration (default 100)")
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8],
-                        help="client threads, one job at a time each (default: 1 8)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[1, 8],
+        help="client threads, one job at a time each (default: 1 8)",
+    )
     parser.add_argument("--repeat", type=int, default=2, help="runs of each configuration (default 2)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed jobs per server first (default 3)")
-    parser.add_argument("--servers", nargs="+", choices=SERVER_KINDS, default=["lwr", "pulsar"],
-                        help="servers to run, interleaved (default: lwr pulsar). lwr and pulsar use Paste's "
-                             "egg:Paste#http (16 threads); lwr-waitress uses waitress (16 threads); pulsar-gunicorn "
-                             "is pulsar-app's own pulsar-serve setup (gunicorn, 1 worker, 4 gthreads)")
-    parser.add_argument("--request-queue-size", type=int,
-                        help="Paste's listen backlog for BOTH servers (Paste's default, 5, if not given)")
-    parser.add_argument("--client-dir", type=Path, default=Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None,
-                        help="where the client's per-job files go (default /dev/shm, a tmpfs, so the client's own "
-                             "file churn does not load the servers' ext4 inode allocator; servers stay on disk)")
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=SERVER_KINDS,
+        default=["lwr", "pulsar"],
+        help="servers to run, interleaved (default: lwr pulsar). lwr and pulsar use Paste's "
+        "egg:Paste#http (16 threads); lwr-waitress uses waitress (16 threads); pulsar-gunicorn "
+        "is pulsar-app's own pulsar-serve setup (gunicorn, 1 worker, 4 gthreads)",
+    )
+    parser.add_argument(
+        "--request-queue-size",
+        type=int,
+        help="Paste's listen backlog for BOTH servers (Paste's default, 5, if not given)",
+    )
+    parser.add_argument(
+        "--client-dir",
+        type=Path,
+        default=Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None,
+        help="where the client's per-job files go (default /dev/shm, a tmpfs, so the client's own "
+        "file churn does not load the servers' ext4 inode allocator; servers stay on disk)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
     parser.add_argument("--json", type=Path, help="also write all results to this JSON file")
     args = parser.parse_args(argv)
@@ -325,10 +371,14 @@ def main(argv: list[str] | None = None) -> int:
             server, pid = start_server(kind, base / f"{kind}-server", args.request_queue_size)
             servers[kind] = server
             benches[kind] = Bench(server.url, kind, client_base / f"{kind}-client", pid)  # type: ignore[attr-defined]
-        print(f"# Paste listen backlog (request_queue_size): {args.request_queue_size or 'Paste default (5)'}")
+        print(
+            f"# Paste listen backlog (request_queue_size): {args.request_queue_size or 'Paste default (5)'}"
+        )
         print(f"# servers' directories under {base}; client files under {client_base}")
-        print(f"# jobs benchmark: N={args.jobs}, concurrency {args.concurrency}, repeat {args.repeat}, "
-              f"poll {POLL_INTERVAL * 1000:.0f} ms, queued_python max_concurrent_jobs={MAX_CONCURRENT_JOBS} on both")
+        print(
+            f"# jobs benchmark: N={args.jobs}, concurrency {args.concurrency}, repeat {args.repeat}, "
+            f"poll {POLL_INTERVAL * 1000:.0f} ms, queued_python max_concurrent_jobs={MAX_CONCURRENT_JOBS} on both"
+        )
         for name, server in servers.items():
             print(f"# {name}: {server.url} (pid {benches[name].pid})")  # type: ignore[attr-defined]
         for bench in benches.values():
@@ -351,40 +401,67 @@ def main(argv: list[str] | None = None) -> int:
             best[(name, concurrency)] = top
             med_rate = statistics.median(r.jobs_per_s for r in runs)
             med = {q: statistics.median(r.pct(q) for r in runs) for q in (50, 95, 99)}
-            print(f"{name:<8} {concurrency:>4} {top.jobs_per_s:>7.2f} [{med_rate:>6.2f}] "
-                  f"{top.pct(50) * 1000:>8.1f} [{med[50] * 1000:>7.1f}] "
-                  f"{top.pct(95) * 1000:>8.1f} [{med[95] * 1000:>7.1f}] "
-                  f"{top.pct(99) * 1000:>8.1f} [{med[99] * 1000:>7.1f}]")
+            print(
+                f"{name:<8} {concurrency:>4} {top.jobs_per_s:>7.2f} [{med_rate:>6.2f}] "
+                f"{top.pct(50) * 1000:>8.1f} [{med[50] * 1000:>7.1f}] "
+                f"{top.pct(95) * 1000:>8.1f} [{med[95] * 1000:>7.1f}] "
+                f"{top.pct(99) * 1000:>8.1f} [{med[99] * 1000:>7.1f}]"
+            )
         lwrs = [kind for kind in args.servers if kind.startswith("lwr")]
         pulsars = [kind for kind in args.servers if kind.startswith("pulsar")]
         for lwr_kind in lwrs:
             for pulsar_kind in pulsars:
-                print(f"\n# {lwr_kind} / {pulsar_kind} (best runs): jobs/s ratio (higher is better), "
-                      "latency ratio (lower is better)")
+                print(
+                    f"\n# {lwr_kind} / {pulsar_kind} (best runs): jobs/s ratio (higher is better), "
+                    "latency ratio (lower is better)"
+                )
                 for concurrency in args.concurrency:
                     lwr_r, pul_r = best[(lwr_kind, concurrency)], best[(pulsar_kind, concurrency)]
-                    print(f"c={concurrency:<3} jobs/s x{lwr_r.jobs_per_s / pul_r.jobs_per_s:5.2f}   "
-                          f"p50 x{lwr_r.pct(50) / pul_r.pct(50):5.3f}   p95 x{lwr_r.pct(95) / pul_r.pct(95):5.3f}   "
-                          f"p99 x{lwr_r.pct(99) / pul_r.pct(99):5.3f}")
+                    print(
+                        f"c={concurrency:<3} jobs/s x{lwr_r.jobs_per_s / pul_r.jobs_per_s:5.2f}   "
+                        f"p50 x{lwr_r.pct(50) / pul_r.pct(50):5.3f}   p95 x{lwr_r.pct(95) / pul_r.pct(95):5.3f}   "
+                        f"p99 x{lwr_r.pct(99) / pul_r.pct(99):5.3f}"
+                    )
                 for concurrency in args.concurrency:
                     lwr_runs, pul_runs = results[(lwr_kind, concurrency)], results[(pulsar_kind, concurrency)]
-                    rate = (statistics.median(r.jobs_per_s for r in lwr_runs)
-                            / statistics.median(r.jobs_per_s for r in pul_runs))
-                    p50 = statistics.median(r.pct(50) for r in lwr_runs) / statistics.median(r.pct(50) for r in pul_runs)
+                    rate = statistics.median(r.jobs_per_s for r in lwr_runs) / statistics.median(
+                        r.jobs_per_s for r in pul_runs
+                    )
+                    p50 = statistics.median(r.pct(50) for r in lwr_runs) / statistics.median(
+                        r.pct(50) for r in pul_runs
+                    )
                     print(f"c={concurrency:<3} (medians of runs) jobs/s x{rate:5.2f}   p50 x{p50:5.3f}")
                 if 8 in args.concurrency:
                     ratio = best[(lwr_kind, 8)].jobs_per_s / best[(pulsar_kind, 8)].jobs_per_s
                     print(f"target jobs/s >= 3x at c=8: x{ratio:.2f} -> {'MET' if ratio >= 3 else 'NOT MET'}")
                 if 1 in args.concurrency:
                     ratio = best[(lwr_kind, 1)].pct(50) / best[(pulsar_kind, 1)].pct(50)
-                    print(f"target p50 <= 1/3 at c=1: x{ratio:.3f} -> {'MET' if ratio <= 1 / 3 else 'NOT MET'}")
+                    print(
+                        f"target p50 <= 1/3 at c=1: x{ratio:.3f} -> {'MET' if ratio <= 1 / 3 else 'NOT MET'}"
+                    )
         if args.json:
-            args.json.write_text(json.dumps([
-                {"server": r.server, "concurrency": r.concurrency, "jobs": r.jobs, "wall": r.wall,
-                 "jobs_per_s": r.jobs_per_s, "p50": r.pct(50), "p95": r.pct(95), "p99": r.pct(99),
-                 "median_phases": r.phases, "cpu_seconds": r.cpu,
-                 "median_request_seconds": {c: m for c, (m, _) in r.requests.items()}}
-                for runs in results.values() for r in runs], indent=2))
+            args.json.write_text(
+                json.dumps(
+                    [
+                        {
+                            "server": r.server,
+                            "concurrency": r.concurrency,
+                            "jobs": r.jobs,
+                            "wall": r.wall,
+                            "jobs_per_s": r.jobs_per_s,
+                            "p50": r.pct(50),
+                            "p95": r.pct(95),
+                            "p99": r.pct(99),
+                            "median_phases": r.phases,
+                            "cpu_seconds": r.cpu,
+                            "median_request_seconds": {c: m for c, (m, _) in r.requests.items()},
+                        }
+                        for runs in results.values()
+                        for r in runs
+                    ],
+                    indent=2,
+                )
+            )
     finally:
         for server in servers.values():
             server.stop()  # type: ignore[attr-defined]

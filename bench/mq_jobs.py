@@ -61,9 +61,11 @@ class Result:
         return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
     def line(self) -> str:
-        return (f"{self.name:7s} {self.jobs} jobs in {self.seconds:6.2f} s = {self.throughput:7.1f} jobs/s   "
-                f"publish->final p50 {self.percentile(0.5) * 1000:7.0f} ms  p95 {self.percentile(0.95) * 1000:7.0f} ms"
-                f"{f'   FAILED {self.failed}' if self.failed else ''}")
+        return (
+            f"{self.name:7s} {self.jobs} jobs in {self.seconds:6.2f} s = {self.throughput:7.1f} jobs/s   "
+            f"publish->final p50 {self.percentile(0.5) * 1000:7.0f} ms  p95 {self.percentile(0.95) * 1000:7.0f} ms"
+            f"{f'   FAILED {self.failed}' if self.failed else ''}"
+        )
 
 
 def pulsar_app_yml(directory: Path, url: str, concurrency: int) -> dict[str, object]:
@@ -86,9 +88,18 @@ class PulsarMq:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "app.yml").write_text(json.dumps(pulsar_app_yml(directory, url, concurrency)))
         log = open(directory / "pulsar.log", "ab")
-        self.process = subprocess.Popen([str(Path(sys.executable).parent / "pulsar-main"), "-c", str(directory),
-                                         "--app_conf_path", str(directory / "app.yml")],
-                                        cwd=directory, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "pulsar-main"),
+                "-c",
+                str(directory),
+                "--app_conf_path",
+                str(directory / "app.yml"),
+            ],
+            cwd=directory,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def stop(self) -> None:
         self.process.terminate()
@@ -137,8 +148,9 @@ def run_jobs(name: str, url: str, jobs: int, prefix: str) -> Result:
                         finished.set()
                 message.ack()
 
-            with kombu.Consumer(connection, queues=[q], callbacks=[on_message], accept=["json"],
-                                prefetch_count=500):
+            with kombu.Consumer(
+                connection, queues=[q], callbacks=[on_message], accept=["json"], prefetch_count=500
+            ):
                 ready.set()
                 while not finished.is_set():
                     try:
@@ -155,10 +167,17 @@ def run_jobs(name: str, url: str, jobs: int, prefix: str) -> Result:
         kombu.Queue(setup_key, exchange(), routing_key=setup_key, durable=True)(producer.channel).declare()
         for index in range(jobs):
             job_id = f"{prefix}-{index}"
-            body = {"job_id": job_id, "command_line": "true", "env": [], "remote_staging": {},
-                    "setup_params": {"job_id": job_id, "tool_id": "bench", "tool_version": "1.0"}}
+            body = {
+                "job_id": job_id,
+                "command_line": "true",
+                "env": [],
+                "remote_staging": {},
+                "setup_params": {"job_id": job_id, "tool_id": "bench", "tool_version": "1.0"},
+            }
             sent[job_id] = time.perf_counter()
-            producer.publish(body, serializer="json", exchange=exchange(), routing_key=setup_key, delivery_mode=2)
+            producer.publish(
+                body, serializer="json", exchange=exchange(), routing_key=setup_key, delivery_mode=2
+            )
     first = min(sent.values())
     if not finished.wait(600):
         raise RuntimeError(f"{name}: only {len(done)} of {jobs} jobs finished")
@@ -191,9 +210,11 @@ def start_lwr(root: Path, concurrency: int, persistence: str | None = None) -> T
     options = {"message_queue_url": vhost.url}
     if persistence:
         options["persistence_directory"] = str(Path(persistence) / uuid.uuid4().hex)
-    server = LwrServer(directory=root / "lwr", app_options=options,
-                       job_managers_ini=f"[manager:{MANAGER}]\ntype = queued_python\n"
-                                        f"max_concurrent_jobs = {concurrency}\n")
+    server = LwrServer(
+        directory=root / "lwr",
+        app_options=options,
+        job_managers_ini=f"[manager:{MANAGER}]\ntype = queued_python\nmax_concurrent_jobs = {concurrency}\n",
+    )
     server.start()
     target = Target("lwr", vhost, server.stop)
     wait_consumer(vhost.url)
@@ -214,19 +235,26 @@ def median_line(name: str, results: list[Result]) -> str:
     throughput = statistics.median(r.throughput for r in results)
     p50 = statistics.median(r.percentile(0.5) for r in results)
     p95 = statistics.median(r.percentile(0.95) for r in results)
-    return (f"{name:7s} median of {len(results)} rounds: {throughput:7.1f} jobs/s   p50 {p50 * 1000:7.0f} ms  "
-            f"p95 {p95 * 1000:7.0f} ms")
+    return (
+        f"{name:7s} median of {len(results)} rounds: {throughput:7.1f} jobs/s   p50 {p50 * 1000:7.0f} ms  "
+        f"p95 {p95 * 1000:7.0f} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds against each server")
     parser.add_argument("--only", choices=["lwr", "pulsar"])
     parser.add_argument("--keep", action="store_true", help="keep the servers' directories (logs)")
-    parser.add_argument("--lwr-persistence", metavar="DIR",
-                        help="lwr's persistence_directory under DIR (e.g. a tmpfs, to see the cost of fsync)")
+    parser.add_argument(
+        "--lwr-persistence",
+        metavar="DIR",
+        help="lwr's persistence_directory under DIR (e.g. a tmpfs, to see the cost of fsync)",
+    )
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="lwr-mq-bench."))
     targets: list[Target] = []
@@ -255,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         pulsar = statistics.median(r.throughput for r in results["pulsar"])
         lwr_p50 = statistics.median(r.percentile(0.5) for r in results["lwr"])
         pulsar_p50 = statistics.median(r.percentile(0.5) for r in results["pulsar"])
-        print(f"throughput ratio lwr/pulsar: {lwr / pulsar:.2f}x   p50 latency ratio pulsar/lwr: "
-              f"{pulsar_p50 / lwr_p50:.2f}x   (N={args.jobs}, concurrency={args.concurrency}, {os.cpu_count()} CPUs)")
+        print(
+            f"throughput ratio lwr/pulsar: {lwr / pulsar:.2f}x   p50 latency ratio pulsar/lwr: "
+            f"{pulsar_p50 / lwr_p50:.2f}x   (N={args.jobs}, concurrency={args.concurrency}, {os.cpu_count()} CPUs)"
+        )
     return 0
 
 

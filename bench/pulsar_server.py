@@ -89,12 +89,16 @@ class PulsarServer:
         self.directory = Path(self.directory).resolve()
         (self.directory / "files" / "staging").mkdir(parents=True, exist_ok=True)
         (self.directory / "files" / "persisted_data").mkdir(parents=True, exist_ok=True)
-        lines = ["[server:main]", "use = egg:Paste#http", "host = 127.0.0.1", f"port = {self.port}",
-                 f"threadpool_workers = {self.threadpool_workers}"]
+        lines = [
+            "[server:main]",
+            "use = egg:Paste#http",
+            "host = 127.0.0.1",
+            f"port = {self.port}",
+            f"threadpool_workers = {self.threadpool_workers}",
+        ]
         if self.request_queue_size:
             lines.append(f"request_queue_size = {self.request_queue_size}")
-        lines += ["",
-                 "[app:main]", "paste.app_factory = pulsar.web.wsgi:app_factory", ""]
+        lines += ["", "[app:main]", "paste.app_factory = pulsar.web.wsgi:app_factory", ""]
         self.config_path.write_text("\n".join(lines))
         app = {
             "staging_directory": str(self.directory / "files" / "staging"),
@@ -102,8 +106,9 @@ class PulsarServer:
             # Pulsar's queued_python reads ``num_concurrent_jobs`` (pulsar/managers/queued.py) and
             # silently ignores unknown keys: lwr's ``max_concurrent_jobs`` here once ran every
             # Pulsar baseline one job at a time. tests/unit/test_pulsar_baseline.py checks it.
-            "managers": {"_default_": {"type": self.manager_type,
-                                       "num_concurrent_jobs": self.max_concurrent_jobs}},
+            "managers": {
+                "_default_": {"type": self.manager_type, "num_concurrent_jobs": self.max_concurrent_jobs}
+            },
             **self.extra_app_yml,
         }
         # JSON is valid YAML; no need for a YAML writer.
@@ -121,8 +126,12 @@ class PulsarServer:
         if self.server == "paste":
             return [sys.executable, str(HERE), "serve-ini", str(self.config_path)]
         if self.server == "gunicorn":
-            return [sys.executable, "-c", "import sys; from pulsar.scripts.serve import main; sys.exit(main())",
-                    str(self.config_path)]
+            return [
+                sys.executable,
+                "-c",
+                "import sys; from pulsar.scripts.serve import main; sys.exit(main())",
+                str(self.config_path),
+            ]
         raise ValueError(f"unknown server flavour {self.server!r} (paste or gunicorn)")
 
     def start(self, wait: bool = True) -> PulsarServer:
@@ -131,8 +140,9 @@ class PulsarServer:
         self.write_config()
         log = open(self.log_path, "ab")
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PULSAR_CONFIG_DIR": str(self.directory)}
-        self.process = subprocess.Popen(self.command(), cwd=self.directory, stdout=log, stderr=subprocess.STDOUT,
-                                        env=env)
+        self.process = subprocess.Popen(
+            self.command(), cwd=self.directory, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         if wait:
             self.wait_ready()
         return self
@@ -147,18 +157,24 @@ class PulsarServer:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
-def pulsar_concurrency(ini_path: Path | None = None, app_conf_path: Path | None = None) -> dict[str, int | None]:
+def pulsar_concurrency(
+    ini_path: Path | None = None, app_conf_path: Path | None = None
+) -> dict[str, int | None]:
     """Build a PulsarApp from a configuration and report each manager's worker-thread count."""
     from pulsar.core import PulsarApp
     from pulsar.main import load_app_configuration
 
-    conf = load_app_configuration(ini_path=str(ini_path) if ini_path else None,
-                                  app_conf_path=str(app_conf_path) if app_conf_path else None,
-                                  config_dir=str((ini_path or app_conf_path).parent))  # type: ignore[union-attr]
+    conf = load_app_configuration(
+        ini_path=str(ini_path) if ini_path else None,
+        app_conf_path=str(app_conf_path) if app_conf_path else None,
+        config_dir=str((ini_path or app_conf_path).parent),
+    )  # type: ignore[union-attr]
     app = PulsarApp(**conf)
     try:
-        return {name: len(getattr(proxy._proxied_manager, "work_threads", None) or []) or None
-                for name, proxy in app.managers.items()}
+        return {
+            name: len(getattr(proxy._proxied_manager, "work_threads", None) or []) or None
+            for name, proxy in app.managers.items()
+        }
     finally:
         app.shutdown(timeout=5)
 
@@ -196,8 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", choices=["paste", "gunicorn"], default="paste")
     parser.add_argument("--max-concurrent-jobs", type=int, default=8)
     args = parser.parse_args(argv)
-    server = PulsarServer(directory=args.directory, port=args.port, server=args.server,
-                          max_concurrent_jobs=args.max_concurrent_jobs).start()
+    server = PulsarServer(
+        directory=args.directory,
+        port=args.port,
+        server=args.server,
+        max_concurrent_jobs=args.max_concurrent_jobs,
+    ).start()
     print(f"Pulsar ({args.server}) at {server.url}, pid {server.pid}, log {server.log_path}", flush=True)
     try:
         server.process.wait()  # type: ignore[union-attr]

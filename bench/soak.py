@@ -84,7 +84,16 @@ from server import LwrServer, free_port  # noqa: E402  (tests/server.py)
 FINAL = frozenset({"complete", "failed", "cancelled", "lost"})
 #: Failure classes an injected fault explains: lwr refused or failed the job cleanly, and said why.
 FAULT_CLASSES = frozenset({"disk_full", "staging_failed", "launch_failed"})
-VERDICTS = ("ok", "refused", "lost", "ran_twice", "wrong_output", "duplicate_final", "out_of_order", "in_flight")
+VERDICTS = (
+    "ok",
+    "refused",
+    "lost",
+    "ran_twice",
+    "wrong_output",
+    "duplicate_final",
+    "out_of_order",
+    "in_flight",
+)
 BAD_VERDICTS = ("lost", "ran_twice", "wrong_output", "duplicate_final", "out_of_order")
 
 log = logging.getLogger("soak")
@@ -110,8 +119,8 @@ def now() -> float:
 @dataclass
 class Job:
     job_id: str
-    mode: str                    # "http", "mq" or "slurm"
-    directory: Path              # the Galaxy side: in.dat, out.dat, working/, metadata/
+    mode: str  # "http", "mq" or "slurm"
+    directory: Path  # the Galaxy side: in.dat, out.dat, working/, metadata/
     expected: bytes
     started: float = 0.0
     ended: float | None = None
@@ -190,7 +199,10 @@ class Ledger:
             elif not finals:
                 verdict, detail = "lost", job.problem or "no final status"
             elif len(finals) > 1:
-                verdict, detail = "duplicate_final", f"{len(finals)} final statuses: {[f['status'] for f in finals]}"
+                verdict, detail = (
+                    "duplicate_final",
+                    f"{len(finals)} final statuses: {[f['status'] for f in finals]}",
+                )
             elif runs > 1:
                 verdict, detail = "ran_twice", f"ran {runs} times"
             else:
@@ -206,7 +218,10 @@ class Ledger:
                         if self.overlapped(job, "disk_full"):
                             verdict, detail = "refused", f"tool exit {returncode} while the disk was full"
                         else:
-                            verdict, detail = "lost", f"exit code {returncode}: {str(final.get('stderr'))[:200]}"
+                            verdict, detail = (
+                                "lost",
+                                f"exit code {returncode}: {str(final.get('stderr'))[:200]}",
+                            )
                     else:
                         try:
                             output = job.output_path.read_bytes()
@@ -239,7 +254,9 @@ class Ledger:
 
 
 # --- the environment ----------------------------------------------------------------------------------
-def run(argv: list[str], timeout: float = 120, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def run(
+    argv: list[str], timeout: float = 120, check: bool = True, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check, **kwargs)
 
 
@@ -254,23 +271,29 @@ class PrivateBroker:
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "RABBITMQ_NODENAME": self.node, "RABBITMQ_CONFIG_FILE": str(self.directory / "rabbitmq.conf"),
-                "RABBITMQ_DIST_PORT": str(self.dist_port), "RABBITMQ_MNESIA_BASE": str(self.directory / "mnesia"),
-                "RABBITMQ_LOG_BASE": str(self.directory / "log"),
-                "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins")}
+        return {
+            **os.environ,
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_CONFIG_FILE": str(self.directory / "rabbitmq.conf"),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.directory / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.directory / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.directory / "enabled_plugins"),
+        }
 
     def start(self) -> None:
         for sub in ("mnesia", "log"):
             (self.directory / sub).mkdir(parents=True, exist_ok=True)
-        (self.directory / "rabbitmq.conf").write_text(f"listeners.tcp.local = 127.0.0.1:{self.port}\n"
-                                                      "loopback_users = none\n")
+        (self.directory / "rabbitmq.conf").write_text(
+            f"listeners.tcp.local = 127.0.0.1:{self.port}\nloopback_users = none\n"
+        )
         (self.directory / "enabled_plugins").write_text("[].\n")
         if os.geteuid() == 0:
             os.chmod(self.directory, 0o755)
             run(["chown", "-R", "rabbitmq:rabbitmq", str(self.directory)])
         run(["rabbitmq-server", "-detached"], env=self.env())
         deadline = now() + 120
-        while True:   # until the node has registered, await_startup fails at once
+        while True:  # until the node has registered, await_startup fails at once
             try:
                 self.ctl("await_startup", timeout=120)
                 return
@@ -313,7 +336,7 @@ class StagingDisk:
         try:
             fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         except OSError:
-            return   # already full (lwr filled it): full it is
+            return  # already full (lwr filled it): full it is
         try:
             try:
                 os.posix_fallocate(fd, 0, max(free, 1))
@@ -321,7 +344,7 @@ class StagingDisk:
                 pass
             block = b"\0" * 65536
             try:
-                while True:   # unbuffered: nothing is left to flush (and fail) at close
+                while True:  # unbuffered: nothing is left to flush (and fail) at close
                     os.write(fd, block)
             except OSError:
                 pass
@@ -425,7 +448,7 @@ class FilesEndpoint:
 
         class Server(http.server.ThreadingHTTPServer):
             def handle_error(self, request: Any, client_address: Any) -> None:
-                pass   # the reset and stall faults break connections on purpose
+                pass  # the reset and stall faults break connections on purpose
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -470,7 +493,9 @@ class Faults:
 
     def start(self) -> None:
         for index, (kind, period) in enumerate(sorted(self.periods.items())):
-            thread = threading.Thread(target=self._loop, args=(kind, period, index), name=f"fault-{kind}", daemon=True)
+            thread = threading.Thread(
+                target=self._loop, args=(kind, period, index), name=f"fault-{kind}", daemon=True
+            )
             thread.start()
             self.threads.append(thread)
 
@@ -501,7 +526,7 @@ class Faults:
             self.soak.disk.fill()
             time.sleep(3.0)
         finally:
-            self.soak.disk.empty()   # whatever happened, the disk must not stay full
+            self.soak.disk.empty()  # whatever happened, the disk must not stay full
         return "disk_full"
 
     def _endpoint(self) -> str:
@@ -530,7 +555,7 @@ def transport_error_kind(error: BaseException) -> str:
     if isinstance(error, PulsarClientTransportError):
         return "reply" if error.transport_code else "connection"
     if isinstance(error, (ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException)):
-        return "connection"   # refused, reset, or a reply cut short (lwr killed while answering)
+        return "connection"  # refused, reset, or a reply cut short (lwr killed while answering)
     return "other"
 
 
@@ -565,22 +590,32 @@ class Soak:
 
     # --- the server ---------------------------------------------------------------------------------
     def managers_ini(self) -> str:
-        text = (f"[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = {self.args.concurrency}\n\n"
-                f"[manager:mq]\ntype = queued_python\nmax_concurrent_jobs = {self.args.concurrency}\n")
+        text = (
+            f"[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = {self.args.concurrency}\n\n"
+            f"[manager:mq]\ntype = queued_python\nmax_concurrent_jobs = {self.args.concurrency}\n"
+        )
         if self.use_slurm:
-            text += ("\n[manager:slurm]\ntype = queued_cli\njob_plugin = Slurm\nmin_polling_interval = 1\n"
-                     "exit_code_grace = 5\n")
+            text += (
+                "\n[manager:slurm]\ntype = queued_cli\njob_plugin = Slurm\nmin_polling_interval = 1\n"
+                "exit_code_grace = 5\n"
+            )
         return text
 
     def start_lwr(self) -> None:
         self.lwr = LwrServer(
             directory=self.directory / "lwr",
-            app_options={"staging_directory": str(self.disk.path), "message_queue_url": self.broker.url,
-                         "amqp_acknowledge": "true", "amqp_heartbeat": "10", "amqp_publish_retry_max": "2",
-                         "remote_staging_allowed_urls": self.endpoint.base,
-                         "retain_complete_jobs": f"{self.args.retention:.0f}",
-                         "retain_failed_jobs": f"{self.args.retention:.0f}"},
-            job_managers_ini=self.managers_ini())
+            app_options={
+                "staging_directory": str(self.disk.path),
+                "message_queue_url": self.broker.url,
+                "amqp_acknowledge": "true",
+                "amqp_heartbeat": "10",
+                "amqp_publish_retry_max": "2",
+                "remote_staging_allowed_urls": self.endpoint.base,
+                "retain_complete_jobs": f"{self.args.retention:.0f}",
+                "retain_failed_jobs": f"{self.args.retention:.0f}",
+            },
+            job_managers_ini=self.managers_ini(),
+        )
         self.lwr.start()
 
     def restart_lwr(self) -> None:
@@ -605,27 +640,39 @@ class Soak:
         expected = (f"input of {job_id} " * random.randint(1, 40) + "\n").encode()
         job = Job(job_id, mode, directory, expected, started=now())
         job.input_path.write_bytes(expected)
-        job.output_path.write_bytes(b"")   # Galaxy creates its output datasets empty before the job
+        job.output_path.write_bytes(b"")  # Galaxy creates its output datasets empty before the job
         self.ledger.add(job)
         return job
 
     def description(self, job: Job) -> tuple[Any, Any]:
 
         sleep = random.choice(("0", "0.1", "0.3", "0.7"))
-        command = (f"echo run >> {self.runs / job.job_id}; sleep {sleep}; "
-                   f"cat {job.input_path} > {job.output_path}")
-        outputs = ClientOutputs(working_directory=str(job.directory / "working"),
-                                metadata_directory=str(job.directory / "metadata"),
-                                output_files=[str(job.output_path)])
-        description = ClientJobDescription(command_line=command, tool=MockTool(str(job.directory)),
-                                           input_files=[str(job.input_path)], client_outputs=outputs,
-                                           working_directory=str(job.directory / "working"),
-                                           metadata_directory=str(job.directory / "metadata"))
+        command = (
+            f"echo run >> {self.runs / job.job_id}; sleep {sleep}; cat {job.input_path} > {job.output_path}"
+        )
+        outputs = ClientOutputs(
+            working_directory=str(job.directory / "working"),
+            metadata_directory=str(job.directory / "metadata"),
+            output_files=[str(job.output_path)],
+        )
+        description = ClientJobDescription(
+            command_line=command,
+            tool=MockTool(str(job.directory)),
+            input_files=[str(job.input_path)],
+            client_outputs=outputs,
+            working_directory=str(job.directory / "working"),
+            metadata_directory=str(job.directory / "metadata"),
+        )
         return description, outputs
 
     # --- HTTP: submit, poll, collect, clean ------------------------------------------------------------
-    def retrying(self, job: Job, step: str, action: Callable[[], Any], accept: Callable[[BaseException], bool]
-                 = lambda error: False) -> Any:
+    def retrying(
+        self,
+        job: Job,
+        step: str,
+        action: Callable[[], Any],
+        accept: Callable[[BaseException], bool] = lambda error: False,
+    ) -> Any:
         """Run ``action``; retry it while lwr is unreachable (up to ``--job-timeout``)."""
         deadline = now() + self.args.job_timeout
         while True:
@@ -642,7 +689,7 @@ class Soak:
 
     def http_worker(self, mode: str) -> None:
 
-        with contextlib.redirect_stdout(io.StringIO()):   # pulsar-app 0.16.0 prints its kwargs here
+        with contextlib.redirect_stdout(io.StringIO()):  # pulsar-app 0.16.0 prints its kwargs here
             manager = build_client_manager()
         target = "slurm" if mode == "slurm" else "_default_"
         while not self.stop.is_set():
@@ -670,49 +717,57 @@ class Soak:
                 return
             except Exception as error:  # noqa: BLE001 - classified below
                 if getattr(error, "transport_code", None) == 409:
-                    return   # already submitted
+                    return  # already submitted
                 if transport_error_kind(error) != "connection" or now() > deadline or self.stop.is_set():
                     raise
-            while True:   # lwr is restarting: once it answers, does it have the job?
+            while True:  # lwr is restarting: once it answers, does it have the job?
                 time.sleep(0.5)
                 try:
                     status = client.raw_check_complete()
                 except Exception as error:  # noqa: BLE001
                     if getattr(error, "transport_code", None) == 404:
-                        break   # never set up: submit again
+                        break  # never set up: submit again
                     if now() > deadline or self.stop.is_set():
                         raise
                     continue
                 if status.get("status") != "preprocessing":
-                    return   # accepted (queued, running or already ended): poll it
-                break        # only set up: submitting again is safe
+                    return  # accepted (queued, running or already ended): poll it
+                break  # only set up: submitting again is safe
 
     def http_job(self, manager: Any, target: str, job: Job) -> None:
         """One job as Galaxy's Pulsar runner drives it: submit, poll, collect outputs, clean."""
 
         assert self.lwr is not None
-        client = manager.get_client({"url": self.lwr.url, "manager": target, "default_file_action": "transfer"},
-                                    job.job_id)
+        client = manager.get_client(
+            {"url": self.lwr.url, "manager": target, "default_file_action": "transfer"}, job.job_id
+        )
         description, outputs = self.description(job)
         try:
             self.submit_once(job, client, description)
         except Exception as error:  # noqa: BLE001
             text = f"submit: {type(error).__name__}: {error}"[:300]
             if transport_error_kind(error) == "reply":
-                job.refused = text   # lwr answered with an error: Galaxy fails the job, knowing why
-                time.sleep(1.0)      # and a Galaxy handler would not resubmit at once
+                job.refused = text  # lwr answered with an error: Galaxy fails the job, knowing why
+                time.sleep(1.0)  # and a Galaxy handler would not resubmit at once
             else:
-                job.problem = text   # unreachable for the whole timeout, or a client-side failure
+                job.problem = text  # unreachable for the whole timeout, or a client-side failure
             return
         final = self.poll_until_final(job, client)
         if final is None:
             return
         if final.get("status") == "complete":
+
             def collect() -> None:
-                failed = finish_job(client=client, cleanup_job="never", job_completed_normally=True,
-                                    client_outputs=outputs, pulsar_outputs=PulsarOutputs.from_status_response(final))
+                failed = finish_job(
+                    client=client,
+                    cleanup_job="never",
+                    job_completed_normally=True,
+                    client_outputs=outputs,
+                    pulsar_outputs=PulsarOutputs.from_status_response(final),
+                )
                 if failed:
                     raise failed[0] if isinstance(failed[0], Exception) else RuntimeError(str(failed))
+
             try:
                 self.retrying(job, "collect", collect)
             except Exception as error:  # noqa: BLE001
@@ -726,8 +781,9 @@ class Soak:
             except Exception as error:  # noqa: BLE001
                 job.problem = job.problem or f"status after the end failed: {error}"
         try:
-            self.retrying(job, "clean", client.clean,
-                          accept=lambda error: getattr(error, "transport_code", None) == 404)
+            self.retrying(
+                job, "clean", client.clean, accept=lambda error: getattr(error, "transport_code", None) == 404
+            )
         except Exception as error:  # noqa: BLE001
             log.warning("clean of %s failed: %s", job.job_id, error)
 
@@ -764,10 +820,17 @@ class Soak:
             patch_pulsar_client_ack_store()
 
         self.mq_manager = build_client_manager(
-            amqp_url=self.broker.url, manager="mq", amqp_acknowledge=True,
-            persistence_directory=str(self.directory / "galaxy-acks"), amqp_heartbeat=10,
-            amqp_publish_retry=True, amqp_publish_retry_max_retries=120, amqp_publish_retry_interval_start=0.5,
-            amqp_publish_retry_interval_step=0.5, amqp_publish_retry_interval_max=2)
+            amqp_url=self.broker.url,
+            manager="mq",
+            amqp_acknowledge=True,
+            persistence_directory=str(self.directory / "galaxy-acks"),
+            amqp_heartbeat=10,
+            amqp_publish_retry=True,
+            amqp_publish_retry_max_retries=120,
+            amqp_publish_retry_interval_start=0.5,
+            amqp_publish_retry_interval_step=0.5,
+            amqp_publish_retry_interval_max=2,
+        )
         self.mq_manager.ensure_has_status_update_callback(self.on_status_update)
         self.mq_manager.ensure_has_ack_consumers()
 
@@ -796,9 +859,14 @@ class Soak:
             if job is None:
                 self.mq_slots.release()
                 return
-            client = self.mq_manager.get_client({"jobs_directory": str(self.disk.path / "mq"),
-                                                 "files_endpoint": self.endpoint.url(job.job_id),
-                                                 "default_file_action": "remote_transfer"}, job.job_id)
+            client = self.mq_manager.get_client(
+                {
+                    "jobs_directory": str(self.disk.path / "mq"),
+                    "files_endpoint": self.endpoint.url(job.job_id),
+                    "default_file_action": "remote_transfer",
+                },
+                job.job_id,
+            )
             description, _outputs = self.description(job)
             job.started = now()
             with self.ledger.lock:
@@ -820,13 +888,23 @@ class Soak:
                     self.finish_ready.wait(1)
                 job = self.finish_queue.popleft()
             final = job.finals[0]
-            client = self.mq_manager.get_client({"jobs_directory": str(self.disk.path / "mq"),
-                                                 "files_endpoint": self.endpoint.url(job.job_id),
-                                                 "default_file_action": "remote_transfer"}, job.job_id)
+            client = self.mq_manager.get_client(
+                {
+                    "jobs_directory": str(self.disk.path / "mq"),
+                    "files_endpoint": self.endpoint.url(job.job_id),
+                    "default_file_action": "remote_transfer",
+                },
+                job.job_id,
+            )
             _description, outputs = self.description(job)
             try:
-                finish_job(client=client, cleanup_job="always", job_completed_normally=final.get("status") == "complete",
-                           client_outputs=outputs, pulsar_outputs=PulsarOutputs.from_status_response(final))
+                finish_job(
+                    client=client,
+                    cleanup_job="always",
+                    job_completed_normally=final.get("status") == "complete",
+                    client_outputs=outputs,
+                    pulsar_outputs=PulsarOutputs.from_status_response(final),
+                )
             except Exception as error:  # noqa: BLE001 - what Galaxy would log; the verdict reads the files
                 log.debug("finish_job of %s: %s", job.job_id, error)
             # Late duplicates would arrive within a few seconds; judge after a short settle.
@@ -853,7 +931,7 @@ class Soak:
             for job in late:
                 job.problem = f"no final status within {self.args.job_timeout} s"
                 self._mq_done(job)
-            if self.stop.is_set():   # the run ended (or was interrupted: what waits is in flight)
+            if self.stop.is_set():  # the run ended (or was interrupted: what waits is in flight)
                 return
 
     # --- the run -------------------------------------------------------------------------------------------
@@ -865,9 +943,12 @@ class Soak:
         elapsed = now() - self.started
         done = sum(verdicts.values())
         rate = done / elapsed if elapsed else 0.0
-        return (f"[{elapsed:7.0f} s] started {len(jobs)} judged {done} ({rate:.1f} jobs/s) "
-                + " ".join(f"{v}={verdicts.get(v, 0)}" for v in VERDICTS)
-                + f" | faults {sum(faults.values())}: " + " ".join(f"{k}={n}" for k, n in sorted(faults.items())))
+        return (
+            f"[{elapsed:7.0f} s] started {len(jobs)} judged {done} ({rate:.1f} jobs/s) "
+            + " ".join(f"{v}={verdicts.get(v, 0)}" for v in VERDICTS)
+            + f" | faults {sum(faults.values())}: "
+            + " ".join(f"{k}={n}" for k, n in sorted(faults.items()))
+        )
 
     def run(self) -> dict[str, Any]:
         args = self.args
@@ -877,20 +958,32 @@ class Soak:
         self.galaxy.mkdir(parents=True)
         self.runs.mkdir()
         logging.getLogger("pulsar").setLevel(logging.ERROR)
-        print(f"soak: {args.jobs} jobs, shares http/mq/slurm = {args.http_share}/{args.mq_share}/"
-              f"{args.slurm_share if self.use_slurm else 0}, directory {self.directory}", flush=True)
+        print(
+            f"soak: {args.jobs} jobs, shares http/mq/slurm = {args.http_share}/{args.mq_share}/"
+            f"{args.slurm_share if self.use_slurm else 0}, directory {self.directory}",
+            flush=True,
+        )
         self.disk.mount()
         self.broker.start()
         self.start_lwr()
         self.start_mq_client()
-        faults = Faults(self, {"kill_lwr": args.kill_every, "broker": args.broker_every, "disk": args.disk_every,
-                               "endpoint": args.endpoint_every,
-                               "slurmctld": args.slurmctld_every if self.use_slurm else 0})
+        faults = Faults(
+            self,
+            {
+                "kill_lwr": args.kill_every,
+                "broker": args.broker_every,
+                "disk": args.disk_every,
+                "endpoint": args.endpoint_every,
+                "slurmctld": args.slurmctld_every if self.use_slurm else 0,
+            },
+        )
         total_share = args.http_share + args.mq_share + (args.slurm_share if self.use_slurm else 0)
         producers: list[threading.Thread] = []
         helpers: list[threading.Thread] = []
 
-        def spawn(into: list[threading.Thread], target: Callable[..., None], count: int, *target_args: Any) -> None:
+        def spawn(
+            into: list[threading.Thread], target: Callable[..., None], count: int, *target_args: Any
+        ) -> None:
             for _ in range(count):
                 thread = threading.Thread(target=target, args=target_args, daemon=True)
                 thread.start()
@@ -1002,20 +1095,35 @@ class Soak:
         elapsed = now() - self.started
         server_lines = self.server_log_lines({job.job_id for job in problems[:50]})
         result = {
-            "jobs": len(jobs), "seconds": round(elapsed, 1), "jobs_per_second": round(len(jobs) / elapsed, 2),
+            "jobs": len(jobs),
+            "seconds": round(elapsed, 1),
+            "jobs_per_second": round(len(jobs) / elapsed, 2),
             "verdicts": {v: totals.get(v, 0) for v in VERDICTS},
             "by_mode": {mode: dict(counter) for mode, counter in by_mode.items()},
-            "faults": dict(self.ledger.fault_counts), "fault_errors": faults.errors, "lwr_restarts": self.restarts,
+            "faults": dict(self.ledger.fault_counts),
+            "fault_errors": faults.errors,
+            "lwr_restarts": self.restarts,
             "refusals": dict(refusals.most_common(10)),
-            "problems": [{"job_id": job.job_id, "mode": job.mode, "verdict": job.verdict, "detail": job.detail,
-                          "statuses": [s for _t, s, _c in job.statuses][-8:],
-                          "lwr_log": server_lines.get(job.job_id, [])[:12]} for job in problems[:50]],
+            "problems": [
+                {
+                    "job_id": job.job_id,
+                    "mode": job.mode,
+                    "verdict": job.verdict,
+                    "detail": job.detail,
+                    "statuses": [s for _t, s, _c in job.statuses][-8:],
+                    "lwr_log": server_lines.get(job.job_id, [])[:12],
+                }
+                for job in problems[:50]
+            ],
             "endpoint_requests": dict(self.endpoint.requests),
             "stopped_early": self.no_new_jobs.is_set() and self.next_index < self.args.jobs,
         }
         print(self.progress(), flush=True)
-        print(f"faults: {dict(self.ledger.fault_counts)}; lwr restarted {self.restarts} times; "
-              f"fault errors: {faults.errors[:5]}", flush=True)
+        print(
+            f"faults: {dict(self.ledger.fault_counts)}; lwr restarted {self.restarts} times; "
+            f"fault errors: {faults.errors[:5]}",
+            flush=True,
+        )
         for mode, counter in sorted(by_mode.items()):
             print(f"  {mode:6s} " + " ".join(f"{v}={counter.get(v, 0)}" for v in VERDICTS), flush=True)
         if refusals:
@@ -1035,8 +1143,10 @@ def verdict_line(result: dict[str, Any], expected_faults: list[str]) -> str:
     extra = f" missing faults: {missing}" if missing else ""
     extra += " (stopped before --jobs)" if result.get("stopped_early") else ""
     extra += f" fault errors: {len(result['fault_errors'])}" if result["fault_errors"] else ""
-    return (f"SOAK {'PASS' if ok else 'FAIL'} {result['jobs']} jobs in {result['seconds']:.0f} s: {counts}; "
-            f"{faults} faults, lwr restarted {result['lwr_restarts']} times{extra}")
+    return (
+        f"SOAK {'PASS' if ok else 'FAIL'} {result['jobs']} jobs in {result['seconds']:.0f} s: {counts}; "
+        f"{faults} faults, lwr restarted {result['lwr_restarts']} times{extra}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1046,14 +1156,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=0, help="stop submitting after this many seconds")
     parser.add_argument("--workers", type=int, default=12, help="HTTP client threads (HTTP and Slurm jobs)")
     parser.add_argument("--mq-in-flight", type=int, default=32, help="AMQP jobs in flight at once")
-    parser.add_argument("--concurrency", type=int, default=8, help="max_concurrent_jobs of lwr's local managers")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="max_concurrent_jobs of lwr's local managers"
+    )
     parser.add_argument("--http-share", type=float, default=45)
     parser.add_argument("--mq-share", type=float, default=50)
     parser.add_argument("--slurm-share", type=float, default=5)
     parser.add_argument("--staging-mb", type=int, default=256)
-    parser.add_argument("--retention", type=float, default=120, help="lwr's retain_complete_jobs and retain_failed_jobs, seconds")
+    parser.add_argument(
+        "--retention",
+        type=float,
+        default=120,
+        help="lwr's retain_complete_jobs and retain_failed_jobs, seconds",
+    )
     parser.add_argument("--job-timeout", type=float, default=300)
-    parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait for late duplicate statuses")
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="seconds to wait for late duplicate statuses"
+    )
     parser.add_argument("--kill-every", type=float, default=15)
     parser.add_argument("--broker-every", type=float, default=60)
     parser.add_argument("--disk-every", type=float, default=120)
@@ -1061,20 +1180,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slurmctld-every", type=float, default=300)
     parser.add_argument("--progress-every", type=float, default=30)
     parser.add_argument("--results", type=Path)
-    parser.add_argument("--no-client-patch", action="store_true",
-                        help="leave pulsar-app's broken acknowledgement manager as it is")
+    parser.add_argument(
+        "--no-client-patch",
+        action="store_true",
+        help="leave pulsar-app's broken acknowledgement manager as it is",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt   # SIGTERM: stop and tear down (broker, tmpfs, lwr) like Ctrl-C
+        raise KeyboardInterrupt  # SIGTERM: stop and tear down (broker, tmpfs, lwr) like Ctrl-C
 
     signal.signal(signal.SIGTERM, interrupt)
     soak = Soak(args)
-    expected = [kind for kind, period in (("kill_lwr", args.kill_every), ("broker_restart", args.broker_every),
-                                          ("disk_full", args.disk_every), ("endpoint", args.endpoint_every),
-                                          ("kill_slurmctld", args.slurmctld_every if soak.use_slurm else 0))
-                if period > 0]
+    expected = [
+        kind
+        for kind, period in (
+            ("kill_lwr", args.kill_every),
+            ("broker_restart", args.broker_every),
+            ("disk_full", args.disk_every),
+            ("endpoint", args.endpoint_every),
+            ("kill_slurmctld", args.slurmctld_every if soak.use_slurm else 0),
+        )
+        if period > 0
+    ]
     try:
         result = soak.run()
     finally:

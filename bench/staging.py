@@ -89,7 +89,7 @@ class FloorHandler(http.server.BaseHTTPRequestHandler):
         view = memoryview(buffer)
         with open(self._path(), "wb") as out:
             while remaining > 0:
-                count = self.rfile.readinto(view[:min(BLOCK, remaining)])
+                count = self.rfile.readinto(view[: min(BLOCK, remaining)])
                 if not count:
                     break
                 out.write(view[:count])
@@ -143,8 +143,9 @@ class FloorServer:
 
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        self.process = subprocess.Popen([sys.executable, __file__, "--floor-server", str(self.port),
-                                         str(self.directory)])
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--floor-server", str(self.port), str(self.directory)]
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -240,8 +241,12 @@ def raw_upload(url: str, path: Path, method: str = "POST") -> float:
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=600, blocksize=BLOCK)
     started = time.perf_counter()
     with open(path, "rb") as body:
-        connection.request(method, parts.path + ("?" + parts.query if parts.query else ""), body=body,
-                           headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"})
+        connection.request(
+            method,
+            parts.path + ("?" + parts.query if parts.query else ""),
+            body=body,
+            headers={"Content-Length": str(size), "Content-Type": "application/octet-stream"},
+        )
         response = connection.getresponse()
         reply = response.read()
     elapsed = time.perf_counter() - started
@@ -251,8 +256,9 @@ def raw_upload(url: str, path: Path, method: str = "POST") -> float:
     return elapsed
 
 
-def raw_download(url: str, destination: Path | None, expect_size: int | None = None,
-                 expect_head: bytes | None = None) -> float:
+def raw_download(
+    url: str, destination: Path | None, expect_size: int | None = None, expect_head: bytes | None = None
+) -> float:
     """GET ``url`` in 1 MiB blocks into ``destination``, or, if ``None``, discard the bytes (checking
     the length and the first bytes), so the figure is the server's and not the client's disk."""
     parts = urllib.parse.urlsplit(url)
@@ -279,11 +285,11 @@ def raw_download(url: str, destination: Path | None, expect_size: int | None = N
             if not count:
                 break
             if len(head) < MIB:
-                head += bytes(view[:min(count, MIB - len(head))])
+                head += bytes(view[: min(count, MIB - len(head))])
             received += count
         if expect_size is not None and received != expect_size:
             raise RuntimeError(f"download from {url}: {received} bytes, expected {expect_size}")
-        if expect_head is not None and head != expect_head[:len(head)]:
+        if expect_head is not None and head != expect_head[: len(head)]:
             raise RuntimeError(f"download from {url}: bytes differ from the source")
     elapsed = time.perf_counter() - started
     connection.close()
@@ -295,7 +301,7 @@ def make_source(path: Path, size: int) -> None:
     with open(path, "wb") as out:
         remaining = size
         while remaining > 0:
-            out.write(block[:min(BLOCK, remaining)])
+            out.write(block[: min(BLOCK, remaining)])
             remaining -= BLOCK
 
 
@@ -400,8 +406,13 @@ class ServerUnderTest:
         drop_file(destination)
         with RssSampler(self.pid) as rss:
             started = time.perf_counter()
-            client.fetch_output(path=str(destination), name=name, working_directory=str(self.workdir),  # type: ignore[attr-defined]
-                                action_type="transfer", output_type="output")
+            client.fetch_output(
+                path=str(destination),
+                name=name,
+                working_directory=str(self.workdir),  # type: ignore[attr-defined]
+                action_type="transfer",
+                output_type="output",
+            )
             elapsed = time.perf_counter() - started
         result.record("down", elapsed, rss)
         if not same_bytes(source, destination):
@@ -420,8 +431,9 @@ class ServerUnderTest:
         self._link_input_to_output(client, setup, name)
         query = urllib.parse.urlencode({"name": name, "type": "output"})
         with RssSampler(self.pid) as rss:
-            elapsed = raw_download(f"{self.url}jobs/{job_id}/files?{query}", None, source.stat().st_size,
-                                   source_head(source))
+            elapsed = raw_download(
+                f"{self.url}jobs/{job_id}/files?{query}", None, source.stat().st_size, source_head(source)
+            )
         result.record("down", elapsed, rss)
         client.clean()  # type: ignore[attr-defined]
 
@@ -446,14 +458,27 @@ def main(argv: list[str] | None = None) -> int:
         serve_floor(int(argv[1]), argv[2])
         return 0
     parser = argparse.ArgumentParser(description="lwr vs Pulsar file staging throughput and server RSS")
-    parser.add_argument("--size", type=parse_size, default=1 << 30, help="file size, e.g. 1G, 256M (default 1G)")
+    parser.add_argument(
+        "--size", type=parse_size, default=1 << 30, help="file size, e.g. 1G, 256M (default 1G)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (default 3)")
-    parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the untimed first pass")
-    parser.add_argument("--servers", nargs="+", default=["lwr", "pulsar"],
-                        choices=["lwr", "lwr-waitress", "pulsar", "pulsar-gunicorn"],
-                        help="servers to measure, interleaved (default: lwr pulsar); the floor always runs")
-    parser.add_argument("--paths", nargs="+", choices=["client", "raw"], default=["client", "raw"],
-                        help="which client paths to measure (default: both)")
+    parser.add_argument(
+        "--no-warmup", dest="warmup", action="store_false", help="skip the untimed first pass"
+    )
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        default=["lwr", "pulsar"],
+        choices=["lwr", "lwr-waitress", "pulsar", "pulsar-gunicorn"],
+        help="servers to measure, interleaved (default: lwr pulsar); the floor always runs",
+    )
+    parser.add_argument(
+        "--paths",
+        nargs="+",
+        choices=["client", "raw"],
+        default=["client", "raw"],
+        help="which client paths to measure (default: both)",
+    )
     parser.add_argument("--dir", type=Path, help="work directory (default: a new temporary directory)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -474,8 +499,11 @@ def main(argv: list[str] | None = None) -> int:
             server, pid = start_server(kind, base / f"{kind}-server")
             started_servers.append(server)
             suts.append(ServerUnderTest(kind, server, pid, base / f"{kind}-client"))
-        print(f"# staging benchmark: {args.size} bytes ({args.size / MIB:.0f} MiB), repeat {args.repeat}; "
-              f"MB/s = 10^6 bytes/s; servers {' '.join(args.servers)}; work dir {base}", flush=True)
+        print(
+            f"# staging benchmark: {args.size} bytes ({args.size / MIB:.0f} MiB), repeat {args.repeat}; "
+            f"MB/s = 10^6 bytes/s; servers {' '.join(args.servers)}; work dir {base}",
+            flush=True,
+        )
 
         gib = args.size / (1 << 30)
         if args.warmup:
@@ -492,10 +520,13 @@ def main(argv: list[str] | None = None) -> int:
         floor_result = results.setdefault(("floor", "raw"), Measure("floor", "raw"))
         for repeat in range(1, args.repeat + 1):
             run_floor(floor, source, base, floor_result)
-            print(f"  floor    raw    run {repeat}: up {mbps(args.size, floor_result.up_s[-1]):7.1f} MB/s "
-                  f"(server CPU {floor_result.up_cpu[-1] / gib:5.2f} s/GiB)  "
-                  f"down {mbps(args.size, floor_result.down_s[-1]):7.1f} MB/s "
-                  f"(server CPU {floor_result.down_cpu[-1] / gib:5.2f} s/GiB)", flush=True)
+            print(
+                f"  floor    raw    run {repeat}: up {mbps(args.size, floor_result.up_s[-1]):7.1f} MB/s "
+                f"(server CPU {floor_result.up_cpu[-1] / gib:5.2f} s/GiB)  "
+                f"down {mbps(args.size, floor_result.down_s[-1]):7.1f} MB/s "
+                f"(server CPU {floor_result.down_cpu[-1] / gib:5.2f} s/GiB)",
+                flush=True,
+            )
             # Interleaved, so background load hits both servers alike, and the order rotates every run:
             # the first client download after the floor's run is slower (measured: whichever server
             # goes first loses ~2x on the client-path download), so no server may always go first.
@@ -508,28 +539,40 @@ def main(argv: list[str] | None = None) -> int:
                         sut.run_client_path(source, measure)
                     else:
                         sut.run_raw_path(source, measure)
-                    print(f"  {sut.name:<8} {path:<6} run {repeat}: up {mbps(args.size, measure.up_s[-1]):7.1f} MB/s "
-                          f"(server CPU {measure.up_cpu[-1] / gib:5.2f} s/GiB, RSS +{measure.up_rss_growth[-1] / MIB:5.1f}"
-                          f" MiB, peak {measure.up_rss_peak[-1] / MIB:5.1f} MiB)  "
-                          f"down {mbps(args.size, measure.down_s[-1]):7.1f} MB/s "
-                          f"(server CPU {measure.down_cpu[-1] / gib:5.2f} s/GiB, RSS +{measure.down_rss_growth[-1] / MIB:5.1f}"
-                          f" MiB, peak {measure.down_rss_peak[-1] / MIB:5.1f} MiB); client CPU s/GiB up "
-                          f"{measure.up_client_cpu[-1] / gib:4.2f} down {measure.down_client_cpu[-1] / gib:4.2f}", flush=True)
+                    print(
+                        f"  {sut.name:<8} {path:<6} run {repeat}: up {mbps(args.size, measure.up_s[-1]):7.1f} MB/s "
+                        f"(server CPU {measure.up_cpu[-1] / gib:5.2f} s/GiB, RSS +{measure.up_rss_growth[-1] / MIB:5.1f}"
+                        f" MiB, peak {measure.up_rss_peak[-1] / MIB:5.1f} MiB)  "
+                        f"down {mbps(args.size, measure.down_s[-1]):7.1f} MB/s "
+                        f"(server CPU {measure.down_cpu[-1] / gib:5.2f} s/GiB, RSS +{measure.down_rss_growth[-1] / MIB:5.1f}"
+                        f" MiB, peak {measure.down_rss_peak[-1] / MIB:5.1f} MiB); client CPU s/GiB up "
+                        f"{measure.up_client_cpu[-1] / gib:4.2f} down {measure.down_client_cpu[-1] / gib:4.2f}",
+                        flush=True,
+                    )
 
-        print("\n# best of runs (fastest) [median]; server CPU (user+sys, process and children) s/GiB: lowest "
-              "[median]; RSS: worst (largest) of runs")
-        print(f"{'server':<8} {'path':<6} {'up MB/s':>17} {'down MB/s':>17} {'up CPU s/GiB':>14} {'down CPU s/GiB':>15}"
-              f" {'up RSS growth':>14} {'peak RSS':>10}")
+        print(
+            "\n# best of runs (fastest) [median]; server CPU (user+sys, process and children) s/GiB: lowest "
+            "[median]; RSS: worst (largest) of runs"
+        )
+        print(
+            f"{'server':<8} {'path':<6} {'up MB/s':>17} {'down MB/s':>17} {'up CPU s/GiB':>14} {'down CPU s/GiB':>15}"
+            f" {'up RSS growth':>14} {'peak RSS':>10}"
+        )
         best: dict[tuple[str, str], tuple[float, float]] = {}
         for key, m in results.items():
             up, down = mbps(args.size, min(m.up_s)), mbps(args.size, min(m.down_s))
-            up_med, down_med = mbps(args.size, statistics.median(m.up_s)), mbps(args.size, statistics.median(m.down_s))
+            up_med, down_med = (
+                mbps(args.size, statistics.median(m.up_s)),
+                mbps(args.size, statistics.median(m.down_s)),
+            )
             best[key] = (up, down)
             peak = max(m.up_rss_peak + m.down_rss_peak)
-            print(f"{m.server:<8} {m.path:<6} {up:>7.1f} [{up_med:>7.1f}] {down:>7.1f} [{down_med:>7.1f}] "
-                  f"{min(m.up_cpu) / gib:>5.2f} [{statistics.median(m.up_cpu) / gib:>5.2f}] "
-                  f"{min(m.down_cpu) / gib:>6.2f} [{statistics.median(m.down_cpu) / gib:>5.2f}] "
-                  f"{max(m.up_rss_growth) / MIB:>10.1f} MiB {peak / MIB:>6.1f} MiB")
+            print(
+                f"{m.server:<8} {m.path:<6} {up:>7.1f} [{up_med:>7.1f}] {down:>7.1f} [{down_med:>7.1f}] "
+                f"{min(m.up_cpu) / gib:>5.2f} [{statistics.median(m.up_cpu) / gib:>5.2f}] "
+                f"{min(m.down_cpu) / gib:>6.2f} [{statistics.median(m.down_cpu) / gib:>5.2f}] "
+                f"{max(m.up_rss_growth) / MIB:>10.1f} MiB {peak / MIB:>6.1f} MiB"
+            )
         print("\n# ratios (best runs)")
         floor_up, floor_down = best[("floor", "raw")]
         lwrs = [kind for kind in args.servers if kind.startswith("lwr")]
@@ -539,22 +582,27 @@ def main(argv: list[str] | None = None) -> int:
                 for pulsar_kind in pulsars:
                     (lu, ld), (pu, pd) = best[(lwr_kind, path)], best[(pulsar_kind, path)]
                     lm, pm = results[(lwr_kind, path)], results[(pulsar_kind, path)]
-                    print(f"{path:<6} {lwr_kind}/{pulsar_kind}: up x{lu / pu:5.2f}  down x{ld / pd:5.2f}   "
-                          f"[targets >= 3x: up {'MET' if lu / pu >= 3 else 'NOT MET'}, "
-                          f"down {'MET' if ld / pd >= 3 else 'NOT MET'}]; server CPU per GiB (median, lower is "
-                          f"better): up x{statistics.median(lm.up_cpu) / statistics.median(pm.up_cpu):5.2f} "
-                          f"down x{statistics.median(lm.down_cpu) / statistics.median(pm.down_cpu):5.2f}")
+                    print(
+                        f"{path:<6} {lwr_kind}/{pulsar_kind}: up x{lu / pu:5.2f}  down x{ld / pd:5.2f}   "
+                        f"[targets >= 3x: up {'MET' if lu / pu >= 3 else 'NOT MET'}, "
+                        f"down {'MET' if ld / pd >= 3 else 'NOT MET'}]; server CPU per GiB (median, lower is "
+                        f"better): up x{statistics.median(lm.up_cpu) / statistics.median(pm.up_cpu):5.2f} "
+                        f"down x{statistics.median(lm.down_cpu) / statistics.median(pm.down_cpu):5.2f}"
+                    )
             for name in args.servers:
                 u, d = best[(name, path)]
                 print(f"{path:<6} {name}/floor: up x{u / floor_up:5.2f}  down x{d / floor_down:5.2f}")
         for path in args.paths:
             for name in lwrs:
                 growth = max(results[(name, path)].up_rss_growth)
-                print(f"{name} RSS growth during upload ({path}): {growth / MIB:.1f} MiB -> "
-                      f"{'MET' if growth < 64 * MIB else 'NOT MET'} (< 64 MiB)")
+                print(
+                    f"{name} RSS growth during upload ({path}): {growth / MIB:.1f} MiB -> "
+                    f"{'MET' if growth < 64 * MIB else 'NOT MET'} (< 64 MiB)"
+                )
         if args.json:
-            args.json.write_text(json.dumps({"size": args.size, "results": [m.__dict__ for m in results.values()]},
-                                            indent=2))
+            args.json.write_text(
+                json.dumps({"size": args.size, "results": [m.__dict__ for m in results.values()]}, indent=2)
+            )
     finally:
         for server in started_servers:
             server.stop()  # type: ignore[attr-defined]

@@ -47,10 +47,18 @@ class LwrApplication:
         credentials = load_credentials(settings)
         policy = ToolPolicy(load_toolbox(settings.tool_config_files)) if settings.tool_config_files else None
         if policy is not None:
-            log.info("public mode: only the %d tools of %s may run", len(policy.toolbox.tools),
-                     ", ".join(map(str, settings.tool_config_files)))
-        self.service = JobService(settings, manager_factories(settings), staging_hooks=ServerStaging(settings),
-                                  galaxy=galaxy_job_setup(settings), launch_policy=policy)
+            log.info(
+                "public mode: only the %d tools of %s may run",
+                len(policy.toolbox.tools),
+                ", ".join(map(str, settings.tool_config_files)),
+            )
+        self.service = JobService(
+            settings,
+            manager_factories(settings),
+            staging_hooks=ServerStaging(settings),
+            galaxy=galaxy_job_setup(settings),
+            launch_policy=policy,
+        )
         self.file_cache = FileCache(settings.file_cache_dir) if settings.file_cache_dir else None
         self.messaging: MessagingTransport | None = None
         if settings.message_queue_url:
@@ -61,8 +69,14 @@ class LwrApplication:
         self.retention = Retention(self.service, settings.retain_complete_jobs, settings.retain_failed_jobs)
         self._stopped = False
         admin = AdminApi(self.service, self.metrics, self.messaging)
-        web = LwrWebApp(self.service, credentials, settings.max_upload_size, self.file_cache,
-                        extensions=[admin, StatusPage(self.service, self.messaging)], job_api=settings.enable_http)
+        web = LwrWebApp(
+            self.service,
+            credentials,
+            settings.max_upload_size,
+            self.file_cache,
+            extensions=[admin, StatusPage(self.service, self.messaging)],
+            job_api=settings.enable_http,
+        )
         self.web: Any = MetricsMiddleware(web, self.metrics)
         if not settings.enable_http:
             if self.messaging is None:
@@ -82,10 +96,15 @@ class LwrApplication:
         if settings.metrics_port:
             from prometheus_client import start_http_server
 
-            self._metrics_server, _thread = start_http_server(settings.metrics_port, settings.metrics_host,
-                                                              registry=self.metrics.registry)
+            self._metrics_server, _thread = start_http_server(
+                settings.metrics_port, settings.metrics_host, registry=self.metrics.registry
+            )
             log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
-        log.info("lwr started: staging %s, managers %s", settings.staging_directory, ", ".join(self.service.managers))
+        log.info(
+            "lwr started: staging %s, managers %s",
+            settings.staging_directory,
+            ", ".join(self.service.managers),
+        )
 
     def release(self) -> None:
         """Hand the jobs to a successor process: stop consuming (waiting for the messages being
@@ -130,20 +149,27 @@ class AdminOrElse:
 
 def manager_factories(settings: AppSettings) -> dict[str, ManagerFactory]:
     """One factory per ``[manager:NAME]``: its class from the registry, its validated options."""
-    return {manager.name: functools.partial(manager_class(manager.type), manager.name, manager.options)
-            for manager in settings.managers}
+    return {
+        manager.name: functools.partial(manager_class(manager.type), manager.name, manager.options)
+        for manager in settings.managers
+    }
 
 
 def galaxy_job_setup(settings: AppSettings) -> GalaxyJobSetup:
     """Galaxy's job environment from server.ini: resolvers and metrics plugins load (and fail) here."""
     return GalaxyJobSetup(
-        ToolDependencies(settings.tool_dependency_dir, settings.dependency_resolvers_config_file, settings.source),
+        ToolDependencies(
+            settings.tool_dependency_dir, settings.dependency_resolvers_config_file, settings.source
+        ),
         JobInstrumentation(settings.job_metrics_config_file, settings.job_metrics_enabled, settings.source),
-        galaxy=settings.galaxy, tmp_dir=settings.tmp_dir)
+        galaxy=settings.galaxy,
+        tmp_dir=settings.tmp_dir,
+    )
 
 
-def build_application(global_conf: Mapping[str, Any], local_conf: Mapping[str, Any],
-                      start: bool = True) -> LwrApplication:
+def build_application(
+    global_conf: Mapping[str, Any], local_conf: Mapping[str, Any], start: bool = True
+) -> LwrApplication:
     """The application of an ``[app:main]`` section (``lwr serve`` calls this to control its start)."""
     # Everything lwr creates is its own alone (job scripts export the job's environment); managers
     # that hand job directories to other users open what those need, nothing more.

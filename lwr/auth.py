@@ -70,18 +70,29 @@ def check_private_file(path: Path, what: str) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise ConfigError(f"{path}: {what} is not a regular file", file=str(path), expected="a regular file")
     if info.st_uid != os.geteuid():
-        raise ConfigError(f"{path}: {what} belongs to uid {info.st_uid}, not to lwr's account ({os.geteuid()})",
-                          file=str(path), expected="owned by lwr's account")
+        raise ConfigError(
+            f"{path}: {what} belongs to uid {info.st_uid}, not to lwr's account ({os.geteuid()})",
+            file=str(path),
+            expected="owned by lwr's account",
+        )
     if info.st_mode & 0o077:
-        raise ConfigError(f"{path}: {what} has mode {stat.S_IMODE(info.st_mode):04o}; other users can read it. "
-                          f"Run: chmod 600 {path}", file=str(path), expected="mode 0600")
+        raise ConfigError(
+            f"{path}: {what} has mode {stat.S_IMODE(info.st_mode):04o}; other users can read it. "
+            f"Run: chmod 600 {path}",
+            file=str(path),
+            expected="mode 0600",
+        )
 
 
 def check_token(token: str, where: str) -> str:
     if token in PLACEHOLDER_TOKENS or len(token) < MIN_TOKEN_LENGTH:
-        raise ConfigError(f"{where}: private token {token!r} is a placeholder or shorter than {MIN_TOKEN_LENGTH} "
-                          "characters; choose a long random one (or remove it: lwr then generates one)",
-                          file=where, key="private_token", expected=f"at least {MIN_TOKEN_LENGTH} characters")
+        raise ConfigError(
+            f"{where}: private token {token!r} is a placeholder or shorter than {MIN_TOKEN_LENGTH} "
+            "characters; choose a long random one (or remove it: lwr then generates one)",
+            file=where,
+            key="private_token",
+            expected=f"at least {MIN_TOKEN_LENGTH} characters",
+        )
     return token
 
 
@@ -95,8 +106,10 @@ def generated_token(path: Path) -> tuple[str, bool]:
         check_private_file(path, "the generated private token file")
         text = path.read_text().strip()
         if not text:
-            raise ConfigError(f"{path}: the generated private token file is empty; delete it to make a new token",
-                              file=str(path)) from None
+            raise ConfigError(
+                f"{path}: the generated private token file is empty; delete it to make a new token",
+                file=str(path),
+            ) from None
         return text, False
     with os.fdopen(fd, "w") as handle:
         handle.write(token + "\n")
@@ -116,27 +129,40 @@ def load_tenants(path: Path) -> list[tuple[str, str]]:
         name, sep, token = (part.strip() for part in line.partition("="))
         where = f"{path}:{number}"
         if not sep or not _TENANT_NAME.match(name):
-            raise ConfigError(f"{where}: expected NAME = TOKEN with NAME of letters, digits, '.', '_', '-'",
-                              file=str(path), line=number, expected="NAME = TOKEN")
+            raise ConfigError(
+                f"{where}: expected NAME = TOKEN with NAME of letters, digits, '.', '_', '-'",
+                file=str(path),
+                line=number,
+                expected="NAME = TOKEN",
+            )
         if name == DEFAULT_TENANT:
-            raise ConfigError(f"{where}: tenant name '{DEFAULT_TENANT}' is reserved for private_token",
-                              file=str(path), line=number)
+            raise ConfigError(
+                f"{where}: tenant name '{DEFAULT_TENANT}' is reserved for private_token",
+                file=str(path),
+                line=number,
+            )
         check_token(token, where)
         if any(name == known or token == other for known, other in tenants):
-            raise ConfigError(f"{where}: tenant '{name}' or its token appears twice", file=str(path), line=number)
+            raise ConfigError(
+                f"{where}: tenant '{name}' or its token appears twice", file=str(path), line=number
+            )
         tenants.append((name, token))
     if not tenants:
-        raise ConfigError(f"{path}: tenants_file names no tenant", file=str(path), expected="NAME = TOKEN lines")
+        raise ConfigError(
+            f"{path}: tenants_file names no tenant", file=str(path), expected="NAME = TOKEN lines"
+        )
     return tenants
 
 
 def load_credentials(settings: AppSettings) -> Credentials:
     """Build the credentials lwr starts with, and say at start-up how clients authenticate."""
     if settings.allow_unauthenticated:
-        log.warning("WARNING: allow_unauthenticated = true in %s: lwr accepts requests WITHOUT A TOKEN; any "
-                    "local user or anyone reaching this port can run commands as this account. Set a "
-                    "private_token (or remove allow_unauthenticated) unless this network is trusted.",
-                    settings.source)
+        log.warning(
+            "WARNING: allow_unauthenticated = true in %s: lwr accepts requests WITHOUT A TOKEN; any "
+            "local user or anyone reaching this port can run commands as this account. Set a "
+            "private_token (or remove allow_unauthenticated) unless this network is trusted.",
+            settings.source,
+        )
         return Credentials(open=True)
     tokens: list[tuple[bytes, str]] = []
     token_file = None
@@ -146,20 +172,29 @@ def load_credentials(settings: AppSettings) -> Credentials:
     if settings.tenants_file is not None:
         for name, token in load_tenants(settings.tenants_file):
             if token == settings.private_token:
-                raise ConfigError(f"{settings.tenants_file}: tenant '{name}' has the private_token of "
-                                  f"{settings.source}; every tenant needs a token of its own",
-                                  file=str(settings.tenants_file))
+                raise ConfigError(
+                    f"{settings.tenants_file}: tenant '{name}' has the private_token of "
+                    f"{settings.source}; every tenant needs a token of its own",
+                    file=str(settings.tenants_file),
+                )
             tokens.append((token.encode(), name))
-        log.info("%d tenants from %s", len(tokens) - (1 if settings.private_token else 0), settings.tenants_file)
+        log.info(
+            "%d tenants from %s", len(tokens) - (1 if settings.private_token else 0), settings.tenants_file
+        )
     if not tokens:
         token_file = settings.persistence_directory / TOKEN_FILE_NAME
         token, made = generated_token(token_file)
         tokens.append((token.encode(), DEFAULT_TENANT))
-        log.warning("%s private token in %s (mode 0600). Clients must send it: Galaxy's destination "
-                    "private_token = (the file's contents); lwr check --private-token-file %s; pulsar-check "
-                    "--private_token \"$(cat %s)\". Set private_token in %s to choose your own.",
-                    "No private_token configured: generated a" if made else "Using the generated",
-                    token_file, token_file, token_file, settings.source)
+        log.warning(
+            "%s private token in %s (mode 0600). Clients must send it: Galaxy's destination "
+            "private_token = (the file's contents); lwr check --private-token-file %s; pulsar-check "
+            '--private_token "$(cat %s)". Set private_token in %s to choose your own.',
+            "No private_token configured: generated a" if made else "Using the generated",
+            token_file,
+            token_file,
+            token_file,
+            settings.source,
+        )
     return Credentials(tokens=tuple(tokens), token_file=token_file)
 
 
@@ -169,5 +204,8 @@ def _warn_if_readable(source: str) -> None:
     except OSError:
         return
     if mode & 0o044:
-        log.warning("%s holds the private token and is readable by other users (mode %04o); chmod 600 it",
-                    source, stat.S_IMODE(mode))
+        log.warning(
+            "%s holds the private token and is readable by other users (mode %04o); chmod 600 it",
+            source,
+            stat.S_IMODE(mode),
+        )

@@ -73,20 +73,29 @@ def serve(args: argparse.Namespace) -> int:
         own_server = _is(server_context.object, "lwr.web.server", "server_runner")
         own_app = _is(app_context.object, "lwr.app", "app_factory")
         if args.restart and not (own_server and own_app):
-            raise ConfigError(f"{config}: --restart needs use = egg:lwr#http in [server:main] and paste.app_factory "
-                              "= lwr.app:app_factory in [app:main]", file=str(config), expected="use = egg:lwr#http")
+            raise ConfigError(
+                f"{config}: --restart needs use = egg:lwr#http in [server:main] and paste.app_factory "
+                "= lwr.app:app_factory in [app:main]",
+                file=str(config),
+                expected="use = egg:lwr#http",
+            )
         server_settings = load_server_settings(server_context.local_conf, str(config)) if own_server else None
 
-    pid_path = Path(args.pid_file) if args.pid_file else (
-        Path(DEFAULT_PID_FILE) if args.daemon or args.restart else None)
+    pid_path = (
+        Path(args.pid_file)
+        if args.pid_file
+        else (Path(DEFAULT_PID_FILE) if args.daemon or args.restart else None)
+    )
     successor: Successor | None = None
     listener: Listener | None = None
     if args.restart:
         assert pid_path is not None
         successor = Successor.connect(pid_path)
         if successor is None and running_pid(pid_path, timeout=1):
-            raise HandoverError(f"the lwr holding {pid_path} (pid {read_pid(pid_path)}) accepts no restart "
-                                "(started by an lwr without --restart support?); stop it and start again")
+            raise HandoverError(
+                f"the lwr holding {pid_path} (pid {read_pid(pid_path)}) accepts no restart "
+                "(started by an lwr without --restart support?); stop it and start again"
+            )
         if successor is None:
             print(f"lwr is not running ({pid_path}); starting it", file=sys.stderr)
     if successor is not None:
@@ -116,8 +125,9 @@ def serve(args: argparse.Namespace) -> int:
         elif own_app:
             from lwr.app import build_application
 
-            application = build_application(app_context.global_conf, app_context.local_conf,
-                                            start=successor is None)
+            application = build_application(
+                app_context.global_conf, app_context.local_conf, start=successor is None
+            )
             app = application.web
         else:
             app = app_context.create()
@@ -159,7 +169,9 @@ def serve(args: argparse.Namespace) -> int:
         pass
     finally:
         if pid_file is None or pid_file.owned:
-            notifier.notify("STOPPING=1")  # not after a restart: systemd would take the successor for stopping
+            notifier.notify(
+                "STOPPING=1"
+            )  # not after a restart: systemd would take the successor for stopping
         if tell is not None:
             tell(False)
         if pid_file is not None:
@@ -177,17 +189,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lwr", description="Remote job execution server for Galaxy.")
     parser.add_argument("--version", action="version", version=f"lwr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="run the server (PasteDeploy server.ini, or Pulsar's app.yml)")
-    serve_parser.add_argument("-c", "--config", help="server.ini, or a Pulsar app.yml (default: ./server.ini, else "
-                              "./server.ini.sample)")
+    serve_parser = commands.add_parser(
+        "serve", help="run the server (PasteDeploy server.ini, or Pulsar's app.yml)"
+    )
+    serve_parser.add_argument(
+        "-c",
+        "--config",
+        help="server.ini, or a Pulsar app.yml (default: ./server.ini, else ./server.ini.sample)",
+    )
     mode = serve_parser.add_mutually_exclusive_group()
     mode.add_argument("--daemon", action="store_true", help="detach and run in the background")
     mode.add_argument("--stop-daemon", action="store_true", help="stop the server started with --daemon")
-    serve_parser.add_argument("--restart", action="store_true",
-                              help="replace the server holding --pid-file (default lwr.pid) with this one, "
-                                   "refusing no request; starts normally if none runs")
-    serve_parser.add_argument("--pid-file", help="pid file, held locked while the server runs (default with "
-                              "--daemon and --stop-daemon: lwr.pid)")
+    serve_parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="replace the server holding --pid-file (default lwr.pid) with this one, "
+        "refusing no request; starts normally if none runs",
+    )
+    serve_parser.add_argument(
+        "--pid-file",
+        help="pid file, held locked while the server runs (default with --daemon and --stop-daemon: lwr.pid)",
+    )
     serve_parser.add_argument("--log-file", default="lwr.log", help="log file for --daemon (default lwr.log)")
     serve_parser.set_defaults(func=serve)
     try:

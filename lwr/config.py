@@ -100,7 +100,14 @@ def parse_assign_ids(text: str) -> str:
 
 
 def parse_cert_reqs(text: str) -> str:
-    if text not in ("cert_none", "cert_optional", "cert_required", "CERT_NONE", "CERT_OPTIONAL", "CERT_REQUIRED"):
+    if text not in (
+        "cert_none",
+        "cert_optional",
+        "cert_required",
+        "CERT_NONE",
+        "CERT_OPTIONAL",
+        "CERT_REQUIRED",
+    ):
         raise ValueError("expected cert_none, cert_optional or cert_required")
     return text.lower()
 
@@ -145,7 +152,9 @@ APP_KEYS: dict[str, _Key] = {
     "staging_threads": _Key(parse_positive_int, "a positive integer"),
     "staging_threads_per_host": _Key(parse_positive_int, "a positive integer"),
     "tool_dependency_dir": _Key(str, "a directory path (or none)"),
-    "dependency_resolvers_config_file": _Key(str, "a path to Galaxy's dependency_resolvers_conf.xml (or .yml)"),
+    "dependency_resolvers_config_file": _Key(
+        str, "a path to Galaxy's dependency_resolvers_conf.xml (or .yml)"
+    ),
     "job_metrics_config_file": _Key(str, "a path to Galaxy's job_metrics_conf.xml (or .yml), or none"),
     "tmp_dir": _Key(str, "a directory path or shell word such as $SLURM_TMPDIR"),
     "galaxy_home": _Key(str, "the directory of a Galaxy installation"),
@@ -156,8 +165,13 @@ APP_KEYS: dict[str, _Key] = {
 }
 
 #: The keys announced to clients in the setup reply's ``system_properties`` (Galaxy's remote metadata).
-GALAXY_SYSTEM_PROPERTIES = ("galaxy_home", "galaxy_virtual_env", "galaxy_config_file", "galaxy_dataset_files_path",
-                            "galaxy_datatypes_config_file")
+GALAXY_SYSTEM_PROPERTIES = (
+    "galaxy_home",
+    "galaxy_virtual_env",
+    "galaxy_config_file",
+    "galaxy_dataset_files_path",
+    "galaxy_datatypes_config_file",
+)
 
 
 @dataclass(frozen=True)
@@ -212,8 +226,9 @@ class AppSettings:
     source: str = "<defaults>"
 
 
-def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | None = None,
-                      section: str | None = APP_SECTION) -> AppSettings:
+def load_app_settings(
+    local_conf: Mapping[str, Any], source: str, here: str | None = None, section: str | None = APP_SECTION
+) -> AppSettings:
     """Validate ``[app:main]`` (as PasteDeploy hands it over) and the job_managers.ini it names.
 
     ``section`` names where the keys came from in messages (``None``: a YAML file's top level).
@@ -226,14 +241,22 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
         if spec is None:
             raise ConfigError(
                 f"{where} unknown key '{key}'{did_you_mean(key, APP_KEYS)}; expected one of "
-                f"{', '.join(sorted(APP_KEYS))}", file=source, section=section, key=key,
-                expected=sorted(APP_KEYS))
+                f"{', '.join(sorted(APP_KEYS))}",
+                file=source,
+                section=section,
+                key=key,
+                expected=sorted(APP_KEYS),
+            )
         try:
             values[key] = spec.parse(str(raw))
         except ValueError as error:
             raise ConfigError(
                 f"{where} {key} = {raw!r}: {error}; expected {spec.expected}",
-                file=source, section=section, key=key, expected=spec.expected) from None
+                file=source,
+                section=section,
+                key=key,
+                expected=spec.expected,
+            ) from None
 
     def path(key: str, default: str | None) -> Path | None:
         value = values.get(key, default)
@@ -253,14 +276,24 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
     def existing_file(key: str) -> Path | None:
         found = path(key, None)
         if found is not None and not found.is_file():
-            raise ConfigError(f"{where} {key} = {values[key]!r}: no such file ({found})",
-                              file=source, section=section, key=key, expected=APP_KEYS[key].expected)
+            raise ConfigError(
+                f"{where} {key} = {values[key]!r}: no such file ({found})",
+                file=source,
+                section=section,
+                key=key,
+                expected=APP_KEYS[key].expected,
+            )
         return found
 
     metrics_disabled = str(values.get("job_metrics_config_file", "")).strip().lower() == "none"
     # Galaxy resolves nothing without a base directory: a resolvers file alone gets Pulsar's default.
-    dependency_dir = None if str(values.get("tool_dependency_dir", "")).lower() == "none" \
-        else path("tool_dependency_dir", "dependencies" if values.get("dependency_resolvers_config_file") else None)
+    dependency_dir = (
+        None
+        if str(values.get("tool_dependency_dir", "")).lower() == "none"
+        else path(
+            "tool_dependency_dir", "dependencies" if values.get("dependency_resolvers_config_file") else None
+        )
+    )
     galaxy = {key: str(path(key, None)) for key in GALAXY_SYSTEM_PROPERTIES if values.get(key)}
     return AppSettings(
         staging_directory=staging,
@@ -269,8 +302,9 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
         private_token=private_token,
         allow_unauthenticated=values.get("allow_unauthenticated", False),
         tenants_file=tenants_file,
-        tool_config_files=tuple((base / os.path.expanduser(item)).resolve()
-                                for item in values.get("tool_config_files", ())),
+        tool_config_files=tuple(
+            (base / os.path.expanduser(item)).resolve() for item in values.get("tool_config_files", ())
+        ),
         assign_ids=values.get("assign_ids", "galaxy"),
         file_cache_dir=path("file_cache_dir", None),
         max_upload_size=values.get("max_upload_size"),
@@ -296,18 +330,28 @@ def load_app_settings(local_conf: Mapping[str, Any], source: str, here: str | No
     )
 
 
-def _check_authentication(source: str, values: dict[str, Any], token: bool, tenants: bool,
-                          section: str | None = APP_SECTION) -> None:
+def _check_authentication(
+    source: str, values: dict[str, Any], token: bool, tenants: bool, section: str | None = APP_SECTION
+) -> None:
     """Refuse settings that contradict each other: open mode with tokens, tenants without uuid ids."""
     where = f"{source}: [{section}]" if section else f"{source}:"
     if values.get("allow_unauthenticated") and (token or tenants):
-        raise ConfigError(f"{where} allow_unauthenticated = true contradicts private_token / "
-                          "tenants_file; remove one", file=source, section=section, key="allow_unauthenticated",
-                          expected="false when a token is set")
+        raise ConfigError(
+            f"{where} allow_unauthenticated = true contradicts private_token / tenants_file; remove one",
+            file=source,
+            section=section,
+            key="allow_unauthenticated",
+            expected="false when a token is set",
+        )
     if tenants and values.get("assign_ids", "galaxy") != "uuid":
-        raise ConfigError(f"{where} tenants_file needs assign_ids = uuid (with client-chosen "
-                          "job ids, tenants would collide on each other's ids)", file=source, section=section,
-                          key="assign_ids", expected="uuid")
+        raise ConfigError(
+            f"{where} tenants_file needs assign_ids = uuid (with client-chosen "
+            "job ids, tenants would collide on each other's ids)",
+            file=source,
+            section=section,
+            key="assign_ids",
+            expected="uuid",
+        )
 
 
 def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
@@ -324,27 +368,40 @@ def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
         raise ConfigError(f"{source}: cannot parse: {error}", file=source) from None
     managers = []
     for section in parser.sections():
-        if not section.startswith("manager:") or not section[len("manager:"):].strip():
-            raise ConfigError(f"{source}: section [{section}] is not [manager:NAME]", file=source, section=section,
-                              expected="[manager:NAME]")
-        name = section[len("manager:"):].strip()
+        if not section.startswith("manager:") or not section[len("manager:") :].strip():
+            raise ConfigError(
+                f"{source}: section [{section}] is not [manager:NAME]",
+                file=source,
+                section=section,
+                expected="[manager:NAME]",
+            )
+        name = section[len("manager:") :].strip()
         managers.append(_manager_settings(source, section, name, dict(parser.items(section))))
     if not managers:
-        raise ConfigError(f"{source}: no [manager:NAME] section", file=source, expected="at least one manager")
+        raise ConfigError(
+            f"{source}: no [manager:NAME] section", file=source, expected="at least one manager"
+        )
     return tuple(managers)
 
 
 def _manager_settings(source: str, section: str, name: str, items: dict[str, str]) -> ManagerSettings:
     type_name = items.pop("type", None)
     if type_name is None:
-        raise ConfigError(f"{source}: [{section}] is missing key 'type'", file=source, section=section, key="type")
+        raise ConfigError(
+            f"{source}: [{section}] is missing key 'type'", file=source, section=section, key="type"
+        )
     try:
         cls = manager_class(type_name)
     except ConfigError as error:
-        raise ConfigError(f"{source}: [{section}] type = {type_name!r}: unknown manager type"
-                          f"{did_you_mean(type_name, error.details['expected'])}; expected one of "
-                          f"{', '.join(error.details['expected'])}", file=source, section=section, key="type",
-                          expected=error.details["expected"]) from None
+        raise ConfigError(
+            f"{source}: [{section}] type = {type_name!r}: unknown manager type"
+            f"{did_you_mean(type_name, error.details['expected'])}; expected one of "
+            f"{', '.join(error.details['expected'])}",
+            file=source,
+            section=section,
+            key="type",
+            expected=error.details["expected"],
+        ) from None
     options: dict[str, Any] = {}
     for key, raw in items.items():
         option = cls.options.get(key)
@@ -353,16 +410,26 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
                 options[key] = raw
                 continue
             allowed = sorted(cls.options) + [f"{prefix}*" for prefix in cls.option_prefixes]
-            raise ConfigError(f"{source}: [{section}] unknown key '{key}' for type {type_name}"
-                              f"{did_you_mean(key, allowed)}; expected one of "
-                              f"{', '.join(allowed) or '(no options)'}", file=source, section=section, key=key,
-                              expected=allowed)
+            raise ConfigError(
+                f"{source}: [{section}] unknown key '{key}' for type {type_name}"
+                f"{did_you_mean(key, allowed)}; expected one of "
+                f"{', '.join(allowed) or '(no options)'}",
+                file=source,
+                section=section,
+                key=key,
+                expected=allowed,
+            )
         try:
             options[key] = option.kind(raw)
         except ValueError as error:
             expected = option.expected or str(error)
-            raise ConfigError(f"{source}: [{section}] {key} = {raw!r}: expected {expected}", file=source,
-                              section=section, key=key, expected=expected) from None
+            raise ConfigError(
+                f"{source}: [{section}] {key} = {raw!r}: expected {expected}",
+                file=source,
+                section=section,
+                key=key,
+                expected=expected,
+            ) from None
     for key, option in cls.options.items():
         options.setdefault(key, option.default)
     return ManagerSettings(name=name, type=type_name, options=options)
@@ -439,22 +506,35 @@ def load_server_settings(local_conf: Mapping[str, Any], source: str) -> ServerSe
         if spec is None:
             raise ConfigError(
                 f"{source}: [{SERVER_SECTION}] unknown key '{key}'{did_you_mean(key, SERVER_KEYS)} for "
-                f"use = egg:lwr#http; expected one of {', '.join(sorted(SERVER_KEYS))}", file=source,
-                section=SERVER_SECTION, key=key, expected=sorted(SERVER_KEYS))
+                f"use = egg:lwr#http; expected one of {', '.join(sorted(SERVER_KEYS))}",
+                file=source,
+                section=SERVER_SECTION,
+                key=key,
+                expected=sorted(SERVER_KEYS),
+            )
         try:
             values[key] = spec.parse(str(raw))
         except ValueError as error:
             raise ConfigError(
                 f"{source}: [{SERVER_SECTION}] {key} = {raw!r}: {error}; expected {spec.expected}",
-                file=source, section=SERVER_SECTION, key=key, expected=spec.expected) from None
+                file=source,
+                section=SERVER_SECTION,
+                key=key,
+                expected=spec.expected,
+            ) from None
     values.pop("use", None)
     if values.get("ssl_pem"):
         base = os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd()
         values["ssl_pem"] = os.path.join(base, values["ssl_pem"])
         if not os.path.isfile(values["ssl_pem"]):
-            raise ConfigError(f"{source}: [{SERVER_SECTION}] ssl_pem = {values['ssl_pem']!r}: file not found; "
-                              "expected a PEM file with the certificate chain and the private key", file=source,
-                              section=SERVER_SECTION, key="ssl_pem", expected=SERVER_KEYS["ssl_pem"].expected)
+            raise ConfigError(
+                f"{source}: [{SERVER_SECTION}] ssl_pem = {values['ssl_pem']!r}: file not found; "
+                "expected a PEM file with the certificate chain and the private key",
+                file=source,
+                section=SERVER_SECTION,
+                key="ssl_pem",
+                expected=SERVER_KEYS["ssl_pem"].expected,
+            )
     else:
         values.pop("ssl_pem", None)
     return ServerSettings(**values, source=source)
@@ -469,9 +549,14 @@ def check_server_section(ini_path: str) -> None:
         return
     use = parser.get(section, "use", fallback="").strip()
     if parser.get(section, "ssl_pem", fallback="").strip() and use.lower() in ("egg:paste#http", "egg:paste"):
-        raise ConfigError(f"{ini_path}: [{section}] ssl_pem needs use = egg:lwr#http (Paste's own TLS depends on "
-                          "a pyOpenSSL module that no longer exists)", file=ini_path, section=section, key="ssl_pem",
-                          expected="use = egg:lwr#http")
+        raise ConfigError(
+            f"{ini_path}: [{section}] ssl_pem needs use = egg:lwr#http (Paste's own TLS depends on "
+            "a pyOpenSSL module that no longer exists)",
+            file=ini_path,
+            section=section,
+            key="ssl_pem",
+            expected="use = egg:lwr#http",
+        )
 
 
 def configure_logging(ini_path: str) -> None:
@@ -479,8 +564,11 @@ def configure_logging(ini_path: str) -> None:
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(ini_path)
     if parser.has_section("loggers"):
-        logging.config.fileConfig(ini_path, defaults={"here": os.path.dirname(os.path.abspath(ini_path))},
-                                  disable_existing_loggers=False)
+        logging.config.fileConfig(
+            ini_path,
+            defaults={"here": os.path.dirname(os.path.abspath(ini_path))},
+            disable_existing_loggers=False,
+        )
     else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -500,8 +588,12 @@ def _yaml_scalar(source: str, where: str, key: str, value: Any) -> str:
         return str(value)
     if isinstance(value, list) and all(isinstance(item, (int, float, str)) for item in value):
         return ",".join(str(item) for item in value)
-    raise ConfigError(f"{source}: {where}{key}: expected a single value, got a {type(value).__name__}",
-                      file=source, key=key, expected="a string, number, boolean or list of them")
+    raise ConfigError(
+        f"{source}: {where}{key}: expected a single value, got a {type(value).__name__}",
+        file=source,
+        key=key,
+        expected="a string, number, boolean or list of them",
+    )
 
 
 def load_app_yaml(path: Path) -> tuple[AppSettings, ServerSettings]:
@@ -523,29 +615,44 @@ def load_app_yaml(path: Path) -> tuple[AppSettings, ServerSettings]:
     for key, value in document.items():
         key = str(key)
         if key not in implemented:
-            raise ConfigError(f"{source}: '{key}' is not a setting lwr implements{did_you_mean(key, implemented)}; "
-                              f"lwr serves these app.yml keys: {', '.join(implemented)}", file=source, key=key,
-                              expected=implemented)
+            raise ConfigError(
+                f"{source}: '{key}' is not a setting lwr implements{did_you_mean(key, implemented)}; "
+                f"lwr serves these app.yml keys: {', '.join(implemented)}",
+                file=source,
+                key=key,
+                expected=implemented,
+            )
         if key not in YAML_SECTIONS:
             values[key] = _yaml_scalar(source, "", key, value)
     managers = document.get("managers")
     if managers is not None and "job_managers_config" in document:
-        raise ConfigError(f"{source}: managers and job_managers_config both name the managers; keep one",
-                          file=source, key="managers")
+        raise ConfigError(
+            f"{source}: managers and job_managers_config both name the managers; keep one",
+            file=source,
+            key="managers",
+        )
     settings = load_app_settings(values, source, section=None)
     if managers is not None:
         settings = dataclasses.replace(settings, managers=_yaml_managers(source, managers))
     server = document.get("server") or {}
     if not isinstance(server, dict):
-        raise ConfigError(f"{source}: server: expected a mapping of [server:main] keys", file=source, key="server")
-    server_values = {str(key): _yaml_scalar(source, "server.", str(key), value) for key, value in server.items()}
+        raise ConfigError(
+            f"{source}: server: expected a mapping of [server:main] keys", file=source, key="server"
+        )
+    server_values = {
+        str(key): _yaml_scalar(source, "server.", str(key), value) for key, value in server.items()
+    }
     return settings, load_server_settings(server_values, source)
 
 
 def _yaml_managers(source: str, managers: Any) -> tuple[ManagerSettings, ...]:
     if not isinstance(managers, dict) or not managers:
-        raise ConfigError(f"{source}: managers: expected a mapping of manager names to their options",
-                          file=source, key="managers", expected="a mapping")
+        raise ConfigError(
+            f"{source}: managers: expected a mapping of manager names to their options",
+            file=source,
+            key="managers",
+            expected="a mapping",
+        )
     result = []
     for name, options in managers.items():
         where = f"managers.{name}"
@@ -557,8 +664,13 @@ def _yaml_managers(source: str, managers: Any) -> tuple[ManagerSettings, ...]:
         for key, value in options.items():
             key = PULSAR_MANAGER_ALIASES.get(str(key), str(key))
             if key in items and key != "type":
-                raise ConfigError(f"{source}: {where}: {key} is given twice (num_concurrent_jobs is Pulsar's name "
-                                  "for max_concurrent_jobs)", file=source, section=where, key=key)
+                raise ConfigError(
+                    f"{source}: {where}: {key} is given twice (num_concurrent_jobs is Pulsar's name "
+                    "for max_concurrent_jobs)",
+                    file=source,
+                    section=where,
+                    key=key,
+                )
             items[key] = _yaml_scalar(source, f"{where}.", key, value)
         result.append(_manager_settings(source, where, str(name), items))
     return tuple(result)

@@ -49,8 +49,9 @@ class PidFile:
             except BlockingIOError:
                 os.close(fd)
                 pid = read_pid(path)
-                raise AlreadyRunning(f"lwr is already running (pid {pid if pid else '?'}, {path})",
-                                     pid=pid, pid_file=str(path)) from None
+                raise AlreadyRunning(
+                    f"lwr is already running (pid {pid if pid else '?'}, {path})", pid=pid, pid_file=str(path)
+                ) from None
             # A server that stopped unlinks its file after we opened it: the lock we got is on a
             # name nobody else will see, so start again on the file now at that name.
             try:

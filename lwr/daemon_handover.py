@@ -127,7 +127,9 @@ def _peer_allowed(sock: socket.socket) -> bool:
 class HandoverServer:
     """The running server's side: waits for a successor and hands everything over to it."""
 
-    def __init__(self, pid_file: PidFile, listener: socket.socket, http: Drainable, application: Releasable) -> None:
+    def __init__(
+        self, pid_file: PidFile, listener: socket.socket, http: Drainable, application: Releasable
+    ) -> None:
         self.pid_file = pid_file
         self.listener = listener
         self.http = http
@@ -138,8 +140,10 @@ class HandoverServer:
 
     def start(self) -> None:
         if len(os.fsencode(self.path)) > 107:
-            log.warning("restart control socket path %s is too long for a unix socket; --restart will not work",
-                        self.path)
+            log.warning(
+                "restart control socket path %s is too long for a unix socket; --restart will not work",
+                self.path,
+            )
             return
         try:
             self.path.unlink()  # a crashed server's; we hold the pid file's lock, so no live server's
@@ -224,7 +228,6 @@ class HandoverServer:
         self.http.request_stop()
         return True
 
-
     def _pass_connections(self, channel: _Channel, waiting: list[tuple[socket.socket, bytes, Any]]) -> None:
         """The kept-alive connections go on in the successor: a client reusing one is never cut off."""
         try:
@@ -237,9 +240,14 @@ class HandoverServer:
 
     def _send_connections(self, channel: _Channel, waiting: list[tuple[socket.socket, bytes, Any]]) -> None:
         for start in range(0, len(waiting), _FDS_PER_MESSAGE):
-            batch = waiting[start:start + _FDS_PER_MESSAGE]
-            items = [{"address": list(address) if isinstance(address, tuple) else None,
-                      "buffer": base64.b64encode(buffer).decode()} for _, buffer, address in batch]
+            batch = waiting[start : start + _FDS_PER_MESSAGE]
+            items = [
+                {
+                    "address": list(address) if isinstance(address, tuple) else None,
+                    "buffer": base64.b64encode(buffer).decode(),
+                }
+                for _, buffer, address in batch
+            ]
             channel.send({"op": "connections", "items": items}, [sock.fileno() for sock, _, _ in batch])
 
 
@@ -270,7 +278,9 @@ class Successor:
         if not message or message.get("op") != "offer" or len(fds) != 2:
             for fd in fds:
                 os.close(fd)
-            raise HandoverError("the running server did not offer its socket; is it an lwr with --restart support?")
+            raise HandoverError(
+                "the running server did not offer its socket; is it an lwr with --restart support?"
+            )
         self.old_pid = message.get("pid")
         return socket.socket(fileno=fds[0]), PidFile(self.pid_path, fds[1], owned=False)
 
@@ -291,8 +301,9 @@ class Successor:
             if not message or message.get("op") != "released":
                 for sock, _, _ in adopted:
                     sock.close()
-                raise HandoverError(f"the running server (pid {self.old_pid}) did not release its jobs; it goes "
-                                    "on serving")
+                raise HandoverError(
+                    f"the running server (pid {self.old_pid}) did not release its jobs; it goes on serving"
+                )
             return adopted
 
     def serving(self) -> None:

@@ -40,5 +40,5 @@ def token_server(make_server: Callable[..., LwrServer]) -> LwrServer:
     return make_server(
         app_options={"private_token": TOKEN, "max_upload_size": "64M"},
         job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 1\n\n"
-                         "[manager:two]\ntype = queued_python\nmax_concurrent_jobs = 2\n",
+        "[manager:two]\ntype = queued_python\nmax_concurrent_jobs = 2\n",
     )

@@ -28,8 +28,14 @@ class Http:
         self.prefix = parsed.path.rstrip("/")
         self.token = token
 
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> Reply:
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
         query = dict(params or {})
         if self.token:
             query.setdefault("private_token", self.token)
@@ -65,7 +71,9 @@ class Http:
             if status["status"] in wanted:
                 return status
             if time.monotonic() > deadline:
-                raise AssertionError(f"job {job_id} still {status['status']} after {timeout} s, wanted {wanted}")
+                raise AssertionError(
+                    f"job {job_id} still {status['status']} after {timeout} s, wanted {wanted}"
+                )
             time.sleep(0.05)
 
     def wait_complete(self, job_id: str, timeout: float = 60.0) -> dict[str, Any]:

@@ -27,8 +27,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_healthz(url: str, process: subprocess.Popen[bytes] | None, name: str,
-                     log_text: Callable[[], str], timeout: float, interval: float = 0.05) -> None:
+def wait_for_healthz(
+    url: str,
+    process: subprocess.Popen[bytes] | None,
+    name: str,
+    log_text: Callable[[], str],
+    timeout: float,
+    interval: float = 0.05,
+) -> None:
     """Poll ``url``/healthz until it answers 200; fail early, with the log, if the process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -87,9 +93,14 @@ class LwrServer:
     def write_config(self) -> None:
         if not self.port:
             self.port = free_port()
-        server = {"use": "egg:lwr#http", "host": "127.0.0.1", "port": str(self.port), "threadpool_workers": "16",
-                  "request_queue_size": "128",
-                  **self.server_options}
+        server = {
+            "use": "egg:lwr#http",
+            "host": "127.0.0.1",
+            "port": str(self.port),
+            "threadpool_workers": "16",
+            "request_queue_size": "128",
+            **self.server_options,
+        }
         lines = ["[server:main]"] + [f"{key} = {value}" for key, value in server.items() if value is not None]
         lines += ["", "[app:main]", "paste.app_factory = lwr.app:app_factory"]
         options = dict(self.app_options)
@@ -107,7 +118,10 @@ class LwrServer:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lwr.cli", "serve", "-c", str(self.config_path)],
-            cwd=self.directory, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=self.directory,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         if wait:
             self.wait_ready()

@@ -48,8 +48,15 @@ from lwr.protocol.file_actions import (
     rule_matches,
 )
 
-__all__ = ["ACTIONS", "DEFAULT_PATH_TYPES", "SCHEMA", "ActionConfig", "PathRule", "load_action_config",
-           "parse_action_config"]
+__all__ = [
+    "ACTIONS",
+    "DEFAULT_PATH_TYPES",
+    "SCHEMA",
+    "ActionConfig",
+    "PathRule",
+    "load_action_config",
+    "parse_action_config",
+]
 
 _PATH_TYPE_WORDS = "|".join(re.escape(word) for word in (*ALL_PATH_TYPES, "*defaults*", "*any*"))
 _PATH_TYPES_PATTERN = rf"^\s*({_PATH_TYPE_WORDS})\s*(,\s*({_PATH_TYPE_WORDS})\s*)*$"

@@ -88,8 +88,13 @@ def run_check(options: CheckOptions, out: TextIO = sys.stdout) -> int:
             shutil.rmtree(workspace, ignore_errors=True)
             print(f"lwr check: {error.message}", file=out, flush=True)
             return 2
-        client = open_client(amqp_url=options.amqp_url, files=files, manager=options.manager,
-                             jobs_directory=options.jobs_directory, ssl=options.amqp_ssl)
+        client = open_client(
+            amqp_url=options.amqp_url,
+            files=files,
+            manager=options.manager,
+            jobs_directory=options.jobs_directory,
+            ssl=options.amqp_ssl,
+        )
         where = f"{client.description}, files served at {files.base}"
     else:
         client = open_client(url=options.url, private_token=options.private_token, manager=options.manager)
@@ -157,22 +162,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_mq_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of message-queue mode, shared by ``lwr check`` and ``lwr submit``."""
     group = parser.add_argument_group(
-        "message-queue mode", "talk to lwr through RabbitMQ (the Pulsar AMQP protocol) instead of HTTP; lwr "
-        "fetches the inputs from, and posts the outputs to, a files endpoint this command serves")
-    group.add_argument("--amqp-url", "--amqp_url", dest="amqp_url",
-                       help="broker URL, e.g. amqp://user:password@rabbit:5672/vhost; --manager names lwr's manager")
-    group.add_argument("--jobs-directory", "--jobs_directory", dest="jobs_directory",
-                       help="lwr's <staging_directory>/<manager>, for absolute server paths (default: paths "
-                       "relative to the job's working directory)")
-    group.add_argument("--files-listen", dest="files_listen", default="127.0.0.1:0", metavar="HOST:PORT",
-                       help="where the files endpoint listens (default 127.0.0.1 on a free port); lwr only fetches "
-                       "URLs its remote_staging_allowed_urls lists, e.g. http://HOST:PORT/")
-    group.add_argument("--files-url", dest="files_url", metavar="URL",
-                       help="the endpoint's base URL as lwr reaches it (default http://HOST:PORT/)")
+        "message-queue mode",
+        "talk to lwr through RabbitMQ (the Pulsar AMQP protocol) instead of HTTP; lwr "
+        "fetches the inputs from, and posts the outputs to, a files endpoint this command serves",
+    )
+    group.add_argument(
+        "--amqp-url",
+        "--amqp_url",
+        dest="amqp_url",
+        help="broker URL, e.g. amqp://user:password@rabbit:5672/vhost; --manager names lwr's manager",
+    )
+    group.add_argument(
+        "--jobs-directory",
+        "--jobs_directory",
+        dest="jobs_directory",
+        help="lwr's <staging_directory>/<manager>, for absolute server paths (default: paths "
+        "relative to the job's working directory)",
+    )
+    group.add_argument(
+        "--files-listen",
+        dest="files_listen",
+        default="127.0.0.1:0",
+        metavar="HOST:PORT",
+        help="where the files endpoint listens (default 127.0.0.1 on a free port); lwr only fetches "
+        "URLs its remote_staging_allowed_urls lists, e.g. http://HOST:PORT/",
+    )
+    group.add_argument(
+        "--files-url",
+        dest="files_url",
+        metavar="URL",
+        help="the endpoint's base URL as lwr reaches it (default http://HOST:PORT/)",
+    )
     for key in ("ca_certs", "certfile", "keyfile", "cert_reqs"):
-        group.add_argument(f"--amqp-ssl-{key.replace('_', '-')}", dest=f"amqp_ssl_{key}",
-                           help=f"TLS to the broker: {key}" + (" (cert_none, cert_optional, cert_required)"
-                                                               if key == "cert_reqs" else ""))
+        group.add_argument(
+            f"--amqp-ssl-{key.replace('_', '-')}",
+            dest=f"amqp_ssl_{key}",
+            help=f"TLS to the broker: {key}"
+            + (" (cert_none, cert_optional, cert_required)" if key == "cert_reqs" else ""),
+        )
 
 
 def mq_options_error(args: argparse.Namespace, command: str) -> str | None:
@@ -180,8 +207,10 @@ def mq_options_error(args: argparse.Namespace, command: str) -> str | None:
     if getattr(args, "amqp_url", None):
         action = getattr(args, "default_file_action", None)
         if action is not None and action not in MQ_ACTIONS:
-            return (f"lwr {command}: --default-file-action {action} needs lwr's HTTP API; with --amqp-url use "
-                    f"{' or '.join(MQ_ACTIONS)}")
+            return (
+                f"lwr {command}: --default-file-action {action} needs lwr's HTTP API; with --amqp-url use "
+                f"{' or '.join(MQ_ACTIONS)}"
+            )
         if getattr(args, "files_endpoint", None):
             return f"lwr {command}: with --amqp-url the files endpoint is served by this command; use --files-url"
         if getattr(args, "cache", False):

@@ -297,8 +297,11 @@ class RepresentativeJob:
 
     def _submit(self, client: LwrClient, description: JobDescription, config: ActionConfig) -> str:
         self.staged = stage_and_submit(client, description, config, cache=self.cache)
-        moved = sum(1 for staged in self.staged.files
-                    if staged.action in ("transfer", "copy", "message", "remote_transfer", "remote_copy"))
+        moved = sum(
+            1
+            for staged in self.staged.files
+            if staged.action in ("transfer", "copy", "message", "remote_transfer", "remote_copy")
+        )
         return f"job {self.staged.job_id}, {moved} files staged"
 
     def _wait(self, client: LwrClient, job_id: str) -> str:
@@ -308,9 +311,13 @@ class RepresentativeJob:
             stderr = str(self.status.get("job_stderr") or self.status.get("reason") or "")
             hint = ""
             if self.files is not None and "remote_staging_allowed_urls" in stderr:
-                hint = (f" (lwr's remote_staging_allowed_urls must list {self.files.base}; pick a listed port "
-                        "with --files-listen, or the address lwr reaches with --files-url)")
-            raise StepFailed(f"final status {self.status.get('status')!r}; job stderr: {stderr[:500]!r}{hint}")
+                hint = (
+                    f" (lwr's remote_staging_allowed_urls must list {self.files.base}; pick a listed port "
+                    "with --files-listen, or the address lwr reaches with --files-url)"
+                )
+            raise StepFailed(
+                f"final status {self.status.get('status')!r}; job stderr: {stderr[:500]!r}{hint}"
+            )
         return " -> ".join(states)
 
     def _exit_code(self) -> str:

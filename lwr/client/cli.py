@@ -192,7 +192,10 @@ def submit_command(args: argparse.Namespace) -> int:
         files = start_files_endpoint(args.files_listen, args.files_url)  # ConfigError: exit status 2
         action_config = dataclasses.replace(action_config, files_endpoint=files.url(description.job_id))
         client = open_client(
-            amqp_url=args.amqp_url, files=files, manager=args.manager, jobs_directory=args.jobs_directory,
+            amqp_url=args.amqp_url,
+            files=files,
+            manager=args.manager,
+            jobs_directory=args.jobs_directory,
             ssl=env_ssl(args),
         )
     else:

@@ -137,7 +137,9 @@ class LwrClient:
     ) -> str:
         """``GET /jobs/{id}/files``: an output (``output``, ``output_workdir``, ``output_metadata``)."""
         self._require(self.capabilities.downloads, f"the 'transfer' action (for output {destination})")
-        return self.transport.download(job_id, name, file_type, destination, progress=progress, on_size=on_size)
+        return self.transport.download(
+            job_id, name, file_type, destination, progress=progress, on_size=on_size
+        )
 
     def copy_out(self, job_id: str, name: str, file_type: str, destination: str) -> None:
         """The ``copy`` action for an output."""
@@ -188,10 +190,14 @@ def open_client(
             raise ValueError("a message-queue client needs a files endpoint (files=)")
         from lwr.client.transports.amqp import AmqpTransport  # kombu only when asked for
 
-        return LwrClient(AmqpTransport(amqp_url, files, manager=manager, jobs_directory=jobs_directory, ssl=ssl))
+        return LwrClient(
+            AmqpTransport(amqp_url, files, manager=manager, jobs_directory=jobs_directory, ssl=ssl)
+        )
     if not url:
         raise ValueError("open_client needs url= or amqp_url=")
-    return LwrClient(RestTransport(url, private_token=private_token, manager=manager, timeout=timeout, retry=retry))
+    return LwrClient(
+        RestTransport(url, private_token=private_token, manager=manager, timeout=timeout, retry=retry)
+    )
 
 
 def _copy_file(source: str, destination: str) -> None:

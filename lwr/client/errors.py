@@ -41,7 +41,9 @@ class UnsupportedOperation(LwrError):
 
 def _wire_classes() -> dict[str, type[LwrError]]:
     """Every error class that names its own ``code``, by that code."""
-    classes = [value for value in vars(errors).values() if isinstance(value, type) and issubclass(value, LwrError)]
+    classes = [
+        value for value in vars(errors).values() if isinstance(value, type) and issubclass(value, LwrError)
+    ]
     classes.append(RangeNotSatisfiable)
     return {cls.code: cls for cls in classes if "code" in vars(cls) and cls is not LwrError}
 

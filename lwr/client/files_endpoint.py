@@ -57,8 +57,9 @@ class FilesEndpoint:
             public_url = f"http://{shown}:{bound_port}/"
         self.base = public_url.rstrip("/") + "/"
         self.port = int(bound_port)
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,), daemon=True,
-                                        name="lwr-files-endpoint")
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.1,), daemon=True, name="lwr-files-endpoint"
+        )
 
     def url(self, job_id: str) -> str:
         """The ``files_endpoint`` to give lwr for ``job_id``."""
@@ -110,8 +111,9 @@ class FilesEndpoint:
             files.append(output)
             # lwr and Pulsar deliver a dataset's extra files beside it, as <dataset>_files/.
             directories.append(os.path.splitext(output)[0] + "_files")
-            directories.append(os.path.join(os.path.dirname(output),
-                                            os.path.basename(output)[: -len(".dat")] + "_files"))
+            directories.append(
+                os.path.join(os.path.dirname(output), os.path.basename(output)[: -len(".dat")] + "_files")
+            )
         for pair in outputs.get("work_dir_outputs") or []:
             if isinstance(pair, (list, tuple)) and len(pair) == 2:
                 files.append(str(pair[1]))
@@ -135,8 +137,10 @@ class FilesEndpoint:
             if path in self.writable_files:
                 return True
             real = os.path.realpath(path)
-            return any(_inside(path, directory) and _inside(real, os.path.realpath(directory))
-                       for directory in self.writable_directories)
+            return any(
+                _inside(path, directory) and _inside(real, os.path.realpath(directory))
+                for directory in self.writable_directories
+            )
 
     # -- bookkeeping ------------------------------------------------------------------------------
 
@@ -260,7 +264,10 @@ def _body_chunks(rfile: Any, headers: Any) -> Iterator[bytes]:
     Content-Length wins when both are sent: lwr's uploader (requests with a generator body and
     an explicit length) sends ``Transfer-Encoding: chunked`` beside it but a body that is not.
     """
-    if headers.get("Content-Length") is None and "chunked" in str(headers.get("Transfer-Encoding", "")).lower():
+    if (
+        headers.get("Content-Length") is None
+        and "chunked" in str(headers.get("Transfer-Encoding", "")).lower()
+    ):
         while True:
             line = rfile.readline(1024)
             if not line:
@@ -315,10 +322,10 @@ def _write_multipart_file(chunks: Iterator[bytes], boundary: bytes, out: BinaryI
     delimiter = b"--" + boundary
     while (start := buffer.find(delimiter)) < 0:
         if len(buffer) > MAX_PART_HEADERS:
-            buffer = buffer[-len(delimiter):]
+            buffer = buffer[-len(delimiter) :]
         if not fill():
             raise ValueError("no multipart boundary in the body")
-    buffer = buffer[start + len(delimiter):]
+    buffer = buffer[start + len(delimiter) :]
     found = False
     end = b"\r\n" + delimiter
     while True:
@@ -332,14 +339,17 @@ def _write_multipart_file(chunks: Iterator[bytes], boundary: bytes, out: BinaryI
                 raise ValueError("multipart part headers too long")
             if not fill():
                 raise ValueError("truncated multipart body")
-        head, buffer = buffer[:head_end], buffer[head_end + 4:]
-        is_file = re.search(rb'(?:^|[;\s])name="?file"?(?:;|\s|$)', head, re.IGNORECASE | re.MULTILINE) is not None and not found
+        head, buffer = buffer[:head_end], buffer[head_end + 4 :]
+        is_file = (
+            re.search(rb'(?:^|[;\s])name="?file"?(?:;|\s|$)', head, re.IGNORECASE | re.MULTILINE) is not None
+            and not found
+        )
         while True:
             position = buffer.find(end)
             if position >= 0:
                 if is_file:
                     out.write(buffer[:position])
-                buffer = buffer[position + len(end):]
+                buffer = buffer[position + len(end) :]
                 break
             keep = len(end) - 1
             if len(buffer) > keep:

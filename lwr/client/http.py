@@ -54,6 +54,7 @@ Progress = Callable[[int], None]
 Params = Mapping[str, Any]
 BodySource = Union[str, bytes]
 
+
 def _current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -45,15 +45,19 @@ def register(subparsers: Any) -> None:
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=os.environ.get("LWR_URL"), required="LWR_URL" not in os.environ,
-                        help="server URL")
-    parser.add_argument("--private-token", default=os.environ.get("LWR_PRIVATE_TOKEN"),
-                        help="the server's (admin) token")
+    parser.add_argument(
+        "--url", default=os.environ.get("LWR_URL"), required="LWR_URL" not in os.environ, help="server URL"
+    )
+    parser.add_argument(
+        "--private-token", default=os.environ.get("LWR_PRIVATE_TOKEN"), help="the server's (admin) token"
+    )
     parser.add_argument("--manager", help="a named job manager of the server")
 
 
 def _transport(args: argparse.Namespace, per_manager: bool = True) -> HttpTransport:
-    return HttpTransport(args.url, private_token=args.private_token, manager=args.manager if per_manager else None)
+    return HttpTransport(
+        args.url, private_token=args.private_token, manager=args.manager if per_manager else None
+    )
 
 
 def _when(epoch: float | None) -> str:
@@ -64,8 +68,13 @@ def _when(epoch: float | None) -> str:
 
 def list_command(args: argparse.Namespace) -> int:
     transport = _transport(args, per_manager=False)
-    params: dict[str, Any] = {"manager": args.manager, "state": args.state, "min_age": args.min_age,
-                              "max_age": args.max_age, "limit": args.limit}
+    params: dict[str, Any] = {
+        "manager": args.manager,
+        "state": args.state,
+        "min_age": args.min_age,
+        "max_age": args.max_age,
+        "limit": args.limit,
+    }
     rows: list[dict[str, Any]] = []
     try:
         while True:
@@ -82,8 +91,10 @@ def list_command(args: argparse.Namespace) -> int:
         return 0
     print(f"{'JOB':<34} {'MANAGER':<12} {'STATE':<15} {'UPDATED (UTC)':<20} {'BATCH ID':<12} REASON")
     for row in rows:
-        print(f"{row['id']:<34} {row['manager']:<12} {row['state']:<15} {_when(row.get('updated')):<20} "
-              f"{row.get('batch_id') or '-':<12} {row.get('reason') or ''}")
+        print(
+            f"{row['id']:<34} {row['manager']:<12} {row['state']:<15} {_when(row.get('updated')):<20} "
+            f"{row.get('batch_id') or '-':<12} {row.get('reason') or ''}"
+        )
     return 0
 
 
@@ -105,15 +116,22 @@ def timeline_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(timeline, indent=2, sort_keys=True))
         return 0
-    print(f"job {timeline['id']} on {timeline['manager']}: {timeline['state']}"
-          f"{' (' + timeline['reason'] + ')' if timeline.get('reason') else ''}")
-    print(f"batch id {timeline.get('batch_id') or '-'}, postprocessing retries {timeline.get('retries', 0)}, "
-          f"final status delivered: {_delivered(timeline.get('final_status_delivered'))}")
+    print(
+        f"job {timeline['id']} on {timeline['manager']}: {timeline['state']}"
+        f"{' (' + timeline['reason'] + ')' if timeline.get('reason') else ''}"
+    )
+    print(
+        f"batch id {timeline.get('batch_id') or '-'}, postprocessing retries {timeline.get('retries', 0)}, "
+        f"final status delivered: {_delivered(timeline.get('final_status_delivered'))}"
+    )
     for event in timeline["events"]:
         details = {key: value for key, value in event.items() if key not in ("at", "state")}
-        what = event.get("state") or event.get("action") or ("batch id" if "external_id" in event else "event")
-        extra = " ".join(f"{key}={json.dumps(value, sort_keys=True)}" for key, value in details.items()
-                         if key != "action")
+        what = (
+            event.get("state") or event.get("action") or ("batch id" if "external_id" in event else "event")
+        )
+        extra = " ".join(
+            f"{key}={json.dumps(value, sort_keys=True)}" for key, value in details.items() if key != "action"
+        )
         print(f"  {_when(event.get('at'))}  {what:<15} {extra}")
     return 0
 

@@ -41,22 +41,34 @@ def start_files_endpoint(listen: str, public_url: str | None = None) -> FilesEnd
     try:
         return FilesEndpoint(host, port, public_url=public_url).start()
     except OSError as error:
-        raise ConfigError(f"--files-listen {listen}: cannot listen there for the files endpoint: {error}",
-                          listen=listen) from None
+        raise ConfigError(
+            f"--files-listen {listen}: cannot listen there for the files endpoint: {error}", listen=listen
+        ) from None
 
 
 def check_default_action(action: str) -> None:
     if action not in MQ_ACTIONS:
         raise ValueError(
-            f"default file action {action!r} needs lwr's HTTP API; with --amqp-url use one of {', '.join(MQ_ACTIONS)}")
+            f"default file action {action!r} needs lwr's HTTP API; with --amqp-url use one of {', '.join(MQ_ACTIONS)}"
+        )
 
 
 def env_ssl(args: Any) -> dict[str, Any] | None:
     """The ``--amqp-ssl-*`` options as MessageQueueClient's ``ssl`` argument."""
-    ssl = {key: getattr(args, f"amqp_ssl_{key}", None) for key in ("ca_certs", "certfile", "keyfile", "cert_reqs")}
+    ssl = {
+        key: getattr(args, f"amqp_ssl_{key}", None)
+        for key in ("ca_certs", "certfile", "keyfile", "cert_reqs")
+    }
     ssl = {key: value for key, value in ssl.items() if value}
     return ssl or None
 
 
-__all__ = ["MQ_ACTIONS", "PROBE_TIMEOUT", "BrokerError", "FilesEndpoint", "NoAnswer", "action_config_dict",
-           "job_layout"]
+__all__ = [
+    "MQ_ACTIONS",
+    "PROBE_TIMEOUT",
+    "BrokerError",
+    "FilesEndpoint",
+    "NoAnswer",
+    "action_config_dict",
+    "job_layout",
+]

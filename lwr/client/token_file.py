@@ -14,11 +14,17 @@ import os
 def add_token_arguments(parser: argparse.ArgumentParser, *, environment: bool = False) -> None:
     """``--private-token`` and ``--private-token-file`` (defaults from LWR_PRIVATE_TOKEN[_FILE] if asked)."""
     parser.add_argument(
-        "--private-token", "--private_token", dest="private_token",
-        default=os.environ.get("LWR_PRIVATE_TOKEN") if environment else None, help="the server's private token"
+        "--private-token",
+        "--private_token",
+        dest="private_token",
+        default=os.environ.get("LWR_PRIVATE_TOKEN") if environment else None,
+        help="the server's private token",
     )
     parser.add_argument(
-        "--private-token-file", "--private_token_file", dest="private_token_file", metavar="FILE",
+        "--private-token-file",
+        "--private_token_file",
+        dest="private_token_file",
+        metavar="FILE",
         default=os.environ.get("LWR_PRIVATE_TOKEN_FILE") if environment else None,
         help="read the token from FILE, e.g. the server's files/persisted_data/private_token",
     )

@@ -53,8 +53,9 @@ def place(temporary: PathLike, path: PathLike, *, durable: bool, mode: int | Non
 
 
 @contextmanager
-def atomic_file(path: PathLike, *, durable: bool, suffix: str = ".tmp", mode: int | None = None
-                ) -> Iterator[BinaryIO]:
+def atomic_file(
+    path: PathLike, *, durable: bool, suffix: str = ".tmp", mode: int | None = None
+) -> Iterator[BinaryIO]:
     """A binary handle on a temporary file that replaces ``path`` when the block ends without error.
 
     An exception in the block (a short body, a digest mismatch) removes the temporary file and

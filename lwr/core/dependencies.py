@@ -59,8 +59,9 @@ def validate_description(description: Any) -> dict[str, Any] | None:
 class ToolDependencies:
     """Galaxy's dependency manager, built once; ``None`` settings resolve nothing."""
 
-    def __init__(self, tool_dependency_dir: Path | None, resolvers_config_file: Path | None,
-                 source: str = "server.ini") -> None:
+    def __init__(
+        self, tool_dependency_dir: Path | None, resolvers_config_file: Path | None, source: str = "server.ini"
+    ) -> None:
         self.tool_dependency_dir = tool_dependency_dir
         self.resolvers_config_file = resolvers_config_file
         self.source = source
@@ -79,19 +80,31 @@ class ToolDependencies:
                 from galaxy.tool_util.deps import build_dependency_manager
 
                 assert self.tool_dependency_dir is not None
-                key = "dependency_resolvers_config_file" if self.resolvers_config_file else "tool_dependency_dir"
+                key = (
+                    "dependency_resolvers_config_file"
+                    if self.resolvers_config_file
+                    else "tool_dependency_dir"
+                )
                 try:
                     # Conda is never installed behind the admin's back (a first job would wait minutes).
                     self._manager = build_dependency_manager(
-                        app_config_dict={"tool_dependency_dir": str(self.tool_dependency_dir),
-                                         "conda_auto_init": False, "conda_auto_install": False},
+                        app_config_dict={
+                            "tool_dependency_dir": str(self.tool_dependency_dir),
+                            "conda_auto_init": False,
+                            "conda_auto_install": False,
+                        },
                         conf_file=str(self.resolvers_config_file) if self.resolvers_config_file else None,
-                        default_tool_dependency_dir=str(self.tool_dependency_dir))
+                        default_tool_dependency_dir=str(self.tool_dependency_dir),
+                    )
                 except Exception as error:  # noqa: BLE001 - Galaxy's parser raises anything
                     path = self.resolvers_config_file or self.tool_dependency_dir
-                    raise ConfigError(f"{self.source}: {key} = {path}: Galaxy's dependency manager refused it: "
-                                      f"{type(error).__name__}: {error}", file=self.source, key=key,
-                                      expected="Galaxy's dependency resolvers configuration") from None
+                    raise ConfigError(
+                        f"{self.source}: {key} = {path}: Galaxy's dependency manager refused it: "
+                        f"{type(error).__name__}: {error}",
+                        file=self.source,
+                        key=key,
+                        expected="Galaxy's dependency resolvers configuration",
+                    ) from None
             return self._manager
 
     def activation(self, description: Mapping[str, Any] | None, job_directory: str) -> Activation:
@@ -110,25 +123,35 @@ class ToolDependencies:
         if not self.configured:
             for requirement in parsed.requirements.resolvable:
                 label = requirement_label(requirement.name, requirement.version, requirement.type)
-                notices.append(f"lwr: requirement {label} was not resolved: this server has no "
-                               "tool_dependency_dir; the tool runs without it")
+                notices.append(
+                    f"lwr: requirement {label} was not resolved: this server has no "
+                    "tool_dependency_dir; the tool runs without it"
+                )
             return Activation((), tuple(notices))
         manager = self._build()
         try:
             resolved = manager.requirements_to_dependencies(
-                parsed.requirements, installed_tool_dependencies=parsed.installed_tool_dependencies,
-                job_directory=job_directory)
+                parsed.requirements,
+                installed_tool_dependencies=parsed.installed_tool_dependencies,
+                job_directory=job_directory,
+            )
         except Exception as error:  # noqa: BLE001 - a resolver that breaks (not one that finds nothing)
-            labels = ", ".join(requirement_label(r.name, r.version, r.type) for r in parsed.requirements.resolvable)
+            labels = ", ".join(
+                requirement_label(r.name, r.version, r.type) for r in parsed.requirements.resolvable
+            )
             log.exception("resolving requirements %s failed", labels)
-            raise DependencyError(f"resolving the requirements {labels} failed: {type(error).__name__}: {error}",
-                                  requirements=labels) from None
+            raise DependencyError(
+                f"resolving the requirements {labels} failed: {type(error).__name__}: {error}",
+                requirements=labels,
+            ) from None
         for requirement in parsed.requirements.resolvable:
             dependency = resolved.get(requirement)
             label = requirement_label(requirement.name, requirement.version, requirement.type)
             if dependency is None or isinstance(dependency, NullDependency):
-                notices.append(f"lwr: requirement {label} was not resolved by this server's dependency "
-                               "resolvers; the tool runs without it")
+                notices.append(
+                    f"lwr: requirement {label} was not resolved by this server's dependency "
+                    "resolvers; the tool runs without it"
+                )
                 continue
             command = dependency.shell_commands()
             if command:

@@ -97,14 +97,18 @@ class FileCache:
                 return True
             return False
 
-    def insert(self, tenant: str, ip: str, path: str, receive: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    def insert(
+        self, tenant: str, ip: str, path: str, receive: Callable[[Path], dict[str, Any]]
+    ) -> dict[str, Any]:
         """Receive the claimed upload with ``receive(target)``, store it under its digest, point the name at it."""
         token = cache_token(ip, path)
         names = self._names(tenant)
         claim = names / f"{token}.claim"
         if not claim.is_dir():
-            raise Conflict("no claim for this cache entry: ask PUT /cache first, and upload only if it answers true",
-                           path=path)
+            raise Conflict(
+                "no claim for this cache entry: ask PUT /cache first, and upload only if it answers true",
+                path=path,
+            )
         upload = Path(tempfile.mkdtemp(prefix="in.", dir=self.incoming)) / "body"
         try:
             reply = receive(upload)
@@ -127,6 +131,9 @@ class FileCache:
         if digest is None:
             raise NotFound("no cached file for this token", cache_token=token)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.blobs / digest, "rb") as source, atomic_file(target, durable=False, suffix=".cache") as out:
+        with (
+            open(self.blobs / digest, "rb") as source,
+            atomic_file(target, durable=False, suffix=".cache") as out,
+        ):
             shutil.copyfileobj(source, out)
         return {"path": str(target), "size": target.stat().st_size, "sha256": digest}

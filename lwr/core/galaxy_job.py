@@ -37,9 +37,13 @@ class GalaxyJobSetup:
     ``galaxy`` holds galaxy_home, galaxy_virtual_env, ... (announced in system_properties).
     """
 
-    def __init__(self, dependencies: ToolDependencies | None = None,
-                 instrumentation: JobInstrumentation | None = None, galaxy: Mapping[str, str] | None = None,
-                 tmp_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        dependencies: ToolDependencies | None = None,
+        instrumentation: JobInstrumentation | None = None,
+        galaxy: Mapping[str, str] | None = None,
+        tmp_dir: str | None = None,
+    ) -> None:
         self.dependencies = dependencies or ToolDependencies(None, None)
         self.instrumentation = instrumentation or JobInstrumentation(None)
         self.galaxy = dict(galaxy or {})
@@ -51,10 +55,17 @@ class GalaxyJobSetup:
         """What the setup reply announces: the path separator and where Galaxy is installed here."""
         return {"separator": "/", **self.galaxy}
 
-    def environment(self, directory: JobDirectory, dependencies_description: Any, preserve_python: Any,
-                    manager_settings: Mapping[str, Any]) -> GalaxyEnvironment:
+    def environment(
+        self,
+        directory: JobDirectory,
+        dependencies_description: Any,
+        preserve_python: Any,
+        manager_settings: Mapping[str, Any],
+    ) -> GalaxyEnvironment:
         """Raises ``BadRequest`` for a malformed ``dependencies_description``."""
-        activation = self.dependencies.activation(validate_description(dependencies_description), str(directory.path))
+        activation = self.dependencies.activation(
+            validate_description(dependencies_description), str(directory.path)
+        )
         before, after = self.instrumentation.commands(str(directory.metadata))
         return GalaxyEnvironment(
             default_slots=manager_settings.get("galaxy_slots"),

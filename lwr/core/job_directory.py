@@ -169,9 +169,7 @@ class JobDirectory:
         try:
             return self.sub(TYPE_DIRECTORIES[file_type])
         except KeyError:
-            raise BadRequest(
-                f"unknown file type '{file_type}'", expected=sorted(TYPE_DIRECTORIES)
-            ) from None
+            raise BadRequest(f"unknown file type '{file_type}'", expected=sorted(TYPE_DIRECTORIES)) from None
 
     def path_for(self, name: str, file_type: str) -> Path:
         """Where a client-named file of ``file_type`` lives; confined to that type's directory."""

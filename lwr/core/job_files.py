@@ -125,7 +125,7 @@ def open_confined(root: Path, relative: str) -> int:
                         raise BadRequest("file name leads outside its directory", name=relative) from None
                     while len(stack) > 1:
                         os.close(stack.pop())
-                    target = target[len(inside[0]):]
+                    target = target[len(inside[0]) :]
                 pending[:0] = _components(target, allow_parent=True)
                 continue
             if last:

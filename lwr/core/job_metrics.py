@@ -41,10 +41,13 @@ class JobInstrumentation:
                     # Plugins are only loaded, not checked, until asked for their commands.
                     metrics.default_job_instrumenter.pre_execute_commands("/dev/null")
                 except Exception as error:  # noqa: BLE001 - Galaxy's plugin loader raises anything
-                    raise ConfigError(f"{self.source}: job_metrics_config_file = {self.config_file}: Galaxy's job "
-                                      f"metrics refused it: {type(error).__name__}: {error}", file=self.source,
-                                      key="job_metrics_config_file",
-                                      expected="Galaxy's job metrics configuration") from None
+                    raise ConfigError(
+                        f"{self.source}: job_metrics_config_file = {self.config_file}: Galaxy's job "
+                        f"metrics refused it: {type(error).__name__}: {error}",
+                        file=self.source,
+                        key="job_metrics_config_file",
+                        expected="Galaxy's job metrics configuration",
+                    ) from None
                 self._instrumenter = metrics.default_job_instrumenter
             return self._instrumenter
 
@@ -53,5 +56,7 @@ class JobInstrumentation:
         if not self.enabled:
             return "", ""
         instrumenter = self._load()
-        return (instrumenter.pre_execute_commands(metadata_directory) or "",
-                instrumenter.post_execute_commands(metadata_directory) or "")
+        return (
+            instrumenter.pre_execute_commands(metadata_directory) or "",
+            instrumenter.post_execute_commands(metadata_directory) or "",
+        )

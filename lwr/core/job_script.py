@@ -35,7 +35,6 @@ __all__ = ["EnvItem", "parse_env", "write_job_script"]
 ALREADY_LAUNCHED_STATUS = 75
 
 
-
 #: ``GALAXY_SLOTS`` from what the batch system allocated; ``$lwr_default_slots`` when none did.
 #: Slurm's CPUs-per-task times tasks is the request itself; CPUS_ON_NODE may be rounded up to whole
 #: cores. HTCondor tells the slot's size only in its machine ad file, read without forking.
@@ -131,8 +130,8 @@ class GalaxyEnvironment:
             SLOTS_STATEMENT,
             f"export _GALAXY_JOB_TMP_DIR={tmp_dir}",
             f"export _GALAXY_JOB_HOME_DIR={q(str(directory.sub('home')))}",
-            "[ -d \"$_GALAXY_JOB_TMP_DIR\" ] || mkdir -p \"$_GALAXY_JOB_TMP_DIR\"",
-            "[ -d \"$_GALAXY_JOB_HOME_DIR\" ] || mkdir -p \"$_GALAXY_JOB_HOME_DIR\"",
+            '[ -d "$_GALAXY_JOB_TMP_DIR" ] || mkdir -p "$_GALAXY_JOB_TMP_DIR"',
+            '[ -d "$_GALAXY_JOB_HOME_DIR" ] || mkdir -p "$_GALAXY_JOB_HOME_DIR"',
             'export TMPDIR="$_GALAXY_JOB_TMP_DIR" TMP="$_GALAXY_JOB_TMP_DIR" TEMP="$_GALAXY_JOB_TMP_DIR"',
             GALAXY_SETUP_FUNCTION,
             f"_GALAXY_VIRTUAL_ENV={virtual_env}",
@@ -156,20 +155,23 @@ class JobScript:
         q = shlex.quote
         lwr_dir = directory.internal
         galaxy = self.galaxy
-        python_setup = ['_galaxy_setup_environment "$PRESERVE_GALAXY_ENVIRONMENT"'] \
-            if galaxy.preserve_galaxy_python_environment else []
+        python_setup = (
+            ['_galaxy_setup_environment "$PRESERVE_GALAXY_ENVIRONMENT"']
+            if galaxy.preserve_galaxy_python_environment
+            else []
+        )
         lines = [
             "#!/bin/bash",
             "# Written by lwr. Runs one job; records streams, times and exit code beside it.",
             f"lwr_dir={q(str(lwr_dir))}",
-            f"exec 9>\"$lwr_dir/{layout.RUN_LOCK}\"",
+            f'exec 9>"$lwr_dir/{layout.RUN_LOCK}"',
             f"flock -n 9 || {{ echo 'lwr: this job is already running' >&2; exit {ALREADY_LAUNCHED_STATUS}; }}",
             # noclobber makes '>' an exclusive create: the launch guard without forking mkdir.
-            f"if ! {{ set -C; : > \"$lwr_dir/{layout.LAUNCH_GUARD}\"; }} 2>/dev/null; then "
+            f'if ! {{ set -C; : > "$lwr_dir/{layout.LAUNCH_GUARD}"; }} 2>/dev/null; then '
             f"echo 'lwr: this job was launched before; not running it twice' >&2; exit {ALREADY_LAUNCHED_STATUS}; fi",
             "set +C",
-            f"echo $$ > \"$lwr_dir/{layout.PID_FILE}\"",
-            f"echo \"${{EPOCHREALTIME:-$(date +%s)}}\" > \"$lwr_dir/{layout.STARTED_AT}\"",
+            f'echo $$ > "$lwr_dir/{layout.PID_FILE}"',
+            f'echo "${{EPOCHREALTIME:-$(date +%s)}}" > "$lwr_dir/{layout.STARTED_AT}"',
             *galaxy.setup_lines(directory),
             *(item.export_line() for item in self.env),
             *python_setup,
@@ -178,20 +180,24 @@ class JobScript:
             "(",
             *galaxy.dependency_commands,
             self.command_line,
-            f") > \"$lwr_dir/{layout.TOOL_STDOUT}\" 2> \"$lwr_dir/{layout.TOOL_STDERR}\" 9>&-",
+            f') > "$lwr_dir/{layout.TOOL_STDOUT}" 2> "$lwr_dir/{layout.TOOL_STDERR}" 9>&-',
             "lwr_rc=$?",
             galaxy.instrument_post,
-            f"echo \"${{EPOCHREALTIME:-$(date +%s)}}\" > \"$lwr_dir/{layout.ENDED_AT}\"",
+            f'echo "${{EPOCHREALTIME:-$(date +%s)}}" > "$lwr_dir/{layout.ENDED_AT}"',
             # One write of a few bytes: a reader sees no code or the whole code, never part of it.
-            f"echo $lwr_rc > \"$lwr_dir/{layout.EXIT_CODE}\"",
+            f'echo $lwr_rc > "$lwr_dir/{layout.EXIT_CODE}"',
             "exit $lwr_rc",
             "",
         ]
         return "\n".join(lines)
 
 
-def write_job_script(directory: JobDirectory, command_line: str, env: Iterable[EnvItem],
-                     galaxy: GalaxyEnvironment | None = None) -> str:
+def write_job_script(
+    directory: JobDirectory,
+    command_line: str,
+    env: Iterable[EnvItem],
+    galaxy: GalaxyEnvironment | None = None,
+) -> str:
     """Write ``lwr/job.sh`` (executable) and return its path."""
     from lwr.core.atomic import write_bytes_atomically
 

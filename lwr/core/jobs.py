@@ -44,11 +44,22 @@ SETUP_MESSAGE = "setup_message"
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.SETUP: frozenset({JobState.PREPROCESSING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED}),
     JobState.PREPROCESSING: frozenset({JobState.QUEUED, JobState.FAILED, JobState.CANCELLED, JobState.LOST}),
-    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.POSTPROCESSING, JobState.COMPLETE, JobState.FAILED,
-                                JobState.CANCELLED, JobState.LOST}),
-    JobState.RUNNING: frozenset({JobState.POSTPROCESSING, JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED,
-                                 JobState.LOST}),
-    JobState.POSTPROCESSING: frozenset({JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED, JobState.LOST}),
+    JobState.QUEUED: frozenset(
+        {
+            JobState.RUNNING,
+            JobState.POSTPROCESSING,
+            JobState.COMPLETE,
+            JobState.FAILED,
+            JobState.CANCELLED,
+            JobState.LOST,
+        }
+    ),
+    JobState.RUNNING: frozenset(
+        {JobState.POSTPROCESSING, JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED, JobState.LOST}
+    ),
+    JobState.POSTPROCESSING: frozenset(
+        {JobState.COMPLETE, JobState.FAILED, JobState.CANCELLED, JobState.LOST}
+    ),
 }
 
 
@@ -94,8 +105,9 @@ class LaunchPolicy(Protocol):
 
     def authorize_setup(self, tool_id: str | None, tool_version: str | None) -> None: ...
 
-    def authorize_submit(self, record: JobRecord, directory: JobDirectory, command_line: str,
-                         env: list[EnvItem]) -> None: ...
+    def authorize_submit(
+        self, record: JobRecord, directory: JobDirectory, command_line: str, env: list[EnvItem]
+    ) -> None: ...
 
     def authorize_launch(self, record: JobRecord, directory: JobDirectory) -> None:
         """Called once every file of the job arrived, just before it is queued."""
@@ -132,8 +144,10 @@ class DiskFloor:
         floor = max(self.bytes, int(usage.total * self.percent / 100))
         if usage.free >= floor:
             return None
-        return (f"the staging filesystem ({path}) has {usage.free} bytes free, below min_free_disk "
-                f"({floor} bytes); new jobs are refused until space is freed")
+        return (
+            f"the staging filesystem ({path}) has {usage.free} bytes free, below min_free_disk "
+            f"({floor} bytes); new jobs are refused until space is freed"
+        )
 
     def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
         """Run ``work`` (one job's staging step) later, in the hooks' own bounded pool."""
@@ -173,8 +187,13 @@ class _ManagerEvents:
     def job_running(self, job_id: str) -> None:
         self.service._on_running(self.manager, job_id)
 
-    def job_ended(self, job_id: str, state: JobState, reason: str | None = None,
-                  failure_class: FailureClass | None = None) -> None:
+    def job_ended(
+        self,
+        job_id: str,
+        state: JobState,
+        reason: str | None = None,
+        failure_class: FailureClass | None = None,
+    ) -> None:
         self.service._on_ended(self.manager, job_id, state, reason, failure_class)
 
     def batch_queried(self, seconds: float, failed: bool) -> None:
@@ -191,16 +210,26 @@ def _set_mode(path: Path, mode: int) -> None:
     if info.st_uid == os.geteuid():
         path.chmod(mode)
     elif info.st_mode & 0o077 & ~mode:
-        log.warning("%s is not lwr's and is open to other users (mode %o); lwr would make it %o",
-                    path, info.st_mode & 0o777, mode)
+        log.warning(
+            "%s is not lwr's and is open to other users (mode %o); lwr would make it %o",
+            path,
+            info.st_mode & 0o777,
+            mode,
+        )
 
 
 class JobService:
     """Owns every job: its record, its directory, its state, its manager."""
 
-    def __init__(self, settings: ServiceSettings, managers: Mapping[str, ManagerFactory],
-                 observers: Iterable[JobObserver] = (), staging_hooks: StagingHooks | None = None,
-                 galaxy: GalaxyJobSetup | None = None, launch_policy: LaunchPolicy | None = None) -> None:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        managers: Mapping[str, ManagerFactory],
+        observers: Iterable[JobObserver] = (),
+        staging_hooks: StagingHooks | None = None,
+        galaxy: GalaxyJobSetup | None = None,
+        launch_policy: LaunchPolicy | None = None,
+    ) -> None:
         self.settings = settings
         self.launch_policy = launch_policy
         #: Galaxy's job environment (dependencies, metrics, Galaxy's Python); defaults: none resolved, core metrics.
@@ -227,8 +256,9 @@ class JobService:
         self._save_locks: dict[tuple[str, str], threading.Lock] = {}
         self._sequence = itertools.count(1)
         self._released = False
-        self.managers: dict[str, Manager] = {name: build(_ManagerEvents(self, name))
-                                             for name, build in managers.items()}
+        self.managers: dict[str, Manager] = {
+            name: build(_ManagerEvents(self, name)) for name, build in managers.items()
+        }
         self._prepare_staging(created)
 
     def add_observer(self, observer: JobObserver) -> None:
@@ -289,9 +319,12 @@ class JobService:
         manager = self.managers.get(record.manager)
         if manager is None:
             with self._lock:
-                snapshot = self._transition(record, JobState.LOST,
-                                            reason=f"manager '{record.manager}' is no longer configured",
-                                            failure_class=FailureClass.JOB_LOST)
+                snapshot = self._transition(
+                    record,
+                    JobState.LOST,
+                    reason=f"manager '{record.manager}' is no longer configured",
+                    failure_class=FailureClass.JOB_LOST,
+                )
             self._commit(snapshot, record)
             return
         directory = self.directory(record.manager, record.job_id)
@@ -301,8 +334,11 @@ class JobService:
         elif record.state is JobState.POSTPROCESSING:
             self._start_postprocessing(record, directory)
         else:
-            manager.reattach(self._spec(record, directory), record.external_id,
-                             was_running=record.state is JobState.RUNNING)
+            manager.reattach(
+                self._spec(record, directory),
+                record.external_id,
+                was_running=record.state is JobState.RUNNING,
+            )
 
     # --- lookups ----------------------------------------------------------------------------------
     def manager(self, name: str) -> Manager:
@@ -341,9 +377,16 @@ class JobService:
         return self.store.timeline(manager, job_id)
 
     # --- the protocol -----------------------------------------------------------------------------
-    def setup(self, manager: str, job_id: str, tool_id: str | None = None,
-              tool_version: str | None = None, owner: str | None = None,
-              assign: bool = True, preserve_galaxy_python_environment: Any = None) -> dict[str, Any]:
+    def setup(
+        self,
+        manager: str,
+        job_id: str,
+        tool_id: str | None = None,
+        tool_version: str | None = None,
+        owner: str | None = None,
+        assign: bool = True,
+        preserve_galaxy_python_environment: Any = None,
+    ) -> dict[str, Any]:
         """Create the job directory and record; reply with the layout the client rewrites paths with.
 
         With ``assign_ids = uuid`` a fresh id replaces ``job_id`` unless ``assign`` is false (a
@@ -359,8 +402,12 @@ class JobService:
         with self._lock:
             existing = self._records.get((manager, job_id))
             if existing is not None and not existing.state.is_final and existing.state is not JobState.SETUP:
-                raise Conflict(f"job '{job_id}' is {existing.state.value}; cancel or clean it before setting it up "
-                               "again", job_id=job_id, status=existing.state.wire_name)
+                raise Conflict(
+                    f"job '{job_id}' is {existing.state.value}; cancel or clean it before setting it up "
+                    "again",
+                    job_id=job_id,
+                    status=existing.state.wire_name,
+                )
             if existing is None or existing.state.is_final:
                 shortfall = self.disk_floor.shortfall(self.staging)
                 if shortfall is not None:
@@ -370,13 +417,22 @@ class JobService:
                     self._final_replies.pop((manager, job_id), None)
                 directory.create(handed_over)
                 now = time.time()
-                record = JobRecord(job_id=job_id, manager=manager, state=JobState.SETUP,
-                                   sequence=next(self._sequence), tool_id=tool_id, tool_version=tool_version,
-                                   times={JobState.SETUP.value: now}, owner=owner)
+                record = JobRecord(
+                    job_id=job_id,
+                    manager=manager,
+                    state=JobState.SETUP,
+                    sequence=next(self._sequence),
+                    tool_id=tool_id,
+                    tool_version=tool_version,
+                    times={JobState.SETUP.value: now},
+                    owner=owner,
+                )
                 if preserve_galaxy_python_environment is not None:
                     record.extras[PRESERVE_PYTHON] = preserve_galaxy_python_environment
                 self._records[(manager, job_id)] = record
-                snapshot: _Snapshot | None = self._snapshot(record, {"at": now, "state": JobState.SETUP.value})
+                snapshot: _Snapshot | None = self._snapshot(
+                    record, {"at": now, "state": JobState.SETUP.value}
+                )
             else:
                 snapshot = None
         if snapshot is not None:
@@ -398,8 +454,11 @@ class JobService:
         """Where an uploaded file goes; only while the job is still being set up."""
         record = self.find(manager, job_id)
         if record.state not in (JobState.SETUP, JobState.PREPROCESSING):
-            raise Conflict(f"job '{job_id}' was already submitted; files can no longer be staged",
-                           job_id=job_id, status=record.state.wire_name)
+            raise Conflict(
+                f"job '{job_id}' was already submitted; files can no longer be staged",
+                job_id=job_id,
+                status=record.state.wire_name,
+            )
         return self.directory(manager, job_id).path_for(name, file_type)
 
     def file_path(self, manager: str, job_id: str, name: str, file_type: str) -> Path:
@@ -412,7 +471,9 @@ class JobService:
         self.find(manager, job_id)
         return self.directory(manager, job_id).open_output(name, file_type)
 
-    def submit(self, manager_name: str, job_id: str, request: SubmitRequest, owner: str | None = None) -> None:
+    def submit(
+        self, manager_name: str, job_id: str, request: SubmitRequest, owner: str | None = None
+    ) -> None:
         """Record the launch durably, then hand the job to its manager (or to server-side staging).
 
         A submit with ``setup_params`` for an unknown id sets that very id up first (Pulsar's
@@ -427,26 +488,43 @@ class JobService:
             # resubmit, an admin's requeue): setup() starts it again on a clean directory. Telling a
             # transport's redelivery from it is the transport's business (lwr.messaging.consumer).
             if existing is not None:
-                log.info("job %s on %s ended (%s); a new setup runs it again", job_id, manager_name,
-                         existing.state.value)
-            tool_id, tool_version = request.setup_params.get("tool_id"), request.setup_params.get("tool_version")
-            self.setup(manager_name, job_id, tool_id if isinstance(tool_id, str) else None,
-                       tool_version if isinstance(tool_version, str) else None, owner=owner, assign=False,
-                       preserve_galaxy_python_environment=request.setup_params.get(PRESERVE_PYTHON))
+                log.info(
+                    "job %s on %s ended (%s); a new setup runs it again",
+                    job_id,
+                    manager_name,
+                    existing.state.value,
+                )
+            tool_id, tool_version = (
+                request.setup_params.get("tool_id"),
+                request.setup_params.get("tool_version"),
+            )
+            self.setup(
+                manager_name,
+                job_id,
+                tool_id if isinstance(tool_id, str) else None,
+                tool_version if isinstance(tool_version, str) else None,
+                owner=owner,
+                assign=False,
+                preserve_galaxy_python_environment=request.setup_params.get(PRESERVE_PYTHON),
+            )
         record = self.find(manager_name, job_id)
         directory = self.directory(manager_name, job_id)
         if record.state is not JobState.SETUP:
-            raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id, status=record.state.wire_name)
+            raise Conflict(
+                f"job '{job_id}' was already submitted", job_id=job_id, status=record.state.wire_name
+            )
         staged_bytes = tree_bytes(directory.path)
         # Resolving requirements may run the resolvers' commands (module avail): outside the lock.
         preserve = request.setup_params.get(PRESERVE_PYTHON, record.extras.get(PRESERVE_PYTHON))
-        environment = self.galaxy.environment(directory, request.dependencies_description, preserve,
-                                              manager.settings)
+        environment = self.galaxy.environment(
+            directory, request.dependencies_description, preserve, manager.settings
+        )
         touched = [directory.path_for(name, "output") for name in request.touch_outputs]
         with self._lock:
             if record.state is not JobState.SETUP:
-                raise Conflict(f"job '{job_id}' was already submitted", job_id=job_id,
-                               status=record.state.wire_name)
+                raise Conflict(
+                    f"job '{job_id}' was already submitted", job_id=job_id, status=record.state.wire_name
+                )
             command_line = request.command_line.replace("__PULSAR_JOB_DIRECTORY__", str(directory.path))
             if self.launch_policy is not None:
                 self.launch_policy.authorize_submit(record, directory, command_line, request.env)
@@ -467,8 +545,11 @@ class JobService:
             if not preprocess and staged_bytes:
                 # What the client staged between setup and submit.
                 since = record.times.get(JobState.SETUP.value, time.time())
-                record.staging["in"] = {"seconds": round(max(0.0, time.time() - since), 3),
-                                        "bytes": staged_bytes, "by": "client"}
+                record.staging["in"] = {
+                    "seconds": round(max(0.0, time.time() - since), 3),
+                    "bytes": staged_bytes,
+                    "by": "client",
+                }
             next_state = JobState.PREPROCESSING if preprocess else JobState.QUEUED
             snapshot = self._transition(record, next_state)
         self._end_waiter.submitted((manager_name, job_id))
@@ -500,8 +581,9 @@ class JobService:
             if record.state.is_final:
                 return
             if record.state in (JobState.SETUP, JobState.PREPROCESSING):
-                snapshot: _Snapshot | None = self._transition(record, JobState.CANCELLED,
-                                                              reason="cancelled before launch")
+                snapshot: _Snapshot | None = self._transition(
+                    record, JobState.CANCELLED, reason="cancelled before launch"
+                )
             else:
                 snapshot = None
         if snapshot is None:
@@ -549,9 +631,12 @@ class JobService:
         record = self.find(manager, job_id)
         with self._lock:
             if record.state is not JobState.FAILED or not record.extras.get("postprocessing_failed"):
-                raise Conflict(f"job '{job_id}' is {record.state.value} and its output delivery did not fail; "
-                               "only such a job's postprocessing can be retried", job_id=job_id,
-                               status=record.state.wire_name)
+                raise Conflict(
+                    f"job '{job_id}' is {record.state.value} and its output delivery did not fail; "
+                    "only such a job's postprocessing can be retried",
+                    job_id=job_id,
+                    status=record.state.wire_name,
+                )
             # The one move out of a final state, on an admin's request: back to postprocessing.
             record.extras.pop("postprocessing_failed", None)
             record.retries += 1
@@ -560,9 +645,18 @@ class JobService:
             now = time.time()
             record.times[JobState.POSTPROCESSING.value] = now
             self._final_replies.pop((manager, job_id), None)
-            snapshot = self._snapshot(record, {"at": now, "state": JobState.POSTPROCESSING.value,
-                                               "action": "retry-postprocessing", "retry": record.retries})
-        log.info("job %s on %s: postprocessing retried by an admin (retry %d)", job_id, manager, record.retries)
+            snapshot = self._snapshot(
+                record,
+                {
+                    "at": now,
+                    "state": JobState.POSTPROCESSING.value,
+                    "action": "retry-postprocessing",
+                    "retry": record.retries,
+                },
+            )
+        log.info(
+            "job %s on %s: postprocessing retried by an admin (retry %d)", job_id, manager, record.retries
+        )
         self._commit(snapshot, record)
         self._start_postprocessing(record, self.directory(manager, job_id))
 
@@ -609,14 +703,23 @@ class JobService:
             snapshot = self._transition(record, JobState.RUNNING)
         self._commit(snapshot, record, durable=False)
 
-    def _on_ended(self, manager: str, job_id: str, state: JobState, reason: str | None,
-                  failure_class: FailureClass | None = None) -> None:
+    def _on_ended(
+        self,
+        manager: str,
+        job_id: str,
+        state: JobState,
+        reason: str | None,
+        failure_class: FailureClass | None = None,
+    ) -> None:
         with self._lock:
             record = self._records.get((manager, job_id))
             if self._released or record is None or record.state.is_final:
                 return
-            postprocess = (state is JobState.COMPLETE and self.staging_hooks is not None
-                           and self.staging_hooks.wants(record))
+            postprocess = (
+                state is JobState.COMPLETE
+                and self.staging_hooks is not None
+                and self.staging_hooks.wants(record)
+            )
             if postprocess:
                 record.extras["manager_outcome"] = {"state": state.value, "reason": reason}
                 snapshot = self._transition(record, JobState.POSTPROCESSING)
@@ -636,12 +739,20 @@ class JobService:
             try:
                 moved = hooks.before_launch(record, directory) if hooks is not None else None
             except Exception as error:  # noqa: BLE001 - any staging failure fails the job, with its reason
-                log.exception("staging inputs of job %s failed", record.job_id,
-                              extra={"job_id": record.job_id, "manager": record.manager})
+                log.exception(
+                    "staging inputs of job %s failed",
+                    record.job_id,
+                    extra={"job_id": record.job_id, "manager": record.manager},
+                )
                 with self._lock:
-                    record.staging["in"] = {"seconds": round(time.time() - started, 3), "error": str(error),
-                                            "by": "lwr"}
-                self._finish(record, JobState.FAILED, f"staging inputs failed: {error}", staging_failure(error))
+                    record.staging["in"] = {
+                        "seconds": round(time.time() - started, 3),
+                        "error": str(error),
+                        "by": "lwr",
+                    }
+                self._finish(
+                    record, JobState.FAILED, f"staging inputs failed: {error}", staging_failure(error)
+                )
                 return
             try:
                 if self.launch_policy is not None:
@@ -652,7 +763,11 @@ class JobService:
             with self._lock:
                 if record.state is not JobState.PREPROCESSING:
                     return
-                record.staging["in"] = {"seconds": round(time.time() - started, 3), "bytes": moved or 0, "by": "lwr"}
+                record.staging["in"] = {
+                    "seconds": round(time.time() - started, 3),
+                    "bytes": moved or 0,
+                    "by": "lwr",
+                }
                 snapshot = self._transition(record, JobState.QUEUED)
             self._commit(snapshot, record)
             self.managers[record.manager].launch(self._spec(record, directory))
@@ -667,17 +782,28 @@ class JobService:
             try:
                 moved = hooks.after_finish(record, directory) if hooks is not None else None
             except Exception as error:  # noqa: BLE001
-                log.exception("staging outputs of job %s failed", record.job_id,
-                              extra={"job_id": record.job_id, "manager": record.manager})
+                log.exception(
+                    "staging outputs of job %s failed",
+                    record.job_id,
+                    extra={"job_id": record.job_id, "manager": record.manager},
+                )
                 with self._lock:
-                    record.staging["out"] = {"seconds": round(time.time() - started, 3), "error": str(error),
-                                             "by": "lwr"}
+                    record.staging["out"] = {
+                        "seconds": round(time.time() - started, 3),
+                        "error": str(error),
+                        "by": "lwr",
+                    }
                     record.extras["postprocessing_failed"] = True
-                self._finish(record, JobState.FAILED, f"staging outputs failed: {error}", staging_failure(error))
+                self._finish(
+                    record, JobState.FAILED, f"staging outputs failed: {error}", staging_failure(error)
+                )
                 return
             with self._lock:
-                record.staging["out"] = {"seconds": round(time.time() - started, 3), "bytes": moved or 0,
-                                         "by": "lwr"}
+                record.staging["out"] = {
+                    "seconds": round(time.time() - started, 3),
+                    "bytes": moved or 0,
+                    "by": "lwr",
+                }
             self._finish(record, JobState(outcome["state"]), outcome.get("reason"))
 
         self._schedule_staging(record, f"postprocess-{record.job_id}", run)
@@ -690,8 +816,13 @@ class JobService:
         else:
             hooks.schedule(record, name, run)
 
-    def _finish(self, record: JobRecord, state: JobState, reason: str | None,
-                failure_class: FailureClass | None = None) -> None:
+    def _finish(
+        self,
+        record: JobRecord,
+        state: JobState,
+        reason: str | None,
+        failure_class: FailureClass | None = None,
+    ) -> None:
         with self._lock:
             if self._released or record.state.is_final:
                 return
@@ -699,8 +830,13 @@ class JobService:
         self._commit(snapshot, record)
 
     # --- the one place a state changes --------------------------------------------------------------
-    def _transition(self, record: JobRecord, state: JobState, reason: str | None = None,
-                    failure_class: FailureClass | None = None) -> _Snapshot:
+    def _transition(
+        self,
+        record: JobRecord,
+        state: JobState,
+        reason: str | None = None,
+        failure_class: FailureClass | None = None,
+    ) -> _Snapshot:
         """Move ``record`` to ``state`` in memory (caller holds the lock); return what to persist.
 
         The caller then calls :meth:`_commit` outside the lock, which writes the record before
@@ -708,24 +844,32 @@ class JobService:
         """
         allowed = TRANSITIONS.get(record.state, frozenset())
         if state not in allowed:
-            raise Conflict(f"job '{record.job_id}' cannot go from {record.state.value} to {state.value}",
-                           job_id=record.job_id, status=record.state.wire_name)
+            raise Conflict(
+                f"job '{record.job_id}' cannot go from {record.state.value} to {state.value}",
+                job_id=record.job_id,
+                status=record.state.wire_name,
+            )
         previous = record.state
         record.state = state
         if reason is not None:
             record.reason = reason
         if state in (JobState.FAILED, JobState.LOST):
             # Every failure carries a class; a manager that gave none could not tell why.
-            record.failure_class = (failure_class or (FailureClass.JOB_LOST if state is JobState.LOST
-                                                      else FailureClass.UNKNOWN)).value
+            record.failure_class = (
+                failure_class or (FailureClass.JOB_LOST if state is JobState.LOST else FailureClass.UNKNOWN)
+            ).value
         now = time.time()
         record.times[state.value] = now
-        log.info("job %s on %s: %s%s", record.job_id, record.manager, state.value, f" ({reason})" if reason else "")
+        log.info(
+            "job %s on %s: %s%s", record.job_id, record.manager, state.value, f" ({reason})" if reason else ""
+        )
         event: dict[str, Any] = {"at": now, "state": state.value}
         if reason is not None:
             event["reason"] = reason
         # Leaving a staging state: the timeline line carries that staging's summary.
-        direction = {JobState.SETUP: "in", JobState.PREPROCESSING: "in", JobState.POSTPROCESSING: "out"}.get(previous)
+        direction = {JobState.SETUP: "in", JobState.PREPROCESSING: "in", JobState.POSTPROCESSING: "out"}.get(
+            previous
+        )
         if direction is not None and direction in record.staging:
             event[f"staging_{direction}"] = dict(record.staging[direction])
         return self._snapshot(record, event)
@@ -771,8 +915,12 @@ class JobService:
                 if event is not None:
                     observer.job_event(record, event)
             except Exception:  # noqa: BLE001 - an observer must never break the job's life
-                log.exception("observer %r failed for job %s", observer, record.job_id,
-                              extra={"job_id": record.job_id, "manager": record.manager})
+                log.exception(
+                    "observer %r failed for job %s",
+                    observer,
+                    record.job_id,
+                    extra={"job_id": record.job_id, "manager": record.manager},
+                )
 
     def _spec(self, record: JobRecord, directory: JobDirectory) -> LaunchSpec:
         launch = record.launch
@@ -783,4 +931,3 @@ class JobService:
             submit_params=launch.get("submit_params") or {},
             submit_user=launch.get("submit_user"),
         )
-

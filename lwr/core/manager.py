@@ -57,8 +57,9 @@ def galaxy_slots(text: str) -> int:
 
 
 #: The option of the local managers (queued_python, unqueued) sizing their jobs' GALAXY_SLOTS.
-GALAXY_SLOTS_OPTION = Option(galaxy_slots, None, "GALAXY_SLOTS of every job (unset: the environment's, else 1)",
-                             "a positive integer")
+GALAXY_SLOTS_OPTION = Option(
+    galaxy_slots, None, "GALAXY_SLOTS of every job (unset: the environment's, else 1)", "a positive integer"
+)
 
 
 class ManagerListener(Protocol):
@@ -70,8 +71,13 @@ class ManagerListener(Protocol):
     def job_running(self, job_id: str) -> None:
         """The job script started."""
 
-    def job_ended(self, job_id: str, state: JobState, reason: str | None = None,
-                  failure_class: FailureClass | None = None) -> None:
+    def job_ended(
+        self,
+        job_id: str,
+        state: JobState,
+        reason: str | None = None,
+        failure_class: FailureClass | None = None,
+    ) -> None:
         """The job script is gone; ``state`` is COMPLETE when it ran to its end (whatever its
         exit code), otherwise FAILED, CANCELLED or LOST with a ``reason`` for the status and,
         for FAILED and LOST, a ``failure_class`` (lwr.protocol.failure) for Galaxy's rules."""

@@ -43,8 +43,12 @@ class Retention:
     def start(self) -> None:
         if not self.enabled:
             return
-        log.info("retention: complete jobs %.0f s, failed jobs %.0f s (0 = kept); sweeping every %.1f s",
-                 self.complete, self.failed, self.interval)
+        log.info(
+            "retention: complete jobs %.0f s, failed jobs %.0f s (0 = kept); sweeping every %.1f s",
+            self.complete,
+            self.failed,
+            self.interval,
+        )
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
         self._thread.start()
 
@@ -82,7 +86,11 @@ class Retention:
                 continue
             why = f"{record.state.value} for more than {period:.0f} s"
             if self.service.remove_directory(record.manager, record.job_id, why):
-                log.info("retention: removed the directory of job %s on %s (%s)", record.job_id, record.manager,
-                         why)
+                log.info(
+                    "retention: removed the directory of job %s on %s (%s)",
+                    record.job_id,
+                    record.manager,
+                    why,
+                )
                 removed += 1
         return removed

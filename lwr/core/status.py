@@ -59,7 +59,12 @@ def status_reply(record: JobRecord, directory: JobDirectory) -> dict[str, Any]:
 
 def active_reply(record: JobRecord) -> dict[str, Any]:
     """The status of a job that has not ended: only its wire state."""
-    return {"complete": "false", "status": record.state.wire_name, "job_id": record.job_id, **version_fields()}
+    return {
+        "complete": "false",
+        "status": record.state.wire_name,
+        "job_id": record.job_id,
+        **version_fields(),
+    }
 
 
 def realized_dynamic_file_sources(record: JobRecord, directory: JobDirectory) -> list[dict[str, Any]]:
@@ -82,8 +87,13 @@ def realized_dynamic_file_sources(record: JobRecord, directory: JobDirectory) ->
         except (LwrError, OSError):
             continue
         if len(contents) > budget:
-            log.warning("job %s: dynamic file source %s left out of the status reply: over the %d bytes all "
-                        "sources may take", record.job_id, source["path"][:200], MAXIMUM_DYNAMIC_SOURCE_BYTES)
+            log.warning(
+                "job %s: dynamic file source %s left out of the status reply: over the %d bytes all "
+                "sources may take",
+                record.job_id,
+                source["path"][:200],
+                MAXIMUM_DYNAMIC_SOURCE_BYTES,
+            )
             continue
         budget -= len(contents)
         realized.append({**source, "contents": contents.decode("utf-8", errors="replace")})
@@ -99,6 +109,16 @@ def _job_stderr(record: JobRecord, directory: JobDirectory) -> str:
 
 def lost_reply(job_id: str, reason: str) -> dict[str, Any]:
     """The reply for a job lwr does not know (MQ status requests): final, status ``lost``."""
-    return {"job_id": job_id, "complete": "true", "status": "lost", "returncode": None,
-            "stdout": "", "stderr": "", "job_stdout": "", "job_stderr": f"lwr: {reason}\n", "reason": reason,
-            **failure_fields(FailureClass.JOB_LOST), **version_fields()}
+    return {
+        "job_id": job_id,
+        "complete": "true",
+        "status": "lost",
+        "returncode": None,
+        "stdout": "",
+        "stderr": "",
+        "job_stdout": "",
+        "job_stderr": f"lwr: {reason}\n",
+        "reason": reason,
+        **failure_fields(FailureClass.JOB_LOST),
+        **version_fields(),
+    }

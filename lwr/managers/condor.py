@@ -33,26 +33,114 @@ from lwr.protocol.failure import FailureClass
 
 SUBMIT_PREFIX = "submit_"
 #: Submit-description commands lwr writes itself; configuration and clients cannot replace them.
-RESERVED_COMMANDS = frozenset({"executable", "arguments", "args", "initialdir", "initial_dir", "output", "error",
-                               "input", "log", "log_xml", "queue", "transfer_executable", "output_destination",
-                               "transfer_output_remaps"})
+RESERVED_COMMANDS = frozenset(
+    {
+        "executable",
+        "arguments",
+        "args",
+        "initialdir",
+        "initial_dir",
+        "output",
+        "error",
+        "input",
+        "log",
+        "log_xml",
+        "queue",
+        "transfer_executable",
+        "output_destination",
+        "transfer_output_remaps",
+    }
+)
 #: Job ClassAd attributes behind lwr's own commands (ClassAd names ignore case); ``+X``/``MY.X`` may not set them.
-RESERVED_ATTRIBUTES = frozenset({
-    "cmd", "args", "arguments", "iwd", "in", "out", "err", "userlog", "userlogusexml", "transferexecutable",
-    "transferin", "transferinput", "transferout", "transferoutput", "transferoutputremaps", "outputdestination",
-    "shouldtransferfiles", "whentotransferoutput", "streamout", "streamerr", "env", "environment", "owner", "user",
-    "jobuniverse", "jobstatus", "clusterid", "procid", "globaljobid", "precmd", "preargs", "prearguments", "preenv",
-    "preenvironment", "postcmd", "postargs", "postarguments", "postenv", "postenvironment", "jobsubmitfile",
-    "x509userproxy", "remoteiwd", "jobwrapper"})
+RESERVED_ATTRIBUTES = frozenset(
+    {
+        "cmd",
+        "args",
+        "arguments",
+        "iwd",
+        "in",
+        "out",
+        "err",
+        "userlog",
+        "userlogusexml",
+        "transferexecutable",
+        "transferin",
+        "transferinput",
+        "transferout",
+        "transferoutput",
+        "transferoutputremaps",
+        "outputdestination",
+        "shouldtransferfiles",
+        "whentotransferoutput",
+        "streamout",
+        "streamerr",
+        "env",
+        "environment",
+        "owner",
+        "user",
+        "jobuniverse",
+        "jobstatus",
+        "clusterid",
+        "procid",
+        "globaljobid",
+        "precmd",
+        "preargs",
+        "prearguments",
+        "preenv",
+        "preenvironment",
+        "postcmd",
+        "postargs",
+        "postarguments",
+        "postenv",
+        "postenvironment",
+        "jobsubmitfile",
+        "x509userproxy",
+        "remoteiwd",
+        "jobwrapper",
+    }
+)
 #: The submit commands a client may set per job (with ``+Attribute`` custom attributes).
-CLIENT_COMMANDS = frozenset({
-    "universe", "request_memory", "request_cpus", "request_disk", "request_gpus", "gpus_minimum_capability",
-    "gpus_minimum_memory", "requirements", "rank", "priority", "accounting_group", "accounting_group_user",
-    "concurrency_limits", "periodic_remove", "periodic_hold", "periodic_hold_reason", "periodic_release",
-    "on_exit_hold", "on_exit_remove", "max_retries", "retry_until", "success_exit_code", "job_max_vacate_time",
-    "want_graceful_removal", "nice_user", "notification", "notify_user", "docker_image", "container_image",
-    "job_lease_duration", "allowed_execute_duration", "allowed_job_duration", "batch_name", "description", "hold",
-    "max_materialize", "job_batch_name"})
+CLIENT_COMMANDS = frozenset(
+    {
+        "universe",
+        "request_memory",
+        "request_cpus",
+        "request_disk",
+        "request_gpus",
+        "gpus_minimum_capability",
+        "gpus_minimum_memory",
+        "requirements",
+        "rank",
+        "priority",
+        "accounting_group",
+        "accounting_group_user",
+        "concurrency_limits",
+        "periodic_remove",
+        "periodic_hold",
+        "periodic_hold_reason",
+        "periodic_release",
+        "on_exit_hold",
+        "on_exit_remove",
+        "max_retries",
+        "retry_until",
+        "success_exit_code",
+        "job_max_vacate_time",
+        "want_graceful_removal",
+        "nice_user",
+        "notification",
+        "notify_user",
+        "docker_image",
+        "container_image",
+        "job_lease_duration",
+        "allowed_execute_duration",
+        "allowed_job_duration",
+        "batch_name",
+        "description",
+        "hold",
+        "max_materialize",
+        "job_batch_name",
+    }
+)
 _COMMAND_NAME = re.compile(r"^(?:\+|[Mm][Yy]\.)?[A-Za-z][A-Za-z0-9_]*$")
 _ATTRIBUTE = re.compile(r"^(?:\+|[Mm][Yy]\.)(.+)$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -75,15 +163,16 @@ JOB_STATUS: dict[int, tuple[JobState, str]] = {
 
 def _command(key: str, value: Any, origin: str) -> tuple[str, str]:
     """One submit command (normalised name, value) from a ``submit_*`` key, or :class:`BadRequest`."""
-    command = key[len(SUBMIT_PREFIX):]
+    command = key[len(SUBMIT_PREFIX) :]
     if not _COMMAND_NAME.match(command):
         raise BadRequest(f"submit description command not allowed: {command}", origin=origin)
     attribute = _ATTRIBUTE.match(command)
     if attribute:
         name = "+" + attribute.group(1)
         if attribute.group(1).lower() in RESERVED_ATTRIBUTES:
-            raise BadRequest(f"submit description command not allowed: {command} (lwr sets that attribute)",
-                             origin=origin)
+            raise BadRequest(
+                f"submit description command not allowed: {command} (lwr sets that attribute)", origin=origin
+            )
     else:
         name = command.lower()
         if name in RESERVED_COMMANDS or (origin == "client" and name not in CLIENT_COMMANDS):
@@ -118,9 +207,16 @@ def quoted_argument(text: str) -> str:
 #: Hold reasons (words of ``HoldReason``) that mean a limit was reached: the job will never run
 #: again as submitted, so it fails (with a class Galaxy can resubmit on) instead of waiting held.
 LIMIT_HOLDS: tuple[tuple[re.Pattern[str], FailureClass], ...] = (
-    (re.compile(r"memory|\bmem\b|RequestMemory|MemoryUsage", re.IGNORECASE), FailureClass.MEMORY_LIMIT_REACHED),
-    (re.compile(r"wall ?time|wall ?clock|time limit|run ?time|MaxJobRetirementTime|JobDuration",
-                re.IGNORECASE), FailureClass.WALLTIME_REACHED),
+    (
+        re.compile(r"memory|\bmem\b|RequestMemory|MemoryUsage", re.IGNORECASE),
+        FailureClass.MEMORY_LIMIT_REACHED,
+    ),
+    (
+        re.compile(
+            r"wall ?time|wall ?clock|time limit|run ?time|MaxJobRetirementTime|JobDuration", re.IGNORECASE
+        ),
+        FailureClass.WALLTIME_REACHED,
+    ),
     (re.compile(r"disk usage|RequestDisk|DiskUsage", re.IGNORECASE), FailureClass.DISK_FULL),
 )
 
@@ -133,8 +229,11 @@ def condor_status(code: str, detail: str | None = None) -> BatchStatus | None:
     if mapped is JobState.COMPLETE:
         return BatchStatus(JobState.COMPLETE)
     if mapped.is_final:
-        return BatchStatus(mapped, f"condor: {meaning}" + (f" ({detail})" if detail else ""),
-                           FailureClass.CANCELLED_BY_SYSTEM)
+        return BatchStatus(
+            mapped,
+            f"condor: {meaning}" + (f" ({detail})" if detail else ""),
+            FailureClass.CANCELLED_BY_SYSTEM,
+        )
     if int(code) == HELD and detail:
         for pattern, failure_class in LIMIT_HOLDS:
             if pattern.search(detail):
@@ -152,12 +251,13 @@ class CondorManager(PollingManager):
     options = dict(PollingManager.options)
     option_prefixes = (SUBMIT_PREFIX,)
 
-    def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener,
-                 shell: Shell | None = None) -> None:
+    def __init__(
+        self, name: str, settings: Mapping[str, Any], listener: ManagerListener, shell: Shell | None = None
+    ) -> None:
         super().__init__(name, settings, listener)
         self.shell = shell if shell is not None else LocalShell()
         try:
-            description_lines(settings, {})   # a bad key in job_managers.ini fails at start-up
+            description_lines(settings, {})  # a bad key in job_managers.ini fails at start-up
         except BadRequest as error:
             raise ConfigError(f"[manager:{name}] {error.message}", section=f"manager:{name}") from None
 
@@ -196,8 +296,17 @@ class CondorManager(PollingManager):
         gone = [external_id for external_id in external_ids if external_id not in statuses]
         if gone:
             constraint = " || ".join(f"ClusterId == {external_id.split('.')[0]}" for external_id in gone)
-            result = self._run(["condor_history", "-constraint", constraint,
-                                "-af:j", "JobStatus", "ExitCode", "RemoveReason"])
+            result = self._run(
+                [
+                    "condor_history",
+                    "-constraint",
+                    constraint,
+                    "-af:j",
+                    "JobStatus",
+                    "ExitCode",
+                    "RemoveReason",
+                ]
+            )
             if result.returncode != 0:
                 raise ManagerError(result.failure())
             statuses.update(parse_history(result.stdout))

@@ -43,9 +43,11 @@ ACTIVE_STATES: dict[str, JobState] = {
     "user_system_suspended": JobState.RUNNING,
 }
 
-TLS_HINT = ("libdrmaa links libjemalloc, which cannot be loaded late; start lwr with "
-            "GLIBC_TUNABLES=glibc.rtld.optional_static_tls=65536 (or LD_PRELOAD=libjemalloc.so.2), "
-            "e.g. in local_env.sh")
+TLS_HINT = (
+    "libdrmaa links libjemalloc, which cannot be loaded late; start lwr with "
+    "GLIBC_TUNABLES=glibc.rtld.optional_static_tls=65536 (or LD_PRELOAD=libjemalloc.so.2), "
+    "e.g. in local_env.sh"
+)
 
 
 def import_drmaa() -> Any:
@@ -55,7 +57,9 @@ def import_drmaa() -> Any:
     except ImportError as error:
         raise ManagerError(f"the drmaa Python package is missing (pip install drmaa): {error}") from None
     except RuntimeError as error:
-        raise ManagerError(f"DRMAA library not found; set DRMAA_LIBRARY_PATH in local_env.sh: {error}") from None
+        raise ManagerError(
+            f"DRMAA library not found; set DRMAA_LIBRARY_PATH in local_env.sh: {error}"
+        ) from None
     except OSError as error:
         hint = f"; {TLS_HINT}" if "static TLS" in str(error) else ""
         raise ManagerError(f"cannot load the DRMAA library: {error}{hint}") from None
@@ -71,7 +75,10 @@ def drmaa_status(state: str, info: Any | None = None) -> BatchStatus:
     reason, failure_class = "drmaa: job failed", FailureClass.UNKNOWN
     if info is not None:
         if getattr(info, "wasAborted", False):
-            reason, failure_class = "drmaa: job aborted (deleted, or it never ran)", FailureClass.CANCELLED_BY_SYSTEM
+            reason, failure_class = (
+                "drmaa: job aborted (deleted, or it never ran)",
+                FailureClass.CANCELLED_BY_SYSTEM,
+            )
         elif getattr(info, "hasSignal", False):
             signal = str(getattr(info, "terminatedSignal", "a signal"))
             reason = f"drmaa: killed by {signal}"
@@ -137,14 +144,20 @@ class QueuedDrmaaManager(PollingManager):
     system_name = "drmaa"
     options = {
         **PollingManager.options,
-        "native_specification": Option(specification_option, "",
-                                       "DRMAA native specification, e.g. -q all.q -l h_vmem=4G (a "
-                                       "client's submit_native_specification replaces it for its job)",
-                                       "options on one line"),
-        "export_environment": Option(as_bool, True,
-                                     "give jobs lwr's environment (PATH, local_env.sh settings), as sbatch "
-                                     "does by default; Grid Engine otherwise starts jobs with a bare one",
-                                     "true or false"),
+        "native_specification": Option(
+            specification_option,
+            "",
+            "DRMAA native specification, e.g. -q all.q -l h_vmem=4G (a "
+            "client's submit_native_specification replaces it for its job)",
+            "options on one line",
+        ),
+        "export_environment": Option(
+            as_bool,
+            True,
+            "give jobs lwr's environment (PATH, local_env.sh settings), as sbatch "
+            "does by default; Grid Engine otherwise starts jobs with a bare one",
+            "true or false",
+        ),
     }
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
@@ -213,7 +226,9 @@ class QueuedDrmaaManager(PollingManager):
             except drmaa.errors.InvalidJobException:
                 continue  # the DRM forgot it: the job script's record decides
             if state in ("done", "failed"):
-                found[external_id] = self._reaped[external_id] = drmaa_status(state, self._reap(session, external_id))
+                found[external_id] = self._reaped[external_id] = drmaa_status(
+                    state, self._reap(session, external_id)
+                )
             else:
                 found[external_id] = drmaa_status(state)
         return found

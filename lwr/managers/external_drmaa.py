@@ -78,17 +78,29 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
     hands_directories_to_users = True
     options = {
         **QueuedDrmaaManager.options,
-        "production": Option(as_bool, True, "refuse to run jobs as root or as lwr's own user", "true or false"),
-        "helper_python": Option(str, "/usr/bin/python3",
-                                "the python (with drmaa) that every job user may run the helpers with; "
-                                "it must match the sudoers rule"),
-        "scripts_directory": Option(str, DEFAULT_SCRIPTS_DIRECTORY,
-                                    "directory of drmaa_launch, drmaa_kill and chown_working_directory"),
-        "chown_working_directory": Option(as_bool, True,
-                                          "hand the job directory to the job's user and back", "true or false"),
-        "submit_user_groups": Option(group_list, ["lwrjobs"],
-                                     "a submit_user must belong to one of these groups (the sudoers rule's)",
-                                     "group names separated by commas"),
+        "production": Option(
+            as_bool, True, "refuse to run jobs as root or as lwr's own user", "true or false"
+        ),
+        "helper_python": Option(
+            str,
+            "/usr/bin/python3",
+            "the python (with drmaa) that every job user may run the helpers with; "
+            "it must match the sudoers rule",
+        ),
+        "scripts_directory": Option(
+            str,
+            DEFAULT_SCRIPTS_DIRECTORY,
+            "directory of drmaa_launch, drmaa_kill and chown_working_directory",
+        ),
+        "chown_working_directory": Option(
+            as_bool, True, "hand the job directory to the job's user and back", "true or false"
+        ),
+        "submit_user_groups": Option(
+            group_list,
+            ["lwrjobs"],
+            "a submit_user must belong to one of these groups (the sudoers rule's)",
+            "group names separated by commas",
+        ),
         "submit_user_min_uid": Option(uid, 1000, "lowest uid a submit_user may have", "a number"),
         "submit_user_max_uid": Option(uid, 59999, "highest uid a submit_user may have", "a number"),
     }
@@ -124,14 +136,22 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
         except KeyError:
             raise BadRequest("submit_user is not a user on the lwr host", submit_user=user) from None
         if self.production and (account.pw_uid == 0 or account.pw_uid == os.geteuid()):
-            raise BadRequest("refusing to run a job as root or as lwr's own user (production = true)",
-                             submit_user=user)
+            raise BadRequest(
+                "refusing to run a job as root or as lwr's own user (production = true)", submit_user=user
+            )
         if not self.min_uid <= account.pw_uid <= self.max_uid:
-            raise BadRequest(f"submit_user is outside submit_user_min_uid..submit_user_max_uid of manager {self.name}",
-                             submit_user=user, min_uid=self.min_uid, max_uid=self.max_uid)
+            raise BadRequest(
+                f"submit_user is outside submit_user_min_uid..submit_user_max_uid of manager {self.name}",
+                submit_user=user,
+                min_uid=self.min_uid,
+                max_uid=self.max_uid,
+            )
         if not groups_of(account) & set(self.user_groups):
-            raise BadRequest(f"submit_user is in none of the submit_user_groups of manager {self.name}",
-                             submit_user=user, groups=self.user_groups)
+            raise BadRequest(
+                f"submit_user is in none of the submit_user_groups of manager {self.name}",
+                submit_user=user,
+                groups=self.user_groups,
+            )
         return user
 
     # --- the helpers ------------------------------------------------------------------------------
@@ -142,8 +162,14 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
             argv += ["-u", as_user]
         argv += ["--", self.helper_python, os.path.join(self.scripts_directory, name), *arguments]
         try:
-            completed = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                       timeout=HELPER_TIMEOUT, check=False)
+            completed = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=HELPER_TIMEOUT,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired) as error:
             raise ManagerError(f"{name} could not run: {error}") from None
         if completed.returncode != 0:
@@ -153,19 +179,25 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
 
     def _hand_over(self, spec: LaunchSpec, user: str) -> None:
         if self.chown:
-            self._helper("chown_working_directory", ["--user", user, "--job-directory", str(spec.directory.path)],
-                         None)
+            self._helper(
+                "chown_working_directory", ["--user", user, "--job-directory", str(spec.directory.path)], None
+            )
 
     # --- the batch primitives ---------------------------------------------------------------------
     def submit(self, spec: LaunchSpec) -> str:
         user = self.job_user(spec)
         self._hand_over(spec, user)
         arguments = [
-            "--script", spec.script,
-            "--working-directory", str(spec.directory.path),
-            "--stdout", str(spec.directory.internal_file(layout.JOB_STDOUT)),
-            "--stderr", str(spec.directory.internal_file(layout.JOB_STDERR)),
-            "--job-name", batch_job_name(spec.job_id),
+            "--script",
+            spec.script,
+            "--working-directory",
+            str(spec.directory.path),
+            "--stdout",
+            str(spec.directory.internal_file(layout.JOB_STDOUT)),
+            "--stderr",
+            str(spec.directory.internal_file(layout.JOB_STDERR)),
+            "--job-name",
+            batch_job_name(spec.job_id),
         ]
         native = self.native_specification_for(spec)
         if native:
@@ -203,5 +235,8 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
             with self._users_lock:
                 self._users.pop(external_id, None)
         if self.chown:
-            self._helper("chown_working_directory",
-                         ["--user", own_user_name(), "--job-directory", str(spec.directory.path)], None)
+            self._helper(
+                "chown_working_directory",
+                ["--user", own_user_name(), "--job-directory", str(spec.directory.path)],
+                None,
+            )

@@ -29,8 +29,10 @@ KILL_GRACE_SECONDS = 5.0
 
 def start_job_process(directory: JobDirectory, script: str) -> subprocess.Popen[bytes]:
     """Start the job script in a new session, so cancel can signal its whole process group."""
-    with open(directory.internal_file(layout.JOB_STDOUT), "ab") as out, \
-            open(directory.internal_file(layout.JOB_STDERR), "ab") as err:
+    with (
+        open(directory.internal_file(layout.JOB_STDOUT), "ab") as out,
+        open(directory.internal_file(layout.JOB_STDERR), "ab") as err,
+    ):
         return subprocess.Popen(
             ["/bin/bash", script],
             stdin=subprocess.DEVNULL,
@@ -74,21 +76,31 @@ def wait_for_lock_release(directory: JobDirectory) -> None:
         os.close(fd)
 
 
-def outcome(directory: JobDirectory, cancelled: bool,
-            returncode: int | None = None) -> tuple[JobState, str | None, FailureClass | None]:
+def outcome(
+    directory: JobDirectory, cancelled: bool, returncode: int | None = None
+) -> tuple[JobState, str | None, FailureClass | None]:
     """Decide a final state (and a failure's class) from what the job script left behind."""
     if cancelled:
         return JobState.CANCELLED, "cancelled on request", None
     if directory.exit_code() is not None:
         return JobState.COMPLETE, None, None
     if returncode is not None and returncode < 0:
-        return (JobState.FAILED, f"job script killed by signal {-returncode} before recording an exit code",
-                FailureClass.JOB_SCRIPT_FAILED)
+        return (
+            JobState.FAILED,
+            f"job script killed by signal {-returncode} before recording an exit code",
+            FailureClass.JOB_SCRIPT_FAILED,
+        )
     if disk_full(directory):
-        return (JobState.FAILED, f"job script ended (status {returncode}) without recording an exit code: "
-                                 "its file system is full", FailureClass.DISK_FULL)
-    return (JobState.FAILED, f"job script ended (status {returncode}) without recording an exit code",
-            FailureClass.JOB_SCRIPT_FAILED)
+        return (
+            JobState.FAILED,
+            f"job script ended (status {returncode}) without recording an exit code: its file system is full",
+            FailureClass.DISK_FULL,
+        )
+    return (
+        JobState.FAILED,
+        f"job script ended (status {returncode}) without recording an exit code",
+        FailureClass.JOB_SCRIPT_FAILED,
+    )
 
 
 #: A file system with less free space than this cannot hold a job's records.
@@ -124,8 +136,9 @@ def recorded_pid(directory: JobDirectory) -> int | None:
         return None
 
 
-def terminate_job(directory: JobDirectory, pid: int | None,
-                  process: subprocess.Popen[bytes] | None = None) -> None:
+def terminate_job(
+    directory: JobDirectory, pid: int | None, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """SIGTERM the job's process group, then SIGKILL it after a grace period if still running.
 
     Our own child (``process``) is signalled while it is unreaped, so its pid cannot have been
@@ -133,12 +146,16 @@ def terminate_job(directory: JobDirectory, pid: int | None,
     lock, so a recycled pid of some other process is never hit.
     """
     if process is not None:
+
         def alive() -> bool:
             return process.poll() is None
+
         pid = process.pid
     else:
+
         def alive() -> bool:
             return is_running(directory)
+
         pid = pid or recorded_pid(directory)
     if pid is None or not alive():
         return

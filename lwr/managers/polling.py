@@ -135,19 +135,32 @@ class PollingManager(Manager):
 
     system_name = "batch"
     options: ClassVar[dict[str, Option]] = {
-        "min_polling_interval": Option(positive_float, 1.0,
-                                       "seconds between status queries (one query for all jobs)",
-                                       "a positive number of seconds"),
-        "record_check_interval": Option(positive_float, 0.25,
-                                        "seconds between looks at the jobs' own exit-code records, "
-                                        "which costs no batch-system command (one stat per job)",
-                                        "a positive number of seconds"),
-        "exit_code_grace": Option(positive_float, 5.0,
-                                  "seconds to wait for the job's exit code record once the batch "
-                                  "system says the job is over (shared file systems lag)",
-                                  "a positive number of seconds"),
-        "submit_threads": Option(positive_int, 4, "submissions in flight at once (each waits on sbatch, ssh, sudo)",
-                                 "a positive integer"),
+        "min_polling_interval": Option(
+            positive_float,
+            1.0,
+            "seconds between status queries (one query for all jobs)",
+            "a positive number of seconds",
+        ),
+        "record_check_interval": Option(
+            positive_float,
+            0.25,
+            "seconds between looks at the jobs' own exit-code records, "
+            "which costs no batch-system command (one stat per job)",
+            "a positive number of seconds",
+        ),
+        "exit_code_grace": Option(
+            positive_float,
+            5.0,
+            "seconds to wait for the job's exit code record once the batch "
+            "system says the job is over (shared file systems lag)",
+            "a positive number of seconds",
+        ),
+        "submit_threads": Option(
+            positive_int,
+            4,
+            "submissions in flight at once (each waits on sbatch, ssh, sudo)",
+            "a positive integer",
+        ),
     }
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
@@ -159,8 +172,9 @@ class PollingManager(Manager):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
-        self._submitter = ThreadPoolExecutor(max_workers=settings.get("submit_threads", 4),
-                                             thread_name_prefix=f"{name}-submit")
+        self._submitter = ThreadPoolExecutor(
+            max_workers=settings.get("submit_threads", 4), thread_name_prefix=f"{name}-submit"
+        )
         #: Status rounds that asked the batch system, and batch commands run (tests, benchmark).
         self.query_count = 0
         self.commands_run = 0
@@ -233,8 +247,13 @@ class PollingManager(Manager):
     def describe(self) -> dict[str, Any]:
         with self._lock:
             count = len(self._jobs)
-        return {**super().describe(), "jobs": count, "min_polling_interval": self.polling_interval,
-                "status_queries": self.query_count, "batch_commands": self.commands_run}
+        return {
+            **super().describe(),
+            "jobs": count,
+            "min_polling_interval": self.polling_interval,
+            "status_queries": self.query_count,
+            "batch_commands": self.commands_run,
+        }
 
     # --- submission -------------------------------------------------------------------------------
     def _submit(self, job: _Job) -> None:
@@ -250,8 +269,12 @@ class PollingManager(Manager):
             external_id = self.submit(job.spec)
         except Exception as error:  # the batch system refused; the job cannot run
             log.warning("manager %s: submitting job %s failed: %s", self.name, job_id, error)
-            self._end(job, JobState.FAILED, f"{self.system_name}: submission failed: {error}",
-                      FailureClass.LAUNCH_FAILED)
+            self._end(
+                job,
+                JobState.FAILED,
+                f"{self.system_name}: submission failed: {error}",
+                FailureClass.LAUNCH_FAILED,
+            )
             return
         with self._lock:
             job.external_id = external_id
@@ -265,7 +288,9 @@ class PollingManager(Manager):
         try:
             self.cancel(external_id)
         except Exception as error:
-            log.warning("manager %s: cancelling job %s (%s) failed: %s", self.name, job_id, external_id, error)
+            log.warning(
+                "manager %s: cancelling job %s (%s) failed: %s", self.name, job_id, external_id, error
+            )
 
     # --- polling ----------------------------------------------------------------------------------
     def _poll_loop(self) -> None:
@@ -322,16 +347,23 @@ class PollingManager(Manager):
             self._report_running(job)
             self._end(job, JobState.COMPLETE, None)
             return
-        if status is not None and status.state is JobState.RUNNING \
-                or directory.internal_file(layout.STARTED_AT).exists():
+        if (
+            status is not None
+            and status.state is JobState.RUNNING
+            or directory.internal_file(layout.STARTED_AT).exists()
+        ):
             self._report_running(job)
         if job.orphan:
             if local_process.is_running(directory):
                 job.unresolved_since = None
             elif self._waited(job, now):
-                self._end(job, JobState.LOST, "the job script stopped without recording an exit code "
-                                              "(its batch id was not recorded before lwr restarted)",
-                          FailureClass.JOB_LOST)
+                self._end(
+                    job,
+                    JobState.LOST,
+                    "the job script stopped without recording an exit code "
+                    "(its batch id was not recorded before lwr restarted)",
+                    FailureClass.JOB_LOST,
+                )
             return
         if not answered:
             return
@@ -346,8 +378,12 @@ class PollingManager(Manager):
         if status is not None and status.state is JobState.CANCELLED:
             # Nobody here asked: an administrator or a policy removed it. Galaxy treats a
             # ``cancelled`` job as finished, so this is a failure it can resubmit.
-            self._end(job, JobState.FAILED, f"{status.reason or self.system_name + ': cancelled'} "
-                                            "(not requested by the client)", FailureClass.CANCELLED_BY_SYSTEM)
+            self._end(
+                job,
+                JobState.FAILED,
+                f"{status.reason or self.system_name + ': cancelled'} (not requested by the client)",
+                FailureClass.CANCELLED_BY_SYSTEM,
+            )
             return
         if local_process.was_launched(directory) and local_process.is_running(directory):
             # Another copy of the script (submitted before a restart) holds the job: wait for it.
@@ -358,8 +394,13 @@ class PollingManager(Manager):
         if status is None and not local_process.was_launched(directory) and job.resubmits < MAX_RESUBMITS:
             # Forgotten before it ever started (a controller restarted without its state): submit
             # again; the job script's launch guard still lets only one copy run the command.
-            log.warning("manager %s: %s forgot job %s (%s) before it started; submitting it again",
-                        self.name, self.system_name, job.spec.job_id, job.external_id)
+            log.warning(
+                "manager %s: %s forgot job %s (%s) before it started; submitting it again",
+                self.name,
+                self.system_name,
+                job.spec.job_id,
+                job.external_id,
+            )
             with self._lock:
                 job.resubmits += 1
                 job.external_id = None
@@ -368,21 +409,32 @@ class PollingManager(Manager):
             self._submitter.submit(self._submit, job)
             return
         if status is None:
-            self._end(job, JobState.LOST, f"{self.system_name} no longer knows job {job.external_id} "
-                                          "and the job script recorded no exit code", FailureClass.JOB_LOST)
+            self._end(
+                job,
+                JobState.LOST,
+                f"{self.system_name} no longer knows job {job.external_id} "
+                "and the job script recorded no exit code",
+                FailureClass.JOB_LOST,
+            )
         elif status.state is JobState.COMPLETE:
             full = local_process.disk_full(directory)
-            self._end(job, JobState.FAILED, f"{self.system_name}: job {job.external_id} finished "
-                                            "but the job script recorded no exit code"
-                                            + (" (its file system is full)" if full else ""),
-                      FailureClass.DISK_FULL if full else FailureClass.JOB_SCRIPT_FAILED)
+            self._end(
+                job,
+                JobState.FAILED,
+                f"{self.system_name}: job {job.external_id} finished "
+                "but the job script recorded no exit code" + (" (its file system is full)" if full else ""),
+                FailureClass.DISK_FULL if full else FailureClass.JOB_SCRIPT_FAILED,
+            )
         else:
             failure_class = status.failure_class or FailureClass.UNKNOWN
-            if failure_class in (FailureClass.JOB_SCRIPT_FAILED, FailureClass.UNKNOWN) \
-                    and local_process.disk_full(directory):
-                failure_class = FailureClass.DISK_FULL   # why the script could not record its exit code
-            self._end(job, status.state, status.reason or f"{self.system_name}: {status.state.value}",
-                      failure_class)
+            if failure_class in (
+                FailureClass.JOB_SCRIPT_FAILED,
+                FailureClass.UNKNOWN,
+            ) and local_process.disk_full(directory):
+                failure_class = FailureClass.DISK_FULL  # why the script could not record its exit code
+            self._end(
+                job, status.state, status.reason or f"{self.system_name}: {status.state.value}", failure_class
+            )
 
     def _waited(self, job: _Job, now: float) -> bool:
         """True once the job has been unresolved for ``exit_code_grace`` seconds."""
@@ -395,8 +447,9 @@ class PollingManager(Manager):
             job.running_reported = True
             self._notify("job_running", job.spec.job_id)
 
-    def _end(self, job: _Job, state: JobState, reason: str | None,
-             failure_class: FailureClass | None = None) -> None:
+    def _end(
+        self, job: _Job, state: JobState, reason: str | None, failure_class: FailureClass | None = None
+    ) -> None:
         with self._lock:
             if self._jobs.get(job.spec.job_id) is not job:
                 return

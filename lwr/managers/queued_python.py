@@ -33,8 +33,9 @@ class QueuedPythonManager(Manager):
 
     type_name = "queued_python"
     options = {
-        "max_concurrent_jobs": Option(concurrency, 1, "jobs run at once; * for one per core",
-                                      "a positive integer or *"),
+        "max_concurrent_jobs": Option(
+            concurrency, 1, "jobs run at once; * for one per core", "a positive integer or *"
+        ),
         "galaxy_slots": GALAXY_SLOTS_OPTION,
     }
 
@@ -53,8 +54,9 @@ class QueuedPythonManager(Manager):
 
     def start(self) -> None:
         """Start the dispatcher: it, not the caller's thread, starts queued jobs as slots free."""
-        self._dispatcher = threading.Thread(target=self._dispatch_forever, name=f"dispatch-{self.name}",
-                                            daemon=True)
+        self._dispatcher = threading.Thread(
+            target=self._dispatch_forever, name=f"dispatch-{self.name}", daemon=True
+        )
         self._dispatcher.start()
 
     def shutdown(self) -> None:
@@ -75,7 +77,9 @@ class QueuedPythonManager(Manager):
             self._active[spec.job_id] = spec
             if external_id and external_id.isdigit():
                 self._pids[spec.job_id] = int(external_id)
-        local_process.follow(spec.directory, None, lambda rc: self._ended(spec, rc), f"reattached-{spec.job_id}")
+        local_process.follow(
+            spec.directory, None, lambda rc: self._ended(spec, rc), f"reattached-{spec.job_id}"
+        )
 
     def kill(self, job_id: str) -> None:
         with self._lock:
@@ -96,7 +100,9 @@ class QueuedPythonManager(Manager):
         """Start waiting jobs, first in first out, whenever a slot is free."""
         while True:
             with self._lock:
-                self._wake.wait_for(lambda: self._stopping or (self._waiting and len(self._active) < self.limit))
+                self._wake.wait_for(
+                    lambda: self._stopping or (self._waiting and len(self._active) < self.limit)
+                )
                 if self._stopping:
                     return
                 spec = self._waiting.popleft()
@@ -118,8 +124,12 @@ class QueuedPythonManager(Manager):
             with self._lock:
                 self._active.pop(spec.job_id, None)
                 self._wake.notify()
-            self.listener.job_ended(spec.job_id, JobState.FAILED, f"could not start the job script: {error}",
-                                    FailureClass.DISK_FULL if is_disk_full(error) else FailureClass.LAUNCH_FAILED)
+            self.listener.job_ended(
+                spec.job_id,
+                JobState.FAILED,
+                f"could not start the job script: {error}",
+                FailureClass.DISK_FULL if is_disk_full(error) else FailureClass.LAUNCH_FAILED,
+            )
             return
         with self._lock:
             self._pids[spec.job_id] = process.pid
@@ -144,5 +154,9 @@ class QueuedPythonManager(Manager):
 
     def describe(self) -> dict[str, Any]:
         with self._lock:
-            return {**super().describe(), "max_concurrent_jobs": self.limit,
-                    "running": len(self._active), "queued": len(self._waiting)}
+            return {
+                **super().describe(),
+                "max_concurrent_jobs": self.limit,
+                "running": len(self._active),
+                "queued": len(self._waiting),
+            }

@@ -24,7 +24,9 @@ class UnqueuedManager(QueuedPythonManager):
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
         super().__init__(name, {"max_concurrent_jobs": UNLIMITED}, listener)
-        message = (f"manager '{name}': type 'unqueued' is deprecated; use 'queued_python' with "
-                   "max_concurrent_jobs = * instead")
+        message = (
+            f"manager '{name}': type 'unqueued' is deprecated; use 'queued_python' with "
+            "max_concurrent_jobs = * instead"
+        )
         warnings.warn(message, DeprecationWarning, stacklevel=2)
         log.warning(message)

@@ -29,8 +29,13 @@ from lwr.messaging import messages, naming
 class MessageQueueClient:
     """Talks to one manager of an lwr (or Pulsar) through a broker."""
 
-    def __init__(self, url: str, manager: str = naming.DEFAULT_MANAGER, ssl: dict[str, Any] | None = None,
-                 heartbeat: float = 0) -> None:
+    def __init__(
+        self,
+        url: str,
+        manager: str = naming.DEFAULT_MANAGER,
+        ssl: dict[str, Any] | None = None,
+        heartbeat: float = 0,
+    ) -> None:
         self.url = url
         self.manager = manager
         self.ssl_settings = {f"amqp_connect_ssl_{key}": value for key, value in (ssl or {}).items()}
@@ -44,17 +49,34 @@ class MessageQueueClient:
         with self._connect() as connection:
             channel = connection.channel()
             amqp.queue(self.manager, name)(channel).declare()
-            kombu.Producer(channel).publish(body, serializer="json", exchange=amqp.exchange(),
-                                            routing_key=naming.queue_name(self.manager, name), delivery_mode=2)
+            kombu.Producer(channel).publish(
+                body,
+                serializer="json",
+                exchange=amqp.exchange(),
+                routing_key=naming.queue_name(self.manager, name),
+                delivery_mode=2,
+            )
 
-    def submit(self, job_id: str, command_line: str, env: list[dict[str, Any]] | None = None,
-               tool_id: str | None = None, tool_version: str | None = None,
-               remote_staging: dict[str, Any] | None = None, **extra: Any) -> None:
+    def submit(
+        self,
+        job_id: str,
+        command_line: str,
+        env: list[dict[str, Any]] | None = None,
+        tool_id: str | None = None,
+        tool_version: str | None = None,
+        remote_staging: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> None:
         """A ``setup`` message that also sets the job up (no HTTP round trip)."""
         self.declare_status_queue()
-        body = {"job_id": job_id, "command_line": command_line, "env": env or [],
-                "setup_params": {"job_id": job_id, "tool_id": tool_id, "tool_version": tool_version},
-                "remote_staging": remote_staging or {}, **extra}
+        body = {
+            "job_id": job_id,
+            "command_line": command_line,
+            "env": env or [],
+            "setup_params": {"job_id": job_id, "tool_id": tool_id, "tool_version": tool_version},
+            "remote_staging": remote_staging or {},
+            **extra,
+        }
         self.publish(naming.SETUP, body)
 
     def request_status(self, job_id: str) -> None:
@@ -68,9 +90,14 @@ class MessageQueueClient:
         with self._connect() as connection:
             amqp.queue(self.manager, naming.STATUS_UPDATE)(connection.channel()).declare()
 
-    def wait_for_final(self, job_id: str, timeout: float = 300, poll: float = 30,
-                       on_update: Callable[[dict[str, Any]], None] | None = None,
-                       lost_only_after_seen: bool = False) -> dict[str, Any]:
+    def wait_for_final(
+        self,
+        job_id: str,
+        timeout: float = 300,
+        poll: float = 30,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+        lost_only_after_seen: bool = False,
+    ) -> dict[str, Any]:
         """The job's final status reply; asks for the status every ``poll`` seconds meanwhile.
 
         ``on_update`` sees every update of the job, the final one included. With
@@ -102,7 +129,8 @@ class MessageQueueClient:
                 if on_update is not None:
                     on_update(body)
                 if body.get("complete") == "true" and not (
-                        lost_only_after_seen and state == "lost" and not seen):
+                    lost_only_after_seen and state == "lost" and not seen
+                ):
                     found.append(body)
                 seen.append(state)
 
@@ -114,13 +142,17 @@ class MessageQueueClient:
                 return False
 
             queue = amqp.queue(self.manager, naming.STATUS_UPDATE)
-            with amqp.ScreenedConsumer(connection, queues=[queue], callbacks=[on_message], accept=["json"],
-                                       screen=screen):
+            with amqp.ScreenedConsumer(
+                connection, queues=[queue], callbacks=[on_message], accept=["json"], screen=screen
+            ):
                 while not found:
                     now = time.monotonic()
                     if now >= deadline:
-                        lost = " (lwr answered 'lost': it has not taken the job's setup)" if set(seen) == {
-                            "lost"} else ""
+                        lost = (
+                            " (lwr answered 'lost': it has not taken the job's setup)"
+                            if set(seen) == {"lost"}
+                            else ""
+                        )
                         raise TimeoutError(f"no final status for job {job_id} within {timeout:.0f} s{lost}")
                     if now >= next_request:
                         self.request_status(job_id)
@@ -150,5 +182,11 @@ class MessageQueueClient:
         if request is None:
             return
         ack = amqp.queue(self.manager, request.queue)
-        producer.publish({naming.ACK_UUID_RESPONSE: request.uuid}, serializer="json", exchange=amqp.exchange(),
-                         routing_key=ack.routing_key, declare=[ack], delivery_mode=2)
+        producer.publish(
+            {naming.ACK_UUID_RESPONSE: request.uuid},
+            serializer="json",
+            exchange=amqp.exchange(),
+            routing_key=ack.routing_key,
+            declare=[ack],
+            delivery_mode=2,
+        )

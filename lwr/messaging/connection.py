@@ -43,10 +43,16 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     kombu.exceptions.ConnectionError,
 )
 
-_CERT_REQS = {"cert_none": ssl.CERT_NONE, "cert_optional": ssl.CERT_OPTIONAL, "cert_required": ssl.CERT_REQUIRED}
+_CERT_REQS = {
+    "cert_none": ssl.CERT_NONE,
+    "cert_optional": ssl.CERT_OPTIONAL,
+    "cert_required": ssl.CERT_REQUIRED,
+}
 
 
-def ssl_options(amqp_settings: dict[str, Any], tls: bool = False, host: str | None = None) -> dict[str, Any] | None:
+def ssl_options(
+    amqp_settings: dict[str, Any], tls: bool = False, host: str | None = None
+) -> dict[str, Any] | None:
     """kombu's ``ssl`` argument: None for plain AMQP (no ``amqps://`` and no ``amqp_connect_ssl_*``
     key), else py-amqp's TLS options with the certificate and the host name verified.
 
@@ -62,8 +68,10 @@ def ssl_options(amqp_settings: dict[str, Any], tls: bool = False, host: str | No
     if not tls and not options and not cert_reqs:
         return None
     if cert_reqs == "cert_none":
-        log.warning("amqp_connect_ssl_cert_reqs = cert_none: the broker's certificate and host name are NOT "
-                    "verified; anyone on the network path can impersonate the broker")
+        log.warning(
+            "amqp_connect_ssl_cert_reqs = cert_none: the broker's certificate and host name are NOT "
+            "verified; anyone on the network path can impersonate the broker"
+        )
         return {**options, "cert_reqs": ssl.CERT_NONE}
     return {**options, "cert_reqs": _CERT_REQS.get(cert_reqs, ssl.CERT_REQUIRED), "server_hostname": host}
 
@@ -76,17 +84,23 @@ def retry_max(settings: AppSettings) -> float:
     return float(settings.amqp.get("amqp_publish_retry_max", DEFAULT_RETRY_MAX))
 
 
-def connect(url: str, settings: AppSettings | None = None, heartbeat_seconds: float | None = None,
-            ssl_settings: dict[str, Any] | None = None) -> kombu.Connection:
+def connect(
+    url: str,
+    settings: AppSettings | None = None,
+    heartbeat_seconds: float | None = None,
+    ssl_settings: dict[str, Any] | None = None,
+) -> kombu.Connection:
     """A kombu connection (not yet connected), with lwr's TLS options and heartbeat, or those given."""
     amqp_settings = dict(settings.amqp) if settings is not None else dict(ssl_settings or {})
-    beat = heartbeat_seconds if heartbeat_seconds is not None else (
-        heartbeat(settings) if settings is not None else DEFAULT_HEARTBEAT)
+    beat = (
+        heartbeat_seconds
+        if heartbeat_seconds is not None
+        else (heartbeat(settings) if settings is not None else DEFAULT_HEARTBEAT)
+    )
     # kombu would check a broker named "localhost" against "127.0.0.1": take the name from the URL.
     host = None if ";" in url else urlsplit(url).hostname
     ssl_arg = ssl_options(amqp_settings, tls=url.lower().startswith("amqps://"), host=host)
-    return kombu.Connection(url, heartbeat=int(beat) if beat else 0, ssl=ssl_arg or False,
-                            connect_timeout=10)
+    return kombu.Connection(url, heartbeat=int(beat) if beat else 0, ssl=ssl_arg or False, connect_timeout=10)
 
 
 def exchange() -> kombu.Exchange:

@@ -55,8 +55,9 @@ STATUS_UPDATE_ACK = naming.STATUS_UPDATE + naming.ACK_SUFFIX
 class MessageHandler:
     """What each kind of message does to the job service; broker-agnostic."""
 
-    def __init__(self, service: JobService, announcer: StatusAnnouncer, outbox: Outbox,
-                 handled: HandledMessages) -> None:
+    def __init__(
+        self, service: JobService, announcer: StatusAnnouncer, outbox: Outbox, handled: HandledMessages
+    ) -> None:
         self.service = service
         self.announcer = announcer
         self.outbox = outbox
@@ -65,8 +66,14 @@ class MessageHandler:
         self.rejected = 0
         self.duplicates = 0
 
-    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Callable[[Acknowledgement], None],
-               redelivered: bool = False) -> None:
+    def handle(
+        self,
+        manager: str,
+        name: str,
+        body: dict[str, Any],
+        reply: Callable[[Acknowledgement], None],
+        redelivered: bool = False,
+    ) -> None:
         """Act on one decoded message; ``reply(ack)`` answers an acknowledgement request.
 
         ``redelivered`` is the broker's flag: the message was handed out before and not acknowledged.
@@ -113,11 +120,19 @@ class MessageHandler:
         """
         request = messages.submit_request(body)
         record = self.service.find_or_none(manager, job_id)
-        if redelivered and record is not None and record.state is not JobState.SETUP \
-                and record.extras.get(SETUP_MESSAGE, request.message_identity) == request.message_identity:
+        if (
+            redelivered
+            and record is not None
+            and record.state is not JobState.SETUP
+            and record.extras.get(SETUP_MESSAGE, request.message_identity) == request.message_identity
+        ):
             self.duplicates += 1
-            log.info("setup of job %s on %s is a duplicate, a redelivery of the recorded one (%s); dropped",
-                     job_id, manager, record.state.value)
+            log.info(
+                "setup of job %s on %s is a duplicate, a redelivery of the recorded one (%s); dropped",
+                job_id,
+                manager,
+                record.state.value,
+            )
             return
         try:
             self.service.submit(manager, job_id, request)
@@ -131,13 +146,19 @@ class MessageHandler:
             log.error("setup of job %s on %s refused: %s", job_id, manager, error.message)
             self._fail_setup(manager, job_id, f"setup refused: {error.message}")
         except Exception as error:  # noqa: BLE001 - disk full, a bug: Galaxy must still hear of it
-            log.exception("setup of job %s on %s failed", job_id, manager,
-                          extra={"job_id": job_id, "manager": manager})
-            self._fail_setup(manager, job_id, f"setup failed: {type(error).__name__}: {error}",
-                             FailureClass.DISK_FULL if is_disk_full(error) else FailureClass.LAUNCH_FAILED)
+            log.exception(
+                "setup of job %s on %s failed", job_id, manager, extra={"job_id": job_id, "manager": manager}
+            )
+            self._fail_setup(
+                manager,
+                job_id,
+                f"setup failed: {type(error).__name__}: {error}",
+                FailureClass.DISK_FULL if is_disk_full(error) else FailureClass.LAUNCH_FAILED,
+            )
 
-    def _fail_setup(self, manager: str, job_id: str, reason: str,
-                    failure_class: FailureClass = FailureClass.LAUNCH_FAILED) -> None:
+    def _fail_setup(
+        self, manager: str, job_id: str, reason: str, failure_class: FailureClass = FailureClass.LAUNCH_FAILED
+    ) -> None:
         """Answer a setup that did not launch with a final ``failed`` status (a half-made job is removed)."""
         record = self.service.find_or_none(manager, job_id)
         if record is not None and record.state is not JobState.SETUP:
@@ -153,22 +174,35 @@ class MessageHandler:
 class Consumer:
     """One thread consuming every lwr queue on one connection, reconnecting with backoff."""
 
-    def __init__(self, url: str, settings: AppSettings, managers: list[str], handler: MessageHandler,
-                 acknowledgements: bool, redeliveries: RedeliveryGuard) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: AppSettings,
+        managers: list[str],
+        handler: MessageHandler,
+        acknowledgements: bool,
+        redeliveries: RedeliveryGuard,
+    ) -> None:
         self.url = url
         self.redeliveries = redeliveries
         self.settings = settings
         self.handler = handler
         self.backoff = amqp.reconnect_backoff(settings)
         names = [naming.SETUP, naming.KILL, naming.STATUS] + ([STATUS_UPDATE_ACK] if acknowledgements else [])
-        self.routes = {naming.queue_name(manager, name): (manager, name) for manager in managers for name in names}
+        self.routes = {
+            naming.queue_name(manager, name): (manager, name) for manager in managers for name in names
+        }
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._producer: kombu.Producer | None = None
         self._declared: set[str] = set()
-        self._workers = [ThreadPoolExecutor(1, thread_name_prefix=f"lwr-mq-worker-{i}") for i in range(WORKERS)]
+        self._workers = [
+            ThreadPoolExecutor(1, thread_name_prefix=f"lwr-mq-worker-{i}") for i in range(WORKERS)
+        ]
         #: Handled messages, back from the workers: (message, manager, replies, outcome).
-        self._done: queue.SimpleQueue[tuple[kombu.Message, str, list[Acknowledgement], bool]] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[kombu.Message, str, list[Acknowledgement], bool]] = (
+            queue.SimpleQueue()
+        )
         self._outstanding = 0
         self.connected = threading.Event()
 
@@ -195,8 +229,12 @@ class Consumer:
             except amqp.CONNECTION_ERRORS as error:
                 self.connected.clear()
                 delay = self.backoff.next()
-                log.warning("consumer: broker unavailable (%s: %s); reconnecting in %.1f s",
-                            type(error).__name__, error, delay)
+                log.warning(
+                    "consumer: broker unavailable (%s: %s); reconnecting in %.1f s",
+                    type(error).__name__,
+                    error,
+                    delay,
+                )
                 self._stop.wait(delay)
             except Exception:  # noqa: BLE001 - the consumer must outlive any bug in one message
                 self.connected.clear()
@@ -212,8 +250,9 @@ class Consumer:
             queues = [amqp.queue(manager, name) for manager, name in self.routes.values()]
             self._producer = kombu.Producer(connection.channel())
             self._declared = set()
-            with amqp.ScreenedConsumer(channel, queues=queues, on_message=self._on_message,
-                                       screen=self._screen):
+            with amqp.ScreenedConsumer(
+                channel, queues=queues, on_message=self._on_message, screen=self._screen
+            ):
                 log.info("consuming %s on %s", ", ".join(sorted(self.routes)), connection.as_uri())
                 self.connected.set()
                 self.backoff.reset()
@@ -232,9 +271,13 @@ class Consumer:
         body = amqp.raw_body(raw)
         reason = messages.refusal_before_decoding(raw.headers, len(body))
         key = self.redeliveries.key(body)
-        if reason is None and not self.redeliveries.admissible(key, bool(raw.delivery_info.get("redelivered"))):
-            reason = (f"handling this message started {self.redeliveries.limit} times after redelivery and never "
-                      "finished (it stopped lwr each time); refused as poison")
+        if reason is None and not self.redeliveries.admissible(
+            key, bool(raw.delivery_info.get("redelivered"))
+        ):
+            reason = (
+                f"handling this message started {self.redeliveries.limit} times after redelivery and never "
+                "finished (it stopped lwr each time); refused as poison"
+            )
         if reason is None:
             return True
         self._reject(routing_key, MalformedMessage(reason))
@@ -251,8 +294,11 @@ class Consumer:
                 raise MalformedMessage(f"routing key {routing_key!r} is not one lwr consumes")
             body = messages.decode_body(message.body, message.content_type)
         except Exception as error:  # noqa: BLE001 - whatever the body does, it is rejected, never redelivered
-            reason = error if isinstance(error, MalformedMessage) else MalformedMessage(
-                f"message could not be decoded: {type(error).__name__}: {error}")
+            reason = (
+                error
+                if isinstance(error, MalformedMessage)
+                else MalformedMessage(f"message could not be decoded: {type(error).__name__}: {error}")
+            )
             self._reject(routing_key, reason)
             message.reject(requeue=False)
             self._forget(message)
@@ -268,13 +314,19 @@ class Consumer:
         replies: list[Acknowledgement] = []
         ok = True
         try:
-            self.redeliveries.starting(self.redeliveries.key(amqp.raw_body(message)),
-                                       bool(message.delivery_info.get("redelivered")))
+            self.redeliveries.starting(
+                self.redeliveries.key(amqp.raw_body(message)), bool(message.delivery_info.get("redelivered"))
+            )
         except OSError as error:
             log.warning("could not count the redelivery of a message on %s: %s", routing_key, error)
         try:
-            self.handler.handle(manager, name, body, replies.append,
-                                redelivered=bool(message.delivery_info.get("redelivered")))
+            self.handler.handle(
+                manager,
+                name,
+                body,
+                replies.append,
+                redelivered=bool(message.delivery_info.get("redelivered")),
+            )
         except MalformedMessage as error:
             self._reject(routing_key, error)
             ok = False
@@ -319,5 +371,10 @@ class Consumer:
         if routing_key not in self._declared:
             amqp.queue(manager, ack.queue)(self._producer.channel).declare()
             self._declared.add(routing_key)
-        self._producer.publish({naming.ACK_UUID_RESPONSE: ack.uuid}, serializer="json", exchange=amqp.exchange(),
-                               routing_key=routing_key, delivery_mode=2)
+        self._producer.publish(
+            {naming.ACK_UUID_RESPONSE: ack.uuid},
+            serializer="json",
+            exchange=amqp.exchange(),
+            routing_key=routing_key,
+            delivery_mode=2,
+        )

@@ -58,8 +58,14 @@ class Entry:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entry:
-        return cls(sequence=int(data["sequence"]), manager=str(data["manager"]), job_id=str(data["job_id"]),
-                   body=dict(data["body"]), final=bool(data["final"]), uuid=str(data["uuid"]))
+        return cls(
+            sequence=int(data["sequence"]),
+            manager=str(data["manager"]),
+            job_id=str(data["job_id"]),
+            body=dict(data["body"]),
+            final=bool(data["final"]),
+            uuid=str(data["uuid"]),
+        )
 
 
 class Outbox:
@@ -97,8 +103,11 @@ class Outbox:
                 self._awaiting[entry.uuid] = entry
                 self._sequence = max(self._sequence, entry.sequence)
         if self._pending or self._awaiting:
-            log.info("outbox: %d status updates pending, %d awaiting acknowledgement", len(self._pending),
-                     len(self._awaiting))
+            log.info(
+                "outbox: %d status updates pending, %d awaiting acknowledgement",
+                len(self._pending),
+                len(self._awaiting),
+            )
 
     @staticmethod
     def _read(path: Path) -> Entry | None:
@@ -142,8 +151,11 @@ class Outbox:
         newest: dict[tuple[str, str], int] = {}
         for entry in batch:
             newest[(entry.manager, entry.job_id)] = entry.sequence
-        return {entry.sequence for entry in batch
-                if not entry.final and newest[(entry.manager, entry.job_id)] != entry.sequence}
+        return {
+            entry.sequence
+            for entry in batch
+            if not entry.final and newest[(entry.manager, entry.job_id)] != entry.sequence
+        }
 
     def confirmed(self, entry: Entry, sent: bool = True) -> None:
         """The broker confirmed ``entry`` (or it was superseded, not ``sent``): forget it, or keep it
@@ -157,8 +169,11 @@ class Outbox:
                     self._mark_delivered(entry)
             elif self.acknowledgements:
                 entry.sent_at = time.monotonic()
-                for older in [e for e in self._awaiting.values() if (e.manager, e.job_id) == (entry.manager,
-                                                                                           entry.job_id)]:
+                for older in [
+                    e
+                    for e in self._awaiting.values()
+                    if (e.manager, e.job_id) == (entry.manager, entry.job_id)
+                ]:
                     self._forget_awaiting(older)
                 write_json_atomically(self._awaiting_path(entry), entry.to_dict(), durable=self.durable)
                 self._awaiting[entry.uuid] = entry
@@ -191,8 +206,9 @@ class Outbox:
         """Updates confirmed by the broker but not acknowledged for ``after`` seconds."""
         now = time.monotonic()
         with self._lock:
-            return sorted((e for e in self._awaiting.values() if now - e.sent_at >= after),
-                          key=lambda e: e.sequence)
+            return sorted(
+                (e for e in self._awaiting.values() if now - e.sent_at >= after), key=lambda e: e.sequence
+            )
 
     def republished(self, entry: Entry) -> None:
         with self._lock:

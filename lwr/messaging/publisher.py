@@ -34,7 +34,9 @@ BATCH = 200
 class StatusPublisher:
     """Publishes ``status_update`` messages from an :class:`Outbox` until stopped."""
 
-    def __init__(self, url: str, settings: AppSettings, outbox: Outbox, republish_after: float = REPUBLISH_AFTER) -> None:
+    def __init__(
+        self, url: str, settings: AppSettings, outbox: Outbox, republish_after: float = REPUBLISH_AFTER
+    ) -> None:
         self.url = url
         self.settings = settings
         self.outbox = outbox
@@ -87,7 +89,9 @@ class StatusPublisher:
         if self.outbox.acknowledgements:
             due = self.outbox.due_for_republish(self.republish_after)
             for waiting in due:
-                log.info("status update %s for job %s not acknowledged; republishing", waiting.uuid, waiting.job_id)
+                log.info(
+                    "status update %s for job %s not acknowledged; republishing", waiting.uuid, waiting.job_id
+                )
                 self._publish(waiting, republish=True)
             if due:
                 self._commit()
@@ -112,8 +116,14 @@ class StatusPublisher:
             body[naming.ACK_SUBMIT_QUEUE] = naming.STATUS_UPDATE
             if republish:
                 body[naming.ACK_FORCE_NOACK] = True
-        producer.publish(body, serializer="json", exchange=amqp.exchange(), routing_key=routing_key,
-                         delivery_mode=2, retry=False)
+        producer.publish(
+            body,
+            serializer="json",
+            exchange=amqp.exchange(),
+            routing_key=routing_key,
+            delivery_mode=2,
+            retry=False,
+        )
 
     def _ensure_producer(self) -> kombu.Producer:
         if self._producer is None:
@@ -131,8 +141,13 @@ class StatusPublisher:
     def _connection_failed(self, error: BaseException) -> None:
         self.failures += 1
         delay = self.backoff.next()
-        log.warning("status publisher: broker unavailable (%s: %s); %d updates pending, retrying in %.1f s",
-                    type(error).__name__, error, self.outbox.pending_count(), delay)
+        log.warning(
+            "status publisher: broker unavailable (%s: %s); %d updates pending, retrying in %.1f s",
+            type(error).__name__,
+            error,
+            self.outbox.pending_count(),
+            delay,
+        )
         self._close()
         self._stop.wait(delay)
 

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 FINISHED_REMEMBERED = 10000
 
 
-def failed_reply(job_id: str, reason: str, failure_class: FailureClass = FailureClass.LAUNCH_FAILED) -> dict[str, Any]:
+def failed_reply(
+    job_id: str, reason: str, failure_class: FailureClass = FailureClass.LAUNCH_FAILED
+) -> dict[str, Any]:
     """A final ``failed`` status for a setup lwr could not accept (the job never existed here)."""
     return {**lost_reply(job_id, reason), "status": "failed", **failure_fields(failure_class)}
 
@@ -91,8 +93,9 @@ class StatusAnnouncer(JobObserver):
                 body = lost_reply(job_id, f"lwr has no job '{job_id}' on manager '{manager}'")
             self.outbox.enqueue(manager, job_id, body, final=body.get("complete") == "true")
 
-    def announce_failure(self, manager: str, job_id: str, reason: str,
-                         failure_class: FailureClass = FailureClass.LAUNCH_FAILED) -> None:
+    def announce_failure(
+        self, manager: str, job_id: str, reason: str, failure_class: FailureClass = FailureClass.LAUNCH_FAILED
+    ) -> None:
         with self._job_lock((manager, job_id)):
             self.outbox.enqueue(manager, job_id, failed_reply(job_id, reason, failure_class), final=True)
 

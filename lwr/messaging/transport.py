@@ -42,8 +42,14 @@ class MessagingTransport:
         service.add_observer(self.announcer)
         self.publisher = StatusPublisher(url, settings, self.outbox)
         self.handler = MessageHandler(service, self.announcer, self.outbox, self.handled)
-        self.consumer = Consumer(url, settings, list(service.managers), self.handler, acknowledgements,
-                                 RedeliveryGuard(root / "redeliveries"))
+        self.consumer = Consumer(
+            url,
+            settings,
+            list(service.managers),
+            self.handler,
+            acknowledgements,
+            RedeliveryGuard(root / "redeliveries"),
+        )
 
     def start(self) -> None:
         self.announcer.recover()
@@ -69,8 +75,13 @@ class HttpDisabledApp:
         if environ.get("PATH_INFO", "").rstrip("/") == "/healthz":
             status, body = "200 OK", {"version": self.version, "status": "ok", "http_jobs": "disabled"}
         else:
-            status, body = "404 Not Found", {"error": "the HTTP job API is disabled on this lwr (enable_http = "
-                                                      "false); jobs come through its message queue"}
+            status, body = (
+                "404 Not Found",
+                {
+                    "error": "the HTTP job API is disabled on this lwr (enable_http = "
+                    "false); jobs come through its message queue"
+                },
+            )
         data = json.dumps(body).encode("utf-8")
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]

@@ -41,29 +41,31 @@ QUERY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 HTTP_BUCKETS = (0.005, 0.025, 0.1, 0.25, 1, 5, 30, 120, 600)
 
 #: Every sample name /metrics exports (histograms as their _bucket/_sum/_count).
-METRIC_NAMES = frozenset({
-    "lwr_info",
-    "lwr_jobs",
-    "lwr_jobs_ended_total",
-    *(f"lwr_job_queue_wait_seconds{suffix}" for suffix in ("_bucket", "_sum", "_count")),
-    *(f"lwr_job_run_seconds{suffix}" for suffix in ("_bucket", "_sum", "_count")),
-    *(f"lwr_staging_seconds{suffix}" for suffix in ("_bucket", "_sum", "_count")),
-    "lwr_staged_bytes_total",
-    "lwr_staging_failures_total",
-    "lwr_outbox_pending",
-    "lwr_outbox_awaiting_ack",
-    "lwr_outbox_oldest_undelivered_age_seconds",
-    "lwr_broker_connected",
-    *(f"lwr_batch_query_seconds{suffix}" for suffix in ("_bucket", "_sum", "_count")),
-    "lwr_batch_query_failures_total",
-    *(f"lwr_http_request_duration_seconds{suffix}" for suffix in ("_bucket", "_sum", "_count")),
-    "lwr_process_resident_memory_bytes",
-    "lwr_process_open_fds",
-    "lwr_process_threads",
-    "lwr_process_cpu_seconds_total",
-    "lwr_staging_disk_free_bytes",
-    "lwr_staging_disk_total_bytes",
-})
+METRIC_NAMES = frozenset(
+    {
+        "lwr_info",
+        "lwr_jobs",
+        "lwr_jobs_ended_total",
+        *(f"lwr_job_queue_wait_seconds{suffix}" for suffix in ("_bucket", "_sum", "_count")),
+        *(f"lwr_job_run_seconds{suffix}" for suffix in ("_bucket", "_sum", "_count")),
+        *(f"lwr_staging_seconds{suffix}" for suffix in ("_bucket", "_sum", "_count")),
+        "lwr_staged_bytes_total",
+        "lwr_staging_failures_total",
+        "lwr_outbox_pending",
+        "lwr_outbox_awaiting_ack",
+        "lwr_outbox_oldest_undelivered_age_seconds",
+        "lwr_broker_connected",
+        *(f"lwr_batch_query_seconds{suffix}" for suffix in ("_bucket", "_sum", "_count")),
+        "lwr_batch_query_failures_total",
+        *(f"lwr_http_request_duration_seconds{suffix}" for suffix in ("_bucket", "_sum", "_count")),
+        "lwr_process_resident_memory_bytes",
+        "lwr_process_open_fds",
+        "lwr_process_threads",
+        "lwr_process_cpu_seconds_total",
+        "lwr_staging_disk_free_bytes",
+        "lwr_staging_disk_total_bytes",
+    }
+)
 
 _HOST = re.compile(r"\b[a-z][a-z0-9+.-]*://(?:[^@/\s]*@)?(\[[^\]]+\]|[^/:\s?#]+)", re.IGNORECASE)
 
@@ -96,24 +98,65 @@ class LwrMetrics(JobObserver):
         self.messaging = messaging
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self.ended = Counter("lwr_jobs_ended", "Jobs that reached a final state, by manager and state.",
-                             ["manager", "state"], registry=registry)
-        self.queue_wait = Histogram("lwr_job_queue_wait_seconds", "From queued to running.", ["manager"],
-                                    buckets=DURATION_BUCKETS, registry=registry)
-        self.run_time = Histogram("lwr_job_run_seconds", "From running to the end of the job script.", ["manager"],
-                                  buckets=DURATION_BUCKETS, registry=registry)
-        self.staging_time = Histogram("lwr_staging_seconds", "Staging durations; direction in or out, by client or lwr.",
-                                      ["manager", "direction", "by"], buckets=STAGING_BUCKETS, registry=registry)
-        self.staged_bytes = Counter("lwr_staged_bytes", "Bytes staged into or out of job directories.",
-                                    ["direction", "by"], registry=registry)
-        self.staging_failures = Counter("lwr_staging_failures", "Server-side staging failures by remote host.",
-                                        ["direction", "host"], registry=registry)
-        self.batch_query = Histogram("lwr_batch_query_seconds", "Batch-system status queries.", ["manager"],
-                                     buckets=QUERY_BUCKETS, registry=registry)
-        self.batch_failures = Counter("lwr_batch_query_failures", "Batch-system status queries that failed.",
-                                      ["manager"], registry=registry)
-        self.http = Histogram("lwr_http_request_duration_seconds", "HTTP requests by route, method and status.",
-                              ["route", "method", "status"], buckets=HTTP_BUCKETS, registry=registry)
+        self.ended = Counter(
+            "lwr_jobs_ended",
+            "Jobs that reached a final state, by manager and state.",
+            ["manager", "state"],
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "lwr_job_queue_wait_seconds",
+            "From queued to running.",
+            ["manager"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.run_time = Histogram(
+            "lwr_job_run_seconds",
+            "From running to the end of the job script.",
+            ["manager"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.staging_time = Histogram(
+            "lwr_staging_seconds",
+            "Staging durations; direction in or out, by client or lwr.",
+            ["manager", "direction", "by"],
+            buckets=STAGING_BUCKETS,
+            registry=registry,
+        )
+        self.staged_bytes = Counter(
+            "lwr_staged_bytes",
+            "Bytes staged into or out of job directories.",
+            ["direction", "by"],
+            registry=registry,
+        )
+        self.staging_failures = Counter(
+            "lwr_staging_failures",
+            "Server-side staging failures by remote host.",
+            ["direction", "host"],
+            registry=registry,
+        )
+        self.batch_query = Histogram(
+            "lwr_batch_query_seconds",
+            "Batch-system status queries.",
+            ["manager"],
+            buckets=QUERY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_failures = Counter(
+            "lwr_batch_query_failures",
+            "Batch-system status queries that failed.",
+            ["manager"],
+            registry=registry,
+        )
+        self.http = Histogram(
+            "lwr_http_request_duration_seconds",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            buckets=HTTP_BUCKETS,
+            registry=registry,
+        )
         registry.register(_LiveCollector(self))
         for manager in service.managers:  # so dashboards see every manager from the start
             self.batch_failures.labels(manager)
@@ -150,8 +193,9 @@ class LwrMetrics(JobObserver):
             self.batch_failures.labels(manager).inc()
 
     # --- HTTP ---------------------------------------------------------------------------------------
-    def http_request(self, route: str, method: str, status: int, seconds: float, request_bytes: int,
-                     response_bytes: int) -> None:
+    def http_request(
+        self, route: str, method: str, status: int, seconds: float, request_bytes: int, response_bytes: int
+    ) -> None:
         self.http.labels(route, method, str(status)).observe(seconds)
         if status < 300 and route == "upload":
             self.staged_bytes.labels("in", "client").inc(request_bytes)
@@ -174,7 +218,9 @@ class _LiveCollector(Collector):
         info = GaugeMetricFamily("lwr_info", "This lwr's version.", labels=["version"])
         info.add_metric([__version__], 1)
         yield info
-        jobs = GaugeMetricFamily("lwr_jobs", "Jobs lwr holds now, by manager and state.", labels=["manager", "state"])
+        jobs = GaugeMetricFamily(
+            "lwr_jobs", "Jobs lwr holds now, by manager and state.", labels=["manager", "state"]
+        )
         counts: dict[tuple[str, str], int] = {(m, s.value): 0 for m in service.managers for s in JobState}
         for record in service.records():
             key = (record.manager, record.state.value)
@@ -185,33 +231,57 @@ class _LiveCollector(Collector):
         messaging = self.metrics.messaging
         if messaging is not None:
             outbox = messaging.outbox
-            yield GaugeMetricFamily("lwr_outbox_pending", "Status updates not yet confirmed by the broker.",
-                                    value=outbox.pending_count())
-            yield GaugeMetricFamily("lwr_outbox_awaiting_ack", "Status updates awaiting the receiver's answer.",
-                                    value=outbox.awaiting_count())
-            yield GaugeMetricFamily("lwr_outbox_oldest_undelivered_age_seconds",
-                                    "Age of the oldest status update not yet delivered.", value=outbox.oldest_age())
-            yield GaugeMetricFamily("lwr_broker_connected", "1 while the consumer is connected to the broker.",
-                                    value=1 if messaging.consumer.connected.is_set() else 0)
+            yield GaugeMetricFamily(
+                "lwr_outbox_pending",
+                "Status updates not yet confirmed by the broker.",
+                value=outbox.pending_count(),
+            )
+            yield GaugeMetricFamily(
+                "lwr_outbox_awaiting_ack",
+                "Status updates awaiting the receiver's answer.",
+                value=outbox.awaiting_count(),
+            )
+            yield GaugeMetricFamily(
+                "lwr_outbox_oldest_undelivered_age_seconds",
+                "Age of the oldest status update not yet delivered.",
+                value=outbox.oldest_age(),
+            )
+            yield GaugeMetricFamily(
+                "lwr_broker_connected",
+                "1 while the consumer is connected to the broker.",
+                value=1 if messaging.consumer.connected.is_set() else 0,
+            )
         yield from self._process()
         try:
             usage = shutil.disk_usage(service.staging)
         except OSError:
             return
-        yield GaugeMetricFamily("lwr_staging_disk_free_bytes", "Free space of the staging filesystem.",
-                                value=usage.free)
-        yield GaugeMetricFamily("lwr_staging_disk_total_bytes", "Size of the staging filesystem.", value=usage.total)
+        yield GaugeMetricFamily(
+            "lwr_staging_disk_free_bytes", "Free space of the staging filesystem.", value=usage.free
+        )
+        yield GaugeMetricFamily(
+            "lwr_staging_disk_total_bytes", "Size of the staging filesystem.", value=usage.total
+        )
 
     def _process(self) -> Iterator[Metric]:
         with self.process.oneshot():
-            yield GaugeMetricFamily("lwr_process_resident_memory_bytes", "Resident memory of lwr.",
-                                    value=self.process.memory_info().rss)
-            yield GaugeMetricFamily("lwr_process_open_fds", "Open file descriptors of lwr.",
-                                    value=self.process.num_fds())
-            yield GaugeMetricFamily("lwr_process_threads", "Threads of lwr.", value=self.process.num_threads())
+            yield GaugeMetricFamily(
+                "lwr_process_resident_memory_bytes",
+                "Resident memory of lwr.",
+                value=self.process.memory_info().rss,
+            )
+            yield GaugeMetricFamily(
+                "lwr_process_open_fds", "Open file descriptors of lwr.", value=self.process.num_fds()
+            )
+            yield GaugeMetricFamily(
+                "lwr_process_threads", "Threads of lwr.", value=self.process.num_threads()
+            )
             cpu = self.process.cpu_times()
-            yield CounterMetricFamily("lwr_process_cpu_seconds", "CPU time used by lwr (user + system).",
-                                      value=cpu.user + cpu.system)
+            yield CounterMetricFamily(
+                "lwr_process_cpu_seconds",
+                "CPU time used by lwr (user + system).",
+                value=cpu.user + cpu.system,
+            )
 
 
 class MetricsMiddleware:
@@ -237,8 +307,14 @@ class MetricsMiddleware:
                 request_bytes = int(environ.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 request_bytes = 0
-            self.metrics.http_request(str(environ.get("lwr.route", "unmatched")), str(environ.get("REQUEST_METHOD")),
-                                      seen["status"], time.monotonic() - started, request_bytes, seen["length"])
+            self.metrics.http_request(
+                str(environ.get("lwr.route", "unmatched")),
+                str(environ.get("REQUEST_METHOD")),
+                seen["status"],
+                time.monotonic() - started,
+                request_bytes,
+                seen["length"],
+            )
 
         body = self.app(environ, recording_start_response)
         file_wrapper = environ.get("wsgi.file_wrapper")

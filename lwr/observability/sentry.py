@@ -36,9 +36,13 @@ def init_sentry(dsn: str, source: str) -> None:
         import sentry_sdk
         from sentry_sdk.integrations.logging import LoggingIntegration
     except ImportError:
-        raise ConfigError(f"{source}: [app:main] sentry_dsn is set but the sentry-sdk package is not installed "
-                          "(pip install 'lwr[sentry]')", file=source, key="sentry_dsn",
-                          expected="sentry-sdk installed") from None
+        raise ConfigError(
+            f"{source}: [app:main] sentry_dsn is set but the sentry-sdk package is not installed "
+            "(pip install 'lwr[sentry]')",
+            file=source,
+            key="sentry_dsn",
+            expected="sentry-sdk installed",
+        ) from None
     try:
         sentry_sdk.init(
             dsn=dsn,
@@ -49,8 +53,12 @@ def init_sentry(dsn: str, source: str) -> None:
             traces_sample_rate=0.0,
         )
     except Exception as error:  # noqa: BLE001 - the SDK raises its own BadDsn and others
-        raise ConfigError(f"{source}: [app:main] sentry_dsn = {dsn!r}: {error}", file=source, key="sentry_dsn",
-                          expected="a Sentry DSN such as https://KEY@sentry.example.org/1") from None
+        raise ConfigError(
+            f"{source}: [app:main] sentry_dsn = {dsn!r}: {error}",
+            file=source,
+            key="sentry_dsn",
+            expected="a Sentry DSN such as https://KEY@sentry.example.org/1",
+        ) from None
 
 
 def flush_sentry(timeout: float = 2.0) -> None:

@@ -20,13 +20,24 @@ ACTIONS = ("none", "transfer", "copy", "remote_transfer", "remote_copy", "rewrit
 MATCH_TYPES = ("prefix", "glob", "regex", "path_type_only")
 #: Path types an entry applies to when it names none (``*defaults*``), and the ones the
 #: ``default_action`` applies to: everything but unstructured paths and containers.
-DEFAULT_PATH_TYPES = ("input", "config", "tool", "workdir", "jobdir", "metadata", "output", "output_workdir",
-                      "output_metadata", "output_jobdir")
+DEFAULT_PATH_TYPES = (
+    "input",
+    "config",
+    "tool",
+    "workdir",
+    "jobdir",
+    "metadata",
+    "output",
+    "output_workdir",
+    "output_metadata",
+    "output_jobdir",
+)
 ALL_PATH_TYPES = (*DEFAULT_PATH_TYPES, "unstructured", "container")
 #: Path types whose files must reach the job even when the action says ``none``: the job's working,
 #: metadata and job directories are the server's own, not the client's.
-ALWAYS_STAGED_TYPES = frozenset({"workdir", "jobdir", "metadata", "output_workdir", "output_metadata",
-                                 "output_jobdir"})
+ALWAYS_STAGED_TYPES = frozenset(
+    {"workdir", "jobdir", "metadata", "output_workdir", "output_metadata", "output_jobdir"}
+)
 #: Actions whose bytes the client moves itself (over HTTP, or by copying through a shared mount).
 LOCAL_STAGING = frozenset({"transfer", "copy", "message"})
 #: Actions the server carries out (it fetches inputs and pushes outputs itself).
@@ -97,8 +108,9 @@ def rule_matches(rule: Rule, path: str | None, path_type: str) -> bool:
     return False
 
 
-def choose_action(rules: Iterable[R], default_action: str, path: str | None,
-                  path_type: str) -> tuple[str, R | None]:
+def choose_action(
+    rules: Iterable[R], default_action: str, path: str | None, path_type: str
+) -> tuple[str, R | None]:
     """The action for ``path`` of ``path_type`` and the entry that chose it (None: the default).
 
     The first matching entry wins; otherwise ``default_action`` for the default path types and
@@ -131,9 +143,12 @@ class WireRule:
             pattern = entry.get(match_type)
         if pattern is None and match_type != "path_type_only":
             match_type = "path_type_only"
-        return cls(action=str(entry.get("action") or "transfer"), match_type=match_type,
-                   pattern=None if pattern is None else str(pattern),
-                   path_types=parse_path_types(entry.get("path_types")))
+        return cls(
+            action=str(entry.get("action") or "transfer"),
+            match_type=match_type,
+            pattern=None if pattern is None else str(pattern),
+            path_types=parse_path_types(entry.get("path_types")),
+        )
 
 
 def wire_rules(config: Mapping[str, Any]) -> list[WireRule]:

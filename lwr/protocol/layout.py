@@ -40,7 +40,9 @@ TYPE_DIRECTORY_KEYS: dict[str, str] = {
 }
 
 #: Where each file ``type`` lives, relative to the job directory.
-TYPE_DIRECTORIES: dict[str, str] = {file_type: SETUP_DIRECTORIES[key] for file_type, key in TYPE_DIRECTORY_KEYS.items()}
+TYPE_DIRECTORIES: dict[str, str] = {
+    file_type: SETUP_DIRECTORIES[key] for file_type, key in TYPE_DIRECTORY_KEYS.items()
+}
 
 OUTPUT_TYPES = frozenset({"output", "output_workdir", "output_metadata", "output_jobdir"})
 
@@ -54,4 +56,6 @@ SUBDIRECTORIES = (*(name for name in SETUP_DIRECTORIES.values() if name), LWR_SU
 def setup_layout(job_directory: str, separator: str = "/") -> dict[str, str]:
     """The directory keys of a setup reply for a job living in ``job_directory``."""
     base = job_directory.rstrip(separator) or separator
-    return {key: f"{base}{separator}{name}" if name else job_directory for key, name in SETUP_DIRECTORIES.items()}
+    return {
+        key: f"{base}{separator}{name}" if name else job_directory for key, name in SETUP_DIRECTORIES.items()
+    }

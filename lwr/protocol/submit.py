@@ -20,8 +20,15 @@ from lwr.errors import BadRequest
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 #: The query arguments of an HTTP submit that carry JSON (``command_line`` is plain text).
-JSON_SUBMIT_FIELDS = ("env", "params", "setup_params", "remote_staging", "dependencies_description",
-                      "dynamic_file_sources", "submit_extras")
+JSON_SUBMIT_FIELDS = (
+    "env",
+    "params",
+    "setup_params",
+    "remote_staging",
+    "dependencies_description",
+    "dynamic_file_sources",
+    "submit_extras",
+)
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,9 @@ def parse_env(items: Any) -> list[EnvItem]:
         if not isinstance(name, str) or not _ENV_NAME.match(name):
             raise BadRequest("env name must be a shell identifier", index=index, name=str(name))
         value = item.get("value", "")
-        parsed.append(EnvItem(name=name, value="" if value is None else str(value), raw=bool(item.get("raw"))))
+        parsed.append(
+            EnvItem(name=name, value="" if value is None else str(value), raw=bool(item.get("raw")))
+        )
     return parsed
 
 
@@ -104,18 +113,25 @@ def _object(fields: Mapping[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def submit_user(submit_params: Mapping[str, Any], submit_extras: Mapping[str, Any],
-                fields: Mapping[str, Any]) -> str | None:
+def submit_user(
+    submit_params: Mapping[str, Any], submit_extras: Mapping[str, Any], fields: Mapping[str, Any]
+) -> str | None:
     """The user a job runs as (queued_external_drmaa). Galaxy's runner sends its destination's
     ``submit_user`` as the submit parameter ``user``, as Pulsar reads it."""
-    for value in (submit_extras.get("submit_user"), submit_params.get("user"), submit_params.get("submit_user"),
-                  fields.get("submit_user")):
+    for value in (
+        submit_extras.get("submit_user"),
+        submit_params.get("user"),
+        submit_params.get("submit_user"),
+        fields.get("submit_user"),
+    ):
         if isinstance(value, str) and value:
             return value
     return None
 
 
-def decode_submit(fields: Mapping[str, Any], job_id: str, message_identity: str | None = None) -> SubmitRequest:
+def decode_submit(
+    fields: Mapping[str, Any], job_id: str, message_identity: str | None = None
+) -> SubmitRequest:
     """Check the decoded launch fields of one submit; any fault is a :class:`BadRequest`.
 
     ``fields`` holds ``command_line``, ``env``, ``params`` (HTTP) or ``submit_params`` (AMQP),

@@ -31,8 +31,10 @@ from lwr.errors import StagingError
 from lwr.protocol.file_actions import REMOTE_STAGING, choose_action, wire_rules
 
 #: Files the client may want from the job's directories unless told otherwise (Pulsar's default).
-DEFAULT_DYNAMIC_PATTERN = (r"primary_.*|galaxy.json|metadata_.*|dataset_\d+\.dat|__instrument_.*|dataset_\d+_files.+|"
-                           r"outputs_populated/.*|tool_stdout|tool_stderr")
+DEFAULT_DYNAMIC_PATTERN = (
+    r"primary_.*|galaxy.json|metadata_.*|dataset_\d+\.dat|__instrument_.*|dataset_\d+_files.+|"
+    r"outputs_populated/.*|tool_stdout|tool_stderr"
+)
 VERSION_FILE = "COMMAND_VERSION"
 
 
@@ -76,8 +78,10 @@ def input_actions(remote_staging: dict[str, Any]) -> list[InputAction]:
         name, file_type, action = entry.get("name"), entry.get("type"), entry["action"]
         kind = action.get("action_type")
         if not isinstance(name, str) or not name:
-            raise StagingError(f"remote_staging.setup[{index}] ({kind}): whole-directory staging without a name is "
-                               "not supported")
+            raise StagingError(
+                f"remote_staging.setup[{index}] ({kind}): whole-directory staging without a name is "
+                "not supported"
+            )
         if not isinstance(file_type, str):
             raise StagingError(f"remote_staging.setup[{index}] has no type")
         if kind == "remote_transfer":
@@ -97,7 +101,9 @@ def input_actions(remote_staging: dict[str, Any]) -> list[InputAction]:
                 raise StagingError(f"remote_staging.setup[{index}] message has no contents")
             actions.append(InputAction(kind, name, file_type, contents=contents))
         else:
-            raise StagingError(f"remote_staging.setup[{index}]: staging action {kind!r} is not supported by lwr")
+            raise StagingError(
+                f"remote_staging.setup[{index}]: staging action {kind!r} is not supported by lwr"
+            )
     return actions
 
 
@@ -117,8 +123,9 @@ class ActionMapper:
         outputs = ("output", "output_workdir", "output_metadata", "output_jobdir")
         if self.default_action in REMOTE_STAGING:
             return True
-        return any(rule.action in REMOTE_STAGING and not rule.path_types.isdisjoint(outputs)
-                   for rule in self.rules)
+        return any(
+            rule.action in REMOTE_STAGING and not rule.path_types.isdisjoint(outputs) for rule in self.rules
+        )
 
     def url_for(self, path: str, path_type: str) -> str:
         if not self.files_endpoint:
@@ -128,8 +135,9 @@ class ActionMapper:
         return f"{base}{separator}{urlencode({'path': path, 'file_type': path_type})}"
 
 
-def output_actions(remote_staging: dict[str, Any], contents: dict[str, list[str]],
-                   dynamic_sources: list[dict[str, Any]]) -> list[OutputAction]:
+def output_actions(
+    remote_staging: dict[str, Any], contents: dict[str, list[str]], dynamic_sources: list[dict[str, Any]]
+) -> list[OutputAction]:
     """The outputs lwr must deliver, given what the job produced.
 
     ``contents`` maps ``working``, ``outputs``, ``metadata`` and ``""`` (the job directory) to the
@@ -179,15 +187,20 @@ def output_actions(remote_staging: dict[str, Any], contents: dict[str, list[str]
     patterns = [re.compile(p) for p in client.get("dynamic_outputs") or [DEFAULT_DYNAMIC_PATTERN]]
     collectors = client.get("dataset_collector_descriptions") or []
     references = _referenced_files(dynamic_sources)
-    for directory_key, directory, file_type in (("working", working_directory, "output_workdir"),
-                                                 ("metadata", client.get("metadata_directory"), "output_metadata"),
-                                                 ("", client.get("job_directory"), "output_jobdir")):
+    for directory_key, directory, file_type in (
+        ("working", working_directory, "output_workdir"),
+        ("metadata", client.get("metadata_directory"), "output_metadata"),
+        ("", client.get("job_directory"), "output_jobdir"),
+    ):
         if not directory:
             continue
         for name in contents.get(directory_key, []):
-            dynamic = any(p.match(name) for p in patterns) or name in references["filename"] or any(
-                name.startswith(r) for r in references["extra_files"]) or (
-                directory_key == "working" and any(_collected(name, c) for c in collectors))
+            dynamic = (
+                any(p.match(name) for p in patterns)
+                or name in references["filename"]
+                or any(name.startswith(r) for r in references["extra_files"])
+                or (directory_key == "working" and any(_collected(name, c) for c in collectors))
+            )
             target = posixpath.join(str(directory), name)
             if dynamic and (name, target) not in seen:
                 wanted.append((file_type, name, target))
@@ -197,7 +210,9 @@ def output_actions(remote_staging: dict[str, Any], contents: dict[str, list[str]
     for file_type, name, client_path in wanted:
         kind = mapper.action_type(client_path, file_type)
         if kind == "remote_transfer":
-            actions.append(OutputAction(kind, file_type, name, client_path, url=mapper.url_for(client_path, file_type)))
+            actions.append(
+                OutputAction(kind, file_type, name, client_path, url=mapper.url_for(client_path, file_type))
+            )
         elif kind == "remote_copy":
             actions.append(OutputAction(kind, file_type, name, client_path))
         elif kind not in ("transfer", "copy", "none", "rewrite"):
@@ -221,7 +236,7 @@ def _collected(name: str, description: dict[str, Any]) -> bool:
         prefix = directory.rstrip("/") + "/"
         if not name.startswith(prefix):
             return False
-        name = name[len(prefix):]
+        name = name[len(prefix) :]
     try:
         return re.match(pattern, name) is not None
     except re.error:
@@ -251,4 +266,3 @@ def _referenced_files(sources: list[dict[str, Any]]) -> dict[str, list[str]]:
             except ValueError:
                 continue
     return found
-

@@ -152,8 +152,10 @@ def _split(url: str) -> tuple[str, str, int, tuple[str, ...], str]:
     path = parts.path or "/"
     segments = path_segments(path)
     theirs = parse_url(url)  # the HTTP library's own reading must be the same
-    if ((theirs.host or "").strip("[]").lower(), theirs.port or _DEFAULT_PORTS[scheme]) != (host, port) or \
-            path_segments(theirs.path or "/") != segments:
+    if ((theirs.host or "").strip("[]").lower(), theirs.port or _DEFAULT_PORTS[scheme]) != (
+        host,
+        port,
+    ) or path_segments(theirs.path or "/") != segments:
         raise ValueError("the HTTP library would read it differently")
     target = path + (f"?{parts.query}" if parts.query or url.endswith("?") else "")
     return scheme, host, port, segments, target
@@ -174,8 +176,10 @@ class UrlPolicy:
             try:
                 scheme, host, port, segments, _target = _split(text)
             except ValueError as error:
-                raise ValueError(f"remote_staging_allowed_urls: {raw!r} is not a plain http(s):// or file:// "
-                                 f"prefix: {error}") from None
+                raise ValueError(
+                    f"remote_staging_allowed_urls: {raw!r} is not a plain http(s):// or file:// "
+                    f"prefix: {error}"
+                ) from None
             self.entries.append(_Entry(raw, scheme, host, port, segments))
 
     def check_url(self, url: str) -> CheckedUrl:
@@ -184,11 +188,16 @@ class UrlPolicy:
             scheme, host, port, segments, target = _split(url)
         except ValueError as error:
             raise UrlRefused(f"URL {_safe(url)!r} refused: {error}", url=_safe(url)) from None
-        matched = [entry for entry in self.entries
-                   if (entry.scheme, entry.host, entry.port) == (scheme, host, port)
-                   and segments[: len(entry.segments)] == entry.segments]
+        matched = [
+            entry
+            for entry in self.entries
+            if (entry.scheme, entry.host, entry.port) == (scheme, host, port)
+            and segments[: len(entry.segments)] == entry.segments
+        ]
         if not matched:
-            raise UrlRefused(f"URL {_safe(url)} is not allowed by remote_staging_allowed_urls", url=_safe(url))
+            raise UrlRefused(
+                f"URL {_safe(url)} is not allowed by remote_staging_allowed_urls", url=_safe(url)
+            )
         literal = _ip(host)
         named_by_address = literal is not None or host == "localhost"
         try:
@@ -201,8 +210,11 @@ class UrlPolicy:
             if address is None:
                 raise UrlRefused(f"{host} resolved to an unparseable address", url=_safe(url))
             if not address.is_global and not named_by_address:
-                raise UrlRefused(f"URL {_safe(url)}: {host} resolves to non-public address {address}; list the "
-                                 "address itself in remote_staging_allowed_urls to allow it", url=_safe(url))
+                raise UrlRefused(
+                    f"URL {_safe(url)}: {host} resolves to non-public address {address}; list the "
+                    "address itself in remote_staging_allowed_urls to allow it",
+                    url=_safe(url),
+                )
         return CheckedUrl(url, scheme, host, port, target, str(addresses[0]))
 
     def check_path(self, path: str) -> str:
@@ -211,8 +223,10 @@ class UrlPolicy:
             raise UrlRefused(f"remote_copy path {path!r} is not absolute", path=path)
         real = os.path.realpath(path)
         if not any(_under(real, directory) for directory in self.directories):
-            raise UrlRefused(f"remote_copy path {path} is not under a file:// entry of remote_staging_allowed_urls",
-                             path=path)
+            raise UrlRefused(
+                f"remote_copy path {path} is not under a file:// entry of remote_staging_allowed_urls",
+                path=path,
+            )
         return real
 
 

@@ -42,15 +42,22 @@ PARTIAL_DIRECTORY = "partial"
 class ServerStaging:
     """Implements the job service's ``StagingHooks`` for ``remote_transfer``/``remote_copy``/``message``."""
 
-    def __init__(self, settings: AppSettings, transfers: Transfers | None = None,
-                 pool: StagingPool | None = None) -> None:
+    def __init__(
+        self, settings: AppSettings, transfers: Transfers | None = None, pool: StagingPool | None = None
+    ) -> None:
         try:
             self.policy = UrlPolicy(settings.remote_staging_allowed_urls)
         except ValueError as error:
-            raise ConfigError(f"{settings.source}: [app:main] {error}", file=settings.source, section="app:main",
-                              key="remote_staging_allowed_urls",
-                              expected="comma-separated http(s):// or file:// URL prefixes") from None
-        self.transfers = transfers or Transfers(self.policy, http=PinnedHttp(connections=settings.staging_threads))
+            raise ConfigError(
+                f"{settings.source}: [app:main] {error}",
+                file=settings.source,
+                section="app:main",
+                key="remote_staging_allowed_urls",
+                expected="comma-separated http(s):// or file:// URL prefixes",
+            ) from None
+        self.transfers = transfers or Transfers(
+            self.policy, http=PinnedHttp(connections=settings.staging_threads)
+        )
         self.pool = pool or StagingPool(settings.staging_threads, settings.staging_threads_per_host)
 
     # --- scheduling --------------------------------------------------------------------------------
@@ -111,7 +118,9 @@ class ServerStaging:
                 write_bytes_atomically(destination, (action.contents or "").encode("utf-8"))
             elif action.kind == "remote_transfer":
                 assert action.url is not None
-                partial = directory.internal / PARTIAL_DIRECTORY / hashlib.sha256(action.key.encode()).hexdigest()
+                partial = (
+                    directory.internal / PARTIAL_DIRECTORY / hashlib.sha256(action.key.encode()).hexdigest()
+                )
                 self.transfers.download(action.url, destination, partial)
             else:
                 assert action.path is not None
@@ -138,8 +147,11 @@ class ServerStaging:
             self.policy.check_url(str(mapper.files_endpoint))
         client = staging.get("client_outputs") or {}
         known = [("output", str(path)) for path in client.get("output_files") or []]
-        known += [("output_workdir", str(pair[1])) for pair in client.get("work_dir_outputs") or []
-                  if isinstance(pair, (list, tuple)) and len(pair) == 2]
+        known += [
+            ("output_workdir", str(pair[1]))
+            for pair in client.get("work_dir_outputs") or []
+            if isinstance(pair, (list, tuple)) and len(pair) == 2
+        ]
         for path_type, path in known:
             if mapper.action_type(path, path_type) == "remote_copy":
                 self.policy.check_path(path)
@@ -171,12 +183,16 @@ class ServerStaging:
     def _deliver(self, action: OutputAction, directory: JobDirectory) -> int | None:
         """Send one output; its size, or None if it was skipped."""
         try:
-            local = directory.open_output(action.name, action.type)  # once, safely: the job may plant symlinks
+            local = directory.open_output(
+                action.name, action.type
+            )  # once, safely: the job may plant symlinks
         except NotFound:
             if action.type == "output_workdir":
                 log.info("working directory output %s was not produced; skipped", action.name)
                 return None
-            raise StagingError(f"output {action.name} ({action.type}) was not produced", name=action.name) from None
+            raise StagingError(
+                f"output {action.name} ({action.type}) was not produced", name=action.name
+            ) from None
         try:
             with local:
                 sent = os.fstat(local.fileno()).st_size
@@ -188,7 +204,9 @@ class ServerStaging:
         except StagingError as error:
             if error.details.get("status") == 403:
                 # Galaxy refuses outputs of datasets deleted meanwhile; the job itself is fine.
-                log.warning("the client refused output %s (HTTP 403); not failing the job", action.client_path)
+                log.warning(
+                    "the client refused output %s (HTTP 403); not failing the job", action.client_path
+                )
                 return None
             raise
         return sent

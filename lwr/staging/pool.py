@@ -37,8 +37,9 @@ class _Task:
 class StagingPool:
     """``workers`` threads running staging tasks, at most ``per_host`` at once per remote host."""
 
-    def __init__(self, workers: int = DEFAULT_WORKERS, per_host: int = DEFAULT_PER_HOST,
-                 name: str = "staging") -> None:
+    def __init__(
+        self, workers: int = DEFAULT_WORKERS, per_host: int = DEFAULT_PER_HOST, name: str = "staging"
+    ) -> None:
         if workers < 1 or per_host < 1:
             raise ValueError("workers and per_host must be positive")
         self.workers = workers
@@ -61,7 +62,9 @@ class StagingPool:
             self._waiting.setdefault(host, deque()).append(_Task(host, name, work))
             if len(self._threads) < self.workers:
                 # Workers start on demand (an idle lwr holds none), never more than ``workers``.
-                thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
+                thread = threading.Thread(
+                    target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True
+                )
                 self._threads.append(thread)
                 thread.start()
             self._lock.notify()
@@ -69,8 +72,10 @@ class StagingPool:
     def backlog(self) -> dict[str, Any]:
         """``{"waiting": N, "running": N, "workers": N, "per_host": N, "hosts": {host: {...}}}``."""
         with self._lock:
-            hosts = {host: {"waiting": len(self._waiting.get(host, ())), "running": self._running.get(host, 0)}
-                     for host in {*self._waiting, *self._running}}
+            hosts = {
+                host: {"waiting": len(self._waiting.get(host, ())), "running": self._running.get(host, 0)}
+                for host in {*self._waiting, *self._running}
+            }
             return {
                 "waiting": sum(len(tasks) for tasks in self._waiting.values()),
                 "running": sum(self._running.values()),
@@ -100,7 +105,7 @@ class StagingPool:
             if self._running.get(host, 0) < self.per_host:
                 task = tasks.popleft()
                 if tasks:
-                    self._waiting.move_to_end(host)   # the next task goes to another host first
+                    self._waiting.move_to_end(host)  # the next task goes to another host first
                 else:
                     del self._waiting[host]
                 self._running[host] = self._running.get(host, 0) + 1

@@ -54,9 +54,13 @@ class _PinnedAdapter(HTTPAdapter):
     """Connects to the address in the request URL; for HTTPS, verifies the certificate against
     the name in the ``Host`` header (and sends it as SNI), not against the address."""
 
-    def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: Any,
-                                        proxies: Mapping[str, str] | None = None, cert: Any = None,
-                                        ) -> HTTPConnectionPool:
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: Any,
+        proxies: Mapping[str, str] | None = None,
+        cert: Any = None,
+    ) -> HTTPConnectionPool:
         host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
         name = str(request.headers.get(_NAME_HEADER, ""))
         kwargs: dict[str, Any] = dict(pool_kwargs)
@@ -82,8 +86,14 @@ class PinnedHttp:
         # default of 10 would open and drop a socket per transfer above that)
         self.adapter = _PinnedAdapter(pool_connections=connections, pool_maxsize=connections)
 
-    def send(self, checked: CheckedUrl, method: str, body: Iterable[bytes] | None = None,
-             headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
+    def send(
+        self,
+        checked: CheckedUrl,
+        method: str,
+        body: Iterable[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
         """The response (redirects are returned, not followed); ``requests`` errors propagate."""
         all_headers = {"User-Agent": "lwr", **(headers or {}), "Host": checked.host_header}
         if checked.scheme == "https" and not checked.host_is_address:
@@ -98,8 +108,14 @@ class PinnedHttp:
 class Transfers:
     """Downloads and uploads under one :class:`UrlPolicy`, with retries."""
 
-    def __init__(self, policy: UrlPolicy, attempts: int = 5, backoff: float = 1.0, backoff_max: float = 30.0,
-                 http: PinnedHttp | None = None) -> None:
+    def __init__(
+        self,
+        policy: UrlPolicy,
+        attempts: int = 5,
+        backoff: float = 1.0,
+        backoff_max: float = 30.0,
+        http: PinnedHttp | None = None,
+    ) -> None:
         self.policy = policy
         self.attempts = attempts
         self.backoff = backoff
@@ -115,26 +131,44 @@ class Transfers:
                 return
             except _Retryable as error:
                 if self.retry.gives_up_after(attempt):
-                    raise StagingError(f"{description} failed after {attempt} attempts: {error.message}") from None
+                    raise StagingError(
+                        f"{description} failed after {attempt} attempts: {error.message}"
+                    ) from None
                 delay = self.retry.delay(attempt)
-                log.warning("%s failed (attempt %d of %d): %s; retrying in %.1f s", description, attempt,
-                            self.retry.attempts, error.message, delay)
+                log.warning(
+                    "%s failed (attempt %d of %d): %s; retrying in %.1f s",
+                    description,
+                    attempt,
+                    self.retry.attempts,
+                    error.message,
+                    delay,
+                )
                 time.sleep(delay)
 
-    def _request(self, method: str, url: str, body: Callable[[], Iterable[bytes]] | None = None,
-                 headers: dict[str, str] | None = None, stream: bool = False) -> requests.Response:
+    def _request(
+        self,
+        method: str,
+        url: str,
+        body: Callable[[], Iterable[bytes]] | None = None,
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
         """One request, redirects followed by hand, each target checked before it is contacted."""
         for _ in range(MAX_REDIRECTS + 1):
             checked = self.policy.check_url(url)
             try:
-                response = self.http.send(checked, method, body() if body is not None else None, headers, stream)
+                response = self.http.send(
+                    checked, method, body() if body is not None else None, headers, stream
+                )
             except requests.RequestException as error:
                 raise _Retryable(f"{method} {_safe(url)}: {type(error).__name__}: {error}") from None
             if response.is_redirect and "location" in response.headers:
                 response.close()
                 if method != "GET" and response.status_code not in (307, 308):
-                    raise StagingError(f"{method} {_safe(url)} redirected with {response.status_code}; refusing to "
-                                       "turn an upload into a GET")
+                    raise StagingError(
+                        f"{method} {_safe(url)} redirected with {response.status_code}; refusing to "
+                        "turn an upload into a GET"
+                    )
                 url = urljoin(url, response.headers["location"])
                 continue
             if response.status_code in _RETRY_STATUSES:
@@ -142,7 +176,9 @@ class Transfers:
                 raise _Retryable(f"{method} {_safe(url)}: HTTP {response.status_code}")
             if response.status_code >= 400:
                 response.close()
-                raise StagingError(f"{method} {_safe(url)}: HTTP {response.status_code}", status=response.status_code)
+                raise StagingError(
+                    f"{method} {_safe(url)}: HTTP {response.status_code}", status=response.status_code
+                )
             return response
         raise StagingError(f"{method} {_safe(url)}: more than {MAX_REDIRECTS} redirects")
 
@@ -168,21 +204,32 @@ class Transfers:
         except StagingError as error:
             if offset and error.details.get("status") == 416:
                 partial.unlink(missing_ok=True)
-                raise _Retryable(f"GET {_safe(url)}: cannot resume at byte {offset}; starting again") from None
+                raise _Retryable(
+                    f"GET {_safe(url)}: cannot resume at byte {offset}; starting again"
+                ) from None
             raise
-        resumed = offset > 0 and response.status_code == 206 and response.headers.get(
-            "content-range", "").startswith(f"bytes {offset}-")
+        resumed = (
+            offset > 0
+            and response.status_code == 206
+            and response.headers.get("content-range", "").startswith(f"bytes {offset}-")
+        )
         received = 0
         try:
             with response, open(partial, "ab" if resumed else "wb") as handle:
                 # A compressed body is decoded on the way, so its length is not the header's.
-                expected = None if response.headers.get("content-encoding") else response.headers.get("content-length")
+                expected = (
+                    None
+                    if response.headers.get("content-encoding")
+                    else response.headers.get("content-length")
+                )
                 try:
                     for chunk in response.iter_content(DOWNLOAD_CHUNK):
                         handle.write(chunk)
                         received += len(chunk)
                 except requests.RequestException as error:
-                    raise _Retryable(f"GET {_safe(url)}: interrupted after {received} bytes: {error}") from None
+                    raise _Retryable(
+                        f"GET {_safe(url)}: interrupted after {received} bytes: {error}"
+                    ) from None
                 if expected is not None and expected.isdigit() and int(expected) != received:
                     raise _Retryable(f"GET {_safe(url)}: got {received} of {expected} bytes")
         except _Retryable:
@@ -210,8 +257,10 @@ class Transfers:
 
     def _upload_once(self, url: str, source: BinaryIO, name: str) -> None:
         boundary = uuid.uuid4().hex
-        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-                "Content-Type: application/octet-stream\r\n\r\n").encode()
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
         size = os.fstat(source.fileno()).st_size
 
@@ -249,15 +298,22 @@ class Transfers:
             real.parent.mkdir(parents=True, exist_ok=True)
             parent = os.open(real.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as error:
-            raise StagingError(f"cannot write remote_copy destination {destination}: {error.strerror}",
-                               path=destination) from None
+            raise StagingError(
+                f"cannot write remote_copy destination {destination}: {error.strerror}", path=destination
+            ) from None
         try:
             opened = os.readlink(f"/proc/self/fd/{parent}")
             if Path(self.policy.check_path(os.path.join(opened, real.name))) != Path(opened) / real.name:
-                raise UrlRefused(f"remote_copy path {destination} changed while it was checked", path=destination)
+                raise UrlRefused(
+                    f"remote_copy path {destination} changed while it was checked", path=destination
+                )
             temporary = f".{real.name}.{uuid.uuid4().hex}.part"
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666,
-                         dir_fd=parent)
+            fd = os.open(
+                temporary,
+                os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o666,
+                dir_fd=parent,
+            )
             try:
                 with os.fdopen(fd, "wb") as dst:
                     if isinstance(source, Path):

@@ -43,15 +43,19 @@ class ToolPolicy:
     def _tool(self, tool_id: str | None, tool_version: str | None) -> Tool:
         tool = self.toolbox.find(tool_id, tool_version)
         if tool is None:
-            raise Forbidden(f"tool {tool_id!r} (version {tool_version or 'any'}) is not in this public lwr's "
-                            "toolbox", tool_id=tool_id, tool_version=tool_version)
+            raise Forbidden(
+                f"tool {tool_id!r} (version {tool_version or 'any'}) is not in this public lwr's toolbox",
+                tool_id=tool_id,
+                tool_version=tool_version,
+            )
         return tool
 
     def authorize_setup(self, tool_id: str | None, tool_version: str | None) -> None:
         self._tool(tool_id, tool_version)
 
-    def authorize_submit(self, record: JobRecord, directory: JobDirectory, command_line: str,
-                         env: list[EnvItem]) -> None:
+    def authorize_submit(
+        self, record: JobRecord, directory: JobDirectory, command_line: str, env: list[EnvItem]
+    ) -> None:
         tool = self._tool(record.tool_id, record.tool_version)
         try:
             shell_words(command_line)
@@ -61,24 +65,29 @@ class ToolPolicy:
             raise self._refused(record, f"the command line does not match the validator of tool {tool.id}")
         for item in env:
             if item.raw or not ALLOWED_ENV.match(item.name) or not _PLAIN_VALUE.match(item.value):
-                raise self._refused(record, f"environment variable {item.name!r} is not allowed (only plain "
-                                    "GALAXY_* values)")
+                raise self._refused(
+                    record, f"environment variable {item.name!r} is not allowed (only plain GALAXY_* values)"
+                )
 
     def authorize_launch(self, record: JobRecord, directory: JobDirectory) -> None:
         tool = self._tool(record.tool_id, record.tool_version)
         for relative, path in _files(directory.sub("tool_files")):
             if not _same_file(path, tool.directory / relative):
-                raise self._refused(record, f"tool file {relative!r} differs from this server's copy of tool "
-                                    f"{tool.id}")
+                raise self._refused(
+                    record, f"tool file {relative!r} differs from this server's copy of tool {tool.id}"
+                )
         paths = JobPaths(directory.path)
         for relative, path in _files(directory.sub("configs")):
             validator = tool.configfile_validators.get(relative)
             if validator is None:
-                raise self._refused(record, f"config file {relative!r} has no configfile_validator in tool {tool.id}")
+                raise self._refused(
+                    record, f"config file {relative!r} has no configfile_validator in tool {tool.id}"
+                )
             text = _read_text(path)
             if text is None or not validator.matches(text.removesuffix("\n"), paths):
-                raise self._refused(record, f"config file {relative!r} does not match its validator in tool "
-                                    f"{tool.id}")
+                raise self._refused(
+                    record, f"config file {relative!r} does not match its validator in tool {tool.id}"
+                )
 
     @staticmethod
     def _refused(record: JobRecord, why: str) -> Forbidden:

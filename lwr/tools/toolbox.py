@@ -48,8 +48,11 @@ class Toolbox:
 
     def find(self, tool_id: str | None, tool_version: str | None) -> Tool | None:
         """The tool of that id (and version, if one is given); None if this toolbox has none."""
-        found = [tool for tool in self.tools if tool.id == tool_id
-                 and (not tool_version or tool.version == tool_version)]
+        found = [
+            tool
+            for tool in self.tools
+            if tool.id == tool_id and (not tool_version or tool.version == tool_version)
+        ]
         return found[0] if len(found) == 1 else None
 
 
@@ -58,24 +61,34 @@ def load_toolbox(paths: Iterable[Path]) -> Toolbox:
     for path in paths:
         root = _parse(path, "toolbox file")
         if root.tag != "toolbox":
-            raise ConfigError(f"{path}: the root element is <{root.tag}>, not <toolbox>", file=str(path),
-                              expected="<toolbox tool_path=...>")
+            raise ConfigError(
+                f"{path}: the root element is <{root.tag}>, not <toolbox>",
+                file=str(path),
+                expected="<toolbox tool_path=...>",
+            )
         tool_path = (path.parent / os.path.expanduser(root.get("tool_path", "."))).resolve()
         for element in root.iter("tool"):
             relative = element.get("file")
             if not relative:
-                raise ConfigError(f"{path}: a <tool> element has no file attribute", file=str(path),
-                                  expected='<tool file="...">')
+                raise ConfigError(
+                    f"{path}: a <tool> element has no file attribute",
+                    file=str(path),
+                    expected='<tool file="...">',
+                )
             tools.append(_load_tool((tool_path / relative).resolve(), element.get("guid")))
     seen: set[tuple[str, str]] = set()
     for tool in tools:
         if (tool.id, tool.version) in seen:
-            raise ConfigError(f"{tool.path}: tool {tool.id} version {tool.version} appears twice in the toolbox",
-                              file=str(tool.path))
+            raise ConfigError(
+                f"{tool.path}: tool {tool.id} version {tool.version} appears twice in the toolbox",
+                file=str(tool.path),
+            )
         seen.add((tool.id, tool.version))
     if not tools:
-        raise ConfigError(f"{', '.join(map(str, paths))}: the toolbox names no tool; a public lwr would refuse "
-                          "every job", expected="at least one <tool>")
+        raise ConfigError(
+            f"{', '.join(map(str, paths))}: the toolbox names no tool; a public lwr would refuse every job",
+            expected="at least one <tool>",
+        )
     return Toolbox(tuple(tools))
 
 
@@ -95,8 +108,12 @@ def _load_tool(path: Path, guid: str | None) -> Tool:
         raise ConfigError(f"{path}: the tool has no id", file=str(path), expected='<tool id="...">')
     command = root.find("./validators/command_validator")
     if command is None:
-        raise ConfigError(f"{path}: tool {tool_id} has no <validators><command_validator>; a public lwr runs "
-                          "only validated tools", file=str(path), expected="<command_validator>")
+        raise ConfigError(
+            f"{path}: tool {tool_id} has no <validators><command_validator>; a public lwr runs "
+            "only validated tools",
+            file=str(path),
+            expected="<command_validator>",
+        )
     try:
         command_validator = compile_validator(command)
         configs: dict[str, Validator] = {}

@@ -103,8 +103,9 @@ def _element(element: Element, paths: JobPaths, joiner: str) -> tuple[str, bool]
     """The element's regex, and whether it may be absent (``min="0"``)."""
     build = _ELEMENTS.get(str(element.tag))
     if build is None:
-        raise ValidatorSyntaxError(f"unknown validator element <{element.tag}>; expected one of "
-                                   f"{', '.join(sorted(_ELEMENTS))}")
+        raise ValidatorSyntaxError(
+            f"unknown validator element <{element.tag}>; expected one of {', '.join(sorted(_ELEMENTS))}"
+        )
     regex = build(element, paths)
     if _true(element.get("single_quote")):
         regex = f"'{regex}'"
@@ -170,7 +171,9 @@ def _output(element: Element, paths: JobPaths) -> str:
     from_work_dir = element.get("from_work_dir")
     if from_work_dir:
         if re.fullmatch(SAFE_RELATIVE_PATH, from_work_dir) is None:
-            raise ValidatorSyntaxError(f"<output from_work_dir> must be a plain relative name, not {from_work_dir!r}")
+            raise ValidatorSyntaxError(
+                f"<output from_work_dir> must be a plain relative name, not {from_work_dir!r}"
+            )
         return re.escape(f"{paths.sub('working')}/{from_work_dir}")
     return f"{re.escape(paths.sub('outputs'))}/{SAFE_RELATIVE_PATH}"
 
@@ -221,7 +224,9 @@ def shell_words(command: str) -> list[str]:
             if char == '"':
                 quote = ""
             elif char in _DOUBLE_QUOTED_SPECIAL:
-                raise BadRequest(f"the command line has {char!r} inside double quotes, which the shell expands")
+                raise BadRequest(
+                    f"the command line has {char!r} inside double quotes, which the shell expands"
+                )
             else:
                 word.append(char)
         elif char in " \t":
@@ -231,8 +236,11 @@ def shell_words(command: str) -> list[str]:
         elif char in "'\"":
             quote, in_word = char, True
         elif char in _UNQUOTED_SPECIAL:
-            raise BadRequest(f"the command line has {char!r}, which the shell interprets; a public lwr runs one "
-                             "plain command", character=char)
+            raise BadRequest(
+                f"the command line has {char!r}, which the shell interprets; a public lwr runs one "
+                "plain command",
+                character=char,
+            )
         else:
             word.append(char)
             in_word = True

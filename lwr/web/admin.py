@@ -54,8 +54,11 @@ def parse_states(text: str | None) -> set[JobState] | None:
         try:
             states.add(JobState(name.strip()))
         except ValueError:
-            raise BadRequest(f"unknown state '{name.strip()}'", parameter="state",
-                             expected=[state.value for state in JobState]) from None
+            raise BadRequest(
+                f"unknown state '{name.strip()}'",
+                parameter="state",
+                expected=[state.value for state in JobState],
+            ) from None
     return states
 
 
@@ -126,21 +129,30 @@ class AdminApi:
                 more = True
                 break
             page.append(record)
-        return {"jobs": [job_summary(record, self.delivered(record)) for record in page],
-                "next": str(page[-1].sequence) if more else None}
+        return {
+            "jobs": [job_summary(record, self.delivered(record)) for record in page],
+            "next": str(page[-1].sequence) if more else None,
+        }
 
     def _record(self, call: Call) -> JobRecord:
         job_id = call.path_args["job_id"]
         record = self.service.find_or_none(call.manager, job_id)
         if record is None:
-            raise NotFound(f"no job '{job_id}' on manager '{call.manager}'", job_id=job_id, manager=call.manager)
+            raise NotFound(
+                f"no job '{job_id}' on manager '{call.manager}'", job_id=job_id, manager=call.manager
+            )
         return record
 
     def show(self, call: Call) -> Any:
         record = self._record(call)
-        return {**job_summary(record, self.delivered(record)), "times": dict(record.times),
-                "staging": record.staging, "launch": {key: record.launch.get(key) for key in
-                                                      ("command_line", "submit_params", "submit_user")}}
+        return {
+            **job_summary(record, self.delivered(record)),
+            "times": dict(record.times),
+            "staging": record.staging,
+            "launch": {
+                key: record.launch.get(key) for key in ("command_line", "submit_params", "submit_user")
+            },
+        }
 
     def timeline(self, call: Call) -> Any:
         record = self._record(call)
@@ -159,7 +171,9 @@ class AdminApi:
     def metrics_text(self, call: Call) -> Response:
         if self.metrics is None:
             raise NotFound("metrics are not enabled on this lwr")
-        return Response(body=self.metrics.exposition(), content_type=CONTENT_TYPE.split(";")[0], charset="utf-8")
+        return Response(
+            body=self.metrics.exposition(), content_type=CONTENT_TYPE.split(";")[0], charset="utf-8"
+        )
 
     # --- repairs --------------------------------------------------------------------------------
     def redeliver(self, call: Call) -> Any:
@@ -168,11 +182,17 @@ class AdminApi:
         if self.messaging is None:
             raise Conflict("this lwr has no message queue (message_queue_url is not set); HTTP clients poll")
         if not record.state.is_final:
-            raise Conflict(f"job '{record.job_id}' is {record.state.value}; only a final status is redelivered",
-                           job_id=record.job_id, status=record.state.wire_name)
+            raise Conflict(
+                f"job '{record.job_id}' is {record.state.value}; only a final status is redelivered",
+                job_id=record.job_id,
+                status=record.state.wire_name,
+            )
         self.messaging.announcer.answer_status_request(record.manager, record.job_id)
-        self.service.note(record.manager, record.job_id, {"action": "final status announced again",
-                                                          "state": record.state.value})
+        self.service.note(
+            record.manager,
+            record.job_id,
+            {"action": "final status announced again", "state": record.state.value},
+        )
         return {"id": record.job_id, "redelivered": record.state.value}
 
     def retry_postprocessing(self, call: Call) -> Any:

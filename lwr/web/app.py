@@ -54,8 +54,13 @@ _MANAGER_PREFIX = re.compile(r"^/managers/(?P<manager>[^/]+)(?P<rest>/.*)$")
 _PUBLIC_PATHS = frozenset({"/healthz", "/openapi.yaml"})
 #: File-system errors a client's names cause (a file where a directory is, a name too long, a
 #: link loop): the client's fault, answered 4xx; every other OSError is the server's.
-_CLIENT_ERRNOS = {errno.EISDIR: 409, errno.ENOTDIR: 409, errno.EEXIST: 409, errno.ENAMETOOLONG: 400,
-                  errno.ELOOP: 400}
+_CLIENT_ERRNOS = {
+    errno.EISDIR: 409,
+    errno.ENOTDIR: 409,
+    errno.EEXIST: 409,
+    errno.ENAMETOOLONG: 400,
+    errno.ELOOP: 400,
+}
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 
 
@@ -104,8 +109,10 @@ def client_fault(error: OSError) -> LwrError | None:
     return Conflict(message) if status == 409 else BadRequest(message)
 
 
-_JOB_PATH = re.compile(r"^(?:/managers/(?P<manager>[^/]+))?/(?:status/)?jobs/(?:(?P<job_manager>[^/]+)/)?"
-                       r"(?P<job_id>[^/]+)")
+_JOB_PATH = re.compile(
+    r"^(?:/managers/(?P<manager>[^/]+))?/(?:status/)?jobs/(?:(?P<job_manager>[^/]+)/)?"
+    r"(?P<job_id>[^/]+)"
+)
 
 
 def _error_context(environ: dict[str, Any], incident: str) -> dict[str, str]:
@@ -121,9 +128,15 @@ def _error_context(environ: dict[str, Any], incident: str) -> dict[str, str]:
 class LwrWebApp:
     """WSGI callable: authenticate, route, call, and turn every outcome into a response."""
 
-    def __init__(self, service: JobService, credentials: Credentials, max_upload_size: int | None,
-                 file_cache: FileCache | None, extensions: Sequence[RouteProvider] = (),
-                 job_api: bool = True) -> None:
+    def __init__(
+        self,
+        service: JobService,
+        credentials: Credentials,
+        max_upload_size: int | None,
+        file_cache: FileCache | None,
+        extensions: Sequence[RouteProvider] = (),
+        job_api: bool = True,
+    ) -> None:
         self.service = service
         self.credentials = credentials
         self.max_upload_size = max_upload_size
@@ -144,7 +157,9 @@ class LwrWebApp:
         """True if a route answers ``method`` on ``path``."""
         match = _MANAGER_PREFIX.match(path)
         path = match.group("rest") if match else path
-        return any(method == route_method and pattern.match(path) for route_method, pattern, _handler in self.routes)
+        return any(
+            method == route_method and pattern.match(path) for route_method, pattern, _handler in self.routes
+        )
 
     # --- WSGI -------------------------------------------------------------------------------------
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -168,15 +183,31 @@ class LwrWebApp:
             if is_disk_full(error):
                 # Not a bug but a full disk: say so (507), so the client refuses the job cleanly.
                 log.error("%s %s refused: %s", request.method, decoding.printable_path(environ), error)
-                response = json_response({"error": "no space left on lwr's disk; try again later",
-                                          "failure_class": FailureClass.DISK_FULL.value,
-                                          "code": InsufficientStorage.code}, 507)
+                response = json_response(
+                    {
+                        "error": "no space left on lwr's disk; try again later",
+                        "failure_class": FailureClass.DISK_FULL.value,
+                        "code": InsufficientStorage.code,
+                    },
+                    507,
+                )
             else:
                 incident = uuid.uuid4().hex[:12]
-                log.exception("unexpected error %s handling %s %s", incident, request.method,
-                              decoding.printable_path(environ), extra=_error_context(environ, incident))
-                response = json_response({"error": "internal server error; see the server log",
-                                          "incident": incident, "code": LwrError.code}, 500)
+                log.exception(
+                    "unexpected error %s handling %s %s",
+                    incident,
+                    request.method,
+                    decoding.printable_path(environ),
+                    extra=_error_context(environ, incident),
+                )
+                response = json_response(
+                    {
+                        "error": "internal server error; see the server log",
+                        "incident": incident,
+                        "code": LwrError.code,
+                    },
+                    500,
+                )
         return response(environ, start_response)
 
     def _handle(self, request: Request) -> Response:
@@ -224,7 +255,9 @@ class LwrWebApp:
         if record is None and may_be_new:
             return job_id
         if record is None or (record.owner or DEFAULT_TENANT) != call.tenant:
-            raise NotFound(f"no job '{job_id}' on manager '{call.manager}'", job_id=job_id, manager=call.manager)
+            raise NotFound(
+                f"no job '{job_id}' on manager '{call.manager}'", job_id=job_id, manager=call.manager
+            )
         return job_id
 
     def _authorize_admin(self, tenant: str) -> None:
@@ -233,8 +266,9 @@ class LwrWebApp:
         if tenant != DEFAULT_TENANT:
             raise Forbidden("admin routes need the admin token (private_token), not a tenant's token")
         if self.credentials.open and self.service.settings.assign_ids == "uuid":
-            raise Forbidden("admin routes need a private_token when assign_ids = uuid (several clients share "
-                            "this lwr)")
+            raise Forbidden(
+                "admin routes need a private_token when assign_ids = uuid (several clients share this lwr)"
+            )
 
     # --- routes -----------------------------------------------------------------------------------
     def _add_routes(self) -> None:
@@ -259,10 +293,14 @@ class LwrWebApp:
             self.routes.append((method, re.compile(f"^{pattern}/?$"), handler))
 
     def setup(self, call: Call) -> Any:
-        return self.service.setup(call.manager, call.arg("job_id"), call.arg("tool_id", required=False),
-                                  call.arg("tool_version", required=False), owner=call.tenant,
-                                  preserve_galaxy_python_environment=call.arg("preserve_galaxy_python_environment",
-                                                                              required=False))
+        return self.service.setup(
+            call.manager,
+            call.arg("job_id"),
+            call.arg("tool_id", required=False),
+            call.arg("tool_version", required=False),
+            owner=call.tenant,
+            preserve_galaxy_python_environment=call.arg("preserve_galaxy_python_environment", required=False),
+        )
 
     def submit(self, call: Call) -> None:
         # Only with client-chosen ids may a submit set its job up itself: in uuid mode an id
@@ -290,15 +328,17 @@ class LwrWebApp:
                 raise BadRequest("this server has no file cache (file_cache_dir is not set)")
             return self.file_cache.copy_to(call.tenant, cache_token, target)
         decoding.require_body_length(call.request.environ)
-        reply = transfer.receive_upload(call.request.environ, target, self.max_upload_size,
-                                        call.request.headers.get(SHA256_HEADER))
+        reply = transfer.receive_upload(
+            call.request.environ, target, self.max_upload_size, call.request.headers.get(SHA256_HEADER)
+        )
         if "sha256" in reply:
             self.digests.remember(target, reply["sha256"])
         return reply
 
     def download(self, call: Call) -> Response:
-        handle = self.service.open_output(call.manager, self._job(call), call.arg("name"),
-                                          call.arg("type", "output"))
+        handle = self.service.open_output(
+            call.manager, self._job(call), call.arg("name"), call.arg("type", "output")
+        )
         path = f"/proc/self/fd/{handle.fileno()}"  # the opened file itself, never its name again
         size = os.fstat(handle.fileno()).st_size
         try:
@@ -312,8 +352,9 @@ class LwrWebApp:
             response.headers[SHA256_HEADER] = self.digests.sha256(path)
         if byte_range is None:
             wrapper = call.request.environ.get("wsgi.file_wrapper")
-            response.app_iter = (wrapper(handle, transfer.CHUNK_SIZE) if wrapper
-                                 else transfer.iter_file(handle, 0, size))
+            response.app_iter = (
+                wrapper(handle, transfer.CHUNK_SIZE) if wrapper else transfer.iter_file(handle, 0, size)
+            )
             response.content_length = size
         else:
             start, end = byte_range
@@ -324,8 +365,9 @@ class LwrWebApp:
         return response
 
     def file_path(self, call: Call) -> Any:
-        path = self.service.file_path(call.manager, self._job(call), call.arg("name"),
-                                      call.arg("type", "input"))
+        path = self.service.file_path(
+            call.manager, self._job(call), call.arg("name"), call.arg("type", "input")
+        )
         return {"path": str(path)}
 
     def _cache(self) -> FileCache:
@@ -351,8 +393,12 @@ class LwrWebApp:
         decoding.require_body_length(call.request.environ)
         environ, limit = call.request.environ, self.max_upload_size
         sha256 = call.request.headers.get(SHA256_HEADER)
-        return self._cache().insert(call.tenant, self._client_ip(call), call.arg("path"),
-                                    lambda target: transfer.receive_upload(environ, target, limit, sha256))
+        return self._cache().insert(
+            call.tenant,
+            self._client_ip(call),
+            call.arg("path"),
+            lambda target: transfer.receive_upload(environ, target, limit, sha256),
+        )
 
     def healthz(self, call: Call) -> Any:
         return {"version": __version__, "status": "ok"}
@@ -366,8 +412,10 @@ class LwrWebApp:
         return Response(body=body, content_type="application/yaml", charset=None)
 
     def list_managers(self, call: Call) -> Any:
-        reply: dict[str, Any] = {"managers": [manager.describe() for manager in self.service.managers.values()]}
+        reply: dict[str, Any] = {
+            "managers": [manager.describe() for manager in self.service.managers.values()]
+        }
         backlog = getattr(self.service.staging_hooks, "backlog", None)
         if backlog is not None:
-            reply["staging"] = backlog()   # server-side staging pool: waiting/running, per host
+            reply["staging"] = backlog()  # server-side staging pool: waiting/running, per host
         return reply

@@ -72,7 +72,9 @@ def decode_json(raw: str, name: str) -> Any:
     try:
         value = json.loads(raw)
     except RecursionError:
-        raise BadRequest(f"parameter '{name}' nests deeper than {MAX_JSON_DEPTH} levels", parameter=name) from None
+        raise BadRequest(
+            f"parameter '{name}' nests deeper than {MAX_JSON_DEPTH} levels", parameter=name
+        ) from None
     except ValueError:
         raise BadRequest(f"parameter '{name}' is not valid JSON", parameter=name) from None
     if json_depth(value) > MAX_JSON_DEPTH:
@@ -110,5 +112,6 @@ def require_body_length(environ: dict[str, Any]) -> None:
     if not encoding or encoding == "identity" or environ.get("wsgi.input_terminated"):
         return
     if (environ.get("CONTENT_LENGTH") or "").strip() in ("", "0"):
-        raise LengthRequired("this server needs a Content-Length for uploads; Transfer-Encoding: chunked is not "
-                             "supported")
+        raise LengthRequired(
+            "this server needs a Content-Length for uploads; Transfer-Encoding: chunked is not supported"
+        )

@@ -125,9 +125,14 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead:
         if not colon or not _HEADER_NAME.match(name):
             raise HeadError(400, "malformed header line")
         headers.append((name.decode("ascii"), value.strip(b" \t").decode("latin-1")))
-    head = RequestHead(method=parts[0].decode("ascii"), target=target.decode("latin-1"),
-                       path=unquote_to_bytes(raw_path).decode("latin-1"), query=raw_query.decode("latin-1"),
-                       version=(major, minor), headers=headers)
+    head = RequestHead(
+        method=parts[0].decode("ascii"),
+        target=target.decode("latin-1"),
+        path=unquote_to_bytes(raw_path).decode("latin-1"),
+        query=raw_query.decode("latin-1"),
+        version=(major, minor),
+        headers=headers,
+    )
     _frame_body(head)
     return head
 
@@ -163,8 +168,13 @@ class BodyReader(io.RawIOBase):
     :class:`RequestTimeout`. ``on_first_read`` sends ``100 Continue`` when the client asked.
     """
 
-    def __init__(self, sock: socket.socket, head: RequestHead, leftover: bytes,
-                 on_first_read: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        head: RequestHead,
+        leftover: bytes,
+        on_first_read: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__()
         self._sock = sock
         self._buffer = bytearray(leftover)
@@ -248,7 +258,7 @@ class BodyReader(io.RawIOBase):
             end = self._buffer.find(b"\r\n")
             if end >= 0:
                 line = bytes(self._buffer[:end])
-                del self._buffer[:end + 2]
+                del self._buffer[: end + 2]
                 return line
             if len(self._buffer) > limit:
                 raise BadRequest("malformed chunked body: line too long")

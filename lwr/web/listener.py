@@ -60,11 +60,16 @@ def systemd_socket() -> socket.socket | None:
 
 def bind(settings: ServerSettings) -> socket.socket:
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except socket.gaierror as error:
-        raise ConfigError(f"{settings.source}: [server:main] host = {settings.host!r}: {error}",
-                          file=settings.source, section="server:main", key="host") from None
+        raise ConfigError(
+            f"{settings.source}: [server:main] host = {settings.host!r}: {error}",
+            file=settings.source,
+            section="server:main",
+            key="host",
+        ) from None
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -72,8 +77,13 @@ def bind(settings: ServerSettings) -> socket.socket:
         sock.listen(settings.request_queue_size)
     except OSError as error:
         sock.close()
-        raise ConfigError(f"{settings.source}: [server:main] cannot listen on {settings.host}:{settings.port}: "
-                          f"{error.strerror}", file=settings.source, section="server:main", key="port") from None
+        raise ConfigError(
+            f"{settings.source}: [server:main] cannot listen on {settings.host}:{settings.port}: "
+            f"{error.strerror}",
+            file=settings.source,
+            section="server:main",
+            key="port",
+        ) from None
     return sock
 
 

@@ -59,9 +59,13 @@ def tls_context(ssl_pem: str, source: str = "<defaults>") -> ssl.SSLContext:
     try:
         context.load_cert_chain(ssl_pem)
     except (OSError, ssl.SSLError) as error:
-        raise ConfigError(f"{source}: [server:main] ssl_pem = {ssl_pem!r}: {error}; expected a PEM file with the "
-                          "certificate chain and the private key", file=source, section="server:main",
-                          key="ssl_pem") from None
+        raise ConfigError(
+            f"{source}: [server:main] ssl_pem = {ssl_pem!r}: {error}; expected a PEM file with the "
+            "certificate chain and the private key",
+            file=source,
+            section="server:main",
+            key="ssl_pem",
+        ) from None
     return context
 
 
@@ -106,9 +110,14 @@ class _Connection:
 class HttpServer:
     """The event loop and the worker pool around one listening socket."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], settings: ServerSettings, listener: socket.socket,
-                 tls: ssl.SSLContext | None = None,
-                 adopted: Iterable[tuple[socket.socket, bytes, Any]] = ()) -> None:
+    def __init__(
+        self,
+        app: Callable[..., Iterable[bytes]],
+        settings: ServerSettings,
+        listener: socket.socket,
+        tls: ssl.SSLContext | None = None,
+        adopted: Iterable[tuple[socket.socket, bytes, Any]] = (),
+    ) -> None:
         self.app = app
         self.settings = settings
         self.listener = listener
@@ -132,8 +141,10 @@ class HttpServer:
         self._calls: collections.deque[Callable[[], None]] = collections.deque()
         host, port = listener.getsockname()[:2]
         self.server_name, self.server_port = str(host), str(port)
-        self._workers = [threading.Thread(target=self._work_loop, name=f"http-worker-{index}", daemon=True)
-                         for index in range(settings.threadpool_workers)]
+        self._workers = [
+            threading.Thread(target=self._work_loop, name=f"http-worker-{index}", daemon=True)
+            for index in range(settings.threadpool_workers)
+        ]
 
     # --- control, from any thread -------------------------------------------------------------------
     def drain(self, timeout: float | None = None) -> bool:
@@ -151,6 +162,7 @@ class HttpServer:
         be passed to the successor with :meth:`detach_waiting` (plain HTTP only: a TLS session
         cannot leave its process), instead of being closed under a client about to reuse them.
         """
+
         def begin() -> None:
             self._keep_waiting = keep_waiting and self.tls is None
             self._begin_drain()
@@ -186,6 +198,7 @@ class HttpServer:
 
     def resume(self) -> None:
         """Undo :meth:`quiesce`: accept again (a restart whose successor died before taking over)."""
+
         def undo() -> None:
             self._draining = False
             self._keep_waiting = False
@@ -217,8 +230,12 @@ class HttpServer:
         """A waiting connection handed over by the server this one replaces."""
         sock.setblocking(False)
         now = time.monotonic()
-        connection = _Connection(sock, address, "head" if buffer else "idle",
-                                 now + (self.settings.header_timeout if buffer else self.settings.idle_timeout))
+        connection = _Connection(
+            sock,
+            address,
+            "head" if buffer else "idle",
+            now + (self.settings.header_timeout if buffer else self.settings.idle_timeout),
+        )
         connection.buffer = bytearray(buffer)
         self._connections[sock.fileno()] = connection
         self.selector.register(sock, selectors.EVENT_READ, connection)
@@ -278,7 +295,9 @@ class HttpServer:
 
     def _timeout(self) -> float:
         now = time.monotonic()
-        deadlines = [connection.deadline for connection in self._connections.values() if connection.state != "busy"]
+        deadlines = [
+            connection.deadline for connection in self._connections.values() if connection.state != "busy"
+        ]
         if self._draining:
             deadlines.append(self._drain_deadline)
         if not deadlines:
@@ -410,7 +429,7 @@ class HttpServer:
         except HeadError as error:
             self._refuse(connection, error.status, error.reason)
             return
-        leftover = bytes(buffer[end + 4:])
+        leftover = bytes(buffer[end + 4 :])
         buffer.clear()
         self.selector.unregister(connection.sock)
         connection.state = "busy"
@@ -467,8 +486,11 @@ class HttpServer:
             else:
                 self._close(connection)
         if self._draining and now >= self._drain_deadline:
-            log.warning("drain: %d connection(s) still open after %.0f s; closing them",
-                        len(self._connections), self.settings.drain_timeout)
+            log.warning(
+                "drain: %d connection(s) still open after %.0f s; closing them",
+                len(self._connections),
+                self.settings.drain_timeout,
+            )
             self._drained.set()
         self._check_drained()
 
@@ -535,7 +557,9 @@ class HttpServer:
             self._returned.append((connection, verdict, leftover))
             self._wake()
 
-    def _serve(self, connection: _Connection, head: RequestHead, leftover: bytes) -> tuple[bool | None, bytes]:
+    def _serve(
+        self, connection: _Connection, head: RequestHead, leftover: bytes
+    ) -> tuple[bool | None, bytes]:
         """Run the application for one request; (keep the connection?, bytes of the next request).
 
         ``None`` for keep means: answered, but the body was not read, so linger before closing.
@@ -543,12 +567,19 @@ class HttpServer:
         sock = connection.sock
         sock.setblocking(True)
         sock.settimeout(self.settings.body_timeout)
-        body = BodyReader(sock, head, leftover,
-                          on_first_read=(lambda: sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n"))
-                          if head.expects_continue else None)
+        body = BodyReader(
+            sock,
+            head,
+            leftover,
+            on_first_read=(lambda: sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n"))
+            if head.expects_continue
+            else None,
+        )
         connection.body = body
         environ = self._environ(connection, head, body)
-        response = _Response(sock, head, closing=not head.keep_alive, draining=lambda: self._draining, body=body)
+        response = _Response(
+            sock, head, closing=not head.keep_alive, draining=lambda: self._draining, body=body
+        )
         connection.response = response
         result: Iterable[bytes] | None = None
         try:
@@ -582,13 +613,25 @@ class HttpServer:
     def _environ(self, connection: _Connection, head: RequestHead, body: BodyReader) -> dict[str, Any]:
         address = connection.address if isinstance(connection.address, tuple) else ("", 0)
         environ: dict[str, Any] = {
-            "REQUEST_METHOD": head.method, "SCRIPT_NAME": "", "PATH_INFO": head.path, "QUERY_STRING": head.query,
-            "RAW_URI": head.target, "SERVER_NAME": self.server_name, "SERVER_PORT": self.server_port,
+            "REQUEST_METHOD": head.method,
+            "SCRIPT_NAME": "",
+            "PATH_INFO": head.path,
+            "QUERY_STRING": head.query,
+            "RAW_URI": head.target,
+            "SERVER_NAME": self.server_name,
+            "SERVER_PORT": self.server_port,
             "SERVER_PROTOCOL": f"HTTP/{head.version[0]}.{head.version[1]}",
-            "REMOTE_ADDR": str(address[0]), "REMOTE_PORT": str(address[1]),
-            "wsgi.version": (1, 0), "wsgi.url_scheme": "https" if self.tls else "http", "wsgi.input": body,
-            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False,
-            "wsgi.run_once": False, "wsgi.input_terminated": True, "wsgi.file_wrapper": FileWrapper,
+            "REMOTE_ADDR": str(address[0]),
+            "REMOTE_PORT": str(address[1]),
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "https" if self.tls else "http",
+            "wsgi.input": body,
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": FileWrapper,
         }
         for name, value in head.headers:
             if "_" in name:  # X-Foo_Bar would pass for X-Foo-Bar in the environ: drop it
@@ -605,8 +648,14 @@ class HttpServer:
 class _Response:
     """Status, headers and body of one response, framed for the connection's next request."""
 
-    def __init__(self, sock: socket.socket, head: RequestHead, closing: bool,
-                 draining: Callable[[], bool] = lambda: False, body: BodyReader | None = None) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        head: RequestHead,
+        closing: bool,
+        draining: Callable[[], bool] = lambda: False,
+        body: BodyReader | None = None,
+    ) -> None:
         self.sock = sock
         self.head = head
         self.closing = closing
@@ -620,8 +669,9 @@ class _Response:
         self.content_length: int | None = None
         self.sent = 0
 
-    def start_response(self, status: str, headers: list[tuple[str, str]],
-                       exc_info: Any = None) -> Callable[[bytes], None]:
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
         if exc_info is not None and self.head_sent:
             raise exc_info[1].with_traceback(exc_info[2])
         self.status = status
@@ -641,8 +691,11 @@ class _Response:
         return self.head.method != "HEAD" and code not in _NO_BODY_STATUSES and code >= 200
 
     def _head_bytes(self) -> bytes:
-        headers = [(name, value) for name, value in self.headers
-                   if name.lower() not in ("connection", "transfer-encoding", "keep-alive")]
+        headers = [
+            (name, value)
+            for name, value in self.headers
+            if name.lower() not in ("connection", "transfer-encoding", "keep-alive")
+        ]
         if self.content_length is None and self._has_body:
             if self.head.version >= (1, 1):
                 self.chunked = True
@@ -698,14 +751,24 @@ class _Response:
         self.sock.sendall(_simple_response(status, reason))
 
 
-_REASONS = {400: "Bad Request", 408: "Request Timeout", 503: "Service Unavailable", 414: "URI Too Long", 431: "Request Header Fields Too Large",
-            500: "Internal Server Error", 501: "Not Implemented", 505: "HTTP Version Not Supported"}
+_REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    503: "Service Unavailable",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
 
 
 def _simple_response(status: int, reason: str) -> bytes:
     body = json.dumps({"error": reason}).encode()
-    return (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + body
 
 
 def run(wsgi_app: Any, settings: ServerSettings, listener: Listener | None = None) -> None:
@@ -717,8 +780,10 @@ def run(wsgi_app: Any, settings: ServerSettings, listener: Listener | None = Non
     host, port = listener.sock.getsockname()[:2]
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.request_stop())
-    print(f"serving on {'https' if tls else 'http'}://{host}:{port} (lwr {__version__}, {listener.origin})",
-          flush=True)
+    print(
+        f"serving on {'https' if tls else 'http'}://{host}:{port} (lwr {__version__}, {listener.origin})",
+        flush=True,
+    )
     listener.ready(server)
     try:
         server.serve_forever()

@@ -62,8 +62,10 @@ def _table(headers: list[str], rows: list[list[str]], table_id: str) -> str:
 
 
 def _page(title: str, body: str) -> Response:
-    html = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>{body}</body></html>")
+    html = (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f"<style>{STYLE}</style></head><body>{body}</body></html>"
+    )
     return Response(body=html.encode("utf-8"), content_type="text/html", charset="utf-8")
 
 
@@ -89,8 +91,10 @@ class StatusPage:
     def _job_link(self, call: Call, record: JobRecord) -> str:
         href = f"/status/jobs/{quote(record.manager, safe='')}/{quote(record.job_id, safe='')}"
         script = call.request.script_name or ""
-        return (f'<a class="job" href="{escape(script + href + self._token_query(call))}">'
-                f"{escape(record.job_id)}</a>")
+        return (
+            f'<a class="job" href="{escape(script + href + self._token_query(call))}">'
+            f"{escape(record.job_id)}</a>"
+        )
 
     def _staging_bytes(self) -> int:
         measured_at, size = self._usage
@@ -112,45 +116,117 @@ class StatusPage:
                 if record.manager == name:
                     counts[record.state] += 1
             description = manager.describe()
-            rows.append([escape(name), escape(str(description.get("type", ""))),
-                         *(str(counts[state]) for state in ACTIVE),
-                         str(counts[JobState.COMPLETE]), str(sum(counts[state] for state in FAILURES)),
-                         escape(", ".join(f"{key} {value}" for key, value in sorted(description.items())
-                                          if key not in ("name", "type")))])
-        parts.append(_table(["manager", "type", *(state.value for state in ACTIVE), "complete",
-                             "failed/lost/cancelled", "queue"], rows, "managers"))
+            rows.append(
+                [
+                    escape(name),
+                    escape(str(description.get("type", ""))),
+                    *(str(counts[state]) for state in ACTIVE),
+                    str(counts[JobState.COMPLETE]),
+                    str(sum(counts[state] for state in FAILURES)),
+                    escape(
+                        ", ".join(
+                            f"{key} {value}"
+                            for key, value in sorted(description.items())
+                            if key not in ("name", "type")
+                        )
+                    ),
+                ]
+            )
+        parts.append(
+            _table(
+                [
+                    "manager",
+                    "type",
+                    *(state.value for state in ACTIVE),
+                    "complete",
+                    "failed/lost/cancelled",
+                    "queue",
+                ],
+                rows,
+                "managers",
+            )
+        )
 
         parts.append("<h2>Jobs in flight</h2>")
         active = [record for record in records if not record.state.is_final]
-        parts.append(_table(["job", "manager", "state", "since", "batch id", "tool"], [
-            [self._job_link(call, record), escape(record.manager),
-             f'<span class="{record.state.value}">{escape(record.state.value)}</span>',
-             escape(when(record.times.get(record.state.value))), escape(record.external_id or "-"),
-             escape(record.tool_id or "-")] for record in active], "active"))
+        parts.append(
+            _table(
+                ["job", "manager", "state", "since", "batch id", "tool"],
+                [
+                    [
+                        self._job_link(call, record),
+                        escape(record.manager),
+                        f'<span class="{record.state.value}">{escape(record.state.value)}</span>',
+                        escape(when(record.times.get(record.state.value))),
+                        escape(record.external_id or "-"),
+                        escape(record.tool_id or "-"),
+                    ]
+                    for record in active
+                ],
+                "active",
+            )
+        )
 
         parts.append("<h2>Recent failures</h2>")
-        failures = sorted((record for record in records if record.state in FAILURES),
-                          key=lambda record: record.times.get(record.state.value, 0), reverse=True)
-        parts.append(_table(["job", "manager", "state", "ended", "reason"], [
-            [self._job_link(call, record), escape(record.manager),
-             f'<span class="{record.state.value}">{escape(record.state.value)}</span>',
-             escape(when(record.times.get(record.state.value))), escape(record.reason or "-")]
-            for record in failures[:RECENT_FAILURES]], "failures"))
+        failures = sorted(
+            (record for record in records if record.state in FAILURES),
+            key=lambda record: record.times.get(record.state.value, 0),
+            reverse=True,
+        )
+        parts.append(
+            _table(
+                ["job", "manager", "state", "ended", "reason"],
+                [
+                    [
+                        self._job_link(call, record),
+                        escape(record.manager),
+                        f'<span class="{record.state.value}">{escape(record.state.value)}</span>',
+                        escape(when(record.times.get(record.state.value))),
+                        escape(record.reason or "-"),
+                    ]
+                    for record in failures[:RECENT_FAILURES]
+                ],
+                "failures",
+            )
+        )
 
         if self.messaging is not None:
             outbox = self.messaging.outbox
             connected = self.messaging.consumer.connected.is_set()
             parts.append("<h2>Message queue</h2>")
-            parts.append(_table(["broker", "pending updates", "awaiting acknowledgement", "oldest undelivered"], [[
-                "connected" if connected else "<strong>disconnected</strong>", str(outbox.pending_count()),
-                str(outbox.awaiting_count()), f"{outbox.oldest_age():.0f} s"]], "outbox"))
+            parts.append(
+                _table(
+                    ["broker", "pending updates", "awaiting acknowledgement", "oldest undelivered"],
+                    [
+                        [
+                            "connected" if connected else "<strong>disconnected</strong>",
+                            str(outbox.pending_count()),
+                            str(outbox.awaiting_count()),
+                            f"{outbox.oldest_age():.0f} s",
+                        ]
+                    ],
+                    "outbox",
+                )
+            )
 
         parts.append("<h2>Staging disk</h2>")
         usage = shutil.disk_usage(self.service.staging)
-        parts.append(_table(["directory", "job directories", "used by lwr", "filesystem used", "free", "size"], [[
-            escape(str(self.service.staging)), str(len(records)), escape(human_bytes(self._staging_bytes())),
-            escape(human_bytes(usage.used)), escape(human_bytes(usage.free)), escape(human_bytes(usage.total))]],
-            "disk"))
+        parts.append(
+            _table(
+                ["directory", "job directories", "used by lwr", "filesystem used", "free", "size"],
+                [
+                    [
+                        escape(str(self.service.staging)),
+                        str(len(records)),
+                        escape(human_bytes(self._staging_bytes())),
+                        escape(human_bytes(usage.used)),
+                        escape(human_bytes(usage.free)),
+                        escape(human_bytes(usage.total)),
+                    ]
+                ],
+                "disk",
+            )
+        )
         return _page("lwr status", "".join(parts))
 
     def timeline_page(self, call: Call) -> Response:
@@ -163,18 +239,45 @@ class StatusPage:
         events = self.service.timeline(manager, job_id)
         rows = []
         for event in events:
-            what = event.get("state") or event.get("action") or ("batch id" if "external_id" in event else "event")
-            details = "; ".join(f"{key}: {value}" for key, value in event.items()
-                                if key not in ("at", "state", "action"))
-            rows.append([escape(when(event.get("at"))), f'<span class="{escape(str(what))}">{escape(str(what))}</span>',
-                         escape(details)])
+            what = (
+                event.get("state")
+                or event.get("action")
+                or ("batch id" if "external_id" in event else "event")
+            )
+            details = "; ".join(
+                f"{key}: {value}" for key, value in event.items() if key not in ("at", "state", "action")
+            )
+            rows.append(
+                [
+                    escape(when(event.get("at"))),
+                    f'<span class="{escape(str(what))}">{escape(str(what))}</span>',
+                    escape(details),
+                ]
+            )
         delivered = "-"
         if self.messaging is not None and record.state.is_final:
             delivered = "yes" if self.messaging.outbox.is_delivered(manager, job_id) else "no"
-        back = f'<p><a id="back" href="{escape((call.request.script_name or "") + "/status" + self._token_query(call))}">' \
-               "all jobs</a></p>"
-        summary = _table(["job", "manager", "state", "reason", "batch id", "retries", "final status delivered"], [[
-            escape(record.job_id), escape(manager), escape(record.state.value), escape(record.reason or "-"),
-            escape(record.external_id or "-"), str(record.retries), delivered]], "job")
-        return _page(f"lwr job {job_id}", f"<h1>Job {escape(job_id)}</h1>{back}{summary}<h2>Timeline</h2>"
-                     + _table(["time", "event", "details"], rows, "timeline"))
+        back = (
+            f'<p><a id="back" href="{escape((call.request.script_name or "") + "/status" + self._token_query(call))}">'
+            "all jobs</a></p>"
+        )
+        summary = _table(
+            ["job", "manager", "state", "reason", "batch id", "retries", "final status delivered"],
+            [
+                [
+                    escape(record.job_id),
+                    escape(manager),
+                    escape(record.state.value),
+                    escape(record.reason or "-"),
+                    escape(record.external_id or "-"),
+                    str(record.retries),
+                    delivered,
+                ]
+            ],
+            "job",
+        )
+        return _page(
+            f"lwr job {job_id}",
+            f"<h1>Job {escape(job_id)}</h1>{back}{summary}<h2>Timeline</h2>"
+            + _table(["time", "event", "details"], rows, "timeline"),
+        )

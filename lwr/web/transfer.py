@@ -21,8 +21,9 @@ CHUNK_SIZE = 1 << 20
 __all__ = ["CHUNK_SIZE", "RangeNotSatisfiable", "iter_file", "parse_range", "receive_upload"]
 
 
-def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
-                   expected_sha256: str | None) -> dict[str, Any]:
+def receive_upload(
+    environ: dict[str, Any], target: Path, max_size: int | None, expected_sha256: str | None
+) -> dict[str, Any]:
     """Stream the request body to ``target`` atomically; reply with its path, size and digest."""
     length_header = environ.get("CONTENT_LENGTH") or ""
     stream: BinaryIO = environ["wsgi.input"]
@@ -38,8 +39,9 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
     if length is not None and length < 0:
         raise BadRequest("Content-Length is negative")
     if max_size is not None and length is not None and length > max_size:
-        raise PayloadTooLarge(f"upload of {length} bytes is over the limit of {max_size} bytes",
-                              limit=max_size, size=length)
+        raise PayloadTooLarge(
+            f"upload of {length} bytes is over the limit of {max_size} bytes", limit=max_size, size=length
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     digest = BackgroundHash() if expected_sha256 else None
     received = 0
@@ -66,12 +68,17 @@ def receive_upload(environ: dict[str, Any], target: Path, max_size: int | None,
                 if digest is not None:
                     digest.update(chunk)  # type: ignore[arg-type]
             if length is not None and received != length:
-                raise BadRequest(f"upload interrupted: received {received} of {length} bytes",
-                                 received=received, expected=length)
+                raise BadRequest(
+                    f"upload interrupted: received {received} of {length} bytes",
+                    received=received,
+                    expected=length,
+                )
             sha256 = digest.hexdigest() if digest is not None else None
             digest = None
             if expected_sha256 and sha256 != expected_sha256.strip().lower():
-                raise IntegrityError("upload does not match its SHA-256", expected=expected_sha256, actual=sha256)
+                raise IntegrityError(
+                    "upload does not match its SHA-256", expected=expected_sha256, actual=sha256
+                )
     except BaseException:
         if digest is not None:
             digest.abandon()

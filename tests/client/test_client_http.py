@@ -82,7 +82,12 @@ def test_connection_refused_is_retried_then_a_transport_error() -> None:
         (413, {"error": "too big", "limit": 10}, errors.PayloadTooLarge),
         (
             400,
-            {"error": "upload does not match its SHA-256", "code": "integrity", "expected": "a", "actual": "b"},
+            {
+                "error": "upload does not match its SHA-256",
+                "code": "integrity",
+                "expected": "a",
+                "actual": "b",
+            },
             errors.IntegrityError,
         ),
         # The class comes from the code, never from words in the message:
@@ -193,7 +198,9 @@ def test_download_verifies_and_renames_into_place(tmp_path: Path) -> None:
     data = os.urandom(2 * 1024 * 1024)
     with StubServer(lambda request, earlier: Reply.file(data)) as server:
         destination = tmp_path / "out" / "result.dat"
-        digest = open_client(url=server.url, retry=FAST).download("1", "result.dat", "output", str(destination))
+        digest = open_client(url=server.url, retry=FAST).download(
+            "1", "result.dat", "output", str(destination)
+        )
     assert destination.read_bytes() == data
     assert digest == hashlib.sha256(data).hexdigest()
     assert server.seen[0].headers.get("X-Lwr-Want-Sha256") == "1"
@@ -267,7 +274,9 @@ def test_a_call_that_never_left_is_resent_even_if_not_idempotent() -> None:
     timer = threading.Timer(0.3, replies.__enter__)
     timer.start()
     try:
-        client = open_client(url=f"http://127.0.0.1:{port}/", retry=RetryPolicy(attempts=8, backoff=0.1, cap=0.2))
+        client = open_client(
+            url=f"http://127.0.0.1:{port}/", retry=RetryPolicy(attempts=8, backoff=0.1, cap=0.2)
+        )
         assert client.setup("7").job_id == "7"
         assert len(replies.seen) == 1
     finally:

@@ -92,7 +92,9 @@ def test_what_is_submitted(tmp_path: Path) -> None:
         env={"A": "1"},
     )
     with server_answering() as server:
-        staged = stage_and_submit(open_client(url=server.url, retry=FAST), description, parse_action_config({}))
+        staged = stage_and_submit(
+            open_client(url=server.url, retry=FAST), description, parse_action_config({})
+        )
     assert staged.command_line == (
         "tool --params /srv/j1/configs/params.json --in /srv/j1/inputs/in.dat > /srv/j1/outputs/dataset_2.dat"
     )

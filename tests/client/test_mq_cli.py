@@ -23,7 +23,6 @@ from server import ROOT, LwrServer, free_port
 BROKER = "amqp://guest:guest@127.0.0.1:5672"
 
 
-
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60, check=True)
 
@@ -59,22 +58,40 @@ def mq_lwr(make_server: Callable[..., LwrServer], vhost_url: str, files_port: in
 
 
 def lwr(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lwr.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd or ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "lwr.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd or ROOT,
+    )
 
 
 def explain(result: subprocess.CompletedProcess[str], server: LwrServer | None = None) -> str:
     return f"rc={result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}" + (
-        f"\n--- server log ---\n{server.log_text()[-4000:]}" if server else "")
+        f"\n--- server log ---\n{server.log_text()[-4000:]}" if server else ""
+    )
 
 
 @pytest.mark.parametrize("layout", ["relative", "jobs-directory"])
 def test_check_over_the_queue_passes(mq_lwr: LwrServer, vhost_url: str, files_port: int, layout: str) -> None:
     """Every step of the representative job, lwr fetching the inputs and posting the outputs itself.
     With ``--jobs-directory`` (and a named manager) the server paths are absolute, as Galaxy's are."""
-    extra = ["--manager", "mq", "--jobs-directory", str(mq_lwr.staging / "mq")] if layout == "jobs-directory" else []
-    result = lwr("check", "--amqp-url", vhost_url, "--files-listen", f"127.0.0.1:{files_port}", "--timeout", "120",
-                 *extra)
+    extra = (
+        ["--manager", "mq", "--jobs-directory", str(mq_lwr.staging / "mq")]
+        if layout == "jobs-directory"
+        else []
+    )
+    result = lwr(
+        "check",
+        "--amqp-url",
+        vhost_url,
+        "--files-listen",
+        f"127.0.0.1:{files_port}",
+        "--timeout",
+        "120",
+        *extra,
+    )
     assert result.returncode == 0, explain(result, mq_lwr)
     lines = result.stdout.splitlines()
     steps = [line for line in lines if line.startswith("[")]
@@ -84,12 +101,14 @@ def test_check_over_the_queue_passes(mq_lwr: LwrServer, vhost_url: str, files_po
     endpoint = next(line for line in steps if "files endpoint: only the job's files" in line)
     assert "none refused" in endpoint and "0 inputs fetched" not in endpoint
     if layout == "jobs-directory":
-        assert any(str(mq_lwr.staging / "mq") in line for line in steps if "unstructured files" in line), explain(
-            result)
+        assert any(str(mq_lwr.staging / "mq") in line for line in steps if "unstructured files" in line), (
+            explain(result)
+        )
 
 
-def test_submit_over_the_queue_propagates_the_exit_code(mq_lwr: LwrServer, vhost_url: str, files_port: int,
-                                                        tmp_path: Path) -> None:
+def test_submit_over_the_queue_propagates_the_exit_code(
+    mq_lwr: LwrServer, vhost_url: str, files_port: int, tmp_path: Path
+) -> None:
     connection = ["--amqp-url", vhost_url, "--files-listen", f"127.0.0.1:{files_port}", "--timeout", "120"]
     simple = lwr("submit", *connection, "--", "echo", "hi")
     assert simple.returncode == 0, explain(simple, mq_lwr)
@@ -99,24 +118,38 @@ def test_submit_over_the_queue_propagates_the_exit_code(mq_lwr: LwrServer, vhost
     work = tmp_path / "client"  # not tmp_path: the server's directory there is called lwr
     work.mkdir()
     (work / "in.txt").write_text("some input\n")
-    failing = lwr("submit", *connection, "-q", "-i", "in.txt", "-o", "out.txt", "--",
-                  "tr a-z A-Z < in.txt > out.txt; echo to stdout; echo to stderr >&2; exit 7", cwd=work)
+    failing = lwr(
+        "submit",
+        *connection,
+        "-q",
+        "-i",
+        "in.txt",
+        "-o",
+        "out.txt",
+        "--",
+        "tr a-z A-Z < in.txt > out.txt; echo to stdout; echo to stderr >&2; exit 7",
+        cwd=work,
+    )
     assert failing.returncode == 7, explain(failing, mq_lwr)
     assert failing.stdout == "to stdout\n"
     assert "to stderr" in failing.stderr
     assert (work / "out.txt").read_text() == "SOME INPUT\n", "the output was posted back by lwr"
 
 
-def test_a_manager_nobody_consumes_fails_with_a_clear_message(mq_lwr: LwrServer, vhost_url: str,
-                                                             files_port: int) -> None:
+def test_a_manager_nobody_consumes_fails_with_a_clear_message(
+    mq_lwr: LwrServer, vhost_url: str, files_port: int
+) -> None:
     check = lwr("check", "--amqp-url", vhost_url, "--manager", "nobody", "--timeout", "3")
     assert check.returncode == 1, explain(check)
     assert "[ 1] lwr answers on the queue (status probe) FAIL" in check.stdout
     assert "is an lwr (or Pulsar) consuming manager 'nobody'" in check.stdout
     assert check.stdout.splitlines()[-1].startswith(
-        "lwr check FAILED at step 'lwr answers on the queue (status probe)'")
+        "lwr check FAILED at step 'lwr answers on the queue (status probe)'"
+    )
 
-    submit = lwr("submit", "--amqp-url", vhost_url, "--manager", "nobody", "--timeout", "3", "--", "echo", "hi")
+    submit = lwr(
+        "submit", "--amqp-url", vhost_url, "--manager", "nobody", "--timeout", "3", "--", "echo", "hi"
+    )
     assert submit.returncode == 1, explain(submit)
     assert "consuming manager 'nobody'" in submit.stderr
     with kombu.Connection(vhost_url) as broker:  # nothing left to run whenever someone consumes 'nobody'
@@ -130,7 +163,9 @@ def test_a_manager_nobody_consumes_fails_with_a_clear_message(mq_lwr: LwrServer,
 
 def test_a_files_endpoint_lwr_may_not_reach_fails_the_job_step(mq_lwr: LwrServer, vhost_url: str) -> None:
     other_port = free_port()
-    result = lwr("check", "--amqp-url", vhost_url, "--files-listen", f"127.0.0.1:{other_port}", "--timeout", "60")
+    result = lwr(
+        "check", "--amqp-url", vhost_url, "--files-listen", f"127.0.0.1:{other_port}", "--timeout", "60"
+    )
     assert result.returncode == 1, explain(result)
     assert "job finishes" in result.stdout.splitlines()[-1]
     assert "not allowed by remote_staging_allowed_urls" in result.stdout
@@ -144,26 +179,44 @@ def test_files_endpoint_serves_only_the_jobs_files(tmp_path: Path) -> None:
     source.write_text("input")
     output = tmp_path / "out" / "dataset_1.dat"
     with FilesEndpoint() as files:
-        files.register({
-            "setup": [{"name": "input.dat", "type": "input",
-                       "action": {"action_type": "remote_transfer", "source": {"path": str(source)}}}],
-            "client_outputs": {"output_files": [str(output)], "working_directory": None},
-        })
+        files.register(
+            {
+                "setup": [
+                    {
+                        "name": "input.dat",
+                        "type": "input",
+                        "action": {"action_type": "remote_transfer", "source": {"path": str(source)}},
+                    }
+                ],
+                "client_outputs": {"output_files": [str(output)], "working_directory": None},
+            }
+        )
         url = files.url("1")
         assert requests.get(f"{url}&path={source}", timeout=10).text == "input"
         resumed = requests.get(f"{url}&path={source}", headers={"Range": "bytes=2-"}, timeout=10)
         assert (resumed.status_code, resumed.text) == (206, "put")
         assert requests.get(f"{url}&path={secret}", timeout=10).status_code == 403
-        assert requests.get(f"{url}&path={tmp_path}/../{tmp_path.name}/secret.txt", timeout=10).status_code == 403
+        assert (
+            requests.get(f"{url}&path={tmp_path}/../{tmp_path.name}/secret.txt", timeout=10).status_code
+            == 403
+        )
         wrong_key = url.replace(files.job_key, "guess")
         assert requests.get(f"{wrong_key}&path={source}", timeout=10).status_code == 403
 
-        posted = requests.post(f"{url}&path={output}", files={"file": ("x", b"out\r\n--not-a-boundary")}, timeout=10)
+        posted = requests.post(
+            f"{url}&path={output}", files={"file": ("x", b"out\r\n--not-a-boundary")}, timeout=10
+        )
         assert posted.status_code == 200 and output.read_bytes() == b"out\r\n--not-a-boundary"
         extra = output.parent / "dataset_1_files" / "sub" / "extra.txt"
         assert requests.post(f"{url}&path={extra}", data=b"raw body", timeout=10).status_code == 200
         assert extra.read_bytes() == b"raw body"
-        for target in (secret, tmp_path / "out" / "other.dat", output.parent / "dataset_1_files" / ".." / "x"):
-            assert requests.post(f"{url}&path={target}", files={"file": b"evil"}, timeout=10).status_code == 403
+        for target in (
+            secret,
+            tmp_path / "out" / "other.dat",
+            output.parent / "dataset_1_files" / ".." / "x",
+        ):
+            assert (
+                requests.post(f"{url}&path={target}", files={"file": b"evil"}, timeout=10).status_code == 403
+            )
         assert secret.read_text() == "secret"
         assert len(files.refused) == 6

@@ -63,8 +63,13 @@ class RecordingListener:
     def job_running(self, job_id: str) -> None:
         self._record("running", job_id, None)
 
-    def job_ended(self, job_id: str, state: JobState, reason: str | None = None,
-                  failure_class: FailureClass | None = None) -> None:
+    def job_ended(
+        self,
+        job_id: str,
+        state: JobState,
+        reason: str | None = None,
+        failure_class: FailureClass | None = None,
+    ) -> None:
         self.failure_classes[job_id] = failure_class
         self._record("ended", job_id, (state, reason))
 
@@ -86,7 +91,9 @@ class RecordingListener:
                     return found[0]
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"no '{kind}' for job {job_id} within {timeout} s; events: {self.events}")
+                    raise AssertionError(
+                        f"no '{kind}' for job {job_id} within {timeout} s; events: {self.events}"
+                    )
                 self.lock.wait(remaining)
 
     def wait_ended(self, job_id: str, timeout: float = 60.0) -> tuple[JobState, str | None]:
@@ -115,7 +122,9 @@ def make_job(shared_tmp: Path) -> Callable[..., LaunchSpec]:
     """Factory: a job directory with a job script running ``command``, as the core prepares it."""
     counter = iter(range(10_000))
 
-    def make(command: str, job_id: str | None = None, owner: str | None = None, **spec_kwargs: object) -> LaunchSpec:
+    def make(
+        command: str, job_id: str | None = None, owner: str | None = None, **spec_kwargs: object
+    ) -> LaunchSpec:
         job_id = job_id or f"job{next(counter)}"
         directory = JobDirectory(shared_tmp / job_id)
         directory.create()
@@ -136,7 +145,9 @@ def slurm() -> None:
     require_command("sbatch", "squeue", "scancel", "sacct")
     result = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
     if result.returncode != 0 or not result.stdout.strip().startswith(("idle", "mixed", "alloc")):
-        pytest.fail(f"Slurm is not running ({result.stderr.strip() or result.stdout.strip()}); {BACKENDS_HINT}")
+        pytest.fail(
+            f"Slurm is not running ({result.stderr.strip() or result.stdout.strip()}); {BACKENDS_HINT}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +159,9 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     if not key.exists() or not host_key.exists():
         pytest.fail(f"the test sshd is not set up; {BACKENDS_HINT}")
     known_hosts = tmp_path_factory.mktemp("ssh") / "known_hosts"
-    known_hosts.write_text(f"[127.0.0.1]:{SSHD_PORT} {host_key.read_text().split()[0]} {host_key.read_text().split()[1]}\n")
+    known_hosts.write_text(
+        f"[127.0.0.1]:{SSHD_PORT} {host_key.read_text().split()[0]} {host_key.read_text().split()[1]}\n"
+    )
     settings: dict[str, object] = {
         "shell_hostname": "127.0.0.1",
         "shell_port": SSHD_PORT,
@@ -156,9 +169,24 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         "shell_private_key": str(key),
         "shell_known_hosts": str(known_hosts),
     }
-    probe = subprocess.run(["ssh", "-p", str(SSHD_PORT), "-i", str(key), "-o", "BatchMode=yes",
-                            "-o", f"UserKnownHostsFile={known_hosts}", f"{SSHD_USER}@127.0.0.1", "true"],
-                           capture_output=True, text=True, timeout=30)
+    probe = subprocess.run(
+        [
+            "ssh",
+            "-p",
+            str(SSHD_PORT),
+            "-i",
+            str(key),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            f"{SSHD_USER}@127.0.0.1",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     if probe.returncode != 0:
         pytest.fail(f"cannot ssh to the test sshd: {probe.stderr.strip()}; {BACKENDS_HINT}")
     return settings

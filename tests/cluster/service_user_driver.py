@@ -28,7 +28,9 @@ class Listener:
     def job_running(self, job_id: str) -> None:
         self.events.append(["running", job_id, None])
 
-    def job_ended(self, job_id: str, state: object, reason: object = None, failure_class: object = None) -> None:
+    def job_ended(
+        self, job_id: str, state: object, reason: object = None, failure_class: object = None
+    ) -> None:
         self.events.append(["ended", job_id, [str(getattr(state, "value", state)), reason]])
         self.ended.set()
 
@@ -52,15 +54,20 @@ def main() -> None:
     listener.ended.wait(90)
     manager.shutdown()
     not_allowed = subprocess.run(["sudo", "-n", "/bin/true"], capture_output=True, text=True)
-    print(json.dumps({
-        "events": listener.events,
-        "refused": refused,
-        "tool_stdout": (directory.read_internal(layout.TOOL_STDOUT) or b"").decode(),
-        "exit_code": directory.exit_code(),
-        "owner_after": (directory.working / "made-by-job").stat().st_uid if (directory.working / "made-by-job").exists()
-        else None,
-        "sudo_other_command_rc": not_allowed.returncode,
-    }))
+    print(
+        json.dumps(
+            {
+                "events": listener.events,
+                "refused": refused,
+                "tool_stdout": (directory.read_internal(layout.TOOL_STDOUT) or b"").decode(),
+                "exit_code": directory.exit_code(),
+                "owner_after": (directory.working / "made-by-job").stat().st_uid
+                if (directory.working / "made-by-job").exists()
+                else None,
+                "sudo_other_command_rc": not_allowed.returncode,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

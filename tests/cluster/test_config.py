@@ -59,20 +59,25 @@ def test_every_cluster_option_is_typed(tmp_path: Path) -> None:
     assert found["torque"]["min_polling_interval"] == 1.0
     assert found["sge"]["export_environment"] is False
     assert found["as_user"]["production"] is False
-    assert found["condor"]["submit_+projectname"] == '"galaxy"'   # ini keys are case-insensitive, as ClassAd names are
+    assert (
+        found["condor"]["submit_+projectname"] == '"galaxy"'
+    )  # ini keys are case-insensitive, as ClassAd names are
     assert found["condor"]["submit_requirements"] == 'OpSys == "LINUX"'
 
 
-@pytest.mark.parametrize("section", [
-    "[manager:x]\ntype = queued_cli\njob_plugin = PBSPro\n",
-    "[manager:x]\ntype = queued_cli\nshell_plugin = Telnet\n",
-    "[manager:x]\ntype = queued_cli\nshell_port = 70000\n",
-    "[manager:x]\ntype = queued_cli\nshell_hostname = -oProxyCommand=sh\n",
-    "[manager:x]\ntype = queued_cli\nshell_username = a b\n",
-    "[manager:x]\ntype = queued_cli\nmin_polling_interval = 0\n",
-    "[manager:x]\ntype = queued_drmaa\nsubmit_universe = vanilla\n",
-    "[manager:x]\ntype = queued_external_drmaa\nproduction = maybe\n",
-])
+@pytest.mark.parametrize(
+    "section",
+    [
+        "[manager:x]\ntype = queued_cli\njob_plugin = PBSPro\n",
+        "[manager:x]\ntype = queued_cli\nshell_plugin = Telnet\n",
+        "[manager:x]\ntype = queued_cli\nshell_port = 70000\n",
+        "[manager:x]\ntype = queued_cli\nshell_hostname = -oProxyCommand=sh\n",
+        "[manager:x]\ntype = queued_cli\nshell_username = a b\n",
+        "[manager:x]\ntype = queued_cli\nmin_polling_interval = 0\n",
+        "[manager:x]\ntype = queued_drmaa\nsubmit_universe = vanilla\n",
+        "[manager:x]\ntype = queued_external_drmaa\nproduction = maybe\n",
+    ],
+)
 def test_bad_values_are_refused_with_the_key(tmp_path: Path, section: str) -> None:
     with pytest.raises(ConfigError):
         settings_of(tmp_path, section)

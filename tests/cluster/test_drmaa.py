@@ -28,7 +28,9 @@ from lwr.managers.external_drmaa import ExternalDrmaaManager
 from .conftest import BACKENDS_HINT, DRMAA_TUNABLES, JOB_USER, REPO, SGE_ENV, RecordingListener
 
 FAST = {"min_polling_interval": 0.25, "exit_code_grace": 2.0}
-DRMAA_LOADABLE = DRMAA_TUNABLES in os.environ.get("GLIBC_TUNABLES", "") or "jemalloc" in os.environ.get("LD_PRELOAD", "")
+DRMAA_LOADABLE = DRMAA_TUNABLES in os.environ.get("GLIBC_TUNABLES", "") or "jemalloc" in os.environ.get(
+    "LD_PRELOAD", ""
+)
 
 
 def test_sudoers_example_parses_for_a_real_install() -> None:
@@ -39,18 +41,34 @@ def test_sudoers_example_parses_for_a_real_install() -> None:
 
 def test_without_the_tunable_lwr_says_what_to_set() -> None:
     env = {key: value for key, value in os.environ.items() if key not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
-    result = subprocess.run([sys.executable, "-c", "from lwr.managers.drmaa import QueuedDrmaaManager as M; "
-                             "M('sge', {}, None).start()"], env={**env, **SGE_ENV}, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from lwr.managers.drmaa import QueuedDrmaaManager as M; M('sge', {}, None).start()",
+        ],
+        env={**env, **SGE_ENV},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
-    assert "ManagerError" in result.stderr and "GLIBC_TUNABLES=glibc.rtld.optional_static_tls" in result.stderr
+    assert (
+        "ManagerError" in result.stderr and "GLIBC_TUNABLES=glibc.rtld.optional_static_tls" in result.stderr
+    )
 
 
 if not DRMAA_LOADABLE:
 
     def test_drmaa_suite_in_a_child_process_with_the_drmaa_environment() -> None:
         env = {**os.environ, **SGE_ENV, "GLIBC_TUNABLES": DRMAA_TUNABLES}
-        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", __file__],
-                                cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", __file__],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         print(result.stdout)
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
         assert " passed" in result.stdout and "skipped" not in result.stdout
@@ -79,7 +97,7 @@ else:
 
         yield make
         for manager in managers:
-            for job_id in manager.tracked_ids():   # a failed test leaves no job holding a CPU
+            for job_id in manager.tracked_ids():  # a failed test leaves no job holding a CPU
                 manager.kill(job_id)
             manager.shutdown()
 
@@ -197,14 +215,40 @@ else:
 
     def test_launch_helper_refuses_root_even_when_asked(make_job, helper_scripts) -> None:
         spec = make_job("true")
-        result = subprocess.run(["sudo", "-n", "/usr/bin/python3", str(helper_scripts / "drmaa_launch"),
-                                 "--script", spec.script, "--working-directory", str(spec.directory.path),
-                                 "--stdout", "/dev/null", "--stderr", "/dev/null"],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                "sudo",
+                "-n",
+                "/usr/bin/python3",
+                str(helper_scripts / "drmaa_launch"),
+                "--script",
+                spec.script,
+                "--working-directory",
+                str(spec.directory.path),
+                "--stdout",
+                "/dev/null",
+                "--stderr",
+                "/dev/null",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 2 and "root" in result.stderr
 
     def test_chown_helper_refuses_a_directory_that_is_not_a_job(helper_scripts) -> None:
-        result = subprocess.run(["sudo", "-n", "/usr/bin/python3", str(helper_scripts / "chown_working_directory"),
-                                 "--user", JOB_USER, "--job-directory", "/etc"], capture_output=True, text=True)
+        result = subprocess.run(
+            [
+                "sudo",
+                "-n",
+                "/usr/bin/python3",
+                str(helper_scripts / "chown_working_directory"),
+                "--user",
+                JOB_USER,
+                "--job-directory",
+                "/etc",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 2 and "not an lwr job directory" in result.stderr
         assert os.stat("/etc").st_uid == 0

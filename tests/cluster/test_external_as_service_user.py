@@ -33,7 +33,9 @@ def service_python_path() -> Path:
     return target
 
 
-def test_external_drmaa_through_the_sudoers_rule_as_an_unprivileged_lwr(service_python_path, helper_scripts) -> None:
+def test_external_drmaa_through_the_sudoers_rule_as_an_unprivileged_lwr(
+    service_python_path, helper_scripts
+) -> None:
     try:
         service = pwd.getpwnam(SERVICE_USER)
     except KeyError:
@@ -46,13 +48,33 @@ def test_external_drmaa_through_the_sudoers_rule_as_an_unprivileged_lwr(service_
     try:
         work.chmod(0o755)
         os.chown(work, service.pw_uid, service.pw_gid)
-        env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(service_python_path), **SGE_ENV, "GLIBC_TUNABLES": DRMAA_TUNABLES,
-               "HOME": service.pw_dir}
-        result = subprocess.run(["runuser", "-u", SERVICE_USER, "--", "/usr/bin/env", "-i",
-                                 *(f"{key}={value}" for key, value in env.items()),
-                                 "/usr/bin/python3", str(service_python_path / "service_user_driver.py"),
-                                 str(work), JOB_USER, str(helper_scripts)],
-                                capture_output=True, text=True, timeout=180, cwd=str(work))
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(service_python_path),
+            **SGE_ENV,
+            "GLIBC_TUNABLES": DRMAA_TUNABLES,
+            "HOME": service.pw_dir,
+        }
+        result = subprocess.run(
+            [
+                "runuser",
+                "-u",
+                SERVICE_USER,
+                "--",
+                "/usr/bin/env",
+                "-i",
+                *(f"{key}={value}" for key, value in env.items()),
+                "/usr/bin/python3",
+                str(service_python_path / "service_user_driver.py"),
+                str(work),
+                JOB_USER,
+                str(helper_scripts),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=str(work),
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         report = json.loads(result.stdout.strip().splitlines()[-1])
         kinds = [event[0] for event in report["events"]]
@@ -60,8 +82,8 @@ def test_external_drmaa_through_the_sudoers_rule_as_an_unprivileged_lwr(service_
         assert report["events"][-1][2] == ["complete", None]
         assert report["tool_stdout"] == f"{JOB_USER}\n"
         assert report["exit_code"] == 0
-        assert report["owner_after"] == service.pw_uid          # taken back through the rule
-        assert len(report["refused"]) == 2                       # root and lwr itself (production = true)
-        assert report["sudo_other_command_rc"] != 0              # the rule allows nothing else
+        assert report["owner_after"] == service.pw_uid  # taken back through the rule
+        assert len(report["refused"]) == 2  # root and lwr itself (production = true)
+        assert report["sudo_other_command_rc"] != 0  # the rule allows nothing else
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -27,8 +27,9 @@ Q, R, C = JobState.QUEUED, JobState.RUNNING, JobState.COMPLETE
 
 
 def fixture(name: str) -> str:
-    return "".join(line for line in (FIXTURES / name).read_text().splitlines(keepends=True)
-                   if not line.startswith("#"))
+    return "".join(
+        line for line in (FIXTURES / name).read_text().splitlines(keepends=True) if not line.startswith("#")
+    )
 
 
 def states(found: dict[str, BatchStatus]) -> dict[str, tuple[JobState, str | None]]:
@@ -39,16 +40,34 @@ def classes(found: dict[str, BatchStatus]) -> dict[str, str | None]:
     return {key: value.failure_class.value if value.failure_class else None for key, value in found.items()}
 
 
-REQUEST = BatchSubmission(script="/jobs/a b/lwr/job.sh", job_name="lwr_a", working_directory="/jobs/a b",
-                        stdout_path="/jobs/a b/lwr/job_stdout", stderr_path="/jobs/a b/lwr/job_stderr",
-                        native_args=["-p", "short", "--mem=4G"])
+REQUEST = BatchSubmission(
+    script="/jobs/a b/lwr/job.sh",
+    job_name="lwr_a",
+    working_directory="/jobs/a b",
+    stdout_path="/jobs/a b/lwr/job_stdout",
+    stderr_path="/jobs/a b/lwr/job_stderr",
+    native_args=["-p", "short", "--mem=4G"],
+)
 
 
 # --- Slurm (captured) ----------------------------------------------------------------------------
 def test_slurm_submit_command_and_ids() -> None:
     assert SlurmPlugin().submit_argv(REQUEST) == [
-        "sbatch", "--parsable", "-J", "lwr_a", "-D", "/jobs/a b", "-o", "/jobs/a b/lwr/job_stdout",
-        "-e", "/jobs/a b/lwr/job_stderr", "-p", "short", "--mem=4G", "/jobs/a b/lwr/job.sh"]
+        "sbatch",
+        "--parsable",
+        "-J",
+        "lwr_a",
+        "-D",
+        "/jobs/a b",
+        "-o",
+        "/jobs/a b/lwr/job_stdout",
+        "-e",
+        "/jobs/a b/lwr/job_stderr",
+        "-p",
+        "short",
+        "--mem=4G",
+        "/jobs/a b/lwr/job.sh",
+    ]
     parsable, verbose = fixture("slurm_sbatch.txt").splitlines()
     assert SlurmPlugin().parse_submit(parsable) == "8"
     assert SlurmPlugin().parse_submit(verbose) == "9"
@@ -59,14 +78,32 @@ def test_slurm_submit_command_and_ids() -> None:
 
 def test_slurm_one_status_command_for_all_jobs() -> None:
     assert SlurmPlugin().status_argv(["1", "2", "3"]) == [
-        "squeue", "-h", "--states=all", "-o", "%i|%T|%r", "-j", "1,2,3"]
+        "squeue",
+        "-h",
+        "--states=all",
+        "-o",
+        "%i|%T|%r",
+        "-j",
+        "1,2,3",
+    ]
     assert SlurmPlugin().history_argv(["1", "2"]) == [
-        "sacct", "-n", "-X", "-P", "-o", "JobID,State,ExitCode", "-j", "1,2"]
+        "sacct",
+        "-n",
+        "-X",
+        "-P",
+        "-o",
+        "JobID,State,ExitCode",
+        "-j",
+        "1,2",
+    ]
 
 
 def test_slurm_active_states() -> None:
     assert states(SlurmPlugin().parse_status(fixture("slurm_squeue_active.txt"))) == {
-        "7": (Q, None), "5": (Q, None), "6": (R, None)}
+        "7": (Q, None),
+        "5": (Q, None),
+        "6": (R, None),
+    }
 
 
 def test_slurm_final_states_with_reasons() -> None:
@@ -78,10 +115,14 @@ def test_slurm_final_states_with_reasons() -> None:
         "4": (JobState.FAILED, "slurm: TIMEOUT (time limit reached), TimeLimit"),
         "5": (JobState.CANCELLED, "slurm: CANCELLED (cancelled), JobHeldUser"),
     }
-    assert "99999" not in found   # squeue leaves unknown ids out
+    assert "99999" not in found  # squeue leaves unknown ids out
     assert classes(SlurmPlugin().parse_status(fixture("slurm_squeue_final.txt"))) == {
-        "1": "job_script_failed", "2": "cancelled_by_system", "3": None, "4": "walltime_reached",
-        "5": "cancelled_by_system"}
+        "1": "job_script_failed",
+        "2": "cancelled_by_system",
+        "3": None,
+        "4": "walltime_reached",
+        "5": "cancelled_by_system",
+    }
 
 
 def test_slurm_accounting_records() -> None:
@@ -96,19 +137,31 @@ def test_slurm_accounting_records() -> None:
     assert SlurmPlugin().ignorable_status_error("slurm_load_jobs error: Invalid job id specified\n")
 
 
-@pytest.mark.parametrize(("state", "expected", "failure_class"), [
-    # states the real Slurm here could not be driven into (no cgroup memory limit, one healthy node)
-    ("OUT_OF_MEMORY", (JobState.FAILED, "slurm: OUT_OF_MEMORY (out of memory)"), "memory_limit_reached"),
-    ("NODE_FAIL", (JobState.FAILED, "slurm: NODE_FAIL (node failure)"), "node_failure"),
-    ("PREEMPTED", (JobState.FAILED, "slurm: PREEMPTED (preempted)"), "preempted"),
-    ("BOOT_FAIL", (JobState.FAILED, "slurm: BOOT_FAIL (node boot failure)"), "node_failure"),
-    ("DEADLINE", (JobState.FAILED, "slurm: DEADLINE (deadline reached)"), "walltime_reached"),
-    ("TIMEOUT", (JobState.FAILED, "slurm: TIMEOUT (time limit reached)"), "walltime_reached"),
-    ("REVOKED", (JobState.FAILED, "slurm: REVOKED (revoked by a sibling cluster)"), "cancelled_by_system"),
-    ("REQUEUED", (Q, None), None), ("SUSPENDED", (R, None), None), ("COMPLETING", (R, None), None),
-    ("CONFIGURING", (Q, None), None), ("COMPLETED", (C, None), None),
-])
-def test_slurm_state_table(state: str, expected: tuple[JobState, str | None], failure_class: str | None) -> None:
+@pytest.mark.parametrize(
+    ("state", "expected", "failure_class"),
+    [
+        # states the real Slurm here could not be driven into (no cgroup memory limit, one healthy node)
+        ("OUT_OF_MEMORY", (JobState.FAILED, "slurm: OUT_OF_MEMORY (out of memory)"), "memory_limit_reached"),
+        ("NODE_FAIL", (JobState.FAILED, "slurm: NODE_FAIL (node failure)"), "node_failure"),
+        ("PREEMPTED", (JobState.FAILED, "slurm: PREEMPTED (preempted)"), "preempted"),
+        ("BOOT_FAIL", (JobState.FAILED, "slurm: BOOT_FAIL (node boot failure)"), "node_failure"),
+        ("DEADLINE", (JobState.FAILED, "slurm: DEADLINE (deadline reached)"), "walltime_reached"),
+        ("TIMEOUT", (JobState.FAILED, "slurm: TIMEOUT (time limit reached)"), "walltime_reached"),
+        (
+            "REVOKED",
+            (JobState.FAILED, "slurm: REVOKED (revoked by a sibling cluster)"),
+            "cancelled_by_system",
+        ),
+        ("REQUEUED", (Q, None), None),
+        ("SUSPENDED", (R, None), None),
+        ("COMPLETING", (R, None), None),
+        ("CONFIGURING", (Q, None), None),
+        ("COMPLETED", (C, None), None),
+    ],
+)
+def test_slurm_state_table(
+    state: str, expected: tuple[JobState, str | None], failure_class: str | None
+) -> None:
     found = SlurmPlugin().parse_status(f"12|{state}|None\n")
     assert states(found) == {"12": expected}
     assert classes(found) == {"12": failure_class}
@@ -122,11 +175,22 @@ def test_torque_submit_and_xml_status() -> None:
     assert TorquePlugin().status_argv(["1.s", "2.s"]) == ["qstat", "-x", "1.s", "2.s"]
     found = states(TorquePlugin().parse_status((FIXTURES / "torque_qstat.xml").read_text()))
     assert {key.split(".")[0]: value[0] for key, value in found.items()} == {
-        "101": Q, "102": Q, "103": R, "104": C, "105": JobState.FAILED, "106": JobState.FAILED,
-        "107": JobState.CANCELLED, "108": R}
+        "101": Q,
+        "102": Q,
+        "103": R,
+        "104": C,
+        "105": JobState.FAILED,
+        "106": JobState.FAILED,
+        "107": JobState.CANCELLED,
+        "108": R,
+    }
     assert "signal 15" in str(found["105.torque.example.org"][1])
-    assert classes(TorquePlugin().parse_status((FIXTURES / "torque_qstat.xml").read_text()))[
-        "106.torque.example.org"] == "launch_failed"
+    assert (
+        classes(TorquePlugin().parse_status((FIXTURES / "torque_qstat.xml").read_text()))[
+            "106.torque.example.org"
+        ]
+        == "launch_failed"
+    )
     assert "could not run" in str(found["106.torque.example.org"][1])
     assert TorquePlugin().ignorable_status_error("qstat: Unknown Job Id 999.torque.example.org\n")
     assert TorquePlugin().cancel_argv("101.s") == ["qdel", "101.s"]
@@ -136,23 +200,37 @@ def test_pbs_pro_json_status() -> None:
     assert PbsProPlugin().status_argv(["1"]) == ["qstat", "-x", "-f", "-F", "json", "1"]
     found = states(PbsProPlugin().parse_status((FIXTURES / "pbs_qstat.json").read_text()))
     assert {key.split(".")[0]: value[0] for key, value in found.items()} == {
-        "201": Q, "202": R, "203": C, "204": JobState.FAILED, "205": JobState.CANCELLED}
+        "201": Q,
+        "202": R,
+        "203": C,
+        "204": JobState.FAILED,
+        "205": JobState.CANCELLED,
+    }
     assert "signal 9" in str(found["204.pbs.example.org"][1])
 
 
-@pytest.mark.parametrize(("exit_status", "state", "failure_class"), [
-    ("0", C, None), (None, JobState.CANCELLED, None), ("3", JobState.FAILED, "job_script_failed"),
-    ("-29", JobState.FAILED, "walltime_reached"), ("-28", JobState.FAILED, "walltime_reached"),
-    ("-27", JobState.FAILED, "memory_limit_reached"), ("-26", JobState.FAILED, "memory_limit_reached"),
-    ("-1", JobState.FAILED, "launch_failed"), ("271", JobState.FAILED, "unknown"),
-    ("267", JobState.FAILED, "job_script_failed"),
-])
+@pytest.mark.parametrize(
+    ("exit_status", "state", "failure_class"),
+    [
+        ("0", C, None),
+        (None, JobState.CANCELLED, None),
+        ("3", JobState.FAILED, "job_script_failed"),
+        ("-29", JobState.FAILED, "walltime_reached"),
+        ("-28", JobState.FAILED, "walltime_reached"),
+        ("-27", JobState.FAILED, "memory_limit_reached"),
+        ("-26", JobState.FAILED, "memory_limit_reached"),
+        ("-1", JobState.FAILED, "launch_failed"),
+        ("271", JobState.FAILED, "unknown"),
+        ("267", JobState.FAILED, "job_script_failed"),
+    ],
+)
 def test_pbs_exit_status_table(exit_status: str | None, state: JobState, failure_class: str | None) -> None:
     from lwr.managers.cli.job_plugins.torque import finished_status
 
     status = finished_status("pbs", exit_status)
     assert status.state is state
     assert (status.failure_class.value if status.failure_class else None) == failure_class
+
 
 def test_lsf_submit_and_status() -> None:
     argv = LsfPlugin().submit_argv(REQUEST)
@@ -161,19 +239,36 @@ def test_lsf_submit_and_status() -> None:
     assert LsfPlugin().status_argv(["1", "2"])[:3] == ["bjobs", "-a", "-noheader"]
     found = states(LsfPlugin().parse_status((FIXTURES / "lsf_bjobs.txt").read_text()))
     assert found == {
-        "301": (Q, None), "302": (Q, None), "303": (R, None), "304": (C, None),
+        "301": (Q, None),
+        "302": (Q, None),
+        "303": (R, None),
+        "304": (C, None),
         "305": (JobState.FAILED, "lsf: EXIT (exit code 1)"),
         "306": (JobState.CANCELLED, "lsf: Killed by owner"),
         "307": (JobState.FAILED, "lsf: EXIT (TERM_RUNLIMIT: job killed after reaching LSF run time limit)"),
-        "308": (JobState.FAILED, "lsf: EXIT (TERM_MEMLIMIT: job killed after reaching LSF memory usage limit)"),
+        "308": (
+            JobState.FAILED,
+            "lsf: EXIT (TERM_MEMLIMIT: job killed after reaching LSF memory usage limit)",
+        ),
         "309": (R, None),
     }
     assert classes(LsfPlugin().parse_status((FIXTURES / "lsf_bjobs.txt").read_text())) == {
-        "301": None, "302": None, "303": None, "304": None, "305": "job_script_failed", "306": None,
-        "307": "walltime_reached", "308": "memory_limit_reached", "309": None}
-    assert classes(LsfPlugin().parse_status("310|ZOMBI|-|-\n311|EXIT|143|TERM_PREEMPT: job killed after "
-                                            "preemption\n312|EXIT|130|TERM_ADMIN: job killed by root\n")) == {
-        "310": "node_failure", "311": "preempted", "312": "cancelled_by_system"}
+        "301": None,
+        "302": None,
+        "303": None,
+        "304": None,
+        "305": "job_script_failed",
+        "306": None,
+        "307": "walltime_reached",
+        "308": "memory_limit_reached",
+        "309": None,
+    }
+    assert classes(
+        LsfPlugin().parse_status(
+            "310|ZOMBI|-|-\n311|EXIT|143|TERM_PREEMPT: job killed after "
+            "preemption\n312|EXIT|130|TERM_ADMIN: job killed by root\n"
+        )
+    ) == {"310": "node_failure", "311": "preempted", "312": "cancelled_by_system"}
     assert LsfPlugin().ignorable_status_error("Job <999> is not found\n")
 
 
@@ -189,25 +284,43 @@ def test_condor_submit_output_and_status() -> None:
     assert parse_submit(fixture("condor_submit_terse.txt")) == "401.0"
     assert parse_submit(fixture("condor_submit_verbose.txt")) == "402.0"
     assert states(parse_queue(fixture("condor_q.txt"))) == {
-        "401.0": (Q, None), "402.0": (R, None), "404.0": (R, None), "405.0": (R, None),
+        "401.0": (Q, None),
+        "402.0": (R, None),
+        "404.0": (R, None),
+        "405.0": (R, None),
         # held over its memory limit: it will never run as submitted, so it fails (resubmittable)
-        "403.0": (JobState.FAILED, "condor: held (Error from slot1@worker1.example.org: Job has gone over memory "
-                                   "limit of 2048 megabytes.)")}
+        "403.0": (
+            JobState.FAILED,
+            "condor: held (Error from slot1@worker1.example.org: Job has gone over memory "
+            "limit of 2048 megabytes.)",
+        ),
+    }
     assert states(parse_history(fixture("condor_history.txt"))) == {
-        "406.0": (C, None), "407.0": (C, None),
-        "408.0": (JobState.CANCELLED, "condor: removed (via condor_rm (by user galaxy))")}
+        "406.0": (C, None),
+        "407.0": (C, None),
+        "408.0": (JobState.CANCELLED, "condor: removed (via condor_rm (by user galaxy))"),
+    }
     assert classes(parse_history(fixture("condor_history.txt")))["408.0"] == "cancelled_by_system"
 
 
-@pytest.mark.parametrize(("hold_reason", "state", "failure_class"), [
-    ("Error from slot1@worker1.example.org: Job has gone over memory limit of 2048 megabytes.",
-     JobState.FAILED, "memory_limit_reached"),
-    ("The job exceeded allowed execute duration of 1:00:00 (periodic hold: wall time limit)",
-     JobState.FAILED, "walltime_reached"),
-    ("Job has gone over its disk usage limit (RequestDisk)", JobState.FAILED, "disk_full"),
-    ("via condor_hold (by user galaxy)", Q, None),   # an administrator may release it
-    ("Error from slot1: Failed to transfer files", Q, None),
-])
+@pytest.mark.parametrize(
+    ("hold_reason", "state", "failure_class"),
+    [
+        (
+            "Error from slot1@worker1.example.org: Job has gone over memory limit of 2048 megabytes.",
+            JobState.FAILED,
+            "memory_limit_reached",
+        ),
+        (
+            "The job exceeded allowed execute duration of 1:00:00 (periodic hold: wall time limit)",
+            JobState.FAILED,
+            "walltime_reached",
+        ),
+        ("Job has gone over its disk usage limit (RequestDisk)", JobState.FAILED, "disk_full"),
+        ("via condor_hold (by user galaxy)", Q, None),  # an administrator may release it
+        ("Error from slot1: Failed to transfer files", Q, None),
+    ],
+)
 def test_condor_hold_reasons(hold_reason: str, state: JobState, failure_class: str | None) -> None:
     found = parse_queue(f"410.0 5 {hold_reason}\n")
     assert found["410.0"].state is state
@@ -219,15 +332,25 @@ def test_condor_submit_description_passes_submit_keys_through(tmp_path: Path) ->
 
     directory = JobDirectory(tmp_path / "job 1")
     directory.create()
-    settings = {"submit_universe": "vanilla", "submit_request_memory": "4096", "submit_requirements": "OpSys == \"LINUX\"",
-                "submit_rank": "Memory", "submit_+ProjectName": '"galaxy"', "min_polling_interval": 1.0}
+    settings = {
+        "submit_universe": "vanilla",
+        "submit_request_memory": "4096",
+        "submit_requirements": 'OpSys == "LINUX"',
+        "submit_rank": "Memory",
+        "submit_+ProjectName": '"galaxy"',
+        "min_polling_interval": 1.0,
+    }
     manager = CondorManager("condor", settings, listener=None)  # type: ignore[arg-type]
-    spec = LaunchSpec("job1", directory, str(directory.internal_file("job.sh")),
-                      submit_params={"request_memory": "8192", "submit_request_cpus": "2"})
+    spec = LaunchSpec(
+        "job1",
+        directory,
+        str(directory.internal_file("job.sh")),
+        submit_params={"request_memory": "8192", "submit_request_cpus": "2"},
+    )
     text = manager.submit_description(spec)
     lines = text.splitlines()
     assert "universe = vanilla" in lines
-    assert "request_memory = 8192" in lines   # the client's value wins
+    assert "request_memory = 8192" in lines  # the client's value wins
     assert "request_cpus = 2" in lines
     assert 'requirements = OpSys == "LINUX"' in lines
     assert "rank = Memory" in lines
@@ -246,7 +369,9 @@ def test_condor_submit_description_passes_submit_keys_through(tmp_path: Path) ->
 def test_secure_shell_quotes_every_argument_for_the_remote_shell() -> None:
     shell = SecureShell(SshTarget("cluster.example.org", "galaxy", 2222, "/keys/id", "/keys/known_hosts"))
     argv = shell.ssh_argv(["sbatch", "-J", "x; rm -rf ~", "/jobs/a b/job.sh"])
-    assert argv[0] == "ssh" and argv[argv.index("-p") + 1] == "2222" and argv[argv.index("-i") + 1] == "/keys/id"
+    assert (
+        argv[0] == "ssh" and argv[argv.index("-p") + 1] == "2222" and argv[argv.index("-i") + 1] == "/keys/id"
+    )
     assert "BatchMode=yes" in argv and "galaxy@cluster.example.org" in argv
     assert argv[-2] == "--"
     assert shlex.split(argv[-1]) == ["sbatch", "-J", "x; rm -rf ~", "/jobs/a b/job.sh"]
@@ -279,8 +404,9 @@ def test_drmaa_state_mapping_and_reasons() -> None:
     aborted = SimpleNamespace(wasAborted=True, hasSignal=False, hasExited=False)
     assert drmaa_status("failed", aborted).reason == "drmaa: job aborted (deleted, or it never ran)"
     killed = SimpleNamespace(wasAborted=False, hasSignal=True, terminatedSignal="SIGKILL", hasExited=False)
-    assert drmaa_status("failed", killed) == BatchStatus(JobState.FAILED, "drmaa: killed by SIGKILL",
-                                                         FailureClass.UNKNOWN)
+    assert drmaa_status("failed", killed) == BatchStatus(
+        JobState.FAILED, "drmaa: killed by SIGKILL", FailureClass.UNKNOWN
+    )
     assert drmaa_status("failed") == BatchStatus(JobState.FAILED, "drmaa: job failed", FailureClass.UNKNOWN)
     assert drmaa_status("failed", aborted).failure_class is FailureClass.CANCELLED_BY_SYSTEM
     xcpu = SimpleNamespace(wasAborted=False, hasSignal=True, terminatedSignal="SIGXCPU", hasExited=False)

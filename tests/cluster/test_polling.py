@@ -77,16 +77,18 @@ def test_exit_code_record_decides_complete_whatever_the_batch_system_says(batch,
     assert listener.of(spec.job_id, "running") == [None]
 
 
-def test_final_state_without_record_waits_the_grace_then_reports_the_reason(batch, listener, make_job) -> None:
+def test_final_state_without_record_waits_the_grace_then_reports_the_reason(
+    batch, listener, make_job
+) -> None:
     spec = make_job("true")
     external_id = submitted(batch, listener, spec)
     batch.answers[external_id] = BatchStatus(JobState.FAILED, "fake: OUT_OF_MEMORY (out of memory)")
     batch.poll_once()
-    assert listener.of(spec.job_id, "ended") == []   # the record may still be on its way
+    assert listener.of(spec.job_id, "ended") == []  # the record may still be on its way
     threading.Event().wait(0.6)
     batch.poll_once()
     assert listener.wait_ended(spec.job_id) == (JobState.FAILED, "fake: OUT_OF_MEMORY (out of memory)")
-    assert listener.failure_classes[spec.job_id] is FailureClass.UNKNOWN   # the status gave no class
+    assert listener.failure_classes[spec.job_id] is FailureClass.UNKNOWN  # the status gave no class
 
 
 def test_the_batch_systems_failure_class_is_reported(batch, listener, make_job) -> None:
@@ -115,7 +117,7 @@ def test_a_cancel_nobody_here_asked_for_is_a_classed_failure(batch, listener, ma
 def test_job_the_batch_system_forgot_without_record_is_lost(batch, listener, make_job) -> None:
     spec = make_job("true")
     submitted(batch, listener, spec)
-    spec.directory.internal_file(layout.LAUNCH_GUARD).touch()   # it had started
+    spec.directory.internal_file(layout.LAUNCH_GUARD).touch()  # it had started
     batch.poll_once()
     threading.Event().wait(0.6)
     batch.poll_once()
@@ -138,7 +140,7 @@ def test_job_forgotten_before_it_started_is_submitted_again(batch, listener, mak
         time.sleep(0.05)
     assert listener.of(spec.job_id, "submitted")[1] != first
     assert listener.of(spec.job_id, "ended") == []
-    for _ in range(3):   # forgotten every time: lost after MAX_RESUBMITS more submissions
+    for _ in range(3):  # forgotten every time: lost after MAX_RESUBMITS more submissions
         threading.Event().wait(0.6)
         batch.poll_once()
         threading.Event().wait(0.6)
@@ -187,11 +189,14 @@ def test_kill_while_waiting_for_submission_never_submits(listener, make_job) -> 
     try:
         batch.gate.clear()
         blocker, spec = make_job("true"), make_job("true")
-        batch.launch(blocker)      # holds the only submitter
+        batch.launch(blocker)  # holds the only submitter
         batch.launch(spec)
         batch.kill(spec.job_id)
         batch.gate.set()
-        assert listener.wait_ended(spec.job_id, 10) == (JobState.CANCELLED, "cancelled before it was submitted")
+        assert listener.wait_ended(spec.job_id, 10) == (
+            JobState.CANCELLED,
+            "cancelled before it was submitted",
+        )
         assert listener.of(spec.job_id, "submitted") == []
     finally:
         batch.shutdown()
@@ -217,7 +222,7 @@ def test_kill_running_job_cancels_it_and_reports_cancelled(batch, listener, make
     batch.kill(spec.job_id)
     batch.kill(spec.job_id)
     assert batch.cancelled == [external_id]
-    batch.answers.pop(external_id)   # DRMAA-like: a cancelled job is simply gone
+    batch.answers.pop(external_id)  # DRMAA-like: a cancelled job is simply gone
     batch.poll_once()
     assert listener.wait_ended(spec.job_id) == (JobState.CANCELLED, "cancelled on request")
 
@@ -238,7 +243,7 @@ def test_reattach_without_id_but_launched_follows_the_script_record(batch, liste
     batch.poll_once()
     state, reason = listener.wait_ended(spec.job_id)
     assert state is JobState.LOST and "not recorded" in str(reason)
-    assert batch.queries == []   # nothing to ask the batch system about
+    assert batch.queries == []  # nothing to ask the batch system about
 
 
 def test_reattach_without_id_and_never_launched_submits_again(batch, listener, make_job) -> None:
@@ -247,7 +252,9 @@ def test_reattach_without_id_and_never_launched_submits_again(batch, listener, m
     assert listener.wait_for(spec.job_id, "submitted", 10)
 
 
-def test_records_are_checked_between_queries_without_asking_the_batch_system(batch, listener, make_job) -> None:
+def test_records_are_checked_between_queries_without_asking_the_batch_system(
+    batch, listener, make_job
+) -> None:
     spec = make_job("true")
     external_id = submitted(batch, listener, spec)
     batch.answers[external_id] = BatchStatus(JobState.RUNNING)
@@ -268,6 +275,6 @@ def test_poller_reports_the_end_within_the_record_interval(listener, make_job) -
         batch.answers[external_id] = BatchStatus(JobState.RUNNING)
         write_exit_code(spec, 0)
         assert listener.wait_ended(spec.job_id, 2) == (JobState.COMPLETE, None)
-        assert batch.queries == []   # the first batch query is 30 s away
+        assert batch.queries == []  # the first batch query is 30 s away
     finally:
         batch.shutdown()

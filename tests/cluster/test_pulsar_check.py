@@ -54,7 +54,7 @@ min_polling_interval = 0.25
 """
     mp = pytest.MonkeyPatch()
     for name, value in {**SGE_ENV, "GLIBC_TUNABLES": DRMAA_TUNABLES}.items():
-        mp.setenv(name, value)   # the server process inherits what local_env.sh sets in production
+        mp.setenv(name, value)  # the server process inherits what local_env.sh sets in production
     # job directories must be reachable by the second user that queued_external_drmaa runs jobs as
     base = Path("/tmp/lwr-cluster-tests")
     base.mkdir(mode=0o755, exist_ok=True)
@@ -72,14 +72,22 @@ min_polling_interval = 0.25
 
 @pytest.mark.parametrize("manager", ["slurm", "slurm_ssh", "sge"])
 def test_pulsar_check_on_a_real_batch_system(cluster_server, manager) -> None:
-    result = subprocess.run([PULSAR_CHECK, "--url", f"{cluster_server.url}managers/{manager}/", "--suppress_output"],
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [PULSAR_CHECK, "--url", f"{cluster_server.url}managers/{manager}/", "--suppress_output"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout + result.stderr + cluster_server.log_text()[-5000:]
 
 
 def test_pulsar_check_errors_on_slurm(cluster_server) -> None:
-    result = subprocess.run([PULSAR_CHECK, "--url", f"{cluster_server.url}managers/slurm/", "--suppress_output",
-                             "--test_errors"], capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [PULSAR_CHECK, "--url", f"{cluster_server.url}managers/slurm/", "--suppress_output", "--test_errors"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout + result.stderr + cluster_server.log_text()[-5000:]
 
 
@@ -100,13 +108,27 @@ check.main()
 
 def test_pulsar_check_with_jobs_run_as_the_submit_user(cluster_server) -> None:
     """queued_external_drmaa: the client names a user; Grid Engine runs the job as that user."""
-    result = subprocess.run([sys.executable, "-c", CHECK_AS_USER, "--url", f"{cluster_server.url}managers/sge_external/",
-                             "--suppress_output", "--job_id", "external-1"], capture_output=True, text=True,
-                            timeout=180, env={**os.environ, "CHECK_SUBMIT_USER": JOB_USER})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHECK_AS_USER,
+            "--url",
+            f"{cluster_server.url}managers/sge_external/",
+            "--suppress_output",
+            "--job_id",
+            "external-1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "CHECK_SUBMIT_USER": JOB_USER},
+    )
     assert result.returncode == 0, result.stdout + result.stderr + cluster_server.log_text()[-5000:]
     for _ in range(50):
-        accounting = subprocess.run(["qacct", "-j", "lwr_external-1"], capture_output=True, text=True,
-                                    env={**os.environ, **SGE_ENV}).stdout
+        accounting = subprocess.run(
+            ["qacct", "-j", "lwr_external-1"], capture_output=True, text=True, env={**os.environ, **SGE_ENV}
+        ).stdout
         if accounting:
             break
         time.sleep(0.1)

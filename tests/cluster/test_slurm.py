@@ -38,7 +38,7 @@ class CountingShell(LocalShell):
     def run(self, argv: list[str], timeout: float = 60.0) -> CommandResult:
         self.commands.append(argv)
         if self.hide_from_squeue and argv[0] == "squeue":
-            return CommandResult(0, "", "")   # as if MinJobAge had passed: only sacct knows the job
+            return CommandResult(0, "", "")  # as if MinJobAge had passed: only sacct knows the job
         return super().run(argv, timeout)
 
     def named(self, name: str) -> list[list[str]]:
@@ -58,7 +58,7 @@ def make_manager(listener: RecordingListener) -> Iterator[Callable[..., CliManag
 
     yield make
     for manager in managers:
-        for job_id in manager.tracked_ids():   # a failed test leaves no job holding a CPU
+        for job_id in manager.tracked_ids():  # a failed test leaves no job holding a CPU
             manager.kill(job_id)
         manager.shutdown()
 
@@ -83,9 +83,10 @@ def test_local_shell_runs_the_job_script_to_completion(make_manager, make_job, l
     assert_completed(listener, spec, 3)
     assert spec.directory.read_internal(layout.TOOL_STDOUT) == b"hello from slurm\n"
     assert spec.directory.read_internal(layout.TOOL_STDERR) == b"oops\n"
-    state = subprocess.run(["squeue", "-h", "--states=all", "-o", "%T", "-j", str(external_id)],
-                           capture_output=True, text=True).stdout.strip()
-    assert state == "FAILED"   # Slurm calls a non-zero exit FAILED; lwr: the script ran, COMPLETE
+    state = subprocess.run(
+        ["squeue", "-h", "--states=all", "-o", "%T", "-j", str(external_id)], capture_output=True, text=True
+    ).stdout.strip()
+    assert state == "FAILED"  # Slurm calls a non-zero exit FAILED; lwr: the script ran, COMPLETE
 
 
 def test_secure_shell_submits_over_ssh_as_the_remote_user(make_manager, make_job, listener, sshd) -> None:
@@ -112,13 +113,14 @@ def test_cancel_a_running_job(make_manager, make_job, listener) -> None:
     external_id = listener.wait_for(spec.job_id, "submitted", 30)
     listener.wait_for(spec.job_id, "running", 30)
     manager.kill(spec.job_id)
-    manager.kill(spec.job_id)   # idempotent
+    manager.kill(spec.job_id)  # idempotent
     state, reason = listener.wait_ended(spec.job_id, 30)
     assert state is JobState.CANCELLED
     assert reason
     assert spec.directory.exit_code() is None
-    squeue = subprocess.run(["squeue", "-h", "--states=all", "-o", "%T", "-j", str(external_id)],
-                            capture_output=True, text=True).stdout.strip()
+    squeue = subprocess.run(
+        ["squeue", "-h", "--states=all", "-o", "%T", "-j", str(external_id)], capture_output=True, text=True
+    ).stdout.strip()
     assert squeue == "CANCELLED"
 
 
@@ -128,7 +130,7 @@ def test_cancel_a_held_job_before_it_runs(make_manager, make_job, listener) -> N
     manager.launch(spec)
     listener.wait_for(spec.job_id, "submitted", 30)
     time.sleep(1.0)
-    assert listener.of(spec.job_id, "running") == []   # held: QUEUED
+    assert listener.of(spec.job_id, "running") == []  # held: QUEUED
     manager.kill(spec.job_id)
     assert listener.wait_ended(spec.job_id, 30)[0] is JobState.CANCELLED
     assert not spec.directory.internal_file(layout.STARTED_AT).exists()
@@ -140,7 +142,7 @@ def test_reattach_by_external_id_with_a_fresh_manager(make_job, listener) -> Non
     spec = make_job("sleep 2; echo finished")
     first.launch(spec)
     external_id = str(listener.wait_for(spec.job_id, "submitted", 30))
-    first.shutdown()   # lwr stops; the job goes on in Slurm
+    first.shutdown()  # lwr stops; the job goes on in Slurm
 
     second_listener = RecordingListener()
     second = CliManager("slurm", {"job_plugin": "Slurm", **FAST}, second_listener)
@@ -149,7 +151,7 @@ def test_reattach_by_external_id_with_a_fresh_manager(make_job, listener) -> Non
         second.start()
         assert second_listener.wait_ended(spec.job_id, 60) == (JobState.COMPLETE, None)
         assert spec.directory.read_internal(layout.TOOL_STDOUT) == b"finished\n"
-        assert second_listener.of(spec.job_id, "submitted") == []   # never submitted again
+        assert second_listener.of(spec.job_id, "submitted") == []  # never submitted again
     finally:
         second.shutdown()
     assert listener.of(spec.job_id, "ended") == []
@@ -193,7 +195,9 @@ def test_one_squeue_per_polling_interval_for_many_jobs(make_manager, make_job, l
 def test_bad_native_specification_is_refused_at_launch(make_manager, make_job) -> None:
     manager = make_manager()
     with pytest.raises(BadRequest):
-        manager.launch(make_job("true", submit_params={"submit_native_specification": "-p debug\n#SBATCH --x"}))
+        manager.launch(
+            make_job("true", submit_params={"submit_native_specification": "-p debug\n#SBATCH --x"})
+        )
     with pytest.raises(BadRequest):
         manager.launch(make_job("true", submit_params={"native_specification": "--comment 'unbalanced"}))
 
@@ -223,7 +227,12 @@ def test_slurm_commands_work_under_the_drmaa_tunable(make_job) -> None:
     """One lwr may run DRMAA and Slurm managers: the tunable DRMAA needs must not break scancel."""
     spec = make_job("sleep 300")
     env = {**os.environ, "GLIBC_TUNABLES": DRMAA_TUNABLES}
-    job = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", spec.script], capture_output=True, text=True,
-                         env=env, check=True).stdout.strip()
+    job = subprocess.run(
+        ["sbatch", "--parsable", "-o", "/dev/null", spec.script],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.strip()
     cancel = subprocess.run(["scancel", job], capture_output=True, text=True, env=env)
     assert cancel.returncode == 0, cancel.stderr

@@ -17,20 +17,37 @@ from hypothesis import HealthCheck, given, settings
 from lwr.core.jobs import SubmitRequest
 from lwr.messaging import messages
 
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
-FIELDS = ["setup_params", "remote_staging", "env", "submit_params",
-          "dependencies_description", "dynamic_file_sources", "submit_user", "acknowledge_uuid",
-          "acknowledge_queue", "acknowledge_uuid_response", "tool_id"]
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+FIELDS = [
+    "setup_params",
+    "remote_staging",
+    "env",
+    "submit_params",
+    "dependencies_description",
+    "dynamic_file_sources",
+    "submit_user",
+    "acknowledge_uuid",
+    "acknowledge_queue",
+    "acknowledge_uuid_response",
+    "tool_id",
+]
 #: Messages shaped like a setup, with each field possibly of the wrong type.
 SETUP_LIKE = st.fixed_dictionaries(
-    {"job_id": st.one_of(st.text(max_size=40), st.integers(), JSON_VALUES),
-     "command_line": st.one_of(st.text(max_size=40), JSON_VALUES)},
-    optional={key: JSON_VALUES for key in FIELDS})
+    {
+        "job_id": st.one_of(st.text(max_size=40), st.integers(), JSON_VALUES),
+        "command_line": st.one_of(st.text(max_size=40), JSON_VALUES),
+    },
+    optional={key: JSON_VALUES for key in FIELDS},
+)
 BODIES = st.one_of(
     st.binary(max_size=300),
     JSON_VALUES.map(lambda value: json.dumps(value).encode()),
@@ -38,17 +55,26 @@ BODIES = st.one_of(
     SETUP_LIKE.map(json.dumps),
     st.integers(1, 200_000).map(lambda depth: ("[" * depth + "]" * depth).encode()),
     st.integers(1, 200_000).map(lambda depth: ('{"a":' * depth + "1" + "}" * depth).encode()),
-    st.just(b"\xff\xfe{}"), st.just('{"job_id": "\ud800"}'.encode("utf-8", "surrogatepass")),
+    st.just(b"\xff\xfe{}"),
+    st.just('{"job_id": "\ud800"}'.encode("utf-8", "surrogatepass")),
 )
-CONTENT_TYPES = st.sampled_from(["application/json", "", None, "application/x-python-serialize", "text/plain"])
+CONTENT_TYPES = st.sampled_from(
+    ["application/json", "", None, "application/x-python-serialize", "text/plain"]
+)
 
 
 QUEUES = st.sampled_from(["pulsar__setup", "pulsar_gpu__kill", "pulsar__status", "setup", ""])
-HEADERS = st.one_of(st.none(), st.dictionaries(st.sampled_from(["compression", "content-encoding", "x-death", "x"]),
-                                               JSON_VALUES, max_size=3))
+HEADERS = st.one_of(
+    st.none(),
+    st.dictionaries(
+        st.sampled_from(["compression", "content-encoding", "x-death", "x"]), JSON_VALUES, max_size=3
+    ),
+)
 
 
-def decode_everything(body: Any, content_type: Any, arrived_on: str = "pulsar__setup", headers: Any = None) -> None:
+def decode_everything(
+    body: Any, content_type: Any, arrived_on: str = "pulsar__setup", headers: Any = None
+) -> None:
     """What the consumer does with one message, step by step."""
     size = len(body) if isinstance(body, (bytes, str)) else 0
     refusal = messages.refusal_before_decoding(headers, size)

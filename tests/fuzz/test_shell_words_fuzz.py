@@ -16,18 +16,68 @@ from hypothesis import HealthCheck, given, settings
 from lwr.errors import BadRequest
 from lwr.tools.validator import shell_words
 
-FUZZ = settings(max_examples=250, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
-PIECES = st.sampled_from([" ", "  ", "\t", "'", '"', ";", "&", "|", "$", "`", "\\", "(", ")", "<", ">", "*", "?",
-                          "[", "]", "{", "}", "~", "#", "!", "=", "\n", "a", "b", "-", "/", ".", "x y", "$(id)",
-                          "`id`", "${IFS}", "&&", "||", "'$'", '"a b"', "%", ",", "@", "+", ":"])
+FUZZ = settings(
+    max_examples=250, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
+PIECES = st.sampled_from(
+    [
+        " ",
+        "  ",
+        "\t",
+        "'",
+        '"',
+        ";",
+        "&",
+        "|",
+        "$",
+        "`",
+        "\\",
+        "(",
+        ")",
+        "<",
+        ">",
+        "*",
+        "?",
+        "[",
+        "]",
+        "{",
+        "}",
+        "~",
+        "#",
+        "!",
+        "=",
+        "\n",
+        "a",
+        "b",
+        "-",
+        "/",
+        ".",
+        "x y",
+        "$(id)",
+        "`id`",
+        "${IFS}",
+        "&&",
+        "||",
+        "'$'",
+        '"a b"',
+        "%",
+        ",",
+        "@",
+        "+",
+        ":",
+    ]
+)
 COMMANDS = st.lists(PIECES, min_size=1, max_size=12).map("".join)
 
 
 def bash_words(command: str) -> list[str]:
     """The words bash passes to a command line made of ``command`` (run through printf)."""
-    result = subprocess.run(["bash", "--noprofile", "--norc", "-c", "printf '%s\\0' start " + command],
-                            capture_output=True, timeout=10, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-c", "printf '%s\\0' start " + command],
+        capture_output=True,
+        timeout=10,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"},
+    )
     assert result.returncode == 0, result
     return result.stdout.decode().split("\0")[1:-1]
 

@@ -30,16 +30,23 @@ SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 schema = schemathesis.openapi.from_path(str(SPEC))
 #: Resident memory the server may reach while fuzzed (it starts at about 60 MB).
 MEMORY_BOUND = 400 * 1024 * 1024
-FUZZ_SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                         suppress_health_check=list(HealthCheck))
+FUZZ_SETTINGS = settings(
+    max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory):
     directory = tmp_path_factory.mktemp("fuzz")
-    server = LwrServer(directory=directory / "lwr", app_options={
-        "private_token": TOKEN, "assign_ids": "uuid", "file_cache_dir": str(directory / "cache"),
-        "max_upload_size": "1M"})
+    server = LwrServer(
+        directory=directory / "lwr",
+        app_options={
+            "private_token": TOKEN,
+            "assign_ids": "uuid",
+            "file_cache_dir": str(directory / "cache"),
+            "max_upload_size": "1M",
+        },
+    )
     server.start()
     yield server
     server.stop()
@@ -67,24 +74,51 @@ def test_every_route_survives_generated_requests(case, fuzzed, session):
 
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["..", "../x", "/etc/passwd", "a/../../b", "a\\..\\b", "%2e%2e/x", "sub", "sub/", "sub/a/b",
-                     ".", "", " ", "\u202e", "a" * 300, "CON", "x\ny", "\ufffd"]),
+    st.sampled_from(
+        [
+            "..",
+            "../x",
+            "/etc/passwd",
+            "a/../../b",
+            "a\\..\\b",
+            "%2e%2e/x",
+            "sub",
+            "sub/",
+            "sub/a/b",
+            ".",
+            "",
+            " ",
+            "\u202e",
+            "a" * 300,
+            "CON",
+            "x\ny",
+            "\ufffd",
+        ]
+    ),
 )
 JSON_TEXT = st.one_of(
     st.text(max_size=30),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                 max_leaves=12).map(json.dumps),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=12,
+    ).map(json.dumps),
     st.integers(1, 3000).map(lambda depth: "[" * depth + "]" * depth),
 )
 
 
 @FUZZ_SETTINGS
-@given(name=HOSTILE_TEXT, file_type=st.sampled_from(["input", "tool", "config", "workdir", "metadata", "jobdir",
-                                                      "output", "nonsense", ""]),
-       body=st.binary(max_size=256))
+@given(
+    name=HOSTILE_TEXT,
+    file_type=st.sampled_from(
+        ["input", "tool", "config", "workdir", "metadata", "jobdir", "output", "nonsense", ""]
+    ),
+    body=st.binary(max_size=256),
+)
 def test_hostile_file_names_on_a_real_job(fuzzed, session, name, file_type, body):
-    config = session.post(fuzzed.url + "jobs", params={"job_id": "f", "private_token": TOKEN}, timeout=30).json()
+    config = session.post(
+        fuzzed.url + "jobs", params={"job_id": "f", "private_token": TOKEN}, timeout=30
+    ).json()
     job = fuzzed.url + f"jobs/{config['job_id']}/files"
     params = {"name": name, "type": file_type, "private_token": TOKEN}
     check_reply(session.post(job, params=params, data=body, timeout=30))
@@ -93,14 +127,33 @@ def test_hostile_file_names_on_a_real_job(fuzzed, session, name, file_type, body
 
 
 @FUZZ_SETTINGS
-@given(arguments=st.dictionaries(st.sampled_from(["params", "setup_params", "env", "remote_staging", "submit_extras",
-                                                  "dependencies_description", "dynamic_file_sources"]),
-                                 JSON_TEXT, max_size=4))
+@given(
+    arguments=st.dictionaries(
+        st.sampled_from(
+            [
+                "params",
+                "setup_params",
+                "env",
+                "remote_staging",
+                "submit_extras",
+                "dependencies_description",
+                "dynamic_file_sources",
+            ]
+        ),
+        JSON_TEXT,
+        max_size=4,
+    )
+)
 def test_hostile_submit_arguments_on_a_real_job(fuzzed, session, arguments):
-    config = session.post(fuzzed.url + "jobs", params={"job_id": "s", "private_token": TOKEN}, timeout=30).json()
+    config = session.post(
+        fuzzed.url + "jobs", params={"job_id": "s", "private_token": TOKEN}, timeout=30
+    ).json()
     job = fuzzed.url + f"jobs/{config['job_id']}"
-    check_reply(session.post(job + "/submit", params={"command_line": "true", "private_token": TOKEN, **arguments},
-                             timeout=30))
+    check_reply(
+        session.post(
+            job + "/submit", params={"command_line": "true", "private_token": TOKEN, **arguments}, timeout=30
+        )
+    )
     check_reply(session.get(job + "/status", params={"private_token": TOKEN}, timeout=30))
     check_reply(session.delete(job, params={"private_token": TOKEN}, timeout=30))
 
@@ -130,7 +183,9 @@ def route_table() -> set[tuple[str, str]]:
 
 
 def test_openapi_describes_every_route_and_only_those():
-    described = {(method.upper(), path) for path, item in schema.raw_schema["paths"].items() for method in item}
+    described = {
+        (method.upper(), path) for path, item in schema.raw_schema["paths"].items() for method in item
+    }
     assert described == route_table()
 
 

@@ -43,15 +43,24 @@ class GalaxyApi:
 
     def upload_text(self, history_id: str, name: str, content: str) -> str:
         """Paste ``content`` into a new txt dataset (Galaxy's upload job runs locally); its id."""
-        reply = self.post("tools/fetch", {
-            "history_id": history_id,
-            "targets": [{"destination": {"type": "hdas"},
-                         "elements": [{"src": "pasted", "paste_content": content, "name": name, "ext": "txt"}]}],
-        })
+        reply = self.post(
+            "tools/fetch",
+            {
+                "history_id": history_id,
+                "targets": [
+                    {
+                        "destination": {"type": "hdas"},
+                        "elements": [{"src": "pasted", "paste_content": content, "name": name, "ext": "txt"}],
+                    }
+                ],
+            },
+        )
         return str(reply["outputs"][0]["id"])
 
     def run_tool(self, history_id: str, tool_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
-        reply: dict[str, Any] = self.post("tools", {"history_id": history_id, "tool_id": tool_id, "inputs": inputs})
+        reply: dict[str, Any] = self.post(
+            "tools", {"history_id": history_id, "tool_id": tool_id, "inputs": inputs}
+        )
         return reply
 
     def wait_for_dataset(self, dataset_id: str, timeout: float = 300.0) -> dict[str, Any]:
@@ -76,8 +85,9 @@ class GalaxyApi:
             time.sleep(0.5)
 
     def dataset_text(self, dataset_id: str) -> str:
-        response = self.session.get(f"{self.url}/api/datasets/{dataset_id}/display",
-                                    params={"preview": "false"}, timeout=60)
+        response = self.session.get(
+            f"{self.url}/api/datasets/{dataset_id}/display", params={"preview": "false"}, timeout=60
+        )
         if response.status_code >= 400:
             raise AssertionError(f"dataset {dataset_id}: HTTP {response.status_code}: {response.text[:2000]}")
         return response.text

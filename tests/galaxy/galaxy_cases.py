@@ -22,8 +22,8 @@ BACKENDS = ("lwr", "pulsar")
 class Case:
     """One job per backend: a tool of tools/ over one transport (several tests may check it)."""
 
-    tool: str        # file stem in tools/, tool id lwr_<tool>
-    transport: str   # http, amqp or slurm
+    tool: str  # file stem in tools/, tool id lwr_<tool>
+    transport: str  # http, amqp or slurm
 
     @property
     def id(self) -> str:
@@ -36,15 +36,17 @@ class Case:
         return f"lwr_{self.tool}__{self.destination(backend)}"
 
 
-CASES = [Case(tool, transport)
-         for tool, transports in (
-             ("staging", ("http", "amqp")),
-             ("discover", ("http", "amqp")),
-             ("requirement", ("http", "amqp")),
-             # the job environment does not depend on the transport, but on the manager
-             ("environment", ("http", "slurm")),
-         )
-         for transport in transports]
+CASES = [
+    Case(tool, transport)
+    for tool, transports in (
+        ("staging", ("http", "amqp")),
+        ("discover", ("http", "amqp")),
+        ("requirement", ("http", "amqp")),
+        # the job environment does not depend on the transport, but on the manager
+        ("environment", ("http", "slurm")),
+    )
+    for transport in transports
+]
 
 
 def write_tool_copies(directory: Path) -> tuple[list[Path], dict[str, str]]:
@@ -56,9 +58,12 @@ def write_tool_copies(directory: Path) -> tuple[list[Path], dict[str, str]]:
         source = (TOOLS / f"{case.tool}.xml").read_text()
         for backend in BACKENDS:
             tool_id, target = case.tool_id(backend), case.destination(backend)
-            text, count = re.subn(r'<tool id="lwr_[a-z_]+" name="([^"]*)"',
-                                  lambda match: f'<tool id="{tool_id}" name="{match.group(1)} ({target})"',  # noqa: B023
-                                  source, count=1)
+            text, count = re.subn(
+                r'<tool id="lwr_[a-z_]+" name="([^"]*)"',
+                lambda match: f'<tool id="{tool_id}" name="{match.group(1)} ({target})"',  # noqa: B023
+                source,
+                count=1,
+            )
             assert count == 1, f"{case.tool}.xml: no <tool id=... name=...> to rename"
             path = directory / f"{tool_id}.xml"
             path.write_text(text)

@@ -34,7 +34,7 @@ def readme_block(marker: str, language: str) -> str:
     start = text.index(marker)
     fence = f"```{language}\n"
     begin = text.index(fence, start) + len(fence)
-    return text[begin:text.index("```", begin)]
+    return text[begin : text.index("```", begin)]
 
 
 def readme_job_conf() -> dict[str, Any]:
@@ -52,18 +52,26 @@ def _params(element: ET.Element) -> dict[str, Any]:
 
 def xml_as_yaml(root: ET.Element) -> dict[str, Any]:
     """A job_conf.xml in job_conf.yml's shape (plugins -> runners, destinations -> environments)."""
-    runners = {plugin.attrib["id"]: {"load": plugin.attrib["load"], **_params(plugin)}
-               for plugin in root.find("plugins") or []}
+    runners = {
+        plugin.attrib["id"]: {"load": plugin.attrib["load"], **_params(plugin)}
+        for plugin in root.find("plugins") or []
+    }
     destinations = root.find("destinations")
     assert destinations is not None
-    environments = {destination.attrib["id"]: {"runner": destination.attrib["runner"], **_params(destination)}
-                    for destination in destinations.findall("destination")}
-    conf: dict[str, Any] = {"runners": runners,
-                            "execution": {"default": destinations.attrib["default"], "environments": environments}}
+    environments = {
+        destination.attrib["id"]: {"runner": destination.attrib["runner"], **_params(destination)}
+        for destination in destinations.findall("destination")
+    }
+    conf: dict[str, Any] = {
+        "runners": runners,
+        "execution": {"default": destinations.attrib["default"], "environments": environments},
+    }
     tools = root.find("tools")
     if tools is not None:
-        conf["tools"] = [{"id": tool.attrib["id"], "environment": tool.attrib["destination"]}
-                         for tool in tools.findall("tool")]
+        conf["tools"] = [
+            {"id": tool.attrib["id"], "environment": tool.attrib["destination"]}
+            for tool in tools.findall("tool")
+        ]
     return conf
 
 
@@ -100,12 +108,17 @@ def job_conf_for(backends: list[Backend], tools: dict[str, str]) -> dict[str, An
         runners[runner_name] = {**mq_runner, "amqp_url": backend.amqp_url}
         for readme_name, transport in TRANSPORTS.items():
             environment = dict(remote[readme_name])
-            for key, value in (("url", backend.url), ("private_token", backend.private_token),
-                               ("jobs_directory", backend.jobs_directory)):
+            for key, value in (
+                ("url", backend.url),
+                ("private_token", backend.private_token),
+                ("jobs_directory", backend.jobs_directory),
+            ):
                 if key in environment:
                     environment[key] = value
             if environment["runner"] == MQ_RUNNER:
                 environment["runner"] = runner_name
             environments[destination(backend.name, transport)] = environment
-    conf["tools"] = list(conf.get("tools", [])) + [{"id": tool, "environment": env} for tool, env in tools.items()]
+    conf["tools"] = list(conf.get("tools", [])) + [
+        {"id": tool, "environment": env} for tool, env in tools.items()
+    ]
     return conf

@@ -65,7 +65,8 @@ class GalaxyServer:
         (self.directory / "job_conf.yml").write_text(yaml.safe_dump(self.job_conf, sort_keys=False))
         tools = "\n".join(f'    <tool file="{path}"/>' for path in self.tool_files)
         (self.directory / "tool_conf.xml").write_text(
-            f'<toolbox>\n  <section id="lwr" name="lwr tests">\n{tools}\n  </section>\n</toolbox>\n')
+            f'<toolbox>\n  <section id="lwr" name="lwr tests">\n{tools}\n  </section>\n</toolbox>\n'
+        )
         galaxy = {
             "data_dir": str(data),
             "database_connection": f"sqlite:///{data}/galaxy.sqlite?isolation_level=IMMEDIATE&timeout=120",
@@ -88,19 +89,30 @@ class GalaxyServer:
             "log_level": "DEBUG",
         }
         path = self.directory / "galaxy.yml"
-        path.write_text(yaml.safe_dump({"gravity": {"process_manager": None}, "galaxy": galaxy}, sort_keys=False))
+        path.write_text(
+            yaml.safe_dump({"gravity": {"process_manager": None}, "galaxy": galaxy}, sort_keys=False)
+        )
         return path
 
     def start(self) -> GalaxyServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         config = self.write_config()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "VIRTUAL_ENV": str(self.venv),
-               "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "VIRTUAL_ENV": str(self.venv),
+            "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
         env.pop("PYTHONPATH", None)  # Galaxy's own interpreter, not the test suite's lwr checkout
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(self.venv / "bin" / "galaxy-web"), "-c", str(config), "-b", f"127.0.0.1:{self.port}"],
-            cwd=self.directory, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            cwd=self.directory,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         self.wait_ready()
         return self
 
@@ -108,7 +120,9 @@ class GalaxyServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"Galaxy exited with {self.process.returncode}:\n{self.log_text()[-20000:]}")
+                raise RuntimeError(
+                    f"Galaxy exited with {self.process.returncode}:\n{self.log_text()[-20000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{self.url}/api/version", timeout=2) as response:
                     if response.status == 200 and "version_major" in json.load(response):

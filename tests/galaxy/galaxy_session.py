@@ -97,7 +97,9 @@ def wait_for_pulsar(server: PulsarServer, timeout: float = 60.0) -> None:
     raise RuntimeError(f"pulsar did not answer within {timeout} s:\n{server.log_text()}")
 
 
-def make_servers(base: Path, dependencies: Path, vhosts: dict[str, Vhost], job_files_api: str) -> dict[str, Any]:
+def make_servers(
+    base: Path, dependencies: Path, vhosts: dict[str, Vhost], job_files_api: str
+) -> dict[str, Any]:
     """The servers Galaxy talks to, by name: ``X`` serves HTTP, ``X_mq`` consumes AMQP.
 
     A server never does both: one with a message queue publishes every job's status there,
@@ -107,20 +109,37 @@ def make_servers(base: Path, dependencies: Path, vhosts: dict[str, Vhost], job_f
     mq = {**resolve, "remote_staging_allowed_urls": job_files_api}
     pulsar_default = {"_default_": {"type": "queued_python", "num_concurrent_jobs": 4}}
     return {
-        "lwr": LwrServer(directory=base / "lwr", app_options={"private_token": TOKEN, **resolve},
-                         job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 4\n\n"
-                                          + SLURM_MANAGER),
-        "lwr_mq": LwrServer(directory=base / "lwr_mq", app_options={**mq, "message_queue_url": vhosts["lwr"].url}),
-        "pulsar": PulsarServer(directory=base / "pulsar", extra_app_yml={
-            "private_token": TOKEN, **resolve,
-            # Pulsar's queued_cli ignores the destination's submit_native_specification; its
-            # manager asks Slurm for the same 2 CPUs (job_ncpus -> sbatch -c 2).
-            "managers": {**pulsar_default, "slurm": {"type": "queued_cli", "job_plugin": "Slurm", "job_ncpus": 2}},
-        }),
-        "pulsar_mq": PulsarServer(directory=base / "pulsar_mq", extra_app_yml={
-            "private_token": TOKEN, **resolve, "message_queue_url": vhosts["pulsar"].url,
-            "managers": pulsar_default,
-        }),
+        "lwr": LwrServer(
+            directory=base / "lwr",
+            app_options={"private_token": TOKEN, **resolve},
+            job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 4\n\n"
+            + SLURM_MANAGER,
+        ),
+        "lwr_mq": LwrServer(
+            directory=base / "lwr_mq", app_options={**mq, "message_queue_url": vhosts["lwr"].url}
+        ),
+        "pulsar": PulsarServer(
+            directory=base / "pulsar",
+            extra_app_yml={
+                "private_token": TOKEN,
+                **resolve,
+                # Pulsar's queued_cli ignores the destination's submit_native_specification; its
+                # manager asks Slurm for the same 2 CPUs (job_ncpus -> sbatch -c 2).
+                "managers": {
+                    **pulsar_default,
+                    "slurm": {"type": "queued_cli", "job_plugin": "Slurm", "job_ncpus": 2},
+                },
+            },
+        ),
+        "pulsar_mq": PulsarServer(
+            directory=base / "pulsar_mq",
+            extra_app_yml={
+                "private_token": TOKEN,
+                **resolve,
+                "message_queue_url": vhosts["pulsar"].url,
+                "managers": pulsar_default,
+            },
+        ),
     }
 
 
@@ -150,13 +169,30 @@ def start_session(base: Path) -> Iterator[GalaxySession]:
     try:
         start_servers(servers)
         # lwr keeps a manager's jobs in <staging_directory>/<manager>/, Pulsar in <staging_directory>/
-        backends = [Backend("lwr", servers["lwr"].url, TOKEN, vhosts["lwr"].url,
-                            str(servers["lwr_mq"].staging / "_default_")),
-                    Backend("pulsar", servers["pulsar"].url, TOKEN, vhosts["pulsar"].url,
-                            str(servers["pulsar_mq"].staging))]
+        backends = [
+            Backend(
+                "lwr",
+                servers["lwr"].url,
+                TOKEN,
+                vhosts["lwr"].url,
+                str(servers["lwr_mq"].staging / "_default_"),
+            ),
+            Backend(
+                "pulsar",
+                servers["pulsar"].url,
+                TOKEN,
+                vhosts["pulsar"].url,
+                str(servers["pulsar_mq"].staging),
+            ),
+        ]
         tool_files, mapping = write_tool_copies(base / "tools")
-        galaxy = GalaxyServer(directory=base / "galaxy", venv=venv, port=galaxy_port,
-                              job_conf=job_conf_for(backends, mapping), tool_files=tool_files)
+        galaxy = GalaxyServer(
+            directory=base / "galaxy",
+            venv=venv,
+            port=galaxy_port,
+            job_conf=job_conf_for(backends, mapping),
+            tool_files=tool_files,
+        )
         galaxy.start()
         api = GalaxyApi(galaxy.url, ADMIN_API_KEY).admin_user_api(ADMIN_EMAIL)
         history_id = api.create_history("lwr tests")
@@ -166,7 +202,9 @@ def start_session(base: Path) -> Iterator[GalaxySession]:
         session = GalaxySession(galaxy, api, history_id, input_id, servers)
         for case in CASES:
             for backend in BACKENDS:
-                reply = api.run_tool(history_id, case.tool_id(backend), {"input": {"src": "hda", "id": input_id}})
+                reply = api.run_tool(
+                    history_id, case.tool_id(backend), {"input": {"src": "hda", "id": input_id}}
+                )
                 session.runs[(case.id, backend)] = Run(case, backend, server_of(case, backend), reply)
         yield session
     finally:

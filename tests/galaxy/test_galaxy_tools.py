@@ -25,7 +25,8 @@ def finished(session: GalaxySession, tool: str, transport: str, backend: str) ->
     assert job["state"] == "ok", (
         f"{backend}: {tool} over {transport}: job {job['state']}: exit code {job.get('exit_code')}\n"
         f"stdout: {job.get('tool_stdout')}\nstderr: {job.get('tool_stderr')}\n"
-        f"job messages: {job.get('job_messages')}\n{session.server_log(run)}")
+        f"job messages: {job.get('job_messages')}\n{session.server_log(run)}"
+    )
     return run, job
 
 
@@ -54,7 +55,9 @@ def test_configfile_naming_an_input(galaxy_session: GalaxySession, transport: st
 
 @backends
 @http_and_amqp
-def test_output_from_the_working_directory(galaxy_session: GalaxySession, transport: str, backend: str) -> None:
+def test_output_from_the_working_directory(
+    galaxy_session: GalaxySession, transport: str, backend: str
+) -> None:
     run, _ = finished(galaxy_session, "staging", transport, backend)
     expected = "".join(sorted(INPUT_TEXT.splitlines(keepends=True), reverse=True))
     assert output_text(galaxy_session, run, "sorted") == expected
@@ -83,7 +86,9 @@ def test_discovered_outputs(galaxy_session: GalaxySession, transport: str, backe
 
 @backends
 @http_and_amqp
-def test_package_requirement_resolved_remotely(galaxy_session: GalaxySession, transport: str, backend: str) -> None:
+def test_package_requirement_resolved_remotely(
+    galaxy_session: GalaxySession, transport: str, backend: str
+) -> None:
     """Only the server's tool_dependency_dir has lwrtestpkg 1.0 (galaxy_packages layout)."""
     run, job = finished(galaxy_session, "requirement", transport, backend)
     assert output_text(galaxy_session, run, "output").strip() == PACKAGE_OUTPUT, job
@@ -105,7 +110,9 @@ def test_job_environment(galaxy_session: GalaxySession, transport: str, backend:
 
 
 @backends
-@pytest.mark.parametrize("tool, transport", [("staging", "http"), ("staging", "amqp"), ("environment", "slurm")])
+@pytest.mark.parametrize(
+    "tool, transport", [("staging", "http"), ("staging", "amqp"), ("environment", "slurm")]
+)
 def test_job_metrics(galaxy_session: GalaxySession, tool: str, transport: str, backend: str) -> None:
     """Galaxy's /api/jobs/{id}/metrics shows the core plugin's figures for a remote job."""
     run, _ = finished(galaxy_session, tool, transport, backend)
@@ -120,6 +127,8 @@ def test_galaxy_logs_no_version_fallback(galaxy_session: GalaxySession) -> None:
     for run in galaxy_session.runs.values():
         galaxy_session.api.wait_for_job(run.job_id)
     log = galaxy_session.galaxy.log_text()
-    assert "pulsar_version is" in log   # the runners did log the versions they read
-    fallbacks = [line for line in log.splitlines() if VERSION_FALLBACK in line or "pulsar_version is 0.6.0" in line]
+    assert "pulsar_version is" in log  # the runners did log the versions they read
+    fallbacks = [
+        line for line in log.splitlines() if VERSION_FALLBACK in line or "pulsar_version is 0.6.0" in line
+    ]
     assert not fallbacks, "\n".join(fallbacks[:20])

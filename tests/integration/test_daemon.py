@@ -47,9 +47,24 @@ class Daemons:
         return server
 
     def start(self, server: LwrServer, pid_file: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*LWR, "serve", "-c", str(server.config_path), "--daemon", "--pid-file",
-                               str(pid_file), "--log-file", str(server.log_path), *extra],
-                              capture_output=True, text=True, timeout=60, cwd=server.directory)
+        return subprocess.run(
+            [
+                *LWR,
+                "serve",
+                "-c",
+                str(server.config_path),
+                "--daemon",
+                "--pid-file",
+                str(pid_file),
+                "--log-file",
+                str(server.log_path),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=server.directory,
+        )
 
     def remember(self, pid_file: Path) -> int:
         pid = int(pid_file.read_text())
@@ -101,10 +116,26 @@ def test_two_concurrent_starts_on_one_pid_file_run_one_server(daemons, tmp_path)
     pid_file = tmp_path / "lwr.pid"
     for round_ in range(3):
         servers = [daemons.config(f"lwr{round_}-{index}") for index in range(2)]
-        commands = [[*LWR, "serve", "-c", str(server.config_path), "--daemon", "--pid-file", str(pid_file),
-                     "--log-file", str(server.log_path)] for server in servers]
-        processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                      cwd=server.directory) for command, server in zip(commands, servers)]
+        commands = [
+            [
+                *LWR,
+                "serve",
+                "-c",
+                str(server.config_path),
+                "--daemon",
+                "--pid-file",
+                str(pid_file),
+                "--log-file",
+                str(server.log_path),
+            ]
+            for server in servers
+        ]
+        processes = [
+            subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=server.directory
+            )
+            for command, server in zip(commands, servers)
+        ]
         results = [process.communicate(timeout=60) for process in processes]
         codes = sorted(process.returncode for process in processes)
         assert codes == [0, 1], results
@@ -116,8 +147,12 @@ def test_two_concurrent_starts_on_one_pid_file_run_one_server(daemons, tmp_path)
         others = [server for server in servers if server is not winner]
         assert not any(healthy(server.port) for server in others)
         # Stopping goes through the lock: it stops exactly the winner and removes the file.
-        stopped = subprocess.run([*LWR, "serve", "--stop-daemon", "--pid-file", str(pid_file)],
-                                 capture_output=True, text=True, timeout=90)
+        stopped = subprocess.run(
+            [*LWR, "serve", "--stop-daemon", "--pid-file", str(pid_file)],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
         assert stopped.returncode == 0, stopped.stderr
         assert f"pid {pid}" in stopped.stdout
         assert not pid_file.exists()
@@ -127,13 +162,21 @@ def test_two_concurrent_starts_on_one_pid_file_run_one_server(daemons, tmp_path)
 def test_foreground_server_with_a_pid_file_refuses_a_second(daemons, tmp_path):
     first, second = daemons.config("one"), daemons.config("two")
     pid_file = tmp_path / "lwr.pid"
-    process = subprocess.Popen([*LWR, "serve", "-c", str(first.config_path), "--pid-file", str(pid_file)],
-                               stdout=open(first.log_path, "ab"), stderr=subprocess.STDOUT, cwd=first.directory)
+    process = subprocess.Popen(
+        [*LWR, "serve", "-c", str(first.config_path), "--pid-file", str(pid_file)],
+        stdout=open(first.log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        cwd=first.directory,
+    )
     try:
         wait_healthy(first.port, first.log_path)
         assert int(pid_file.read_text()) == process.pid
-        refused = subprocess.run([*LWR, "serve", "-c", str(second.config_path), "--pid-file", str(pid_file)],
-                                 capture_output=True, text=True, timeout=60)
+        refused = subprocess.run(
+            [*LWR, "serve", "-c", str(second.config_path), "--pid-file", str(pid_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert refused.returncode == 1 and f"pid {process.pid}" in refused.stderr
         assert healthy(first.port)
     finally:
@@ -152,7 +195,11 @@ def test_stop_daemon_after_a_crash_says_not_running_and_clears_the_file(daemons,
     while healthy(server.port):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    stopped = subprocess.run([*LWR, "serve", "--stop-daemon", "--pid-file", str(pid_file)],
-                             capture_output=True, text=True, timeout=60)
+    stopped = subprocess.run(
+        [*LWR, "serve", "--stop-daemon", "--pid-file", str(pid_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert stopped.returncode == 1 and "not running" in stopped.stderr
     assert not pid_file.exists()

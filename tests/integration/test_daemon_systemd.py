@@ -14,9 +14,11 @@ from server import LwrServer, free_port, stop_process, wait_for_healthz
 
 LWR = [sys.executable, "-m", "lwr.cli"]
 # What systemd does for ExecStart: the socket as descriptor 3, LISTEN_PID naming the service's process.
-ACTIVATE = ("import os, sys; fd = int(sys.argv[1]); os.dup2(fd, 3); os.close(fd); "
-            "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='lwr'); "
-            "os.execv(sys.argv[2], sys.argv[2:])")
+ACTIVATE = (
+    "import os, sys; fd = int(sys.argv[1]); os.dup2(fd, 3); os.close(fd); "
+    "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1', LISTEN_FDNAMES='lwr'); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
 
 
 def notifications(sock: socket.socket) -> list[str]:
@@ -43,8 +45,13 @@ def test_socket_activation_and_readiness_across_a_restart(tmp_path: Path):
     log = open(server.log_path, "ab")
     command = [*LWR, "serve", "-c", str(server.config_path), "--pid-file", str(pid_file)]
     fd = listening.fileno()
-    first = subprocess.Popen([sys.executable, "-c", ACTIVATE, str(fd), *command], stdout=log, stderr=subprocess.STDOUT,
-                             env=env, pass_fds=(fd,))
+    first = subprocess.Popen(
+        [sys.executable, "-c", ACTIVATE, str(fd), *command],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        pass_fds=(fd,),
+    )
     listening.close()  # from now on only lwr holds the socket, as only systemd and lwr would
     processes = [first]
     url = f"http://127.0.0.1:{port}/"

@@ -18,7 +18,10 @@ def test_killed_job_script_is_classed_and_the_class_survives_a_restart(make_serv
     server.start()
     again = Http(server.url).status("killed")
     assert (again["status"], again["failure_class"], again["runner_state"]) == (
-        "failed", "job_script_failed", "unknown_error")
+        "failed",
+        "job_script_failed",
+        "unknown_error",
+    )
 
 
 def test_a_successful_job_has_no_failure_class(lwr_server) -> None:

@@ -40,9 +40,14 @@ def test_full_lifecycle(http, lwr_server):
     job_dir = config["job_directory"]
     assert config["job_id"] == "life1"
     assert config["tool_id"] == "cat1" and config["tool_version"] == "1.0"
-    for key, sub in [("working_directory", "working"), ("inputs_directory", "inputs"),
-                     ("outputs_directory", "outputs"), ("configs_directory", "configs"),
-                     ("tools_directory", "tool_files"), ("metadata_directory", "metadata")]:
+    for key, sub in [
+        ("working_directory", "working"),
+        ("inputs_directory", "inputs"),
+        ("outputs_directory", "outputs"),
+        ("configs_directory", "configs"),
+        ("tools_directory", "tool_files"),
+        ("metadata_directory", "metadata"),
+    ]:
         assert config[key] == os.path.join(job_dir, sub)
         assert os.path.isdir(config[key])
     assert config["system_properties"]["separator"] == "/"
@@ -59,9 +64,11 @@ def test_full_lifecycle(http, lwr_server):
     assert path.json() == {"path": os.path.join(config["inputs_directory"], "in.txt")}
 
     env = json.dumps([{"name": "GREETING", "value": "hi there"}])
-    command = (f"cat {config['inputs_directory']}/in.txt > {config['outputs_directory']}/out.txt; "
-               "echo $GREETING; echo oops >&2; test -d \"$_GALAXY_JOB_TMP_DIR\" && test -d \"$_GALAXY_JOB_HOME_DIR\"; "
-               "exit 3")
+    command = (
+        f"cat {config['inputs_directory']}/in.txt > {config['outputs_directory']}/out.txt; "
+        'echo $GREETING; echo oops >&2; test -d "$_GALAXY_JOB_TMP_DIR" && test -d "$_GALAXY_JOB_HOME_DIR"; '
+        "exit 3"
+    )
     assert http.submit("life1", command, env=env).status == 200
     status = http.wait_complete("life1")
     assert status["status"] == "complete"
@@ -72,8 +79,16 @@ def test_full_lifecycle(http, lwr_server):
     assert status["stderr"] == "oops\n"
     assert "out.txt" in status["outputs_directory_contents"]
     assert "inputs/sub/dir/extra.txt" in status["job_directory_contents"]
-    for key in ("job_stdout", "job_stderr", "working_directory", "metadata_directory", "job_directory",
-                "working_directory_contents", "metadata_directory_contents", "system_properties"):
+    for key in (
+        "job_stdout",
+        "job_stderr",
+        "working_directory",
+        "metadata_directory",
+        "job_directory",
+        "working_directory_contents",
+        "metadata_directory_contents",
+        "system_properties",
+    ):
         assert key in status
 
     download = http.request("GET", "/jobs/life1/files", {"name": "out.txt", "type": "output"})
@@ -99,18 +114,25 @@ def test_status_while_running_and_cancel_kills_process_group(http, tmp_path):
     command = f"sleep 300 & echo $! > {marker}; wait"
     assert http.submit("cancel1", command).status == 200
     status = http.wait_status("cancel1", {"running"})
-    assert status == {"complete": "false", "status": "running", "job_id": "cancel1",
-                      "pulsar_version": PULSAR_PROTOCOL_VERSION, "lwr_version": lwr.__version__}
+    assert status == {
+        "complete": "false",
+        "status": "running",
+        "job_id": "cancel1",
+        "pulsar_version": PULSAR_PROTOCOL_VERSION,
+        "lwr_version": lwr.__version__,
+    }
     for _ in range(100):
         if marker.exists() and marker.read_text().strip():
             break
         import time
+
         time.sleep(0.05)
     child = int(marker.read_text())
     assert http.request("PUT", "/jobs/cancel1/cancel").status == 200
     final = http.wait_complete("cancel1", timeout=30)
     assert final["status"] == "cancelled"
     import time
+
     for _ in range(100):
         try:
             os.kill(child, 0)
@@ -183,7 +205,9 @@ def test_token_required_and_checked(token_server):
 
 
 # --- bad input ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["../escape", "a/../../escape", "/etc/passwd", "bad\x00name", "", "..", "a/.."])
+@pytest.mark.parametrize(
+    "name", ["../escape", "a/../../escape", "/etc/passwd", "bad\x00name", "", "..", "a/.."]
+)
 def test_upload_names_confined(http, name):
     http.setup("conf1")
     assert_error(http.upload("conf1", name, b"x"), 400, "name")
@@ -194,8 +218,9 @@ def test_symlink_escape_refused(http, tmp_path):
     os.symlink(str(tmp_path), os.path.join(config["inputs_directory"], "link"))
     assert_error(http.upload("sym1", "link/evil", b"x"), 400, "outside")
     os.symlink("/etc/passwd", os.path.join(config["working_directory"], "passwd"))
-    assert_error(http.request("GET", "/jobs/sym1/files", {"name": "passwd", "type": "output_workdir"}), 400,
-                 "outside")
+    assert_error(
+        http.request("GET", "/jobs/sym1/files", {"name": "passwd", "type": "output_workdir"}), 400, "outside"
+    )
 
 
 def test_bad_requests(http):
@@ -203,10 +228,18 @@ def test_bad_requests(http):
     assert_error(http.request("POST", "/jobs"), 400, "job_id", code="bad_request")
     assert_error(http.request("POST", "/jobs", {"job_id": "../x"}), 400, "job_id")
     assert_error(http.request("POST", "/jobs", {"job_id": "a b"}), 400, "job_id")
-    assert_error(http.request("POST", "/jobs/bad1/files", {"name": "x"}, body=b"1") if False else
-                 http.request("POST", "/jobs/bad1/files", {"type": "input"}, body=b"1"), 400, "name")
-    assert_error(http.request("POST", "/jobs/bad1/files", {"name": "x", "type": "nonsense"}, body=b"1"), 400,
-                 "unknown file type")
+    assert_error(
+        http.request("POST", "/jobs/bad1/files", {"name": "x"}, body=b"1")
+        if False
+        else http.request("POST", "/jobs/bad1/files", {"type": "input"}, body=b"1"),
+        400,
+        "name",
+    )
+    assert_error(
+        http.request("POST", "/jobs/bad1/files", {"name": "x", "type": "nonsense"}, body=b"1"),
+        400,
+        "unknown file type",
+    )
     assert_error(http.submit("bad1", "true", env="{not json"), 400, "env")
     assert_error(http.submit("bad1", "true", env=json.dumps([{"name": "1BAD", "value": "x"}])), 400, "env")
     assert_error(http.submit("bad1", "true", params="[1]"), 400, "params")
@@ -224,8 +257,11 @@ def test_unknown_job_manager_output_and_route(http):
     http.setup("out1")
     http.submit("out1", "true")
     http.wait_complete("out1")
-    assert_error(http.request("GET", "/jobs/out1/files", {"name": "missing.dat", "type": "output"}), 404,
-                 "no such output")
+    assert_error(
+        http.request("GET", "/jobs/out1/files", {"name": "missing.dat", "type": "output"}),
+        404,
+        "no such output",
+    )
 
 
 def test_submit_twice_is_conflict_and_runs_once(http, tmp_path):
@@ -255,8 +291,11 @@ def test_upload_over_limit_is_413(authed):
 
     authed.setup("big1")
     with socket.create_connection((authed.host, authed.port)) as sock:
-        sock.sendall(f"POST /jobs/big1/files?name=big&type=input&private_token={TOKEN} HTTP/1.1\r\n"
-                     f"Host: x\r\nContent-Length: {65 * 1024 * 1024}\r\n\r\n".encode() + b"x" * 1024)
+        sock.sendall(
+            f"POST /jobs/big1/files?name=big&type=input&private_token={TOKEN} HTTP/1.1\r\n"
+            f"Host: x\r\nContent-Length: {65 * 1024 * 1024}\r\n\r\n".encode()
+            + b"x" * 1024
+        )
         sock.settimeout(10)
         head = b""
         while chunk := sock.recv(65536):
@@ -271,9 +310,12 @@ def test_interrupted_upload_leaves_nothing(http):
 
     config = http.setup("cut1")
     with socket.create_connection((http.host, http.port)) as sock:
-        sock.sendall(b"POST /jobs/cut1/files?name=half.dat&type=input HTTP/1.1\r\nHost: x\r\n"
-                     b"Content-Length: 1000000\r\n\r\n" + b"y" * 1000)
+        sock.sendall(
+            b"POST /jobs/cut1/files?name=half.dat&type=input HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 1000000\r\n\r\n" + b"y" * 1000
+        )
     import time
+
     time.sleep(0.5)
     inputs = os.listdir(config["inputs_directory"])
     assert "half.dat" not in inputs
@@ -285,11 +327,21 @@ def test_sha256_header_is_verified(http):
 
     http.setup("sum1")
     data = b"checked bytes"
-    good = http.request("POST", "/jobs/sum1/files", {"name": "a", "type": "input"}, body=data,
-                        headers={"X-Lwr-Sha256": hashlib.sha256(data).hexdigest()})
+    good = http.request(
+        "POST",
+        "/jobs/sum1/files",
+        {"name": "a", "type": "input"},
+        body=data,
+        headers={"X-Lwr-Sha256": hashlib.sha256(data).hexdigest()},
+    )
     assert good.status == 200 and good.json()["sha256"] == hashlib.sha256(data).hexdigest()
-    bad = http.request("POST", "/jobs/sum1/files", {"name": "b", "type": "input"}, body=data,
-                       headers={"X-Lwr-Sha256": "0" * 64})
+    bad = http.request(
+        "POST",
+        "/jobs/sum1/files",
+        {"name": "b", "type": "input"},
+        body=data,
+        headers={"X-Lwr-Sha256": "0" * 64},
+    )
     assert_error(bad, 400, "SHA-256", code="integrity")
     assert not os.path.exists(os.path.join(http.setup("sum1")["inputs_directory"], "b"))
 
@@ -315,8 +367,9 @@ def test_cache_routes(make_server, tmp_path):
     status = http.request("GET", "/cache/status", params).json()
     assert status["ready"] is True
     config = http.setup("c1")
-    reply = http.request("POST", "/jobs/c1/files", {"name": "x.dat", "type": "input",
-                                                    "cache_token": status["token"]})
+    reply = http.request(
+        "POST", "/jobs/c1/files", {"name": "x.dat", "type": "input", "cache_token": status["token"]}
+    )
     assert reply.status == 200
     with open(os.path.join(config["inputs_directory"], "x.dat"), "rb") as handle:
         assert handle.read() == b"cached!"
@@ -325,8 +378,12 @@ def test_cache_routes(make_server, tmp_path):
 def test_galaxy_style_redirected_streams_are_reported(http):
     """Galaxy's command line sends the tool's streams to metadata/tool_stdout itself."""
     http.setup("redir")
-    assert http.submit("redir", "echo to-meta > ../metadata/tool_stdout; echo err-meta 2> ../metadata/tool_stderr >&2"
-                       ).status == 200
+    assert (
+        http.submit(
+            "redir", "echo to-meta > ../metadata/tool_stdout; echo err-meta 2> ../metadata/tool_stderr >&2"
+        ).status
+        == 200
+    )
     status = http.wait_complete("redir")
     assert status["stdout"] == "to-meta\n" and status["stderr"] == "err-meta\n"
 

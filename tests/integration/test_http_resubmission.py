@@ -13,7 +13,7 @@ def test_resubmission_after_the_end_runs_again_on_a_clean_directory(lwr_server, 
     marker = tmp_path / "runs"
     command = f"ls; echo run >> {marker}; touch leftover"
     setup_params = json.dumps({"job_id": "again1", "tool_id": "t", "tool_version": "1"})
-    for _ in range(2):   # the client sets the job up itself, in the submit
+    for _ in range(2):  # the client sets the job up itself, in the submit
         assert http.submit("again1", command, setup_params=setup_params).status == 200
         status = http.wait_complete("again1")
         assert (status["status"], status["stdout"]) == ("complete", ""), status

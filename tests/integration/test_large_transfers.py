@@ -47,8 +47,10 @@ def test_4gib_upload_in_bounded_memory_then_ranged_download(lwr_server):
 
     def upload() -> None:
         with socket.create_connection((http.host, http.port)) as sock:
-            sock.sendall(f"POST /jobs/huge/files?name=huge.bin&type=input HTTP/1.1\r\nHost: x\r\n"
-                         f"Content-Length: {size}\r\n\r\n".encode())
+            sock.sendall(
+                f"POST /jobs/huge/files?name=huge.bin&type=input HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Length: {size}\r\n\r\n".encode()
+            )
             for _ in range(size // len(block)):
                 sock.sendall(block)
                 digest.update(block)
@@ -62,7 +64,9 @@ def test_4gib_upload_in_bounded_memory_then_ranged_download(lwr_server):
 
     http.submit("huge", "ln -s ../inputs/huge.bin ../outputs/huge.bin")
     http.wait_complete("huge")
-    tail = http.request("GET", "/jobs/huge/files", {"name": "huge.bin"}, headers={"Range": f"bytes={size - 10}-"})
+    tail = http.request(
+        "GET", "/jobs/huge/files", {"name": "huge.bin"}, headers={"Range": f"bytes={size - 10}-"}
+    )
     assert tail.status == 206 and tail.body == block[-10:]
 
     received = hashlib.sha256()

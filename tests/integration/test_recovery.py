@@ -66,7 +66,9 @@ def test_setup_survives_restart_and_can_be_submitted(make_server, tmp_path):
 def test_restart_many_times_never_reruns(make_server, tmp_path):
     """Crash the server repeatedly while jobs flow; every job runs exactly once."""
     log = tmp_path / "runs.log"
-    server = make_server(job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 2\n")
+    server = make_server(
+        job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 2\n"
+    )
     http = Http(server.url)
     names = [f"j{index}" for index in range(8)]
     for name in names:

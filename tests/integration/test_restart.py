@@ -34,8 +34,13 @@ class Generation:
         if restart:
             command.append("--restart")
         self.log = open(base.log_path, "ab")
-        self.process = subprocess.Popen(command, cwd=base.directory, stdout=self.log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.process = subprocess.Popen(
+            command,
+            cwd=base.directory,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -110,6 +115,7 @@ class Load:
         deadline = time.monotonic() + 120
         reused = 0
         while not self.stop.is_set() and time.monotonic() < deadline:
+
             def one() -> int:
                 connection.request("GET", "/healthz")
                 response = connection.getresponse()
@@ -135,7 +141,9 @@ class Load:
             if reply is None or reply.status != 200:  # type: ignore[attr-defined]
                 self.failures.append(f"upload {job}: {reply}")
                 continue
-            reply = self.call(f"submit {job}", lambda job=job, command=command: self.http.submit(job, command))
+            reply = self.call(
+                f"submit {job}", lambda job=job, command=command: self.http.submit(job, command)
+            )
             if reply is None or reply.status != 200:  # type: ignore[attr-defined]
                 self.failures.append(f"submit {job}: {reply}")
                 continue
@@ -159,8 +167,10 @@ class SlowUpload(threading.Thread):
     def run(self) -> None:
         block = b"u" * (1 << 20)
         with socket.create_connection((self.http.host, self.http.port), timeout=120) as sock:
-            sock.sendall(f"POST /jobs/{self.job}/files?name=big.bin&type=input HTTP/1.1\r\nHost: x\r\n"
-                         f"Content-Length: {self.size}\r\n\r\n".encode())
+            sock.sendall(
+                f"POST /jobs/{self.job}/files?name=big.bin&type=input HTTP/1.1\r\nHost: x\r\n"
+                f"Content-Length: {self.size}\r\n\r\n".encode()
+            )
             for index in range(self.size // len(block)):
                 sock.sendall(block)
                 if index == 2:
@@ -242,11 +252,17 @@ def test_a_successor_that_fails_to_start_leaves_the_old_server_serving(chain, tm
     pid_file = tmp_path / "lwr.pid"
     generations.append(Generation(base, pid_file, restart=False, concurrency=1))
     wait_for_healthz(base.url, generations[0].process, "lwr", base.log_text, 30)
-    broken = LwrServer(directory=tmp_path / "broken", port=base.port, app_options={"assign_ids": "sequential"})
+    broken = LwrServer(
+        directory=tmp_path / "broken", port=base.port, app_options={"assign_ids": "sequential"}
+    )
     broken.directory.mkdir()
     broken.write_config()
-    result = subprocess.run([*LWR, "serve", "-c", str(broken.config_path), "--restart", "--pid-file", str(pid_file)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*LWR, "serve", "-c", str(broken.config_path), "--restart", "--pid-file", str(pid_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "assign_ids" in result.stderr
     http = Http(base.url)
     assert http.request("GET", "/healthz").status == 200
@@ -274,8 +290,9 @@ def test_run_sh_restart_replaces_the_daemon(tmp_path):
     url = f"http://127.0.0.1:{port}/"
 
     def run_sh(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["bash", "run.sh", *args], cwd=project, capture_output=True, text=True, timeout=120,
-                              env=env)
+        return subprocess.run(
+            ["bash", "run.sh", *args], cwd=project, capture_output=True, text=True, timeout=120, env=env
+        )
 
     pid_file = project / "lwr.pid"
     pids = []
@@ -404,7 +421,9 @@ def test_download_in_progress_completes_and_does_not_hold_the_restart(chain, tmp
         time.sleep(0.05)
     # Read at ~3 MiB/s: a handover that waited for the server to send everything would come at
     # 60 MiB or more (the rest in socket buffers); one that does not wait comes long before.
-    assert reader.is_alive() and total[0] < size // 2, f"the handover waited for the download ({total[0]} bytes)"
+    assert reader.is_alive() and total[0] < size // 2, (
+        f"the handover waited for the download ({total[0]} bytes)"
+    )
     assert http.request("GET", "/healthz").status == 200
     reader.join(120)
     assert total[0] == size and received.hexdigest() == hashlib.sha256(data).hexdigest()

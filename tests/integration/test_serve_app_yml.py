@@ -13,14 +13,20 @@ from server import free_port, stop_process, wait_for_healthz
 def serve(tmp_path, text: str) -> subprocess.Popen[bytes]:
     (tmp_path / "app.yml").write_text(text)
     log = open(tmp_path / "lwr.log", "ab")
-    return subprocess.Popen([sys.executable, "-m", "lwr.cli", "serve", "-c", str(tmp_path / "app.yml")],
-                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    return subprocess.Popen(
+        [sys.executable, "-m", "lwr.cli", "serve", "-c", str(tmp_path / "app.yml")],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def test_pulsar_app_yml_serves_jobs(tmp_path):
     port = free_port()
-    process = serve(tmp_path, f"""
+    process = serve(
+        tmp_path,
+        f"""
 private_token: yml-token
 managers:
   _default_:
@@ -30,7 +36,8 @@ managers:
     num_concurrent_jobs: 2
 server:
   port: {port}
-""")
+""",
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         wait_for_healthz(url, process, "lwr", lambda: (tmp_path / "lwr.log").read_text(), 60)
@@ -49,4 +56,6 @@ def test_a_pulsar_key_lwr_does_not_implement_stops_it_naming_the_key(tmp_path):
     process = serve(tmp_path, "object_store_config_file: object_store_conf.xml\n")
     assert process.wait(60) == 2
     log = (tmp_path / "lwr.log").read_text()
-    assert "configuration error" in log and "'object_store_config_file' is not a setting lwr implements" in log
+    assert (
+        "configuration error" in log and "'object_store_config_file' is not a setting lwr implements" in log
+    )

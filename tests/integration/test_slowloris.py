@@ -156,14 +156,17 @@ def test_32mib_request_line_is_refused_in_bounded_memory(lwr_server):
     assert Http(lwr_server.url).request("GET", "/healthz").status == 200
 
 
-@pytest.mark.parametrize("head, status", [
-    (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n", b"431"),
-    (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"y" * 70000 + b"\r\n\r\n", b"431"),
-    (b"GET /healthz HTTP/2.0\r\n\r\n", b"505"),
-    (b"GET /healthz\r\n\r\n", b"400"),
-    (b"POST /healthz HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", b"400"),
-    (b"POST /healthz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", b"501"),
-])
+@pytest.mark.parametrize(
+    "head, status",
+    [
+        (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n", b"431"),
+        (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"y" * 70000 + b"\r\n\r\n", b"431"),
+        (b"GET /healthz HTTP/2.0\r\n\r\n", b"505"),
+        (b"GET /healthz\r\n\r\n", b"400"),
+        (b"POST /healthz HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", b"400"),
+        (b"POST /healthz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", b"501"),
+    ],
+)
 def test_bad_heads_get_a_4xx_json_reply(lwr_server, head, status):
     with socket.create_connection(("127.0.0.1", lwr_server.port), timeout=10) as sock:
         sock.sendall(head)
@@ -181,8 +184,10 @@ def test_stalled_upload_body_times_out_with_408(make_server):
     server = make_server(server_options=LIMITS)
     Http(server.url).setup("slow")
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(b"POST /jobs/slow/files?name=in.txt&type=input HTTP/1.1\r\nHost: x\r\n"
-                     b"Content-Length: 1000\r\n\r\n" + b"x" * 10)
+        sock.sendall(
+            b"POST /jobs/slow/files?name=in.txt&type=input HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Length: 1000\r\n\r\n" + b"x" * 10
+        )
         assert read_status_line(sock).startswith(b"HTTP/1.1 408")
 
 
@@ -200,10 +205,13 @@ def test_keepalive_pipelined_and_chunked_requests(lwr_server):
     config = http.setup("chunky")
     with socket.create_connection(("127.0.0.1", lwr_server.port), timeout=30) as sock:
         body = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
-        sock.sendall(b"POST /jobs/chunky/files?name=in.txt&type=input HTTP/1.1\r\nHost: x\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n" + body +
-                     b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n"
-                     b"Connection: close\r\n\r\n")
+        sock.sendall(
+            b"POST /jobs/chunky/files?name=in.txt&type=input HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+            + body
+            + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n"
+            b"Connection: close\r\n\r\n"
+        )
         data = b""
         while True:
             chunk = sock.recv(65536)
@@ -219,9 +227,28 @@ def self_signed(tmp_path) -> tuple[str, str]:
     import subprocess
 
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     pem = tmp_path / "server.pem"
     pem.write_bytes(cert.read_bytes() + key.read_bytes())
     return str(pem), str(cert)

@@ -21,8 +21,13 @@ def start_failure(tmp_path: Path, app_options: dict[str, str], managers: str | N
     server = LwrServer(directory=tmp_path, app_options=app_options, job_managers_ini=managers)
     server.directory.mkdir(parents=True, exist_ok=True)
     server.write_config()
-    result = subprocess.run([*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True,
-                            timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [*LWR, "serve", "-c", str(server.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     return result.stderr
@@ -39,14 +44,22 @@ def test_wrong_value_type(tmp_path):
     assert "assign_ids" in message and "expected galaxy or uuid" in message
 
 
-@pytest.mark.parametrize("managers, fragments", [
-    ("[manager:a]\ntype = queued_pyton\n", ["job_managers.ini", "[manager:a]", "type", "queued_python"]),
-    ("[manager:a]\ntype = queued_python\nmax_concurent_jobs = 2\n", ["[manager:a]", "max_concurent_jobs",
-                                                                       "max_concurrent_jobs"]),
-    ("[manager:a]\ntype = queued_python\nmax_concurrent_jobs = lots\n", ["max_concurrent_jobs", "positive integer"]),
-    ("[a]\ntype = queued_python\n", ["[a]", "[manager:NAME]"]),
-    ("[manager:a]\nmax_concurrent_jobs = 2\n", ["missing key 'type'"]),
-])
+@pytest.mark.parametrize(
+    "managers, fragments",
+    [
+        ("[manager:a]\ntype = queued_pyton\n", ["job_managers.ini", "[manager:a]", "type", "queued_python"]),
+        (
+            "[manager:a]\ntype = queued_python\nmax_concurent_jobs = 2\n",
+            ["[manager:a]", "max_concurent_jobs", "max_concurrent_jobs"],
+        ),
+        (
+            "[manager:a]\ntype = queued_python\nmax_concurrent_jobs = lots\n",
+            ["max_concurrent_jobs", "positive integer"],
+        ),
+        ("[a]\ntype = queued_python\n", ["[a]", "[manager:NAME]"]),
+        ("[manager:a]\nmax_concurrent_jobs = 2\n", ["missing key 'type'"]),
+    ],
+)
 def test_job_managers_errors(tmp_path, managers, fragments):
     message = start_failure(tmp_path, {}, managers)
     for fragment in fragments:
@@ -54,8 +67,11 @@ def test_job_managers_errors(tmp_path, managers, fragments):
 
 
 def test_star_means_all_cores(make_server):
-    server = make_server(job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = *\n")
+    server = make_server(
+        job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = *\n"
+    )
     import json
+
     with urllib.request.urlopen(server.url + "managers") as response:
         described = json.load(response)["managers"][0]
     assert described["max_concurrent_jobs"] == os.cpu_count()
@@ -70,11 +86,13 @@ def test_run_sh_daemon_uses_sample_defaults(tmp_path):
     port = free_port()
     sample = (project / "server.ini.sample").read_text().replace("port = 8913", f"port = {port}")
     (project / "server.ini.sample").write_text(sample)
-    (project / "local_env.sh").write_text(f"export LWR_VENV={Path(sys.executable).parent.parent}\n"
-                                          "export LWR_TEST_MARKER=sourced\n")
+    (project / "local_env.sh").write_text(
+        f"export LWR_VENV={Path(sys.executable).parent.parent}\nexport LWR_TEST_MARKER=sourced\n"
+    )
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
-    started = subprocess.run(["bash", "run.sh", "--daemon"], cwd=project, capture_output=True, text=True,
-                             timeout=60, env=env)
+    started = subprocess.run(
+        ["bash", "run.sh", "--daemon"], cwd=project, capture_output=True, text=True, timeout=60, env=env
+    )
     assert started.returncode == 0, started.stderr
     try:
         deadline = time.monotonic() + 30
@@ -88,12 +106,19 @@ def test_run_sh_daemon_uses_sample_defaults(tmp_path):
                 time.sleep(0.1)
         assert (project / "lwr.pid").exists()
         assert (project / "files" / "staging").is_dir()
-        again = subprocess.run(["bash", "run.sh", "--daemon"], cwd=project, capture_output=True, text=True,
-                               timeout=60, env=env)
+        again = subprocess.run(
+            ["bash", "run.sh", "--daemon"], cwd=project, capture_output=True, text=True, timeout=60, env=env
+        )
         assert again.returncode == 1 and "already running" in again.stderr
     finally:
-        stopped = subprocess.run(["bash", "run.sh", "--stop-daemon"], cwd=project, capture_output=True, text=True,
-                                 timeout=60, env=env)
+        stopped = subprocess.run(
+            ["bash", "run.sh", "--stop-daemon"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
     assert stopped.returncode == 0, stopped.stderr
     assert not (project / "lwr.pid").exists()
     with pytest.raises(OSError):
@@ -104,20 +129,24 @@ def test_ssl_pem_with_paste_server_is_a_config_error(tmp_path):
     server = LwrServer(directory=tmp_path, server_options={"use": "egg:Paste#http", "ssl_pem": "x.pem"})
     server.directory.mkdir(parents=True, exist_ok=True)
     server.write_config()
-    result = subprocess.run([*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and "egg:lwr#http" in result.stderr and "ssl_pem" in result.stderr
 
 
 def test_lwr_server_keys_are_checked(tmp_path):
-    for options, fragments in [({"ssl_pem": "missing.pem"}, ["ssl_pem", "missing.pem", "not found"]),
-                               ({"header_timout": "5"}, ["header_timout", "header_timeout"]),
-                               ({"max_request_line": "big"}, ["max_request_line", "a size"])]:
+    for options, fragments in [
+        ({"ssl_pem": "missing.pem"}, ["ssl_pem", "missing.pem", "not found"]),
+        ({"header_timout": "5"}, ["header_timout", "header_timeout"]),
+        ({"max_request_line": "big"}, ["max_request_line", "a size"]),
+    ]:
         server = LwrServer(directory=tmp_path, server_options=options)
         server.directory.mkdir(parents=True, exist_ok=True)
         server.write_config()
-        result = subprocess.run([*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True,
-                                timeout=60)
+        result = subprocess.run(
+            [*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr and "[server:main]" in result.stderr
         for fragment in fragments:

@@ -35,12 +35,19 @@ def listener(vhost: Vhost) -> Iterator[StatusListener]:
 
 
 @pytest.fixture
-def mq_server(make_server: Callable[..., object], vhost: Vhost, files_endpoint: FilesEndpoint) -> Callable[..., object]:
+def mq_server(
+    make_server: Callable[..., object], vhost: Vhost, files_endpoint: FilesEndpoint
+) -> Callable[..., object]:
     """``mq_server(**app_options)``: an lwr consuming the test's vhost, allowed to reach the files endpoint."""
 
     def make(name: str = "lwr", job_managers_ini: str | None = None, **app_options: str) -> object:
-        options = {"message_queue_url": vhost.url, "remote_staging_allowed_urls": files_endpoint.base,
-                   "amqp_heartbeat": "10", "amqp_publish_retry_max": "2", **app_options}
+        options = {
+            "message_queue_url": vhost.url,
+            "remote_staging_allowed_urls": files_endpoint.base,
+            "amqp_heartbeat": "10",
+            "amqp_publish_retry_max": "2",
+            **app_options,
+        }
         return make_server(name, app_options=options, job_managers_ini=job_managers_ini)
 
     return make

@@ -50,8 +50,14 @@ def queue_name(manager: str, name: str) -> str:
     return f"pulsar__{name}" if manager == "_default_" else f"pulsar_{manager}__{name}"
 
 
-def publish(url: str, manager: str, name: str, body: Any, raw: bytes | None = None,
-            content_type: str = "application/json") -> None:
+def publish(
+    url: str,
+    manager: str,
+    name: str,
+    body: Any,
+    raw: bytes | None = None,
+    content_type: str = "application/json",
+) -> None:
     """Publish ``body`` (as JSON) or ``raw`` bytes to lwr's ``name`` queue of ``manager``."""
     key = queue_name(manager, name)
     with kombu.Connection(url) as connection:
@@ -59,8 +65,14 @@ def publish(url: str, manager: str, name: str, body: Any, raw: bytes | None = No
         kombu.Queue(key, exchange(), routing_key=key, durable=True)(channel).declare()
         producer = kombu.Producer(channel)
         if raw is not None:
-            producer.publish(raw, exchange=exchange(), routing_key=key, content_type=content_type,
-                             content_encoding="binary", delivery_mode=2)
+            producer.publish(
+                raw,
+                exchange=exchange(),
+                routing_key=key,
+                content_type=content_type,
+                content_encoding="binary",
+                delivery_mode=2,
+            )
         else:
             producer.publish(body, exchange=exchange(), routing_key=key, serializer="json", delivery_mode=2)
 
@@ -89,14 +101,20 @@ class StatusListener:
                     q = kombu.Queue(self.key, exchange(), routing_key=self.key, durable=True)
                     producer = kombu.Producer(connection.channel())
 
-                    def on_message(body: Any, message: kombu.Message, producer: kombu.Producer = producer) -> None:
+                    def on_message(
+                        body: Any, message: kombu.Message, producer: kombu.Producer = producer
+                    ) -> None:
                         self.all.append(body)
                         self.updates.put(body)
                         if self.ack_queue and "acknowledge_uuid" in body:
                             key = queue_name(self.manager, body["acknowledge_queue"])
-                            producer.publish({"acknowledge_uuid_response": body["acknowledge_uuid"]},
-                                             exchange=exchange(), routing_key=key, serializer="json",
-                                             declare=[kombu.Queue(key, exchange(), routing_key=key, durable=True)])
+                            producer.publish(
+                                {"acknowledge_uuid_response": body["acknowledge_uuid"]},
+                                exchange=exchange(),
+                                routing_key=key,
+                                serializer="json",
+                                declare=[kombu.Queue(key, exchange(), routing_key=key, durable=True)],
+                            )
                         message.ack()
 
                     with kombu.Consumer(channel, queues=[q], callbacks=[on_message], accept=["json"]):
@@ -203,7 +221,7 @@ def _multipart_file(data: bytes, boundary: str) -> bytes:
     for part in data.split(delimiter):
         head, _, body = part.partition(b"\r\n\r\n")
         if b'name="file"' in head:
-            return body[: -2] if body.endswith(b"\r\n") else body
+            return body[:-2] if body.endswith(b"\r\n") else body
     raise ValueError("no file field in the multipart body")
 
 

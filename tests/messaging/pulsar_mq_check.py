@@ -21,8 +21,11 @@ def main(argv: list[str]) -> None:
         persistence_directory = argv[4]
 
         def client_manager_from_args(options: SimpleNamespace) -> object:
-            manager = build_client_manager(amqp_url=options.manager_url, amqp_acknowledge=True,
-                                           persistence_directory=persistence_directory)
+            manager = build_client_manager(
+                amqp_url=options.manager_url,
+                amqp_acknowledge=True,
+                persistence_directory=persistence_directory,
+            )
             manager.ensure_has_ack_consumers()
             return manager
 

@@ -67,8 +67,9 @@ class StalledEndpoint:
                             return
                         request += line
                     self.released.wait()
-                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(self.payload)
-                                       + self.payload)
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(self.payload) + self.payload
+                    )
         except OSError:
             pass
         finally:
@@ -95,8 +96,11 @@ def publish_many(url: str, bodies: list[dict[str, Any]]) -> None:
 
 def process_usage(pid: int) -> tuple[int, int]:
     """(threads, open file descriptors) of a process."""
-    threads = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                   if line.startswith("Threads:"))
+    threads = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("Threads:")
+    )
     return threads, len(os.listdir(f"/proc/{pid}/fd"))
 
 
@@ -111,23 +115,42 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def test_a_stalled_galaxy_exhausts_nothing_and_other_jobs_flow(mq_server, vhost, listener, files_endpoint,
-                                                               tmp_path) -> None:
+def test_a_stalled_galaxy_exhausts_nothing_and_other_jobs_flow(
+    mq_server, vhost, listener, files_endpoint, tmp_path
+) -> None:
     stalled = StalledEndpoint(b"stalled input\n")
     try:
         healthy_source = tmp_path / "healthy.dat"
         healthy_source.write_text("healthy input\n")
-        server: Any = mq_server(remote_staging_allowed_urls=f"{files_endpoint.base},{stalled.base}",
-                                staging_threads="8", staging_threads_per_host=str(PER_HOST),
-                                job_managers_ini="[manager:_default_]\ntype = queued_python\n"
-                                                 "max_concurrent_jobs = 4\n")
+        server: Any = mq_server(
+            remote_staging_allowed_urls=f"{files_endpoint.base},{stalled.base}",
+            staging_threads="8",
+            staging_threads_per_host=str(PER_HOST),
+            job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 4\n",
+        )
         pid = server.process.pid
-        publish_many(vhost.url, [setup_message(f"stalled-{index}", "cat ../inputs/input.dat",
-                                               remote_staging=remote_input(stalled.url, Path("/x/stalled.dat")))
-                                 for index in range(STALLED_JOBS)])
-        publish_many(vhost.url, [setup_message(f"healthy-{index}", "cat ../inputs/input.dat",
-                                               remote_staging=remote_input(files_endpoint.url, healthy_source))
-                                 for index in range(HEALTHY_JOBS)])
+        publish_many(
+            vhost.url,
+            [
+                setup_message(
+                    f"stalled-{index}",
+                    "cat ../inputs/input.dat",
+                    remote_staging=remote_input(stalled.url, Path("/x/stalled.dat")),
+                )
+                for index in range(STALLED_JOBS)
+            ],
+        )
+        publish_many(
+            vhost.url,
+            [
+                setup_message(
+                    f"healthy-{index}",
+                    "cat ../inputs/input.dat",
+                    remote_staging=remote_input(files_endpoint.url, healthy_source),
+                )
+                for index in range(HEALTHY_JOBS)
+            ],
+        )
 
         def healthy_done() -> bool:
             finals = final_statuses(listener)
@@ -144,8 +167,14 @@ def test_a_stalled_galaxy_exhausts_nothing_and_other_jobs_flow(mq_server, vhost,
         def backlog() -> dict[str, Any]:
             return http.request("GET", "/managers").json()["staging"]
 
-        wait_for(lambda: sum(backlog()["hosts"].get(stalled_host, {"waiting": 0, "running": 0}).values())
-                 == STALLED_JOBS, 120, "every stalled job in the staging backlog")
+        wait_for(
+            lambda: (
+                sum(backlog()["hosts"].get(stalled_host, {"waiting": 0, "running": 0}).values())
+                == STALLED_JOBS
+            ),
+            120,
+            "every stalled job in the staging backlog",
+        )
         staging = backlog()
         assert staging["hosts"][stalled_host] == {"waiting": STALLED_JOBS - PER_HOST, "running": PER_HOST}
         assert staging["threads"] <= 8
@@ -156,8 +185,13 @@ def test_a_stalled_galaxy_exhausts_nothing_and_other_jobs_flow(mq_server, vhost,
         assert not any(job_id.startswith("stalled-") for job_id in final_statuses(listener))
 
         stalled.release()
-        wait_for(lambda: sum(1 for job_id in final_statuses(listener) if job_id.startswith("stalled-"))
-                 == STALLED_JOBS, 600, "every stalled job to finish once its host answers")
+        wait_for(
+            lambda: (
+                sum(1 for job_id in final_statuses(listener) if job_id.startswith("stalled-")) == STALLED_JOBS
+            ),
+            600,
+            "every stalled job to finish once its host answers",
+        )
         finals = final_statuses(listener)
         statuses = {finals[f"stalled-{index}"]["status"] for index in range(STALLED_JOBS)}
         assert statuses == {"complete"}, statuses

@@ -46,8 +46,12 @@ class FakeService:
 def handler(tmp_path):
     service = FakeService()
     outbox = Outbox(tmp_path / "outbox")
-    handler = MessageHandler(service, StatusAnnouncer(service, outbox), outbox,  # type: ignore[arg-type]
-                             HandledMessages(tmp_path / "handled"))
+    handler = MessageHandler(
+        service,
+        StatusAnnouncer(service, outbox),
+        outbox,  # type: ignore[arg-type]
+        HandledMessages(tmp_path / "handled"),
+    )
     return handler
 
 
@@ -74,8 +78,12 @@ def test_acknowledged_setup_is_answered_and_acted_on_once(handler):
 def test_malformed_but_acknowledged_message_is_answered_then_rejected(handler):
     replies: list = []
     with pytest.raises(MalformedMessage):
-        handler.handle("_default_", "setup", {"job_id": "3", "command_line": 5, "acknowledge_uuid": "u-3",
-                                              "acknowledge_queue": "setup_ack"}, replies.append)
+        handler.handle(
+            "_default_",
+            "setup",
+            {"job_id": "3", "command_line": 5, "acknowledge_uuid": "u-3", "acknowledge_queue": "setup_ack"},
+            replies.append,
+        )
     assert [r.uuid for r in replies] == ["u-3"]
 
 
@@ -103,11 +111,17 @@ def test_kill_and_status(handler):
 def test_status_update_acknowledgements_reach_the_outbox(tmp_path):
     service = FakeService()
     outbox = Outbox(tmp_path / "outbox", acknowledgements=True)
-    handler = MessageHandler(service, StatusAnnouncer(service, outbox), outbox,  # type: ignore[arg-type]
-                             HandledMessages(tmp_path / "handled"))
+    handler = MessageHandler(
+        service,
+        StatusAnnouncer(service, outbox),
+        outbox,  # type: ignore[arg-type]
+        HandledMessages(tmp_path / "handled"),
+    )
     entry = outbox.enqueue("_default_", "6", {"status": "complete"}, final=True)
     outbox.confirmed(entry)
-    handler.handle("_default_", "status_update_ack", {"acknowledge_uuid_response": entry.uuid}, lambda ack: None)
+    handler.handle(
+        "_default_", "status_update_ack", {"acknowledge_uuid_response": entry.uuid}, lambda ack: None
+    )
     assert outbox.awaiting_count() == 0 and outbox.is_delivered("_default_", "6")
     with pytest.raises(MalformedMessage):
         handler.handle("_default_", "status_update_ack", {"acknowledge_uuid_response": 5}, lambda ack: None)
@@ -135,8 +149,12 @@ def test_jobs_submitted_over_http_are_not_announced(tmp_path):
     service = FakeService()
     outbox = Outbox(tmp_path, acknowledgements=True)
     announcer = StatusAnnouncer(service, outbox)  # type: ignore[arg-type]
-    polled = JobRecord(job_id="h1", manager="_default_", state=JobState.QUEUED, sequence=1, launch={"origin": "http"})
-    queued = JobRecord(job_id="m1", manager="_default_", state=JobState.QUEUED, sequence=2, launch={"origin": "mq"})
+    polled = JobRecord(
+        job_id="h1", manager="_default_", state=JobState.QUEUED, sequence=1, launch={"origin": "http"}
+    )
+    queued = JobRecord(
+        job_id="m1", manager="_default_", state=JobState.QUEUED, sequence=2, launch={"origin": "mq"}
+    )
     for record in (polled, queued):
         announcer.job_changed(record)
     assert outbox.pending_count() == 1
@@ -147,15 +165,23 @@ def test_unexpected_setup_failure_is_announced(handler):
     handler.handle("_default_", "setup", setup("8"), lambda ack: None)
     entry = handler.outbox.peek(timeout=0)
     assert entry is not None and entry.body["status"] == "failed" and "No space left" in entry.body["reason"]
-    assert entry.body["failure_class"] == "disk_full"   # refused cleanly, and Galaxy can tell why
+    assert entry.body["failure_class"] == "disk_full"  # refused cleanly, and Galaxy can tell why
 
 
 def test_recovery_reannounces_undelivered_final_statuses(tmp_path):
     from lwr.core.store import JobRecord
 
-    records = [JobRecord(job_id=j, manager="_default_", state=state, sequence=i)
-               for i, (j, state) in enumerate([("done", JobState.COMPLETE), ("delivered", JobState.COMPLETE),
-                                               ("active", JobState.RUNNING), ("queued-final", JobState.FAILED)])]
+    records = [
+        JobRecord(job_id=j, manager="_default_", state=state, sequence=i)
+        for i, (j, state) in enumerate(
+            [
+                ("done", JobState.COMPLETE),
+                ("delivered", JobState.COMPLETE),
+                ("active", JobState.RUNNING),
+                ("queued-final", JobState.FAILED),
+            ]
+        )
+    ]
 
     class Store:
         def load_all(self) -> list:
@@ -217,7 +243,9 @@ class EndedJobService(FakeService):
         from lwr.core.store import JobRecord
 
         extras = {SETUP_MESSAGE: recorded_identity} if recorded_identity else {}
-        self.record = JobRecord(job_id="9", manager="_default_", state=JobState.COMPLETE, sequence=1, extras=extras)
+        self.record = JobRecord(
+            job_id="9", manager="_default_", state=JobState.COMPLETE, sequence=1, extras=extras
+        )
 
     def submit(self, manager: str, job_id: str, request: Any) -> None:
         self.submitted.append(job_id)
@@ -226,20 +254,27 @@ class EndedJobService(FakeService):
         return self.record if job_id == "9" else None
 
 
-@pytest.mark.parametrize("redelivered, same_message, runs", [
-    (True, True, False),    # the broker hands out the recorded setup again: dropped
-    (True, False, True),    # redelivered, but not the setup of the recorded run: a resubmission
-    (False, True, True),    # a new publish, even of an identical body (Galaxy's resubmission): runs
-    (False, False, True),
-])
+@pytest.mark.parametrize(
+    "redelivered, same_message, runs",
+    [
+        (True, True, False),  # the broker hands out the recorded setup again: dropped
+        (True, False, True),  # redelivered, but not the setup of the recorded run: a resubmission
+        (False, True, True),  # a new publish, even of an identical body (Galaxy's resubmission): runs
+        (False, False, True),
+    ],
+)
 def test_redelivery_is_dropped_resubmission_runs(tmp_path, redelivered, same_message, runs):
     from lwr.messaging.messages import message_identity
 
     message = setup("9")
     service = EndedJobService(message_identity(message if same_message else setup("9", command_line="false")))
     outbox = Outbox(tmp_path / "outbox")
-    handler = MessageHandler(service, StatusAnnouncer(service, outbox), outbox,  # type: ignore[arg-type]
-                             HandledMessages(tmp_path / "handled"))
+    handler = MessageHandler(
+        service,
+        StatusAnnouncer(service, outbox),
+        outbox,  # type: ignore[arg-type]
+        HandledMessages(tmp_path / "handled"),
+    )
     handler.handle("_default_", "setup", message, [].append, redelivered=redelivered)
     assert (service.submitted == ["9"]) is runs
     assert handler.duplicates == (0 if runs else 1)
@@ -248,7 +283,8 @@ def test_redelivery_is_dropped_resubmission_runs(tmp_path, redelivered, same_mes
 def test_message_identity_is_the_ack_uuid_else_the_body():
     from lwr.messaging.messages import message_identity
 
-    assert message_identity(setup("1", acknowledge_uuid="u")) == message_identity(setup("1", acknowledge_uuid="u",
-                                                                                          command_line="x"))
+    assert message_identity(setup("1", acknowledge_uuid="u")) == message_identity(
+        setup("1", acknowledge_uuid="u", command_line="x")
+    )
     assert message_identity(setup("1")) == message_identity(dict(reversed(list(setup("1").items()))))
     assert message_identity(setup("1")) != message_identity(setup("1", command_line="false"))

@@ -30,15 +30,30 @@ HERE = Path(__file__).resolve().parent
 
 
 def setup_message(job_id: str, command: str, **extra: object) -> dict:
-    return {"job_id": job_id, "command_line": command, "setup_params": {"job_id": job_id, "tool_id": "t",
-                                                                       "tool_version": "1"}, **extra}
+    return {
+        "job_id": job_id,
+        "command_line": command,
+        "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"},
+        **extra,
+    }
 
 
 def remote_input(endpoint_url: str, source: Path, name: str = "input.dat") -> dict:
     url = f"{endpoint_url}&path={source}&file_type=input"
-    return {"setup": [{"name": name, "type": "input", "action": {"action_type": "remote_transfer", "url": url,
-                                                                  "source": {"path": str(source)},
-                                                                  "path": str(source)}}]}
+    return {
+        "setup": [
+            {
+                "name": name,
+                "type": "input",
+                "action": {
+                    "action_type": "remote_transfer",
+                    "url": url,
+                    "source": {"path": str(source)},
+                    "path": str(source),
+                },
+            }
+        ]
+    }
 
 
 def queue_depth(url: str, name: str) -> int:
@@ -54,16 +69,30 @@ def test_full_job_through_the_real_pulsar_client(mq_server, vhost, files_endpoin
     With acknowledgements on both sides, lwr's status updates are answered by the real client."""
     server = mq_server(**({"amqp_acknowledge": "true"} if acknowledge else {}))
     extra = [str(tmp_path / "client-acks")] if acknowledge else []
-    result = subprocess.run([sys.executable, str(HERE / "pulsar_mq_check.py"), vhost.url,
-                             str(server.staging / "_default_"), files_endpoint.url, "mq-check-1", *extra],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "pulsar_mq_check.py"),
+            vhost.url,
+            str(server.staging / "_default_"),
+            files_endpoint.url,
+            "mq-check-1",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:] + server.log_text()
     methods = {method for method, _path in files_endpoint.requests}
     assert methods == {"GET", "POST"}, "inputs fetched and outputs posted by lwr"
     if acknowledge:
         awaiting = server.directory / "files" / "persisted_data" / "messaging" / "outbox" / "awaiting_ack"
-        _wait_for(lambda: not list(awaiting.glob("*.json")), timeout=10,
-                  what="every status update to be acknowledged by the client")
+        _wait_for(
+            lambda: not list(awaiting.glob("*.json")),
+            timeout=10,
+            what="every status update to be acknowledged by the client",
+        )
 
 
 def test_disallowed_urls_fail_the_job_and_are_never_requested(mq_server, vhost, listener, tmp_path):
@@ -72,9 +101,14 @@ def test_disallowed_urls_fail_the_job_and_are_never_requested(mq_server, vhost, 
         server = mq_server()
         source = tmp_path / "input.dat"
         source.write_text("secret")
-        publish(vhost.url, "_default_", "setup",
-                setup_message("refused-1", "cat ../inputs/input.dat",
-                              remote_staging=remote_input(forbidden.url, source)))
+        publish(
+            vhost.url,
+            "_default_",
+            "setup",
+            setup_message(
+                "refused-1", "cat ../inputs/input.dat", remote_staging=remote_input(forbidden.url, source)
+            ),
+        )
         final = listener.wait_final("refused-1")
         assert final["status"] == "failed"
         assert "not allowed by remote_staging_allowed_urls" in final["job_stderr"]
@@ -85,9 +119,14 @@ def test_disallowed_urls_fail_the_job_and_are_never_requested(mq_server, vhost, 
             server.app_options["remote_staging_allowed_urls"] = allowed.base
             server.start()
             allowed.redirects[str(source)] = f"{forbidden.url}&path={source}"
-            publish(vhost.url, "_default_", "setup",
-                    setup_message("refused-2", "cat ../inputs/input.dat",
-                                  remote_staging=remote_input(allowed.url, source)))
+            publish(
+                vhost.url,
+                "_default_",
+                "setup",
+                setup_message(
+                    "refused-2", "cat ../inputs/input.dat", remote_staging=remote_input(allowed.url, source)
+                ),
+            )
             final = listener.wait_final("refused-2")
             assert final["status"] == "failed"
             assert "not allowed" in final["job_stderr"]
@@ -106,16 +145,22 @@ def test_malformed_messages_are_rejected_and_the_consumer_carries_on(mq_server, 
         dict(raw=b"this is not json"),
         dict(raw=b"[1, 2, 3]"),
         dict(raw=b"\x80\x81\x82", content_type="application/octet-stream"),
-        dict(body={"command_line": "true"}),                                   # no job_id
-        dict(body={"job_id": {"a": 1}, "command_line": "true"}),               # wrong type
-        dict(body={"job_id": "../escape", "command_line": "true"}),            # unsafe id
-        dict(body={"job_id": "typed-1", "command_line": 12}),                  # wrong type
+        dict(body={"command_line": "true"}),  # no job_id
+        dict(body={"job_id": {"a": 1}, "command_line": "true"}),  # wrong type
+        dict(body={"job_id": "../escape", "command_line": "true"}),  # unsafe id
+        dict(body={"job_id": "typed-1", "command_line": 12}),  # wrong type
         dict(body={"job_id": "typed-2", "command_line": "true", "env": "A=1"}),
         dict(raw=b'{"job_id": "huge", "command_line": "' + b"x" * (9 * 1024 * 1024) + b'"}'),
     ]
     for message in bad:
-        publish(vhost.url, "_default_", "setup", message.get("body"), raw=message.get("raw"),
-                content_type=str(message.get("content_type", "application/json")))
+        publish(
+            vhost.url,
+            "_default_",
+            "setup",
+            message.get("body"),
+            raw=message.get("raw"),
+            content_type=str(message.get("content_type", "application/json")),
+        )
     publish(vhost.url, "_default_", "kill", None, raw=b"{not json")
     publish(vhost.url, "_default_", "status", {"no": "job id"})
     publish(vhost.url, "_default_", "setup", setup_message("good-1", f"echo ok >> {marker}"))
@@ -181,23 +226,36 @@ def test_kill9_right_after_setup_and_redelivery_run_the_job_once(mq_server, vhos
     publish_redelivered(vhost.url, "_default_", "setup", message)  # as the broker does after a crash
     server.start()
     publish(vhost.url, "_default_", "status", {"job_id": "once-1"})
-    _wait_for(lambda: len([u for u in listener.for_job("once-1") if u.get("complete") == "true"]) >= 2,
-              what="the status reply")
+    _wait_for(
+        lambda: len([u for u in listener.for_job("once-1") if u.get("complete") == "true"]) >= 2,
+        what="the status reply",
+    )
     assert count_lines(marker) == 1
     assert "duplicate" in server.log_text()
 
 
-def test_kill9_during_input_download_resumes_and_runs_once(mq_server, vhost, listener, files_endpoint, tmp_path):
+def test_kill9_during_input_download_resumes_and_runs_once(
+    mq_server, vhost, listener, files_endpoint, tmp_path
+):
     server = mq_server()
     source = tmp_path / "input.dat"
     source.write_text("payload\n")
     marker = tmp_path / "runs"
     files_endpoint.hold.add(str(source))
-    publish(vhost.url, "_default_", "setup",
-            setup_message("pre-1", f"cat ../inputs/input.dat >> {marker}",
-                          remote_staging=remote_input(files_endpoint.url, source)))
-    _wait_for(lambda: any(str(source.name) in path for _m, path in files_endpoint.requests),
-              what="the input download to start")
+    publish(
+        vhost.url,
+        "_default_",
+        "setup",
+        setup_message(
+            "pre-1",
+            f"cat ../inputs/input.dat >> {marker}",
+            remote_staging=remote_input(files_endpoint.url, source),
+        ),
+    )
+    _wait_for(
+        lambda: any(str(source.name) in path for _m, path in files_endpoint.requests),
+        what="the input download to start",
+    )
     server.kill9()
     files_endpoint.release()
     server.start()
@@ -209,7 +267,9 @@ def test_kill9_during_input_download_resumes_and_runs_once(mq_server, vhost, lis
 def test_kill9_while_running_runs_once_and_reports(mq_server, vhost, listener, tmp_path):
     server = mq_server()
     marker = tmp_path / "runs"
-    publish(vhost.url, "_default_", "setup", setup_message("run-1", f"echo run >> {marker}; sleep 2; echo done"))
+    publish(
+        vhost.url, "_default_", "setup", setup_message("run-1", f"echo run >> {marker}; sleep 2; echo done")
+    )
     _wait_for(lambda: count_lines(marker) == 1, what="the job to start")
     server.kill9()
     server.start()
@@ -226,8 +286,11 @@ def test_acknowledgement_protocol_both_ways(mq_server, vhost, tmp_path):
         server = mq_server(amqp_acknowledge="true")
         marker = tmp_path / "runs"
         ack_uuid = str(uuid.uuid4())
-        message = {**setup_message("ack-1", f"echo run >> {marker}"), "acknowledge_uuid": ack_uuid,
-                   "acknowledge_queue": "setup_ack"}
+        message = {
+            **setup_message("ack-1", f"echo run >> {marker}"),
+            "acknowledge_uuid": ack_uuid,
+            "acknowledge_queue": "setup_ack",
+        }
         answers: list[dict] = []
         with kombu.Connection(vhost.url) as connection:
             key = queue_name("_default_", "setup_ack")
@@ -236,8 +299,12 @@ def test_acknowledgement_protocol_both_ways(mq_server, vhost, tmp_path):
             publish(vhost.url, "_default_", "setup", message)
             final = acking.wait_final("ack-1")
             publish(vhost.url, "_default_", "setup", {**message, "force_noack": True})  # a republish
-            with kombu.Consumer(connection, queues=[ack_queue], accept=["json"],
-                                callbacks=[lambda body, msg: (answers.append(body), msg.ack())]):
+            with kombu.Consumer(
+                connection,
+                queues=[ack_queue],
+                accept=["json"],
+                callbacks=[lambda body, msg: (answers.append(body), msg.ack())],
+            ):
                 _deadline = time.monotonic() + 10
                 while len(answers) < 2 and time.monotonic() < _deadline:
                     try:
@@ -289,12 +356,21 @@ def test_kill9_during_output_upload_resumes_delivery(mq_server, vhost, listener,
     marker = tmp_path / "runs"
     client_output = tmp_path / "client" / "dataset_1.dat"
     files_endpoint.hold.add(str(client_output))
-    staging = {"action_mapper": {"default_action": "remote_transfer", "files_endpoint": files_endpoint.url},
-               "client_outputs": {"working_directory": str(tmp_path / "client" / "w"),
-                                  "output_files": [str(client_output)]}}
-    publish(vhost.url, "_default_", "setup",
-            setup_message("post-1", f"echo run >> {marker}; echo result > ../outputs/dataset_1.dat",
-                          remote_staging=staging))
+    staging = {
+        "action_mapper": {"default_action": "remote_transfer", "files_endpoint": files_endpoint.url},
+        "client_outputs": {
+            "working_directory": str(tmp_path / "client" / "w"),
+            "output_files": [str(client_output)],
+        },
+    }
+    publish(
+        vhost.url,
+        "_default_",
+        "setup",
+        setup_message(
+            "post-1", f"echo run >> {marker}; echo result > ../outputs/dataset_1.dat", remote_staging=staging
+        ),
+    )
     _wait_for(lambda: any(method == "POST" for method, _path in files_endpoint.requests), what="the upload")
     server.kill9()
     assert not [u for u in listener.for_job("post-1") if u.get("complete") == "true"]
@@ -313,13 +389,17 @@ def test_lwr_message_queue_client_helper_with_http_disabled(mq_server, vhost):
 
     from lwr.messaging.client import MessageQueueClient
 
-    server = mq_server(enable_http="false",
-                       job_managers_ini="[manager:_default_]\ntype = queued_python\n\n"
-                                        "[manager:two]\ntype = queued_python\nmax_concurrent_jobs = 2\n")
+    server = mq_server(
+        enable_http="false",
+        job_managers_ini="[manager:_default_]\ntype = queued_python\n\n"
+        "[manager:two]\ntype = queued_python\nmax_concurrent_jobs = 2\n",
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(urllib.request.Request(server.url + "jobs?job_id=1", method="POST"), timeout=5)
     assert refused.value.code == 404
-    client = MessageQueueClient(vhost.url, manager="two")  # queues pulsar_two__setup, pulsar_two__status_update
+    client = MessageQueueClient(
+        vhost.url, manager="two"
+    )  # queues pulsar_two__setup, pulsar_two__status_update
     client.submit("helper-1", "echo hello from mq", tool_id="check")
     final = client.wait_for_final("helper-1", timeout=60)
     assert final["status"] == "complete" and final["stdout"] == "hello from mq\n"

@@ -10,8 +10,12 @@ from mq_helpers import count_lines, publish, publish_redelivered
 
 
 def setup_message(job_id: str, command: str, **extra: object) -> dict:
-    return {"job_id": job_id, "command_line": command,
-            "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"}, **extra}
+    return {
+        "job_id": job_id,
+        "command_line": command,
+        "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"},
+        **extra,
+    }
 
 
 def leaves_traces(marker) -> str:
@@ -34,7 +38,9 @@ def test_resubmission_of_an_ended_job_runs_again_on_a_clean_directory(mq_server,
     assert "a new setup runs it again" in server.log_text()
 
 
-def test_redelivery_of_the_recorded_setup_is_dropped_a_different_one_runs(mq_server, vhost, listener, tmp_path):
+def test_redelivery_of_the_recorded_setup_is_dropped_a_different_one_runs(
+    mq_server, vhost, listener, tmp_path
+):
     server = mq_server()
     marker = tmp_path / "runs"
     message = setup_message("redeliver-1", leaves_traces(marker))
@@ -51,7 +57,9 @@ def test_redelivery_of_the_recorded_setup_is_dropped_a_different_one_runs(mq_ser
     # a redelivered setup that is not the recorded one (its first delivery died before being
     # recorded) is a resubmission all the same
     server.stop()
-    publish_redelivered(vhost.url, "_default_", "setup", setup_message("redeliver-1", leaves_traces(marker) + " # 2"))
+    publish_redelivered(
+        vhost.url, "_default_", "setup", setup_message("redeliver-1", leaves_traces(marker) + " # 2")
+    )
     server.start()
     again = listener.wait_final("redeliver-1")
     assert (again["status"], again["stdout"]) == ("complete", ""), again
@@ -78,6 +86,8 @@ def test_setup_for_a_running_job_is_dropped(mq_server, vhost, listener, tmp_path
 
 def test_touch_outputs_over_mq(mq_server, vhost, listener):
     mq_server()
-    publish(vhost.url, "_default_", "setup", setup_message("touch-mq", "ls ../outputs", touch_outputs=["x.dat"]))
+    publish(
+        vhost.url, "_default_", "setup", setup_message("touch-mq", "ls ../outputs", touch_outputs=["x.dat"])
+    )
     final = listener.wait_final("touch-mq")
     assert final["stdout"] == "x.dat\n" and "x.dat" in final["outputs_directory_contents"], final

@@ -18,10 +18,16 @@ LWR = [sys.executable, "-m", "lwr.cli"]
 
 
 def test_restart_while_setups_arrive_runs_each_job_once(vhost, listener, files_endpoint, tmp_path):
-    base = LwrServer(directory=tmp_path / "lwr", app_options={
-        "message_queue_url": vhost.url, "remote_staging_allowed_urls": files_endpoint.base, "amqp_heartbeat": "10",
-        "amqp_publish_retry_max": "2"},
-        job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 2\n")
+    base = LwrServer(
+        directory=tmp_path / "lwr",
+        app_options={
+            "message_queue_url": vhost.url,
+            "remote_staging_allowed_urls": files_endpoint.base,
+            "amqp_heartbeat": "10",
+            "amqp_publish_retry_max": "2",
+        },
+        job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 2\n",
+    )
     base.directory.mkdir(parents=True)
     base.write_config()
     pid_file = tmp_path / "lwr.pid"
@@ -36,16 +42,26 @@ def test_restart_while_setups_arrive_runs_each_job_once(vhost, listener, files_e
 
         def publish_all() -> None:
             for job in jobs:
-                publish(vhost.url, "_default_", "setup", {
-                    "job_id": job, "command_line": f"echo {job} >> {marker}; sleep 0.2",
-                    "setup_params": {"job_id": job, "tool_id": "t", "tool_version": "1"}})
+                publish(
+                    vhost.url,
+                    "_default_",
+                    "setup",
+                    {
+                        "job_id": job,
+                        "command_line": f"echo {job} >> {marker}; sleep 0.2",
+                        "setup_params": {"job_id": job, "tool_id": "t", "tool_version": "1"},
+                    },
+                )
                 time.sleep(0.05)
 
         publisher = threading.Thread(target=publish_all)
         publisher.start()
         time.sleep(0.5)
-        processes.append(subprocess.Popen(command + ["--restart"], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                          cwd=base.directory))
+        processes.append(
+            subprocess.Popen(
+                command + ["--restart"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=base.directory
+            )
+        )
         processes[0].wait(120)
         assert processes[0].returncode == 0
         publisher.join(60)

@@ -62,8 +62,11 @@ def transfers(script: Script, *extra: str) -> Transfers:
 
 
 def test_download_retries_transient_failures_and_places_atomically(script, tmp_path):
-    script.responses["/ok/file"] = [(503, {}, b""), (200, {"Content-Length": "10"}, b"short"),
-                                    (200, {}, b"the content")]
+    script.responses["/ok/file"] = [
+        (503, {}, b""),
+        (200, {"Content-Length": "10"}, b"short"),
+        (200, {}, b"the content"),
+    ]
     destination = tmp_path / "inputs" / "file.dat"
     transfers(script).download(script.base + "/ok/file?path=/x", destination)
     assert destination.read_bytes() == b"the content"

@@ -37,12 +37,19 @@ def listener(vhost: Vhost) -> Iterator[StatusListener]:
 
 
 @pytest.fixture
-def mq_server(make_server: Callable[..., Any], vhost: Vhost, files_endpoint: FilesEndpoint) -> Callable[..., Any]:
+def mq_server(
+    make_server: Callable[..., Any], vhost: Vhost, files_endpoint: FilesEndpoint
+) -> Callable[..., Any]:
     """``mq_server(**app_options)``: an lwr consuming the test's vhost, allowed to reach the files endpoint."""
 
     def make(name: str = "lwr", job_managers_ini: str | None = None, **app_options: str) -> Any:
-        options = {"message_queue_url": vhost.url, "remote_staging_allowed_urls": files_endpoint.base,
-                   "amqp_heartbeat": "10", "amqp_publish_retry_max": "2", **app_options}
+        options = {
+            "message_queue_url": vhost.url,
+            "remote_staging_allowed_urls": files_endpoint.base,
+            "amqp_heartbeat": "10",
+            "amqp_publish_retry_max": "2",
+            **app_options,
+        }
         return make_server(name, app_options=options, job_managers_ini=job_managers_ini)
 
     return make
@@ -60,15 +67,30 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> 
 
 
 def setup_message(job_id: str, command: str, **extra: object) -> dict:
-    return {"job_id": job_id, "command_line": command,
-            "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"}, **extra}
+    return {
+        "job_id": job_id,
+        "command_line": command,
+        "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"},
+        **extra,
+    }
 
 
 def remote_input(endpoint_url: str, source: Path, name: str = "input.dat") -> dict:
     url = f"{endpoint_url}&path={source}&file_type=input"
-    return {"setup": [{"name": name, "type": "input", "action": {"action_type": "remote_transfer", "url": url,
-                                                                  "source": {"path": str(source)},
-                                                                  "path": str(source)}}]}
+    return {
+        "setup": [
+            {
+                "name": name,
+                "type": "input",
+                "action": {
+                    "action_type": "remote_transfer",
+                    "url": url,
+                    "source": {"path": str(source)},
+                    "path": str(source),
+                },
+            }
+        ]
+    }
 
 
 class RefusingEndpoint:

@@ -12,13 +12,20 @@ from conftest import setup_message, wait_for
 from http_helpers import Http
 from server import TOKEN
 
-MANAGERS = ("[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 2\n\n"
-            "[manager:two]\ntype = queued_python\n")
+MANAGERS = (
+    "[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 2\n\n"
+    "[manager:two]\ntype = queued_python\n"
+)
 
 
 def lwr_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "lwr.cli", *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+    return subprocess.run(
+        [sys.executable, "-m", "lwr.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
+    )
 
 
 def run_job(http: Http, job_id: str, command: str, data: bytes = b"") -> dict:
@@ -42,8 +49,12 @@ def test_list_filter_page_and_timeline(make_server):
 
     everything = http.request("GET", "/jobs").json()
     assert [(job["id"], job["manager"], job["state"]) for job in everything["jobs"]] == [
-        ("ok-1", "_default_", "complete"), ("ok-2", "_default_", "complete"), ("bad-1", "_default_", "complete"),
-        ("other-1", "two", "complete"), ("waiting-1", "_default_", "setup")]
+        ("ok-1", "_default_", "complete"),
+        ("ok-2", "_default_", "complete"),
+        ("bad-1", "_default_", "complete"),
+        ("other-1", "two", "complete"),
+        ("waiting-1", "_default_", "setup"),
+    ]
     assert everything["next"] is None
     assert everything["jobs"][0]["final_status_delivered"] is None  # HTTP clients poll
 
@@ -61,16 +72,25 @@ def test_list_filter_page_and_timeline(make_server):
     last = http.request("GET", "/jobs", {"limit": "2", "after": second["next"]}).json()
     assert [job["id"] for job in last["jobs"]] == ["waiting-1"] and last["next"] is None
 
-    for params, word in (({"state": "stuck"}, "unknown state"), ({"min_age": "soon"}, "duration"),
-                         ({"limit": "0"}, "limit"), ({"manager": "nope"}, "no manager")):
+    for params, word in (
+        ({"state": "stuck"}, "unknown state"),
+        ({"min_age": "soon"}, "duration"),
+        ({"limit": "0"}, "limit"),
+        ({"manager": "nope"}, "no manager"),
+    ):
         reply = http.request("GET", "/jobs", params)
         assert reply.status in (400, 404) and word in reply.json()["error"], (params, reply)
 
     timeline = http.request("GET", "/jobs/ok-1/timeline").json()
     assert [event["state"] for event in timeline["events"] if "state" in event] == [
-        "setup", "queued", "running", "complete"]
+        "setup",
+        "queued",
+        "running",
+        "complete",
+    ]
     assert [event["external_id"] for event in timeline["events"] if "external_id" in event] == [
-        timeline["batch_id"]]
+        timeline["batch_id"]
+    ]
     times = [event["at"] for event in timeline["events"]]
     assert times == sorted(times)
     assert timeline["events"][1]["state"] == "queued" and timeline["events"][1]["staging_in"]["bytes"] >= 300
@@ -110,7 +130,8 @@ def test_forget_a_running_job_and_the_cli(make_server, tmp_path):
     assert forgot.returncode == 0, forgot.stderr
     assert http.request("GET", "/jobs/stuck-1/status").status == 404
     assert not (server.staging / "_default_" / "stuck-1").exists() or wait_for(
-        lambda: not (server.staging / "_default_" / "stuck-1").exists(), "the directory to go")
+        lambda: not (server.staging / "_default_" / "stuck-1").exists(), "the directory to go"
+    )
     assert [job["id"] for job in http.request("GET", "/jobs").json()["jobs"]] == ["done-1"]
     missing = lwr_cli("jobs", "show", *base, "stuck-1")
     assert missing.returncode == 1 and "no job" in missing.stderr
@@ -126,8 +147,9 @@ def test_admin_routes_in_multi_tenant_mode_need_the_token(make_server, tmp_path)
     tenants = tmp_path / "tenants"
     tenants.write_text("galaxy-a = tenant-a-token-123\n")
     tenants.chmod(0o600)
-    closed = make_server("closed", app_options={"assign_ids": "uuid", "private_token": TOKEN,
-                                                "tenants_file": str(tenants)})
+    closed = make_server(
+        "closed", app_options={"assign_ids": "uuid", "private_token": TOKEN, "tenants_file": str(tenants)}
+    )
     assert Http(closed.url, TOKEN).request("GET", "/jobs").status == 200
     assert Http(closed.url).request("GET", "/jobs").status == 401
     tenant = Http(closed.url, "tenant-a-token-123")
@@ -137,30 +159,43 @@ def test_admin_routes_in_multi_tenant_mode_need_the_token(make_server, tmp_path)
         assert refused.status == 403 and "admin token" in refused.json()["error"], (path, refused)
 
 
-def test_redeliver_and_retry_postprocessing_over_amqp(mq_server, vhost, listener, files_endpoint,
-                                                      refusing_endpoint, tmp_path):
+def test_redeliver_and_retry_postprocessing_over_amqp(
+    mq_server, vhost, listener, files_endpoint, refusing_endpoint, tmp_path
+):
     server = mq_server(remote_staging_allowed_urls=f"{files_endpoint.base},{refusing_endpoint.base}")
     http = Http(server.url)
     publish(vhost.url, "_default_", "setup", setup_message("mq-1", "echo hello"))
     assert listener.wait_final("mq-1")["status"] == "complete"
-    timeline = wait_for(lambda: (t := http.request("GET", "/jobs/mq-1/timeline").json())
-                        ["final_status_delivered"] and t, "the final status to be delivered")
+    timeline = wait_for(
+        lambda: (t := http.request("GET", "/jobs/mq-1/timeline").json())["final_status_delivered"] and t,
+        "the final status to be delivered",
+    )
     assert [event.get("state") for event in timeline["events"]][-1] == "complete"
 
     finals_before = len([u for u in listener.for_job("mq-1") if u.get("complete") == "true"])
     assert http.request("POST", "/jobs/mq-1/redeliver").json()["redelivered"] == "complete"
-    wait_for(lambda: len([u for u in listener.for_job("mq-1") if u.get("complete") == "true"]) > finals_before,
-             "the final status announced again")
+    wait_for(
+        lambda: len([u for u in listener.for_job("mq-1") if u.get("complete") == "true"]) > finals_before,
+        "the final status announced again",
+    )
     actions = [e.get("action") for e in http.request("GET", "/jobs/mq-1/timeline").json()["events"]]
     assert "final status announced again" in actions
 
     # Output delivery fails (the client's endpoint refuses it); the admin retries once it accepts.
     client_output = tmp_path / "client" / "dataset_1.dat"
-    staging = {"action_mapper": {"default_action": "remote_transfer", "files_endpoint": refusing_endpoint.url},
-               "client_outputs": {"working_directory": str(tmp_path / "client" / "w"),
-                                  "output_files": [str(client_output)]}}
-    publish(vhost.url, "_default_", "setup",
-            setup_message("post-1", "echo result > ../outputs/dataset_1.dat", remote_staging=staging))
+    staging = {
+        "action_mapper": {"default_action": "remote_transfer", "files_endpoint": refusing_endpoint.url},
+        "client_outputs": {
+            "working_directory": str(tmp_path / "client" / "w"),
+            "output_files": [str(client_output)],
+        },
+    }
+    publish(
+        vhost.url,
+        "_default_",
+        "setup",
+        setup_message("post-1", "echo result > ../outputs/dataset_1.dat", remote_staging=staging),
+    )
     failed = listener.wait_final("post-1")
     assert failed["status"] == "failed" and "staging outputs failed" in failed["job_stderr"], failed
     listed = http.request("GET", "/jobs", {"state": "failed"}).json()["jobs"]
@@ -168,14 +203,18 @@ def test_redeliver_and_retry_postprocessing_over_amqp(mq_server, vhost, listener
     refusing_endpoint.accept = True
     retried = http.request("POST", "/jobs/post-1/retry_postprocessing")
     assert retried.status == 200 and retried.json()["retries"] == 1, retried
-    wait_for(lambda: [u for u in listener.for_job("post-1") if u.get("status") == "complete"],
-             "a complete status after the retry")
+    wait_for(
+        lambda: [u for u in listener.for_job("post-1") if u.get("status") == "complete"],
+        "a complete status after the retry",
+    )
     assert len(refusing_endpoint.received) == 1 and b"result" in refusing_endpoint.received[0]
     timeline = http.request("GET", "/jobs/post-1/timeline").json()
     states = [event.get("state") for event in timeline["events"] if event.get("state")]
     assert states[-3:] == ["failed", "postprocessing", "complete"] and timeline["retries"] == 1
     assert timeline["staging"]["out"]["bytes"] == len("result\n")
-    assert "HTTP 400" in [e for e in timeline["events"] if e.get("state") == "failed"][0]["staging_out"]["error"]
+    assert (
+        "HTTP 400" in [e for e in timeline["events"] if e.get("state") == "failed"][0]["staging_out"]["error"]
+    )
     again = http.request("POST", "/jobs/post-1/retry_postprocessing")
     assert again.status == 409
 

@@ -61,8 +61,10 @@ def test_metrics_of_http_jobs_behind_the_token(make_server):
     assert value(samples, "lwr_staged_bytes_total", direction="out", by="client") >= 1000
     assert value(samples, "lwr_staging_seconds_count", direction="in", by="client") == 1
     assert value(samples, "lwr_job_run_seconds_count", manager="_default_") >= 1
-    assert value(samples, "lwr_http_request_duration_seconds_count", route="status", method="GET",
-                 status="200") >= 2
+    assert (
+        value(samples, "lwr_http_request_duration_seconds_count", route="status", method="GET", status="200")
+        >= 2
+    )
     assert value(samples, "lwr_http_request_duration_seconds_count", route="setup", status="200") == 2
     assert value(samples, "lwr_process_resident_memory_bytes") > 0
     assert value(samples, "lwr_process_open_fds") > 0
@@ -83,18 +85,28 @@ def test_metrics_in_message_queue_mode(mq_server, vhost, listener, files_endpoin
     server = mq_server()
     source = tmp_path / "input.dat"
     source.write_bytes(b"y" * 4096)
-    publish(vhost.url, "_default_", "setup",
-            setup_message("mq-m1", "wc -c < ../inputs/input.dat", remote_staging=remote_input(files_endpoint.url,
-                                                                                              source)))
+    publish(
+        vhost.url,
+        "_default_",
+        "setup",
+        setup_message(
+            "mq-m1", "wc -c < ../inputs/input.dat", remote_staging=remote_input(files_endpoint.url, source)
+        ),
+    )
     assert listener.wait_final("mq-m1")["status"] == "complete"
     missing = tmp_path / "missing.dat"
-    publish(vhost.url, "_default_", "setup",
-            setup_message("mq-m2", "true", remote_staging=remote_input(files_endpoint.url, missing)))
+    publish(
+        vhost.url,
+        "_default_",
+        "setup",
+        setup_message("mq-m2", "true", remote_staging=remote_input(files_endpoint.url, missing)),
+    )
     assert listener.wait_final("mq-m2")["status"] == "failed"
 
     http = Http(server.url)
-    samples = wait_for(lambda: (s := scrape(http)) and value(s, "lwr_outbox_pending") == 0 and s,
-                       "the outbox to drain")
+    samples = wait_for(
+        lambda: (s := scrape(http)) and value(s, "lwr_outbox_pending") == 0 and s, "the outbox to drain"
+    )
     assert value(samples, "lwr_broker_connected") == 1
     assert value(samples, "lwr_outbox_oldest_undelivered_age_seconds") == 0
     assert value(samples, "lwr_staged_bytes_total", direction="in", by="lwr") == 4096
@@ -104,8 +116,10 @@ def test_metrics_in_message_queue_mode(mq_server, vhost, listener, files_endpoin
 
 
 def test_remote_host_of_staging_errors():
-    assert remote_host("download of http://galaxy.example.org:8080/api/x failed after 5 attempts") \
+    assert (
+        remote_host("download of http://galaxy.example.org:8080/api/x failed after 5 attempts")
         == "galaxy.example.org"
+    )
     assert remote_host("GET https://user:pw@[::1]/f: HTTP 500") == "[::1]"
     assert remote_host("output dataset_1.dat (output) was not produced") == "unknown"
     assert remote_host("remote_copy path /data/x is not under a file:// entry") == "local"
@@ -119,8 +133,14 @@ def test_every_name_of_the_grafana_dashboard_is_exported():
     used = {name for expr in expressions for name in re.findall(r"\blwr_[a-z_]+", expr)}
     assert used, "the dashboard queries no lwr metric"
     assert used <= METRIC_NAMES, used - METRIC_NAMES
-    for name in ("lwr_jobs", "lwr_jobs_ended_total", "lwr_outbox_pending", "lwr_broker_connected",
-                 "lwr_http_request_duration_seconds_bucket", "lwr_staging_disk_free_bytes"):
+    for name in (
+        "lwr_jobs",
+        "lwr_jobs_ended_total",
+        "lwr_outbox_pending",
+        "lwr_broker_connected",
+        "lwr_http_request_duration_seconds_bucket",
+        "lwr_staging_disk_free_bytes",
+    ):
         assert name in used, name
 
 
@@ -130,8 +150,10 @@ def test_batch_system_queries_are_timed_and_failures_counted(tmp_path):
     from lwr.core.jobs import JobService
     from lwr.observability.metrics import LwrMetrics
 
-    settings = load_app_settings({"staging_directory": str(tmp_path / "s"),
-                                  "persistence_directory": str(tmp_path / "p")}, str(tmp_path / "server.ini"))
+    settings = load_app_settings(
+        {"staging_directory": str(tmp_path / "s"), "persistence_directory": str(tmp_path / "p")},
+        str(tmp_path / "server.ini"),
+    )
     from lwr.app import manager_factories
 
     service = JobService(settings, manager_factories(settings))

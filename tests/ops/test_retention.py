@@ -30,7 +30,15 @@ def small_filesystem(tmp_path: Path) -> Iterator[Path]:
 
 def test_durations_and_floors_parse():
     assert [parse_duration(text) for text in ("0", "90", "30s", "45m", "2h", "7d", "2w", "1.5h")] == [
-        0, 90, 30, 2700, 7200, 604800, 1209600, 5400]
+        0,
+        90,
+        30,
+        2700,
+        7200,
+        604800,
+        1209600,
+        5400,
+    ]
     assert parse_free_disk("10G") == (10 * 1024**3, 0.0) and parse_free_disk("5%") == (0, 5.0)
     for bad in ("soon", "-1h", "2y"):
         with pytest.raises(ValueError):
@@ -62,7 +70,9 @@ def test_retention_removes_ended_directories_over_http(make_server):
     assert http.status("done-1")["status"] == "complete"
     events = http.request("GET", "/jobs/done-1/timeline").json()["events"]
     assert events[-1]["action"] == "directory removed"
-    record = (server.directory / "files" / "persisted_data" / "jobs" / "_default_" / "done-1.json").read_text()
+    record = (
+        server.directory / "files" / "persisted_data" / "jobs" / "_default_" / "done-1.json"
+    ).read_text()
     assert "echo kept" not in record  # compacted: no launch details
     assert http.request("DELETE", "/jobs/done-1").status == 200  # a late clean still works
 
@@ -70,19 +80,28 @@ def test_retention_removes_ended_directories_over_http(make_server):
 def test_retention_in_message_queue_mode(mq_server, vhost, listener, files_endpoint, tmp_path):
     server = mq_server(retain_complete_jobs="0", retain_failed_jobs="1s")
     publish(vhost.url, "_default_", "setup", setup_message("mq-ok", "true"))
-    publish(vhost.url, "_default_", "setup",
-            setup_message("mq-bad", "true", remote_staging=remote_input(files_endpoint.url, tmp_path / "nothing")))
+    publish(
+        vhost.url,
+        "_default_",
+        "setup",
+        setup_message(
+            "mq-bad", "true", remote_staging=remote_input(files_endpoint.url, tmp_path / "nothing")
+        ),
+    )
     assert final_of(listener, "mq-ok")["status"] == "complete"
     assert final_of(listener, "mq-bad")["status"] == "failed"
-    wait_for(lambda: not (server.staging / "_default_" / "mq-bad").exists(), "the failed job's directory to go")
+    wait_for(
+        lambda: not (server.staging / "_default_" / "mq-bad").exists(), "the failed job's directory to go"
+    )
     assert (server.staging / "_default_" / "mq-ok").is_dir()
     jobs = {job["id"]: job for job in Http(server.url).request("GET", "/jobs").json()["jobs"]}
     assert jobs["mq-bad"]["directory_removed"] and not jobs["mq-ok"]["directory_removed"]
 
 
 def test_setup_refused_below_the_disk_floor_over_http(make_server, small_filesystem):
-    server = make_server(app_options={"staging_directory": str(small_filesystem / "staging"),
-                                      "min_free_disk": "4M"})
+    server = make_server(
+        app_options={"staging_directory": str(small_filesystem / "staging"), "min_free_disk": "4M"}
+    )
     http = Http(server.url)
     http.setup("fits-1")
     filler = small_filesystem / "filler"

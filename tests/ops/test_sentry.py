@@ -68,8 +68,17 @@ def test_an_unexpected_http_error_is_reported_with_job_and_manager(make_server, 
     # A record edited by hand into nonsense: reading it is an error lwr did not expect.
     records = server.directory / "files" / "persisted_data" / "jobs" / "_default_"
     records.mkdir(parents=True, exist_ok=True)
-    (records / "broken-1.json").write_text(json.dumps({"job_id": "broken-1", "manager": "_default_",
-                                                       "state": "complete", "sequence": 1, "times": "garbled"}))
+    (records / "broken-1.json").write_text(
+        json.dumps(
+            {
+                "job_id": "broken-1",
+                "manager": "_default_",
+                "state": "complete",
+                "sequence": 1,
+                "times": "garbled",
+            }
+        )
+    )
     server.stop()
     server.start()
     reply = Http(server.url).request("GET", "/jobs/broken-1")
@@ -82,10 +91,16 @@ def test_an_unexpected_http_error_is_reported_with_job_and_manager(make_server, 
     assert events[0]["release"].startswith("lwr@")
 
 
-def test_a_staging_failure_in_mq_mode_is_reported(mq_server, vhost, listener, files_endpoint, sentry, tmp_path):
+def test_a_staging_failure_in_mq_mode_is_reported(
+    mq_server, vhost, listener, files_endpoint, sentry, tmp_path
+):
     mq_server(sentry_dsn=sentry.dsn)
-    publish(vhost.url, "_default_", "setup",
-            setup_message("mq-s1", "true", remote_staging=remote_input(files_endpoint.url, tmp_path / "absent")))
+    publish(
+        vhost.url,
+        "_default_",
+        "setup",
+        setup_message("mq-s1", "true", remote_staging=remote_input(files_endpoint.url, tmp_path / "absent")),
+    )
     assert listener.wait_final("mq-s1")["status"] == "failed"
     events = wait_for(lambda: sentry.tagged("mq-s1"), "the staging failure to reach Sentry")
     assert events[0]["tags"]["manager"] == "_default_"

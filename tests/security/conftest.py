@@ -70,11 +70,19 @@ def service_dir() -> Iterator[Path]:
 def run_as(user: str, argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run ``argv`` as ``user`` with a clean environment (as sudo would see it from lwr)."""
     home = account(user).pw_dir
-    return subprocess.run(["runuser", "-u", user, "--", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}",
-                           *argv], capture_output=True, text=True, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(
+        ["runuser", "-u", user, "--", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", *argv],
+        capture_output=True,
+        text=True,
+        **kwargs,
+    )  # type: ignore[call-overload]
 
 
 def spawn_as(user: str, argv: list[str]) -> subprocess.Popen[str]:
     home = account(user).pw_dir
-    return subprocess.Popen(["runuser", "-u", user, "--", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin",
-                             f"HOME={home}", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        ["runuser", "-u", user, "--", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

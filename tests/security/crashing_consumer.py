@@ -27,7 +27,9 @@ class Handler:
     def __init__(self) -> None:
         self.done = threading.Event()
 
-    def handle(self, manager: str, name: str, body: dict[str, Any], reply: Any, redelivered: bool = False) -> None:
+    def handle(
+        self, manager: str, name: str, body: dict[str, Any], reply: Any, redelivered: bool = False
+    ) -> None:
         if body.get("crash"):
             os._exit(3)
         if body.get("block"):
@@ -40,11 +42,22 @@ class Handler:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     url, persistence = sys.argv[1], Path(sys.argv[2])
-    settings = AppSettings(staging_directory=persistence, persistence_directory=persistence, managers=(),
-                           message_queue_url=url, amqp={"amqp_heartbeat": "0"})
+    settings = AppSettings(
+        staging_directory=persistence,
+        persistence_directory=persistence,
+        managers=(),
+        message_queue_url=url,
+        amqp={"amqp_heartbeat": "0"},
+    )
     handler = Handler()
-    consumer = Consumer(url, settings, ["_default_"], handler,  # type: ignore[arg-type]
-                        acknowledgements=False, redeliveries=RedeliveryGuard(persistence / "redeliveries"))
+    consumer = Consumer(
+        url,
+        settings,
+        ["_default_"],
+        handler,  # type: ignore[arg-type]
+        acknowledgements=False,
+        redeliveries=RedeliveryGuard(persistence / "redeliveries"),
+    )
     consumer.start()
     if not handler.done.wait(120):
         return 2

@@ -32,8 +32,9 @@ class RecordingServer:
     normalising server (most of them) would serve, and the Host header. ``responses`` maps an
     effective path to (status, headers, body); anything else is 200 with the server's name."""
 
-    def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0,
-                 tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, name: str, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.name = name
         self.requests: list[dict[str, str]] = []
         self.responses: dict[str, tuple[int, dict[str, str], bytes]] = {}
@@ -48,8 +49,14 @@ class RecordingServer:
                 if length:
                     self.rfile.read(length)
                 effective = posixpath.normpath(unquote(self.path.split("?", 1)[0]))
-                recorder.requests.append({"method": self.command, "target": self.path, "effective": effective,
-                                          "host": str(self.headers.get("Host"))})
+                recorder.requests.append(
+                    {
+                        "method": self.command,
+                        "target": self.path,
+                        "effective": effective,
+                        "host": str(self.headers.get("Host")),
+                    }
+                )
                 status, headers, body = recorder.responses.get(effective, (200, {}, recorder.name.encode()))
                 self.send_response(status)
                 for key, value in headers.items():
@@ -88,11 +95,17 @@ class Authority:
         self.key = ec.generate_private_key(ec.SECP256R1())
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lwr test CA")])
         now = datetime.datetime.now(datetime.timezone.utc)
-        self.cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
-                     .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-                     .not_valid_after(now + datetime.timedelta(days=2))
-                     .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                     .sign(self.key, hashes.SHA256()))
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
         self.ca_path = directory / "ca.pem"
         self.ca_path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
@@ -105,18 +118,25 @@ class Authority:
             san = [x509.IPAddress(ipaddress.ip_address(dns_name))]
         except ValueError:
             pass
-        cert = (x509.CertificateBuilder()
-                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)]))
-                .issuer_name(self.cert.subject).public_key(key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-                .not_valid_after(now + datetime.timedelta(days=2))
-                .add_extension(x509.SubjectAlternativeName(san), critical=False)
-                .sign(self.key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName(san), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
         cert_path = self.directory / f"{dns_name}.pem"
         key_path = self.directory / f"{dns_name}.key"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
         return cert_path, key_path
 
     def server_context(self, dns_name: str) -> ssl.SSLContext:
@@ -201,8 +221,12 @@ def mq_server(make_server: Callable[..., object], vhost: Vhost) -> Callable[...,
     """``mq_server(**app_options)``: an lwr consuming the test's vhost."""
 
     def make(name: str = "lwr", job_managers_ini: str | None = None, **app_options: str) -> object:
-        options = {"message_queue_url": vhost.url, "amqp_heartbeat": "10", "amqp_publish_retry_max": "2",
-                   **app_options}
+        options = {
+            "message_queue_url": vhost.url,
+            "amqp_heartbeat": "10",
+            "amqp_publish_retry_max": "2",
+            **app_options,
+        }
         return make_server(name, app_options=options, job_managers_ini=job_managers_ini)
 
     return make

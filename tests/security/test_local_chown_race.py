@@ -43,8 +43,20 @@ while not os.path.exists(stop):
 
 
 def chown_helper(helper_scripts: Path, user: str, directory: Path) -> int:
-    result = run_as(SERVICE_USER, ["sudo", "-n", "/usr/bin/python3", str(helper_scripts / "chown_working_directory"),
-                                   "--user", user, "--job-directory", str(directory)], timeout=120)
+    result = run_as(
+        SERVICE_USER,
+        [
+            "sudo",
+            "-n",
+            "/usr/bin/python3",
+            str(helper_scripts / "chown_working_directory"),
+            "--user",
+            user,
+            "--job-directory",
+            str(directory),
+        ],
+        timeout=120,
+    )
     assert "password is required" not in result.stderr and "not allowed" not in result.stderr, result.stderr
     return result.returncode
 
@@ -89,8 +101,10 @@ def test_chown_race_leaves_root_files_alone(helper_scripts: Path, service_dir: P
         assert chown_helper(helper_scripts, SERVICE_USER, job) == 0
         assert (job / "working" / "sub0" / "secret").stat().st_uid == account(SERVICE_USER).pw_uid
         os.chmod(job / "working", 0o777)  # so that both attackers can swap entries, whoever owns the tree
-        attackers = [spawn_as(user, ["/usr/bin/python3", "-c", ATTACKER, str(job / "working"), str(victim),
-                                     str(stop)]) for user in (SERVICE_USER, JOB_USER)]
+        attackers = [
+            spawn_as(user, ["/usr/bin/python3", "-c", ATTACKER, str(job / "working"), str(victim), str(stop)])
+            for user in (SERVICE_USER, JOB_USER)
+        ]
         try:
             for _ in range(ROUNDS):
                 chown_helper(helper_scripts, JOB_USER, job)
@@ -103,7 +117,9 @@ def test_chown_race_leaves_root_files_alone(helper_scripts: Path, service_dir: P
             stop.touch()
             for attacker in attackers:
                 attacker.wait(30)
-        assert all(attacker.returncode == 0 for attacker in attackers), [a.stderr.read() for a in attackers if a.stderr]
+        assert all(attacker.returncode == 0 for attacker in attackers), [
+            a.stderr.read() for a in attackers if a.stderr
+        ]
     finally:
         shutil.rmtree(victim, ignore_errors=True)
 

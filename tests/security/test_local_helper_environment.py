@@ -46,7 +46,9 @@ def evil_library() -> Iterator[tuple[Path, Path]]:
     source = directory / "evil.c"
     source.write_text(EVIL_SOURCE)
     library = directory / "libevil.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", f'-DMARK="{mark}"', "-o", str(library), str(source)], check=True)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", f'-DMARK="{mark}"', "-o", str(library), str(source)], check=True
+    )
     service = account(SERVICE_USER)
     os.chown(library, service.pw_uid, service.pw_gid)
     library.chmod(0o755)
@@ -71,14 +73,35 @@ def test_helpers_never_load_a_library_the_caller_names(helper_scripts: Path, evi
     try:
         attempts = [
             ["drmaa_kill", "--external-id", "1", "--env", f"DRMAA_LIBRARY_PATH={library}"],
-            ["drmaa_launch", "--script", str(job / "lwr" / "job.sh"), "--working-directory", str(job),
-             "--stdout", "/dev/null", "--stderr", "/dev/null", "--env", f"DRMAA_LIBRARY_PATH={library}"],
-            ["drmaa_kill", "--external-id", "1", "--env", f"SGE_ROOT={library.parent}",
-             "--env", f"DRMAA_LIBRARY_PATH={library}"],
+            [
+                "drmaa_launch",
+                "--script",
+                str(job / "lwr" / "job.sh"),
+                "--working-directory",
+                str(job),
+                "--stdout",
+                "/dev/null",
+                "--stderr",
+                "/dev/null",
+                "--env",
+                f"DRMAA_LIBRARY_PATH={library}",
+            ],
+            [
+                "drmaa_kill",
+                "--external-id",
+                "1",
+                "--env",
+                f"SGE_ROOT={library.parent}",
+                "--env",
+                f"DRMAA_LIBRARY_PATH={library}",
+            ],
         ]
         for helper, *arguments in attempts:
-            result = run_as(SERVICE_USER, ["sudo", "-n", "-u", JOB_USER, "/usr/bin/python3",
-                                           str(helper_scripts / helper), *arguments], timeout=120)
+            result = run_as(
+                SERVICE_USER,
+                ["sudo", "-n", "-u", JOB_USER, "/usr/bin/python3", str(helper_scripts / helper), *arguments],
+                timeout=120,
+            )
             assert "password is required" not in result.stderr, result.stderr
             assert not mark.exists(), f"{helper} loaded the caller's library: {mark.read_text()}"
             assert result.returncode != 0
@@ -88,7 +111,9 @@ def test_helpers_never_load_a_library_the_caller_names(helper_scripts: Path, evi
 
 # --- the settings file itself ---------------------------------------------------------------------
 def helper_common() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("drmaa_helper_common", REPO / "scripts" / "drmaa_helper_common.py")
+    spec = importlib.util.spec_from_file_location(
+        "drmaa_helper_common", REPO / "scripts" / "drmaa_helper_common.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["drmaa_helper_common"] = module
@@ -135,8 +160,15 @@ def test_settings_file_must_be_roots_alone(root_directory: Path) -> None:
     unknown = root_directory / "unknown.env"
     unknown.write_text(SETTINGS + "LWR_SUBMIT_USERS=everyone\n")
     try:
-        for path in (writable, not_roots, link, open_directory / "inside.env", in_tmp, unknown,
-                     root_directory / "missing.env"):
+        for path in (
+            writable,
+            not_roots,
+            link,
+            open_directory / "inside.env",
+            in_tmp,
+            unknown,
+            root_directory / "missing.env",
+        ):
             with pytest.raises(SystemExit):
                 common.load_settings(str(path))
         assert stat.S_IMODE(good.stat().st_mode) == 0o644
@@ -147,5 +179,7 @@ def test_settings_file_must_be_roots_alone(root_directory: Path) -> None:
 def test_installed_settings_file_is_what_the_helpers_read() -> None:
     common = helper_common()
     settings = common.load_settings()
-    assert settings.environment.get("DRMAA_LIBRARY_PATH"), "no DRMAA_LIBRARY_PATH in /etc/lwr/drmaa_helpers.env"
+    assert settings.environment.get("DRMAA_LIBRARY_PATH"), (
+        "no DRMAA_LIBRARY_PATH in /etc/lwr/drmaa_helpers.env"
+    )
     assert settings.groups, "no LWR_SUBMIT_USER_GROUPS in /etc/lwr/drmaa_helpers.env"

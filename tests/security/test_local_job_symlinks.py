@@ -66,9 +66,11 @@ def assert_no_leak(text: str, server: LwrServer) -> None:
 
 def test_status_never_follows_links_the_job_planted(server: LwrServer) -> None:
     ini, passwd = server.config_path, "/etc/passwd"
-    command = (f"ln -sfn {ini} ../lwr/tool_stdout; ln -sfn {passwd} ../lwr/tool_stderr; "
-               f"ln -sfn {ini} ../lwr/job_stdout; ln -sfn {passwd} ../lwr/job_stderr; "
-               f"ln -sfn {ini} ../metadata/tool_stdout; ln -sfn {ini} galaxy.json; echo done")
+    command = (
+        f"ln -sfn {ini} ../lwr/tool_stdout; ln -sfn {passwd} ../lwr/tool_stderr; "
+        f"ln -sfn {ini} ../lwr/job_stdout; ln -sfn {passwd} ../lwr/job_stderr; "
+        f"ln -sfn {ini} ../metadata/tool_stdout; ln -sfn {ini} galaxy.json; echo done"
+    )
     http = Http(server.url, TOKEN)
     http.setup("links")
     sources = json.dumps([{"path": "galaxy.json"}])
@@ -83,17 +85,26 @@ def test_status_never_follows_links_the_job_planted(server: LwrServer) -> None:
 
 
 def test_exit_code_linked_to_dev_zero_does_not_grow_the_server(server: LwrServer) -> None:
-    reply = run_job(server, "zero", "ln -sfn /dev/zero ../lwr/exit_code; ln -sfn /dev/zero ../lwr/tool_stdout")
+    reply = run_job(
+        server, "zero", "ln -sfn /dev/zero ../lwr/exit_code; ln -sfn /dev/zero ../lwr/tool_stdout"
+    )
     assert reply["returncode"] is None and reply["stdout"] == ""
     assert server.process is not None and server.process.poll() is None
-    rss_kib = int(next(line.split()[1] for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines()
-                       if line.startswith("VmRSS:")))
+    rss_kib = int(
+        next(
+            line.split()[1]
+            for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines()
+            if line.startswith("VmRSS:")
+        )
+    )
     assert rss_kib < 512 * 1024
 
 
 def test_fifos_in_place_of_records_do_not_block_the_server(server: LwrServer) -> None:
-    command = ("rm -f ../lwr/tool_stdout ../lwr/job_stdout ../metadata/tool_stderr; mkfifo ../lwr/tool_stdout; "
-               "mkfifo ../lwr/job_stdout; mkfifo ../metadata/tool_stderr; mkfifo ../outputs/out.dat")
+    command = (
+        "rm -f ../lwr/tool_stdout ../lwr/job_stdout ../metadata/tool_stderr; mkfifo ../lwr/tool_stdout; "
+        "mkfifo ../lwr/job_stdout; mkfifo ../metadata/tool_stderr; mkfifo ../outputs/out.dat"
+    )
     reply = run_job(server, "fifo", command)
     assert reply["stdout"] == reply["job_stdout"] == ""
     status, _body = request(server, "GET", "/jobs/fifo/files", {"name": "out.dat", "type": "output"})
@@ -153,8 +164,12 @@ def test_an_output_linked_to_an_input_of_the_same_job_still_downloads(server: Lw
     config = http.setup("linked")
     assert http.upload("linked", "in.txt", b"input bytes\n").status == 200
     inputs = config["inputs_directory"]
-    reply = run_job_existing(http, server, "linked", f"ln -s {inputs}/in.txt ../outputs/abs.txt; "
-                                                      "ln -s ../inputs/in.txt ../outputs/rel.txt")
+    reply = run_job_existing(
+        http,
+        server,
+        "linked",
+        f"ln -s {inputs}/in.txt ../outputs/abs.txt; ln -s ../inputs/in.txt ../outputs/rel.txt",
+    )
     assert reply["status"] == "complete"
     for name in ("abs.txt", "rel.txt"):
         status, body = request(server, "GET", "/jobs/linked/files", {"name": name, "type": "output"})

@@ -21,20 +21,28 @@ from .test_local_chown_race import chown_helper, make_job_directory
 from http_helpers import Http
 
 REFUSED = ["slurm", "nobody", "root", "rjtest", "sgeadmin"]
-SGE_ENV = {"SGE_ROOT": "/var/lib/gridengine", "SGE_CELL": "default",
-           "DRMAA_LIBRARY_PATH": "/usr/lib/gridengine-drmaa/lib/libdrmaa.so.1.0",
-           "GLIBC_TUNABLES": "glibc.rtld.optional_static_tls=65536"}
+SGE_ENV = {
+    "SGE_ROOT": "/var/lib/gridengine",
+    "SGE_CELL": "default",
+    "DRMAA_LIBRARY_PATH": "/usr/lib/gridengine-drmaa/lib/libdrmaa.so.1.0",
+    "GLIBC_TUNABLES": "glibc.rtld.optional_static_tls=65536",
+}
 
 
-def test_lwr_refuses_submit_users_off_the_allow_list(make_server, helper_scripts: Path, service_dir: Path,
-                                                     monkeypatch) -> None:
+def test_lwr_refuses_submit_users_off_the_allow_list(
+    make_server, helper_scripts: Path, service_dir: Path, monkeypatch
+) -> None:
     for name in REFUSED:
         account(name)
     for name, value in SGE_ENV.items():
         monkeypatch.setenv(name, value)
-    server = make_server(app_options={"staging_directory": str(service_dir / "staging")}, job_managers_ini=(
-        "[manager:_default_]\ntype = queued_external_drmaa\nmin_polling_interval = 0.25\n"
-        f"scripts_directory = {helper_scripts}\n"))
+    server = make_server(
+        app_options={"staging_directory": str(service_dir / "staging")},
+        job_managers_ini=(
+            "[manager:_default_]\ntype = queued_external_drmaa\nmin_polling_interval = 0.25\n"
+            f"scripts_directory = {helper_scripts}\n"
+        ),
+    )
     http = Http(server.url)
     for user in [*REFUSED, "lwr"]:
         job_id = f"as-{user}"
@@ -52,8 +60,11 @@ def test_lwr_refuses_submit_users_off_the_allow_list(make_server, helper_scripts
 def test_the_sudo_rule_only_lets_lwr_act_as_job_users(helper_scripts: Path, helper: str) -> None:
     for user in REFUSED:
         account(user)
-        result = run_as(SERVICE_USER, ["sudo", "-n", "-u", user, "/usr/bin/python3", str(helper_scripts / helper),
-                                       "--help"], timeout=60)
+        result = run_as(
+            SERVICE_USER,
+            ["sudo", "-n", "-u", user, "/usr/bin/python3", str(helper_scripts / helper), "--help"],
+            timeout=60,
+        )
         assert result.returncode != 0, f"lwr ran {helper} as {user}: {result.stdout}"
         assert "usage" not in result.stdout.lower()
 
@@ -61,9 +72,24 @@ def test_the_sudo_rule_only_lets_lwr_act_as_job_users(helper_scripts: Path, help
 @pytest.mark.parametrize("user", ["rjtest", "nobody", "slurm"])
 def test_the_helpers_refuse_users_off_the_allow_list_without_sudo(helper_scripts: Path, user: str) -> None:
     account(user)
-    result = subprocess.run(["runuser", "-u", user, "--", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin",
-                             "/usr/bin/python3", str(helper_scripts / "drmaa_kill"), "--external-id", "1"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            "runuser",
+            "-u",
+            user,
+            "--",
+            "/usr/bin/env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            "/usr/bin/python3",
+            str(helper_scripts / "drmaa_kill"),
+            "--external-id",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     assert "job users" in result.stderr, result.stderr
 

@@ -11,14 +11,23 @@ from mq_helpers import exchange, publish, queue_name
 
 
 def queues(vhost) -> set[str]:
-    result = subprocess.run(["rabbitmqctl", "list_queues", "-p", vhost.name, "-q", "--no-table-headers", "name"],
-                            capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        ["rabbitmqctl", "list_queues", "-p", vhost.name, "-q", "--no-table-headers", "name"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return {line.strip() for line in result.stdout.splitlines() if line.strip()}
 
 
 def setup(job_id: str, marker, **extra: object) -> dict:
-    return {"job_id": job_id, "command_line": f"echo {job_id} >> {marker}",
-            "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"}, **extra}
+    return {
+        "job_id": job_id,
+        "command_line": f"echo {job_id} >> {marker}",
+        "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"},
+        **extra,
+    }
 
 
 def test_hostile_acknowledge_queues_are_refused(mq_server, vhost, listener, tmp_path):
@@ -26,20 +35,37 @@ def test_hostile_acknowledge_queues_are_refused(mq_server, vhost, listener, tmp_
     marker = tmp_path / "ran"
     hostile = ["galaxy_internal_ack", "kill_ack", "status_update_ack", "x" * 150 + "_ack"]
     for index, name in enumerate(hostile):
-        publish(vhost.url, "_default_", "setup", setup(f"hostile-{index}", marker, acknowledge_uuid=f"u-{index}",
-                                                       acknowledge_queue=name))
+        publish(
+            vhost.url,
+            "_default_",
+            "setup",
+            setup(f"hostile-{index}", marker, acknowledge_uuid=f"u-{index}", acknowledge_queue=name),
+        )
     # Galaxy's own form is still answered, on pulsar__setup_ack.
     key = queue_name("_default_", "setup_ack")
     answers: list[dict] = []
     with kombu.Connection(vhost.url) as connection:
         ack_queue = kombu.Queue(key, exchange(), routing_key=key, durable=True)
         ack_queue(connection.channel()).declare()
-        publish(vhost.url, "_default_", "setup", setup("galaxy-1", marker, acknowledge_uuid="u-ok",
-                                                       acknowledge_queue="setup_ack",
-                                                       acknowledge_submit_queue="setup"))
+        publish(
+            vhost.url,
+            "_default_",
+            "setup",
+            setup(
+                "galaxy-1",
+                marker,
+                acknowledge_uuid="u-ok",
+                acknowledge_queue="setup_ack",
+                acknowledge_submit_queue="setup",
+            ),
+        )
         assert listener.wait_final("galaxy-1")["status"] == "complete"
-        with kombu.Consumer(connection, queues=[ack_queue], accept=["json"],
-                            callbacks=[lambda body, message: (answers.append(body), message.ack())]):
+        with kombu.Consumer(
+            connection,
+            queues=[ack_queue],
+            accept=["json"],
+            callbacks=[lambda body, message: (answers.append(body), message.ack())],
+        ):
             deadline = time.monotonic() + 30
             while not answers and time.monotonic() < deadline:
                 try:

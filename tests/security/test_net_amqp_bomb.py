@@ -46,20 +46,36 @@ def publish_raw(url: str, name: str, body: bytes, headers: dict[str, str] | None
     with kombu.Connection(url) as connection:
         channel = connection.channel()
         kombu.Queue(key, exchange(), routing_key=key, durable=True)(channel).declare()
-        kombu.Producer(channel).publish(body, exchange=exchange(), routing_key=key, content_type="application/json",
-                                        content_encoding="binary", headers=headers or {}, delivery_mode=2)
+        kombu.Producer(channel).publish(
+            body,
+            exchange=exchange(),
+            routing_key=key,
+            content_type="application/json",
+            content_encoding="binary",
+            headers=headers or {},
+            delivery_mode=2,
+        )
 
 
 def queue_depth(url: str, name: str) -> int:
     with kombu.Connection(url) as connection:
-        _name, count, _consumers = connection.channel().queue_declare(queue=queue_name("_default_", name),
-                                                                      passive=True)
+        _name, count, _consumers = connection.channel().queue_declare(
+            queue=queue_name("_default_", name), passive=True
+        )
         return int(count)
 
 
 def run_good_job(url: str, listener, job_id: str, marker: Path) -> None:
-    publish(url, "_default_", "setup", {"job_id": job_id, "command_line": f"echo ok >> {marker}",
-                                        "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"}})
+    publish(
+        url,
+        "_default_",
+        "setup",
+        {
+            "job_id": job_id,
+            "command_line": f"echo ok >> {marker}",
+            "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"},
+        },
+    )
     assert listener.wait_final(job_id)["status"] == "complete"
 
 
@@ -73,7 +89,9 @@ def test_decompression_bomb_is_refused_unopened(mq_server, vhost, listener, tmp_
     publish_raw(vhost.url, "setup", payload, headers={"compression": "application/x-gzip"})
     run_good_job(vhost.url, listener, "after-1", marker)
     growth = peak_rss(server.process.pid) - before
-    assert growth < ALLOWED_GROWTH, f"lwr's peak memory grew by {growth >> 20} MiB for a {len(payload)}-byte message"
+    assert growth < ALLOWED_GROWTH, (
+        f"lwr's peak memory grew by {growth >> 20} MiB for a {len(payload)}-byte message"
+    )
     assert server.process.poll() is None
     log = server.log_text()
     assert "refused unopened" in log, log[-3000:]
@@ -103,8 +121,12 @@ def test_a_message_that_kills_lwr_each_time_is_refused_after_the_limit(vhost, tm
     lwr every time is refused after a bounded number of redeliveries, not forever."""
     publish(vhost.url, "_default_", "setup", {"job_id": "poison", "crash": True})
     log_path = tmp_path / "consumer.log"
-    command = [sys.executable, str(Path(__file__).with_name("crashing_consumer.py")), vhost.url,
-               str(tmp_path / "persisted")]
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("crashing_consumer.py")),
+        vhost.url,
+        str(tmp_path / "persisted"),
+    ]
     crashes = 0
     with open(log_path, "ab") as log:
         for _ in range(LIMIT + 3):
@@ -143,12 +165,27 @@ def test_lwr_mq_client_refuses_a_bomb_on_the_status_queue(vhost):
     with kombu.Connection(vhost.url) as connection:
         kombu.Queue(key, exchange(), routing_key=key, durable=True)(connection.channel()).declare()
     publish_raw(vhost.url, "status_update", bomb(BOMB_SIZE), headers={"compression": "application/x-gzip"})
-    publish(vhost.url, "_default_", "status_update", {"job_id": "client-1", "complete": "true",
-                                                      "status": "complete"})
-    baseline = subprocess.run([sys.executable, "-c", "import resource, lwr.messaging.client; "
-                               "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"],
-                              capture_output=True, text=True, timeout=60, check=True)
-    result = subprocess.run([sys.executable, "-c", CLIENT, vhost.url], capture_output=True, text=True, timeout=120)
+    publish(
+        vhost.url,
+        "_default_",
+        "status_update",
+        {"job_id": "client-1", "complete": "true", "status": "complete"},
+    )
+    baseline = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import resource, lwr.messaging.client; "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", CLIENT, vhost.url], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     status, peak = result.stdout.split()
     assert status == "complete"
@@ -163,8 +200,12 @@ def test_messages_waiting_behind_a_stuck_one_survive_restarts(vhost, tmp_path):
     publish(vhost.url, "_default_", "setup", {"job_id": "done", "block": True})
     publish(vhost.url, "_default_", "setup", {"job_id": "done"})
     log_path = tmp_path / "consumer.log"
-    command = [sys.executable, str(Path(__file__).with_name("crashing_consumer.py")), vhost.url,
-               str(tmp_path / "persisted")]
+    command = [
+        sys.executable,
+        str(Path(__file__).with_name("crashing_consumer.py")),
+        vhost.url,
+        str(tmp_path / "persisted"),
+    ]
     with open(log_path, "ab") as log:
         for run in range(1, LIMIT + 3):
             process = subprocess.Popen(command, stdout=log, stderr=log, env={**os.environ})
@@ -183,6 +224,8 @@ def test_messages_waiting_behind_a_stuck_one_survive_restarts(vhost, tmp_path):
                     process.wait(10)
     text = log_path.read_text()
     assert process.returncode == 0, text[-3000:]
-    assert run == LIMIT + 2, "the stuck message hangs the first delivery and LIMIT redeliveries, then is refused"
+    assert run == LIMIT + 2, (
+        "the stuck message hangs the first delivery and LIMIT redeliveries, then is refused"
+    )
     assert text.count("refused as poison") == 1, text[-3000:]
     assert queue_depth(vhost.url, "setup") == 0

@@ -42,8 +42,15 @@ def wait_for_log(server, text: str, timeout: float = 60) -> str:
 
 
 def start_lwr(make_server, name: str, vhost, proxy: TlsProxy, **options: str):
-    return make_server(name, app_options={"message_queue_url": tls_url(vhost, proxy.port), "amqp_heartbeat": "10",
-                                          "amqp_publish_retry_max": "2", **options})
+    return make_server(
+        name,
+        app_options={
+            "message_queue_url": tls_url(vhost, proxy.port),
+            "amqp_heartbeat": "10",
+            "amqp_publish_retry_max": "2",
+            **options,
+        },
+    )
 
 
 def test_broker_certificate_must_name_the_broker(make_server, vhost, authority, proxies, tmp_path):
@@ -72,9 +79,16 @@ def test_broker_certificate_must_name_the_broker(make_server, vhost, authority, 
     start_lwr(make_server, "right", vhost, right, **ca)
     listener = StatusListener(vhost.url)
     try:
-        publish(f"{BROKER}/{vhost.name}", "_default_", "setup", {
-            "job_id": "tls-1", "command_line": f"echo ok > {tmp_path / 'ran'}",
-            "setup_params": {"job_id": "tls-1", "tool_id": "t", "tool_version": "1"}})
+        publish(
+            f"{BROKER}/{vhost.name}",
+            "_default_",
+            "setup",
+            {
+                "job_id": "tls-1",
+                "command_line": f"echo ok > {tmp_path / 'ran'}",
+                "setup_params": {"job_id": "tls-1", "tool_id": "t", "tool_version": "1"},
+            },
+        )
         assert listener.wait_final("tls-1")["status"] == "complete"
     finally:
         listener.stop()

@@ -28,8 +28,9 @@ def listener() -> RecordingListener:
 
 @pytest.fixture
 def slurm_manager(slurm, listener) -> Iterator[CliManager]:  # noqa: F811
-    manager = CliManager("slurm", {"job_plugin": "Slurm", "min_polling_interval": 0.25, "exit_code_grace": 2.0},
-                         listener)
+    manager = CliManager(
+        "slurm", {"job_plugin": "Slurm", "min_polling_interval": 0.25, "exit_code_grace": 2.0}, listener
+    )
     manager.start()
     yield manager
     for job_id in manager.tracked_ids():
@@ -53,10 +54,25 @@ def slurm_attacks(tmp: Path) -> dict[str, tuple[str, Path]]:
     }
 
 
-@pytest.mark.parametrize("form", ["positional", "flag-then-positional", "value-then-positional", "reserved-output",
-                                  "abbreviated-output", "reserved-error", "cluster"])
-def test_slurm_native_specification_cannot_replace_lwr_settings(form, slurm_manager, listener,
-                                                                make_job, shared_tmp):  # noqa: F811
+@pytest.mark.parametrize(
+    "form",
+    [
+        "positional",
+        "flag-then-positional",
+        "value-then-positional",
+        "reserved-output",
+        "abbreviated-output",
+        "reserved-error",
+        "cluster",
+    ],
+)
+def test_slurm_native_specification_cannot_replace_lwr_settings(  # noqa: F811
+    form,
+    slurm_manager,
+    listener,
+    make_job,  # noqa: F811
+    shared_tmp,  # noqa: F811
+):
     specification, evidence = slurm_attacks(shared_tmp)[form]
     spec = make_job("echo mine", submit_params={"submit_native_specification": specification})
     refused = False
@@ -72,7 +88,9 @@ def test_slurm_native_specification_cannot_replace_lwr_settings(form, slurm_mana
 
 
 def test_slurm_allowed_forms_still_reach_slurm(slurm_manager, listener, make_job) -> None:  # noqa: F811
-    spec = make_job("echo fine", submit_params={"submit_native_specification": "-n 1 --time=5 --comment lwr-test -s"})
+    spec = make_job(
+        "echo fine", submit_params={"submit_native_specification": "-n 1 --time=5 --comment lwr-test -s"}
+    )
     slurm_manager.launch(spec)
     state, reason = listener.wait_ended(spec.job_id, 120)
     assert state.value == "complete", reason
@@ -81,16 +99,27 @@ def test_slurm_allowed_forms_still_reach_slurm(slurm_manager, listener, make_job
 
 def test_admin_native_specification_is_checked_at_start_up(listener) -> None:
     with pytest.raises(ConfigError, match="native_specification"):
-        CliManager("slurm", {"job_plugin": "Slurm", "native_specification": "-p short /tmp/evil.sh"}, listener)
+        CliManager(
+            "slurm", {"job_plugin": "Slurm", "native_specification": "-p short /tmp/evil.sh"}, listener
+        )
 
 
-@pytest.mark.parametrize(("plugin", "bad", "good"), [
-    ("Torque", ["/tmp/evil.sh", "-V /tmp/evil.sh", "-d /tmp", "-o /x", "-F 'a b'", "-j oe", "-I", "--", "-Vo/x"],
-     ["-l nodes=1:ppn=4 -q batch -V", "-l walltime=1:00:00 -W umask=077"]),
-    ("PBS", ["-- /bin/evil", "evil.sh", "-k oe", "-e /x"], ["-l select=1:ncpus=2 -q workq"]),
-    ("LSF", ["/tmp/evil.sh", "-x /tmp/evil.sh", "-cwd /tmp", "-oo /x", "-eo /x", "-K", "-Is", "-Zs"],
-     ["-q normal -n 4 -R 'rusage[mem=4000]' -x", "-W 10 -app galaxy"]),
-])
+@pytest.mark.parametrize(
+    ("plugin", "bad", "good"),
+    [
+        (
+            "Torque",
+            ["/tmp/evil.sh", "-V /tmp/evil.sh", "-d /tmp", "-o /x", "-F 'a b'", "-j oe", "-I", "--", "-Vo/x"],
+            ["-l nodes=1:ppn=4 -q batch -V", "-l walltime=1:00:00 -W umask=077"],
+        ),
+        ("PBS", ["-- /bin/evil", "evil.sh", "-k oe", "-e /x"], ["-l select=1:ncpus=2 -q workq"]),
+        (
+            "LSF",
+            ["/tmp/evil.sh", "-x /tmp/evil.sh", "-cwd /tmp", "-oo /x", "-eo /x", "-K", "-Is", "-Zs"],
+            ["-q normal -n 4 -R 'rusage[mem=4000]' -x", "-W 10 -app galaxy"],
+        ),
+    ],
+)
 def test_other_batch_systems_keep_their_reserved_options(plugin, bad, good) -> None:
     grammar = JOB_PLUGINS[plugin].grammar
     for text in bad:
@@ -118,17 +147,36 @@ class RecordingShell:
         pass
 
 
-@pytest.mark.parametrize("key", ["submit_+Cmd", "+Cmd", "submit_MY.Cmd", "submit_+Iwd", "submit_+iwd", "+Args",
-                                 "submit_+PreCmd", "submit_+PostCmd", "submit_+Out", "submit_+UserLog",
-                                 "submit_+Environment", "submit_Executable", "submit_INITIALDIR", "submit_getenv",
-                                 "submit_environment", "submit_transfer_output_remaps", "submit_+Owner"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "submit_+Cmd",
+        "+Cmd",
+        "submit_MY.Cmd",
+        "submit_+Iwd",
+        "submit_+iwd",
+        "+Args",
+        "submit_+PreCmd",
+        "submit_+PostCmd",
+        "submit_+Out",
+        "submit_+UserLog",
+        "submit_+Environment",
+        "submit_Executable",
+        "submit_INITIALDIR",
+        "submit_getenv",
+        "submit_environment",
+        "submit_transfer_output_remaps",
+        "submit_+Owner",
+    ],
+)
 def test_condor_reserved_settings_are_out_of_a_clients_reach(key, tmp_path, listener) -> None:
     directory = JobDirectory(tmp_path / "job")
     directory.create()
     shell = RecordingShell()
     manager = CondorManager("condor", {"min_polling_interval": 1.0}, listener, shell=shell)  # type: ignore[arg-type]
-    spec = LaunchSpec("j1", directory, str(directory.internal_file("job.sh")),
-                      submit_params={key: '"/tmp/evil.sh"'})
+    spec = LaunchSpec(
+        "j1", directory, str(directory.internal_file("job.sh")), submit_params={key: '"/tmp/evil.sh"'}
+    )
     with pytest.raises(BadRequest):
         manager.validate(spec)
     with pytest.raises(BadRequest):
@@ -142,10 +190,10 @@ def test_condor_client_values_may_not_expand_macros(tmp_path, listener) -> None:
     manager = CondorManager("condor", {}, listener)  # type: ignore[arg-type]
     with pytest.raises(BadRequest):
         manager.validate(LaunchSpec("j", directory, "s", submit_params={"+ProjectName": "$ENV(HOME)"}))
-    fine = LaunchSpec("j", directory, "s", submit_params={"+ProjectName": '"galaxy"', "request_memory": "4096"})
+    fine = LaunchSpec(
+        "j", directory, "s", submit_params={"+ProjectName": '"galaxy"', "request_memory": "4096"}
+    )
     manager.validate(fine)
     lines = manager.submit_description(fine).splitlines()
     assert '+ProjectName = "galaxy"' in lines and "request_memory = 4096" in lines
     assert lines.count("executable = /bin/bash") == 1
-
-

@@ -37,11 +37,14 @@ def test_dynamic_file_sources_cannot_amplify_the_status_reply(lwr_server):
     http = Http(lwr_server.url)
     config = http.setup("amp-1")
     working = config["working_directory"]
-    sources = json.dumps([{"path": "galaxy.json"}] * 4 + [{"path": f"s{i}"} for i in range(30)],
-                         separators=(",", ":"))
+    sources = json.dumps(
+        [{"path": "galaxy.json"}] * 4 + [{"path": f"s{i}"} for i in range(30)], separators=(",", ":")
+    )
     assert len(sources) < 1024
-    command = (f"head -c {BIG} /dev/zero | tr '\\0' x > {working}/galaxy.json; "
-               f"for i in $(seq 0 29); do echo '[]' > {working}/s$i; done")
+    command = (
+        f"head -c {BIG} /dev/zero | tr '\\0' x > {working}/galaxy.json; "
+        f"for i in $(seq 0 29); do echo '[]' > {working}/s$i; done"
+    )
     assert http.submit("amp-1", command, dynamic_file_sources=sources).status == 200
     before = peak_rss(lwr_server.process.pid)
     wait_complete(http, "amp-1")
@@ -52,7 +55,9 @@ def test_dynamic_file_sources_cannot_amplify_the_status_reply(lwr_server):
     realized = replies[0].json()["realized_dynamic_file_sources"]
     assert len(realized) <= MAXIMUM_DYNAMIC_SOURCES
     assert sum(len(source["contents"]) for source in realized) <= MAXIMUM_DYNAMIC_SOURCE_BYTES
-    assert all(source["path"] != "galaxy.json" for source in realized), "the oversized file is left out, not cut"
+    assert all(source["path"] != "galaxy.json" for source in realized), (
+        "the oversized file is left out, not cut"
+    )
     # the first 16 entries count, whether read or left out: four big ones, then s0 ... s11
     assert [source["path"] for source in realized] == [f"s{i}" for i in range(MAXIMUM_DYNAMIC_SOURCES - 4)]
     assert growth < 24 * 1024 * 1024, f"the server's peak memory grew by {growth >> 20} MiB"

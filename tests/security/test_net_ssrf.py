@@ -73,12 +73,19 @@ def test_bypass_forms_behind_a_redirect_are_refused(form, allowed, secret, tmp_p
 def test_refused_forms_table():
     """Forms a server or proxy may read differently than the check: all refused, no request needed."""
     policy = UrlPolicy(["http://127.0.0.1:8080/api/jobs/"])
-    for url in ["http://127.0.0.1:8080/api/jobs/..;/..;/admin", "http://x@127.0.0.1:8080/api/jobs/1",
-                "http://127.0.0.1:8080/api/jobs/%00", "http://127.0.0.1:8080/api/jobs/a%5c..%5c..%5cadmin",
-                "http://127.0.0.1:8080/api/jobs/1\t", "http://127.0.0.1:8080/api/jobs/1#x",
-                "http://127.0.0.1:8080/api/jobs/\u00e9", "http://127.0.0.1:8080/api/jobs/%zz",
-                "http://127.0.0.1:8080/API/jobs/1", "http://127.0.0.1:8080/api/jobsx",
-                "http://127.0.0.1:8080/api/jobs/./../admin"]:
+    for url in [
+        "http://127.0.0.1:8080/api/jobs/..;/..;/admin",
+        "http://x@127.0.0.1:8080/api/jobs/1",
+        "http://127.0.0.1:8080/api/jobs/%00",
+        "http://127.0.0.1:8080/api/jobs/a%5c..%5c..%5cadmin",
+        "http://127.0.0.1:8080/api/jobs/1\t",
+        "http://127.0.0.1:8080/api/jobs/1#x",
+        "http://127.0.0.1:8080/api/jobs/\u00e9",
+        "http://127.0.0.1:8080/api/jobs/%zz",
+        "http://127.0.0.1:8080/API/jobs/1",
+        "http://127.0.0.1:8080/api/jobsx",
+        "http://127.0.0.1:8080/api/jobs/./../admin",
+    ]:
         with pytest.raises(UrlRefused):
             policy.check_url(url)
     checked = policy.check_url("http://127.0.0.1:8080/api/jobs/1/files?job_key=k&path=%2Fdata%2Fx.dat")
@@ -102,7 +109,9 @@ def test_dns_rebinding_connects_to_the_checked_address(tmp_path):
     address that was checked, with the name in the Host header."""
     good, evil = _pair_on_one_port()
     try:
-        policy = UrlPolicy([f"http://localhost:{good.port}{PREFIX}"], resolver=lambda host, port: ["127.0.0.2"])
+        policy = UrlPolicy(
+            [f"http://localhost:{good.port}{PREFIX}"], resolver=lambda host, port: ["127.0.0.2"]
+        )
         Transfers(policy, attempts=1).download(f"http://localhost:{good.port}{PREFIX}1/x", tmp_path / "got")
         assert evil.requests == [], "the request went to the rebound address"
         assert (tmp_path / "got").read_bytes() == b"good"
@@ -118,8 +127,10 @@ def test_https_to_a_pinned_address_verifies_the_name(tmp_path):
     right = RecordingServer("right", tls=authority.server_context("localhost"))
     wrong = RecordingServer("wrong", tls=authority.server_context("other.test"))
     try:
-        policy = UrlPolicy([f"https://localhost:{right.port}{PREFIX}", f"https://localhost:{wrong.port}{PREFIX}"],
-                           resolver=lambda host, port: ["127.0.0.1"])
+        policy = UrlPolicy(
+            [f"https://localhost:{right.port}{PREFIX}", f"https://localhost:{wrong.port}{PREFIX}"],
+            resolver=lambda host, port: ["127.0.0.1"],
+        )
         transfers = Transfers(policy, attempts=1, http=PinnedHttp(verify=str(authority.ca_path)))
         transfers.download(f"https://localhost:{right.port}{PREFIX}1", tmp_path / "got")
         assert (tmp_path / "got").read_bytes() == b"right"
@@ -138,14 +149,31 @@ def test_real_mq_lwr_refuses_the_bypass(form, mq_server, vhost, listener, allowe
     mq_server(remote_staging_allowed_urls=allowed.base + PREFIX)
     job_id = f"ssrf-{form}"
     url = attacks(allowed, secret)[form] + "?path=/data/x.dat&file_type=input"
-    publish(vhost.url, "_default_", "setup", {
-        "job_id": job_id, "command_line": "cat ../inputs/input.dat",
-        "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"},
-        "remote_staging": {"setup": [{"name": "input.dat", "type": "input", "action": {
-            "action_type": "remote_transfer", "url": url, "source": {"path": "/data/x.dat"},
-            "path": "/data/x.dat"}}]}})
+    publish(
+        vhost.url,
+        "_default_",
+        "setup",
+        {
+            "job_id": job_id,
+            "command_line": "cat ../inputs/input.dat",
+            "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"},
+            "remote_staging": {
+                "setup": [
+                    {
+                        "name": "input.dat",
+                        "type": "input",
+                        "action": {
+                            "action_type": "remote_transfer",
+                            "url": url,
+                            "source": {"path": "/data/x.dat"},
+                            "path": "/data/x.dat",
+                        },
+                    }
+                ]
+            },
+        },
+    )
     final = listener.wait_final(job_id)
     assert final["status"] == "failed"
     assert "refused" in final["job_stderr"]
     assert_no_harm(allowed, secret)
-

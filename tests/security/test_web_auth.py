@@ -62,11 +62,27 @@ def test_lwr_check_reads_the_generated_token_file(tmp_path):
     server = default_server(tmp_path).start()
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "lwr.cli", "check", "--url", server.url, "--private-token-file",
-             str(token_file(server))], capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "lwr.cli",
+                "check",
+                "--url",
+                server.url,
+                "--private-token-file",
+                str(token_file(server)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stdout + result.stderr + server.log_text()
-        anonymous = subprocess.run([sys.executable, "-m", "lwr.cli", "check", "--url", server.url],
-                                   capture_output=True, text=True, timeout=300)
+        anonymous = subprocess.run(
+            [sys.executable, "-m", "lwr.cli", "check", "--url", server.url],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert anonymous.returncode != 0
     finally:
         server.stop()
@@ -79,16 +95,21 @@ def test_opting_in_to_no_token_is_warned_at_every_start(tmp_path):
             Http(server.url).setup("open1")
         finally:
             server.stop()
-    warnings = [line for line in server.log_text().splitlines() if "WARNING" in line and "WITHOUT A TOKEN" in line]
+    warnings = [
+        line for line in server.log_text().splitlines() if "WARNING" in line and "WITHOUT A TOKEN" in line
+    ]
     assert len(warnings) == 2
     assert not token_file(server).exists()
 
 
-@pytest.mark.parametrize("options, fragment", [
-    ({"allow_unauthenticated": "true", "private_token": TOKEN}, "contradicts"),
-    ({"private_token": "change_me"}, "placeholder"),
-    ({"private_token": "short"}, "placeholder"),
-])
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        ({"allow_unauthenticated": "true", "private_token": TOKEN}, "contradicts"),
+        ({"private_token": "change_me"}, "placeholder"),
+        ({"private_token": "short"}, "placeholder"),
+    ],
+)
 def test_contradictory_or_weak_token_settings_stop_lwr(tmp_path, options, fragment):
     server = default_server(tmp_path, app_options=options)
     with pytest.raises(RuntimeError):

@@ -25,8 +25,11 @@ SERVERS = {"lwr": {"max_request_line": "4M"}, "paste": {"use": "egg:Paste#http"}
 
 @pytest.fixture(params=sorted(SERVERS))
 def server(make_server, request):
-    return make_server(f"bad-input-{request.param}", app_options={"private_token": TOKEN},
-                       server_options=SERVERS[request.param])
+    return make_server(
+        f"bad-input-{request.param}",
+        app_options={"private_token": TOKEN},
+        server_options=SERVERS[request.param],
+    )
 
 
 @pytest.fixture
@@ -37,7 +40,9 @@ def http(server):
 def raw_request(server, request_line: bytes, headers: bytes = b"", body: bytes = b"") -> tuple[int, bytes]:
     """Send bytes exactly as given; return the status and the body."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(request_line + b"\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + headers + b"\r\n" + body)
+        sock.sendall(
+            request_line + b"\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + headers + b"\r\n" + body
+        )
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -77,13 +82,16 @@ def test_json_nested_100000_deep(server, http):
     assert http.submit("deep1", "true").status == 200
 
 
-@pytest.mark.parametrize("target", [
-    b"/jobs/x/status?private_token=" + TOKEN.encode() + b"&a=%ff%fe",
-    b"/jobs/x%ff/status?private_token=" + TOKEN.encode(),
-    b"/jobs/x\xff\xfe/status?private_token=" + TOKEN.encode(),
-    b"/jobs/x/files?private_token=" + TOKEN.encode() + b"&name=%c3%28&type=output",
-    b"/%ff?private_token=%ff",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/jobs/x/status?private_token=" + TOKEN.encode() + b"&a=%ff%fe",
+        b"/jobs/x%ff/status?private_token=" + TOKEN.encode(),
+        b"/jobs/x\xff\xfe/status?private_token=" + TOKEN.encode(),
+        b"/jobs/x/files?private_token=" + TOKEN.encode() + b"&name=%c3%28&type=output",
+        b"/%ff?private_token=%ff",
+    ],
+)
 def test_invalid_utf8_in_the_path_or_query(server, target):
     status, body = raw_request(server, b"GET " + target + b" HTTP/1.1")
     assert_clean_refusal(server, status, body, {400, 401})
@@ -93,8 +101,9 @@ def test_nul_and_repeated_parameters(server, http):
     http.setup("nul1")
     reply = http.request("POST", "/jobs/nul1/files", {"name": "a\0b", "type": "input"}, body=b"x")
     assert_clean_refusal(server, reply.status, reply.body, {400})
-    status, body = raw_request(server, b"GET /jobs/nul1/status?private_token=" + TOKEN.encode() +
-                               b"&private_token=other HTTP/1.1")
+    status, body = raw_request(
+        server, b"GET /jobs/nul1/status?private_token=" + TOKEN.encode() + b"&private_token=other HTTP/1.1"
+    )
     assert_clean_refusal(server, status, body, {400})
 
 
@@ -102,8 +111,11 @@ def test_chunked_upload_is_read_whole_or_refused_never_stored_empty(server, http
     config = http.setup("chunk1")
     body = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
     status, reply = raw_request(
-        server, b"POST /jobs/chunk1/files?name=c.txt&type=input&private_token=" + TOKEN.encode() + b" HTTP/1.1",
-        b"Transfer-Encoding: chunked\r\n", body)
+        server,
+        b"POST /jobs/chunk1/files?name=c.txt&type=input&private_token=" + TOKEN.encode() + b" HTTP/1.1",
+        b"Transfer-Encoding: chunked\r\n",
+        body,
+    )
     stored = os.path.join(config["inputs_directory"], "c.txt")
     if status == 200:  # a server that decodes chunked bodies (lwr's own)
         with open(stored, "rb") as handle:
@@ -131,10 +143,14 @@ def test_a_refused_upload_tells_the_client_to_reconnect(server, http: Http):
     connection = HTTPConnection("127.0.0.1", server.port, timeout=30)
     try:
         for _ in range(3):
-            connection.request("POST", f"/jobs/ka1/files?name=..&type=input&private_token={TOKEN}", body=b"x" * 50)
+            connection.request(
+                "POST", f"/jobs/ka1/files?name=..&type=input&private_token={TOKEN}", body=b"x" * 50
+            )
             reply = connection.getresponse()
             reply.read()
-            assert reply.status == 400 and reply.will_close  # announced: the client reconnects, never reads EOF
+            assert (
+                reply.status == 400 and reply.will_close
+            )  # announced: the client reconnects, never reads EOF
             connection.request("GET", f"/jobs/ka1/status?private_token={TOKEN}")
             reply = connection.getresponse()
             assert reply.status == 200 and reply.read()

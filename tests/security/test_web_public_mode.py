@@ -57,8 +57,10 @@ def public(make_server, tmp_path):
     (tools / "cat" / "cat.py").write_bytes(CAT_PY)
     (tools / "head" / "head.xml").write_text(HEAD_XML)
     (tmp_path / "config" / "toolbox.xml").write_text(TOOLBOX)
-    server = make_server("public", app_options={"private_token": TOKEN,
-                                                "tool_config_files": str(tmp_path / "config" / "toolbox.xml")})
+    server = make_server(
+        "public",
+        app_options={"private_token": TOKEN, "tool_config_files": str(tmp_path / "config" / "toolbox.xml")},
+    )
     return server
 
 
@@ -75,8 +77,10 @@ def cat_job(http: Http, job_id: str) -> dict:
 
 
 def good_command(config: dict) -> str:
-    return (f"python3 {config['tools_directory']}/cat.py --lines 3 {config['inputs_directory']}/in.txt "
-            f"{config['outputs_directory']}/out.txt")
+    return (
+        f"python3 {config['tools_directory']}/cat.py --lines 3 {config['inputs_directory']}/in.txt "
+        f"{config['outputs_directory']}/out.txt"
+    )
 
 
 def test_a_validated_tool_runs(http):
@@ -84,7 +88,9 @@ def test_a_validated_tool_runs(http):
     assert http.submit("ok1", good_command(config)).status == 200
     status = http.wait_complete("ok1")
     assert status["status"] == "complete" and status["returncode"] == 0, status
-    assert http.request("GET", "/jobs/ok1/files", {"name": "out.txt", "type": "output"}).body == b"public data\n"
+    assert (
+        http.request("GET", "/jobs/ok1/files", {"name": "out.txt", "type": "output"}).body == b"public data\n"
+    )
 
 
 def test_unknown_tools_are_refused_at_setup(http, public):
@@ -137,7 +143,11 @@ def test_command_lines_that_escape_the_validator_are_refused(http, tmp_path):
 def test_paths_and_words_that_escape_the_validator_are_refused(http, tmp_path):
     marker = tmp_path / "pwned"
     config = cat_job(http, "paths")
-    tools, inputs, outputs = config["tools_directory"], config["inputs_directory"], config["outputs_directory"]
+    tools, inputs, outputs = (
+        config["tools_directory"],
+        config["inputs_directory"],
+        config["outputs_directory"],
+    )
     hostile = [
         f"python3 {tools}/cat.py {inputs}/../../../../etc/passwd {outputs}/out.txt",
         f"python3 {tools}/cat.py {inputs}/./in.txt {outputs}/../tool_files/cat.py",
@@ -149,7 +159,7 @@ def test_paths_and_words_that_escape_the_validator_are_refused(http, tmp_path):
         f"python3 {tools}/cat.py --lines=3 {inputs}/in.txt {outputs}/out.txt extra",
         f"python3  {tools}/cat.py {inputs}/in.txt\t{outputs}/out.txt",
         f"python3 {tools}/other.py {inputs}/in.txt {outputs}/out.txt",
-        f"python3 -c 'open(\"{marker}\",\"w\")' {tools}/cat.py {inputs}/in.txt {outputs}/out.txt",
+        f'python3 -c \'open("{marker}","w")\' {tools}/cat.py {inputs}/in.txt {outputs}/out.txt',
         f"PYTHONSTARTUP={inputs}/in.txt python3 {tools}/cat.py {inputs}/in.txt {outputs}/out.txt",
         f"python3 {tools}/cat.py --lines 3x {inputs}/in.txt {outputs}/out.txt",
         f"python3 {tools}/cat.py {inputs}/in.txt",
@@ -161,8 +171,10 @@ def test_paths_and_words_that_escape_the_validator_are_refused(http, tmp_path):
     # The validator's optional parameter may be left out, or given in either form.
     for job_id, lines in (("opt1", ""), ("opt2", "--lines=2 ")):
         config = cat_job(http, job_id)
-        command = (f"python3 {config['tools_directory']}/cat.py {lines}{config['inputs_directory']}/in.txt "
-                   f"{config['outputs_directory']}/out.txt")
+        command = (
+            f"python3 {config['tools_directory']}/cat.py {lines}{config['inputs_directory']}/in.txt "
+            f"{config['outputs_directory']}/out.txt"
+        )
         assert http.submit(job_id, command).status == 200, command
         assert http.wait_complete(job_id)["status"] == "complete"
 
@@ -170,14 +182,20 @@ def test_paths_and_words_that_escape_the_validator_are_refused(http, tmp_path):
 def test_environment_that_runs_code_is_refused(http, tmp_path):
     marker = tmp_path / "pwned"
     config = cat_job(http, "env")
-    for env in ([{"name": "BASH_ENV", "value": f"{config['inputs_directory']}/in.txt"}],
-                [{"name": "LD_PRELOAD", "value": "/tmp/evil.so"}],
-                [{"name": "GALAXY_SLOTS", "value": f"$(touch {marker})", "raw": True}],
-                [{"name": "GALAXY_SLOTS", "value": f"1; touch {marker}"}]):
+    for env in (
+        [{"name": "BASH_ENV", "value": f"{config['inputs_directory']}/in.txt"}],
+        [{"name": "LD_PRELOAD", "value": "/tmp/evil.so"}],
+        [{"name": "GALAXY_SLOTS", "value": f"$(touch {marker})", "raw": True}],
+        [{"name": "GALAXY_SLOTS", "value": f"1; touch {marker}"}],
+    ):
         reply = http.submit("env", good_command(config), env=json.dumps(env))
         assert reply.status == 403, (env, reply)
-    assert http.submit("env", good_command(config), env=json.dumps([{"name": "GALAXY_SLOTS", "value": "2"}])
-                       ).status == 200
+    assert (
+        http.submit(
+            "env", good_command(config), env=json.dumps([{"name": "GALAXY_SLOTS", "value": "2"}])
+        ).status
+        == 200
+    )
     assert http.wait_complete("env")["status"] == "complete"
     assert not marker.exists()
 
@@ -231,6 +249,7 @@ def test_a_broken_toolbox_stops_lwr_at_startup(make_server, tmp_path):
     (tmp_path / "tools" / "t.xml").write_text('<tool id="t"><validators/></tool>')
     (tmp_path / "toolbox.xml").write_text('<toolbox tool_path="tools"><tool file="t.xml"/></toolbox>')
     with pytest.raises(RuntimeError, match="command_validator"):
-        make_server("broken", app_options={"private_token": TOKEN,
-                                           "tool_config_files": str(tmp_path / "toolbox.xml")})
+        make_server(
+            "broken", app_options={"private_token": TOKEN, "tool_config_files": str(tmp_path / "toolbox.xml")}
+        )
     os.unlink(tmp_path / "toolbox.xml")

@@ -32,9 +32,16 @@ def broker():
 
 def staged(endpoint: FilesEndpoint, source: Path, name: str, file_type: str) -> dict:
     url = f"{endpoint.url}&path={source}&file_type={file_type}"
-    return {"name": name, "type": file_type,
-            "action": {"action_type": "remote_transfer", "url": url, "source": {"path": str(source)},
-                       "path": str(source)}}
+    return {
+        "name": name,
+        "type": file_type,
+        "action": {
+            "action_type": "remote_transfer",
+            "url": url,
+            "source": {"path": str(source)},
+            "path": str(source),
+        },
+    }
 
 
 def test_files_staged_by_lwr_are_checked_before_the_job_is_queued(make_server, broker, tmp_path):
@@ -43,27 +50,47 @@ def test_files_staged_by_lwr_are_checked_before_the_job_is_queued(make_server, b
     (tmp_path / "tools" / "cat" / "cat.xml").write_text(CAT_XML)
     (tmp_path / "tools" / "cat" / "cat.py").write_bytes(CAT_PY)
     (tmp_path / "toolbox.xml").write_text('<toolbox tool_path="tools"><tool file="cat/cat.xml"/></toolbox>')
-    server = make_server("public-mq", app_options={
-        "private_token": TOKEN, "tool_config_files": str(tmp_path / "toolbox.xml"),
-        "message_queue_url": vhost.url, "remote_staging_allowed_urls": endpoint.base,
-        "amqp_publish_retry_max": "2"})
+    server = make_server(
+        "public-mq",
+        app_options={
+            "private_token": TOKEN,
+            "tool_config_files": str(tmp_path / "toolbox.xml"),
+            "message_queue_url": vhost.url,
+            "remote_staging_allowed_urls": endpoint.base,
+            "amqp_publish_retry_max": "2",
+        },
+    )
     marker = tmp_path / "pwned"
     data = tmp_path / "in.txt"
     data.write_text("over the queue\n")
     genuine, planted = tmp_path / "genuine.py", tmp_path / "planted.py"
     genuine.write_bytes(CAT_PY)
-    planted.write_text(f"open({str(marker)!r}, 'w')\nimport shutil, sys\nshutil.copyfile(sys.argv[-2], sys.argv[-1])\n")
+    planted.write_text(
+        f"open({str(marker)!r}, 'w')\nimport shutil, sys\nshutil.copyfile(sys.argv[-2], sys.argv[-1])\n"
+    )
     jobs = server.staging / "_default_"
 
     def submit(job_id: str, tool_file: Path) -> dict:
         directory = jobs / job_id
-        command = (f"python3 {directory}/tool_files/cat.py {directory}/inputs/in.txt "
-                   f"{directory}/outputs/out.txt")
-        publish(vhost.url, "_default_", "setup", {
-            "job_id": job_id, "command_line": command,
-            "setup_params": {"job_id": job_id, "tool_id": "cat1", "tool_version": "1.0"},
-            "remote_staging": {"setup": [staged(endpoint, data, "in.txt", "input"),
-                                         staged(endpoint, tool_file, "cat.py", "tool")]}})
+        command = (
+            f"python3 {directory}/tool_files/cat.py {directory}/inputs/in.txt {directory}/outputs/out.txt"
+        )
+        publish(
+            vhost.url,
+            "_default_",
+            "setup",
+            {
+                "job_id": job_id,
+                "command_line": command,
+                "setup_params": {"job_id": job_id, "tool_id": "cat1", "tool_version": "1.0"},
+                "remote_staging": {
+                    "setup": [
+                        staged(endpoint, data, "in.txt", "input"),
+                        staged(endpoint, tool_file, "cat.py", "tool"),
+                    ]
+                },
+            },
+        )
         return listener.wait_final(job_id)
 
     refused = submit("planted-1", planted)

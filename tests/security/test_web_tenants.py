@@ -23,8 +23,14 @@ def shared(make_server, tmp_path):
     tenants = tmp_path / "tenants.ini"
     tenants.write_text(f"# the tenants of this lwr\nalice = {ALICE}\nbob = {BOB}\n")
     tenants.chmod(0o600)
-    return make_server("shared", app_options={"assign_ids": "uuid", "tenants_file": str(tenants),
-                                              "file_cache_dir": str(tmp_path / "cache")})
+    return make_server(
+        "shared",
+        app_options={
+            "assign_ids": "uuid",
+            "tenants_file": str(tenants),
+            "file_cache_dir": str(tmp_path / "cache"),
+        },
+    )
 
 
 def test_a_tenant_cannot_see_or_act_on_another_tenants_job(shared):
@@ -86,9 +92,15 @@ def test_the_cache_is_per_tenant_and_keyed_on_content(shared, tmp_path):
     token = alice.request("GET", "/cache/status", entry).json()["token"]
     for who, expected in ((alice, b"genuine"), (bob, b"poison")):
         job = who.setup("any")["job_id"]
-        assert who.request("POST", f"/jobs/{job}/files", {"name": "d.dat", "type": "input",
-                                                          "cache_token": token}).status == 200
-        path = who.request("GET", f"/jobs/{job}/files/path", {"name": "d.dat", "type": "input"}).json()["path"]
+        assert (
+            who.request(
+                "POST", f"/jobs/{job}/files", {"name": "d.dat", "type": "input", "cache_token": token}
+            ).status
+            == 200
+        )
+        path = who.request("GET", f"/jobs/{job}/files/path", {"name": "d.dat", "type": "input"}).json()[
+            "path"
+        ]
         with open(path, "rb") as handle:
             assert handle.read() == expected
     # The same bytes under another name are stored once.
@@ -96,7 +108,8 @@ def test_the_cache_is_per_tenant_and_keyed_on_content(shared, tmp_path):
     assert alice.request("PUT", "/cache", other).json() is True
     assert alice.request("POST", "/cache", other, body=b"genuine").status == 200
     assert sorted(os.listdir(tmp_path / "cache" / "blobs")) == sorted(
-        hashlib.sha256(data).hexdigest() for data in (b"genuine", b"poison"))
+        hashlib.sha256(data).hexdigest() for data in (b"genuine", b"poison")
+    )
 
 
 def test_single_token_cache_refuses_inserts_without_a_claim(make_server, tmp_path):

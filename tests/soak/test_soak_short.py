@@ -15,16 +15,49 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FAULTS = ["kill_lwr", "broker_restart", "disk_full", "endpoint_error", "endpoint_reset", "endpoint_stall",
-          "kill_slurmctld"]
+FAULTS = [
+    "kill_lwr",
+    "broker_restart",
+    "disk_full",
+    "endpoint_error",
+    "endpoint_reset",
+    "endpoint_stall",
+    "kill_slurmctld",
+]
 
 
 def test_short_soak_loses_nothing(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
-    command = [sys.executable, str(ROOT / "bench" / "soak.py"), "--jobs", "1500", "--duration", "90",
-               "--directory", str(tmp_path / "soak"), "--kill-every", "15", "--broker-every", "35",
-               "--disk-every", "30", "--endpoint-every", "10", "--slurmctld-every", "40", "--job-timeout", "120", "--slurm-share", "3",
-               "--retention", "30", "--progress-every", "30", "--results", str(results)]
+    command = [
+        sys.executable,
+        str(ROOT / "bench" / "soak.py"),
+        "--jobs",
+        "1500",
+        "--duration",
+        "90",
+        "--directory",
+        str(tmp_path / "soak"),
+        "--kill-every",
+        "15",
+        "--broker-every",
+        "35",
+        "--disk-every",
+        "30",
+        "--endpoint-every",
+        "10",
+        "--slurmctld-every",
+        "40",
+        "--job-timeout",
+        "120",
+        "--slurm-share",
+        "3",
+        "--retention",
+        "30",
+        "--progress-every",
+        "30",
+        "--results",
+        str(results),
+    ]
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
     output = run.stdout + run.stderr[-4000:]
     last = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else ""

@@ -19,7 +19,10 @@ def write(tmp_path, text: str) -> Path:
 
 
 def test_pulsar_app_yml_with_managers_inline(tmp_path):
-    settings, server = load_app_yaml(write(tmp_path, """
+    settings, server = load_app_yaml(
+        write(
+            tmp_path,
+            """
 staging_directory: staging
 private_token: s3cret
 assign_ids: uuid
@@ -34,14 +37,23 @@ managers:
     min_polling_interval: 0.5
 server:
   port: 9001
-"""))
+""",
+        )
+    )
     assert settings.staging_directory == tmp_path / "staging" and settings.private_token == "s3cret"
     assert settings.assign_ids == "uuid" and settings.amqp == {"amqp_acknowledge": True}
     assert settings.remote_staging_allowed_urls == ("https://a.example/", "https://b.example/")
     default, slurm = settings.managers
-    assert (default.name, default.type, default.options["max_concurrent_jobs"]) == ("_default_", "queued_python", 2)
+    assert (default.name, default.type, default.options["max_concurrent_jobs"]) == (
+        "_default_",
+        "queued_python",
+        2,
+    )
     assert (slurm.type, slurm.options["job_plugin"], slurm.options["min_polling_interval"]) == (
-        "queued_cli", "Slurm", 0.5)
+        "queued_cli",
+        "Slurm",
+        0.5,
+    )
     assert (server.host, server.port) == ("127.0.0.1", 9001)
 
 
@@ -51,19 +63,22 @@ def test_empty_app_yml_is_lwr_defaults(tmp_path):
     assert server.port == 8913
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("object_store_config_file: os.xml\n", "'object_store_config_file' is not a setting lwr implements"),
-    ("conda_auto_init: true\n", "'conda_auto_init' is not a setting lwr implements"),
-    ("staging_dir: x\n", "did you mean 'staging_directory'"),
-    ("managers:\n  m:\n    type: queued_python\n    tmp_dir: /x\n", "[managers.m] unknown key 'tmp_dir'"),
-    ("managers:\n  m:\n    num_concurrent_jobs: 1\n    max_concurrent_jobs: 2\n", "given twice"),
-    ("managers:\n  m:\n    type: kubernetes\n", "unknown manager type"),
-    ("managers: {}\njob_managers_config: j.ini\n", "keep one"),
-    ("assign_ids: sequential\n", "app.yml: assign_ids = 'sequential'"),
-    ("dependency_resolution:\n  resolvers: []\n", "'dependency_resolution' is not a setting"),
-    ("- a list\n", "mapping of settings at the top level"),
-    ("server:\n  prot: 1\n", "unknown key 'prot'"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("object_store_config_file: os.xml\n", "'object_store_config_file' is not a setting lwr implements"),
+        ("conda_auto_init: true\n", "'conda_auto_init' is not a setting lwr implements"),
+        ("staging_dir: x\n", "did you mean 'staging_directory'"),
+        ("managers:\n  m:\n    type: queued_python\n    tmp_dir: /x\n", "[managers.m] unknown key 'tmp_dir'"),
+        ("managers:\n  m:\n    num_concurrent_jobs: 1\n    max_concurrent_jobs: 2\n", "given twice"),
+        ("managers:\n  m:\n    type: kubernetes\n", "unknown manager type"),
+        ("managers: {}\njob_managers_config: j.ini\n", "keep one"),
+        ("assign_ids: sequential\n", "app.yml: assign_ids = 'sequential'"),
+        ("dependency_resolution:\n  resolvers: []\n", "'dependency_resolution' is not a setting"),
+        ("- a list\n", "mapping of settings at the top level"),
+        ("server:\n  prot: 1\n", "unknown key 'prot'"),
+    ],
+)
 def test_what_lwr_does_not_implement_is_refused_by_name(tmp_path, text, fragment):
     with pytest.raises(ConfigError) as error:
         load_app_yaml(write(tmp_path, text))

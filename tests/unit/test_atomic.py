@@ -65,8 +65,9 @@ def test_mode_is_applied_and_the_default_is_private(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("durable, expected_fsyncs", [(True, 2), (False, 0)])
-def test_place_renames_a_finished_temporary(tmp_path: Path, fsyncs: list[int], durable: bool,
-                                            expected_fsyncs: int) -> None:
+def test_place_renames_a_finished_temporary(
+    tmp_path: Path, fsyncs: list[int], durable: bool, expected_fsyncs: int
+) -> None:
     target = tmp_path / "download.dat"
     temporary = atomic.temporary_beside(target, ".part")
     Path(temporary).write_bytes(b"whole")

@@ -39,15 +39,18 @@ def write_tenants(tmp_path, text: str, mode: int = 0o600):
     return path
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("alice = short\n", "placeholder or shorter"),
-    ("alice\n", "NAME = TOKEN"),
-    ("al ice = a-long-token-1\n", "NAME = TOKEN"),
-    ("default = a-long-token-1\n", "reserved"),
-    ("alice = a-long-token-1\nbob = a-long-token-1\n", "twice"),
-    ("alice = a-long-token-1\nalice = a-long-token-2\n", "twice"),
-    ("# nobody\n", "no tenant"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("alice = short\n", "placeholder or shorter"),
+        ("alice\n", "NAME = TOKEN"),
+        ("al ice = a-long-token-1\n", "NAME = TOKEN"),
+        ("default = a-long-token-1\n", "reserved"),
+        ("alice = a-long-token-1\nbob = a-long-token-1\n", "twice"),
+        ("alice = a-long-token-1\nalice = a-long-token-2\n", "twice"),
+        ("# nobody\n", "no tenant"),
+    ],
+)
 def test_bad_tenants_files_are_refused(tmp_path, text, fragment):
     with pytest.raises(ConfigError, match=fragment):
         load_tenants(write_tenants(tmp_path, text))
@@ -55,26 +58,34 @@ def test_bad_tenants_files_are_refused(tmp_path, text, fragment):
 
 def test_a_tenant_may_not_share_the_private_token(tmp_path):
     tenants = write_tenants(tmp_path, "alice = the-private-token\n")
-    settings = load_app_settings({"private_token": "the-private-token", "tenants_file": str(tenants),
-                                  "assign_ids": "uuid"}, str(tmp_path / "server.ini"))
+    settings = load_app_settings(
+        {"private_token": "the-private-token", "tenants_file": str(tenants), "assign_ids": "uuid"},
+        str(tmp_path / "server.ini"),
+    )
     with pytest.raises(ConfigError, match="token of its own"):
         load_credentials(settings)
 
 
 def test_tenants_and_the_admin_token(tmp_path):
     tenants = write_tenants(tmp_path, "# tenants\nalice = alice-token-123\n\nbob = bob-token-1234\n")
-    settings = load_app_settings({"private_token": "admin-token-1", "tenants_file": str(tenants),
-                                  "assign_ids": "uuid"}, str(tmp_path / "server.ini"))
+    settings = load_app_settings(
+        {"private_token": "admin-token-1", "tenants_file": str(tenants), "assign_ids": "uuid"},
+        str(tmp_path / "server.ini"),
+    )
     credentials = load_credentials(settings)
-    assert [credentials.identify(token) for token in ("admin-token-1", "alice-token-123", "bob-token-1234")] == [
-        DEFAULT_TENANT, "alice", "bob"]
+    assert [
+        credentials.identify(token) for token in ("admin-token-1", "alice-token-123", "bob-token-1234")
+    ] == [DEFAULT_TENANT, "alice", "bob"]
     assert credentials.token_file is None
 
 
-@pytest.mark.parametrize("options, fragment", [
-    ({"allow_unauthenticated": "true", "private_token": "a-long-token"}, "contradicts"),
-    ({"tenants_file": "tenants.ini"}, "needs assign_ids = uuid"),
-])
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        ({"allow_unauthenticated": "true", "private_token": "a-long-token"}, "contradicts"),
+        ({"tenants_file": "tenants.ini"}, "needs assign_ids = uuid"),
+    ],
+)
 def test_contradictory_settings(tmp_path, options, fragment):
     with pytest.raises(ConfigError, match=fragment):
         load_app_settings(options, str(tmp_path / "server.ini"))

@@ -16,8 +16,11 @@ from lwr.managers.queued_python import QueuedPythonManager
 def test_cleaning_a_job_only_set_up_announces_nothing(tmp_path: Path) -> None:
     """A refused MQ setup removes its half-made job and announces one ``failed``; the removal
     itself must not add a ``cancelled`` (a second final status for the same job)."""
-    settings = AppSettings(staging_directory=tmp_path / "staging", persistence_directory=tmp_path / "persisted",
-                           managers=(ManagerSettings("_default_", "queued_python"),))
+    settings = AppSettings(
+        staging_directory=tmp_path / "staging",
+        persistence_directory=tmp_path / "persisted",
+        managers=(ManagerSettings("_default_", "queued_python"),),
+    )
     manager = functools.partial(QueuedPythonManager, "_default_", {"max_concurrent_jobs": 1})
     service = JobService(settings, {"_default_": manager})
     service.start()

@@ -17,8 +17,16 @@ from lwr.client.transports.base import Capabilities, Transport
 from lwr.client.transports.rest import RestTransport
 from lwr.client.wire import JobConfig, LaunchRequest
 
-NOTHING = Capabilities(uploads=False, downloads=False, copy=False, input_cache=False, status_polling=False,
-                       clean=False, server_side_staging=False, queued=False)
+NOTHING = Capabilities(
+    uploads=False,
+    downloads=False,
+    copy=False,
+    input_cache=False,
+    status_polling=False,
+    clean=False,
+    server_side_staging=False,
+    queued=False,
+)
 
 
 class Recording(Transport):
@@ -41,16 +49,24 @@ class Recording(Transport):
         self.calls.append("setup")
         return JobConfig(job_id=job_id, raw={})
 
-    def upload(self, job_id: str, name: str, file_type: str, source: BodySource, *,
-               progress: Progress | None) -> str:
+    def upload(
+        self, job_id: str, name: str, file_type: str, source: BodySource, *, progress: Progress | None
+    ) -> str:
         self.calls.append("upload")
         return name
 
     def submit(self, job_id: str, request: LaunchRequest) -> None:
         self.calls.append("submit")
 
-    def wait(self, job_id: str, *, timeout: float, interval: float, max_interval: float,
-             on_status: Callable[[str], None] | None) -> dict[str, Any]:
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float,
+        interval: float,
+        max_interval: float,
+        on_status: Callable[[str], None] | None,
+    ) -> dict[str, Any]:
         self.calls.append("wait")
         return {"status": "complete"}
 
@@ -94,11 +110,25 @@ def test_the_contract_calls_reach_the_transport() -> None:
 
 def test_each_transport_declares_what_it_carries() -> None:
     assert RestTransport.capabilities == Capabilities(
-        uploads=True, downloads=True, copy=True, input_cache=True, status_polling=True, clean=True,
-        server_side_staging=False, queued=False)
+        uploads=True,
+        downloads=True,
+        copy=True,
+        input_cache=True,
+        status_polling=True,
+        clean=True,
+        server_side_staging=False,
+        queued=False,
+    )
     assert AmqpTransport.capabilities == Capabilities(
-        uploads=False, downloads=False, copy=False, input_cache=False, status_polling=False, clean=False,
-        server_side_staging=True, queued=True)
+        uploads=False,
+        downloads=False,
+        copy=False,
+        input_cache=False,
+        status_polling=False,
+        clean=False,
+        server_side_staging=True,
+        queued=True,
+    )
 
 
 def test_open_client_picks_the_transport_from_the_options() -> None:

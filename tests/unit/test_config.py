@@ -14,47 +14,61 @@ def test_defaults(tmp_path):
     assert settings.persistence_directory == tmp_path / "files" / "persisted_data"
     assert settings.private_token is None and settings.assign_ids == "galaxy"
     assert [(m.name, m.type, m.options) for m in settings.managers] == [
-        (DEFAULT_MANAGER_NAME, "queued_python", {"max_concurrent_jobs": 1})]
+        (DEFAULT_MANAGER_NAME, "queued_python", {"max_concurrent_jobs": 1})
+    ]
 
 
 def test_private_key_is_the_old_name_of_private_token(tmp_path):
     assert load_app_settings({"private_key": "k"}, str(tmp_path / "s.ini")).private_token == "k"
-    assert load_app_settings({"private_token": "t", "private_key": "k"}, str(tmp_path / "s.ini")).private_token == "t"
+    assert (
+        load_app_settings({"private_token": "t", "private_key": "k"}, str(tmp_path / "s.ini")).private_token
+        == "t"
+    )
 
 
-@pytest.mark.parametrize("options, fragment", [
-    ({"stagingdirectory": "x"}, "unknown key 'stagingdirectory'"),
-    ({"assign_ids": "seq"}, "expected galaxy or uuid"),
-    ({"max_upload_size": "lots"}, "max_upload_size"),
-    ({"enable_http": "maybe"}, "true or false"),
-])
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        ({"stagingdirectory": "x"}, "unknown key 'stagingdirectory'"),
+        ({"assign_ids": "seq"}, "expected galaxy or uuid"),
+        ({"max_upload_size": "lots"}, "max_upload_size"),
+        ({"enable_http": "maybe"}, "true or false"),
+    ],
+)
 def test_app_errors(tmp_path, options, fragment):
     with pytest.raises(ConfigError, match=fragment) as caught:
         load_app_settings(options, str(tmp_path / "server.ini"))
     assert "server.ini" in caught.value.message and "[app:main]" in caught.value.message
 
 
-@pytest.mark.parametrize("text, size", [("100", 100), ("1K", 1024), ("4G", 4 << 30), ("2MiB", 2 << 20), ("1t", 1 << 40)])
+@pytest.mark.parametrize(
+    "text, size", [("100", 100), ("1K", 1024), ("4G", 4 << 30), ("2MiB", 2 << 20), ("1t", 1 << 40)]
+)
 def test_parse_size(text, size):
     assert parse_size(text) == size
 
 
 def test_managers_file(tmp_path):
     path = tmp_path / "job_managers.ini"
-    path.write_text("[manager:a]\ntype = queued_python\nmax_concurrent_jobs = *\n\n[manager:b]\ntype = unqueued\n")
+    path.write_text(
+        "[manager:a]\ntype = queued_python\nmax_concurrent_jobs = *\n\n[manager:b]\ntype = unqueued\n"
+    )
     managers = load_manager_settings(path)
     assert [(m.name, m.type) for m in managers] == [("a", "queued_python"), ("b", "unqueued")]
     assert managers[0].options["max_concurrent_jobs"] == os.cpu_count()
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("[manager:a]\ntype = nope\n", "unknown manager type"),
-    ("[manager:a]\ntype = queued_python\nfoo = 1\n", "unknown key 'foo'"),
-    ("[manager:a]\ntype = queued_python\nmax_concurrent_jobs = 0\n", "positive integer"),
-    ("[other]\ntype = queued_python\n", "[manager:NAME]"),
-    ("", "no [manager:NAME]"),
-    ("not an ini", "cannot parse"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[manager:a]\ntype = nope\n", "unknown manager type"),
+        ("[manager:a]\ntype = queued_python\nfoo = 1\n", "unknown key 'foo'"),
+        ("[manager:a]\ntype = queued_python\nmax_concurrent_jobs = 0\n", "positive integer"),
+        ("[other]\ntype = queued_python\n", "[manager:NAME]"),
+        ("", "no [manager:NAME]"),
+        ("not an ini", "cannot parse"),
+    ],
+)
 def test_manager_errors(tmp_path, text, fragment):
     path = tmp_path / "job_managers.ini"
     path.write_text(text)
@@ -65,11 +79,19 @@ def test_manager_errors(tmp_path, text, fragment):
 
 def test_galaxy_environment_keys(tmp_path):
     (tmp_path / "resolvers.xml").write_text("<dependency_resolvers/>")
-    settings = load_app_settings({"dependency_resolvers_config_file": "resolvers.xml", "galaxy_home": "gx",
-                                  "job_metrics_config_file": "none", "tmp_dir": "$SLURM_TMPDIR"},
-                                 str(tmp_path / "server.ini"))
+    settings = load_app_settings(
+        {
+            "dependency_resolvers_config_file": "resolvers.xml",
+            "galaxy_home": "gx",
+            "job_metrics_config_file": "none",
+            "tmp_dir": "$SLURM_TMPDIR",
+        },
+        str(tmp_path / "server.ini"),
+    )
     assert settings.dependency_resolvers_config_file == tmp_path / "resolvers.xml"
-    assert settings.tool_dependency_dir == tmp_path / "dependencies"  # Pulsar's default beside a resolvers file
+    assert (
+        settings.tool_dependency_dir == tmp_path / "dependencies"
+    )  # Pulsar's default beside a resolvers file
     assert settings.galaxy == {"galaxy_home": str(tmp_path / "gx")}
     assert not settings.job_metrics_enabled and settings.tmp_dir == "$SLURM_TMPDIR"
     assert load_app_settings({}, str(tmp_path / "server.ini")).tool_dependency_dir is None

@@ -8,8 +8,11 @@ from lwr import errors
 from lwr.client.errors import BY_CODE, RemoteError, TransportError, error_class
 from lwr.protocol.ranges import RangeNotSatisfiable
 
-SERVER_CLASSES = [value for value in vars(errors).values()
-                  if isinstance(value, type) and issubclass(value, errors.LwrError) and value is not errors.LwrError]
+SERVER_CLASSES = [
+    value
+    for value in vars(errors).values()
+    if isinstance(value, type) and issubclass(value, errors.LwrError) and value is not errors.LwrError
+]
 
 
 @pytest.mark.parametrize("cls", [*SERVER_CLASSES, RangeNotSatisfiable], ids=lambda cls: cls.__name__)
@@ -23,13 +26,16 @@ def test_codes_are_unique() -> None:
     assert len(codes) == len(set(codes)) == len(BY_CODE)
 
 
-@pytest.mark.parametrize("status, code, expected", [
-    (400, None, errors.BadRequest),
-    (400, "integrity", errors.IntegrityError),
-    (400, 7, errors.BadRequest),  # a code that is not a string is ignored
-    (500, None, TransportError),
-    (502, "no_such_code", TransportError),
-    (418, None, RemoteError),
-])
+@pytest.mark.parametrize(
+    "status, code, expected",
+    [
+        (400, None, errors.BadRequest),
+        (400, "integrity", errors.IntegrityError),
+        (400, 7, errors.BadRequest),  # a code that is not a string is ignored
+        (500, None, TransportError),
+        (502, "no_such_code", TransportError),
+        (418, None, RemoteError),
+    ],
+)
 def test_error_class_falls_back_on_the_status(status: int, code: object, expected: type) -> None:
     assert error_class(status, code) is expected

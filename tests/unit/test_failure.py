@@ -21,9 +21,16 @@ from lwr.protocol.failure import (
 )
 
 #: galaxy.jobs.runners.util.runner_states of Galaxy 25 (Galaxy itself is not a dependency here).
-GALAXY_RUNNER_STATES = {"walltime_reached", "memory_limit_reached", "Job output not returned from cluster",
-                        "unknown_error", "global_walltime_reached", "tool_timelimit_reached", "output_size_limit",
-                        "tool_detected"}
+GALAXY_RUNNER_STATES = {
+    "walltime_reached",
+    "memory_limit_reached",
+    "Job output not returned from cluster",
+    "unknown_error",
+    "global_walltime_reached",
+    "tool_timelimit_reached",
+    "output_size_limit",
+    "tool_detected",
+}
 
 
 @pytest.mark.parametrize("failure_class", list(FailureClass))
@@ -36,7 +43,10 @@ def test_the_limit_classes_are_the_ones_galaxy_resubmits_on() -> None:
     assert runner_state(FailureClass.MEMORY_LIMIT_REACHED) == "memory_limit_reached"
     assert runner_state(FailureClass.NODE_FAILURE) == "unknown_error"
     assert failure_fields(None) == {}
-    assert failure_fields(FailureClass.DISK_FULL) == {"failure_class": "disk_full", "runner_state": "unknown_error"}
+    assert failure_fields(FailureClass.DISK_FULL) == {
+        "failure_class": "disk_full",
+        "runner_state": "unknown_error",
+    }
 
 
 def test_parse_reads_stored_values() -> None:
@@ -62,8 +72,11 @@ def test_failure_class_is_stored_and_in_the_final_status(tmp_path: Path) -> None
     directory = JobDirectory(tmp_path / "staging" / "j1")
     directory.create()
     store = JobStore(tmp_path / "persisted")
-    store.save(JobRecord("j1", "_default_", JobState.FAILED, 1, reason="slurm: TIMEOUT",
-                         failure_class="walltime_reached"))
+    store.save(
+        JobRecord(
+            "j1", "_default_", JobState.FAILED, 1, reason="slurm: TIMEOUT", failure_class="walltime_reached"
+        )
+    )
     (record,) = store.load_all()
     reply = status_reply(record, directory)
     assert reply["status"] == "failed" and reply["reason"] == "slurm: TIMEOUT"
@@ -83,7 +96,9 @@ def test_a_record_written_before_failure_classes_still_loads(tmp_path: Path) -> 
     assert record.failure_class is None
 
 
-def test_a_job_script_that_ends_without_exit_code_on_a_full_disk_is_disk_full(tmp_path: Path, monkeypatch) -> None:
+def test_a_job_script_that_ends_without_exit_code_on_a_full_disk_is_disk_full(
+    tmp_path: Path, monkeypatch
+) -> None:
     import os
 
     from lwr.managers import local_process
@@ -93,8 +108,20 @@ def test_a_job_script_that_ends_without_exit_code_on_a_full_disk_is_disk_full(tm
     state, _reason, failure_class = local_process.outcome(directory, cancelled=False, returncode=1)
     assert (state, failure_class) == (JobState.FAILED, FailureClass.JOB_SCRIPT_FAILED)
     real = os.statvfs(directory.path)
-    full = os.statvfs_result((real.f_bsize, real.f_frsize, real.f_blocks, 0, 0, real.f_files, real.f_ffree,
-                              real.f_favail, real.f_flag, real.f_namemax))
+    full = os.statvfs_result(
+        (
+            real.f_bsize,
+            real.f_frsize,
+            real.f_blocks,
+            0,
+            0,
+            real.f_files,
+            real.f_ffree,
+            real.f_favail,
+            real.f_flag,
+            real.f_namemax,
+        )
+    )
     monkeypatch.setattr(local_process.os, "statvfs", lambda path: full)
     state, reason, failure_class = local_process.outcome(directory, cancelled=False, returncode=1)
     assert (state, failure_class) == (JobState.FAILED, FailureClass.DISK_FULL)

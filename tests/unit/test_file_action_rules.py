@@ -26,17 +26,45 @@ CASES = [
     ([{"path": "/data", "action": "remote_copy"}], "transfer", "//data//x", "output", "remote_copy"),
     # glob and regex
     ([{"path": "/g/*.bam", "match_type": "glob", "action": "copy"}], "transfer", "/g/a.bam", "input", "copy"),
-    ([{"path": "/g/*.bam", "match_type": "glob", "action": "copy"}], "transfer", "/g/a.BAM", "input", "transfer"),
-    ([{"path": r".*/dataset_\d+\.dat", "match_type": "regex", "action": "remote_transfer"}], "transfer",
-     "/files/dataset_12.dat", "output", "remote_transfer"),
+    (
+        [{"path": "/g/*.bam", "match_type": "glob", "action": "copy"}],
+        "transfer",
+        "/g/a.BAM",
+        "input",
+        "transfer",
+    ),
+    (
+        [{"path": r".*/dataset_\d+\.dat", "match_type": "regex", "action": "remote_transfer"}],
+        "transfer",
+        "/files/dataset_12.dat",
+        "output",
+        "remote_transfer",
+    ),
     # path types: the default entry types, *any*, an explicit list
     ([{"path": "/u", "action": "transfer"}], "transfer", "/u/ref.fa", "unstructured", "none"),
-    ([{"path": "/u", "action": "transfer", "path_types": "*any*"}], "none", "/u/ref.fa", "unstructured", "transfer"),
+    (
+        [{"path": "/u", "action": "transfer", "path_types": "*any*"}],
+        "none",
+        "/u/ref.fa",
+        "unstructured",
+        "transfer",
+    ),
     ([{"path": "/u", "action": "copy", "path_types": "input"}], "transfer", "/u/x", "output", "transfer"),
-    ([{"match_type": "path_type_only", "path_types": "output", "action": "remote_transfer"}], "transfer",
-     "/any/where", "output", "remote_transfer"),
+    (
+        [{"match_type": "path_type_only", "path_types": "output", "action": "remote_transfer"}],
+        "transfer",
+        "/any/where",
+        "output",
+        "remote_transfer",
+    ),
     # first match wins
-    ([{"path": "/a", "action": "copy"}, {"path": "/a/b", "action": "none"}], "transfer", "/a/b/c", "input", "copy"),
+    (
+        [{"path": "/a", "action": "copy"}, {"path": "/a/b", "action": "none"}],
+        "transfer",
+        "/a/b/c",
+        "input",
+        "copy",
+    ),
     # the default applies to default types only; none becomes copy for the job's own directories
     ([], "none", "/w/out", "output_workdir", "copy"),
     ([], "none", "/in/x", "input", "none"),

@@ -64,7 +64,7 @@ def test_the_package_graph_has_no_cycle():
     def visit(node: str) -> None:
         if node in done:
             return
-        assert node not in visiting, f"import cycle: {' -> '.join([*visiting[visiting.index(node):], node])}"
+        assert node not in visiting, f"import cycle: {' -> '.join([*visiting[visiting.index(node) :], node])}"
         visiting.append(node)
         for target in sorted(graph.get(node, set())):
             visit(target)

@@ -8,17 +8,22 @@ from lwr.core.job_directory import JobDirectory, confine, validate_job_id
 from lwr.errors import BadRequest, NotFound
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("a.txt", "a.txt"),
-    ("sub/dir/a.txt", "sub/dir/a.txt"),
-    ("./a.txt", "a.txt"),
-    ("sub//a.txt", "sub/a.txt"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("a.txt", "a.txt"),
+        ("sub/dir/a.txt", "sub/dir/a.txt"),
+        ("./a.txt", "a.txt"),
+        ("sub//a.txt", "sub/a.txt"),
+    ],
+)
 def test_confine_accepts(tmp_path, name, expected):
     assert confine(tmp_path, name) == tmp_path / expected
 
 
-@pytest.mark.parametrize("name", ["", "/abs", "\\abs", "../x", "a/../../x", "a/..", "..", "nul\x00", ".", "./"])
+@pytest.mark.parametrize(
+    "name", ["", "/abs", "\\abs", "../x", "a/../../x", "a/..", "..", "nul\x00", ".", "./"]
+)
 def test_confine_refuses(tmp_path, name):
     with pytest.raises(BadRequest):
         confine(tmp_path, name)
@@ -45,11 +50,22 @@ def test_invalid_job_ids(job_id):
         validate_job_id(job_id)
 
 
-@pytest.mark.parametrize("file_type, directory", [
-    ("input", "inputs"), ("input_extra", "inputs"), ("config", "configs"), ("tool", "tool_files"),
-    ("workdir", "working"), ("metadata", "metadata"), ("unstructured", "unstructured"), ("jobdir", ""),
-    ("output", "outputs"), ("output_workdir", "working"), ("output_metadata", "metadata"),
-])
+@pytest.mark.parametrize(
+    "file_type, directory",
+    [
+        ("input", "inputs"),
+        ("input_extra", "inputs"),
+        ("config", "configs"),
+        ("tool", "tool_files"),
+        ("workdir", "working"),
+        ("metadata", "metadata"),
+        ("unstructured", "unstructured"),
+        ("jobdir", ""),
+        ("output", "outputs"),
+        ("output_workdir", "working"),
+        ("output_metadata", "metadata"),
+    ],
+)
 def test_type_directories(tmp_path, file_type, directory):
     job = JobDirectory(tmp_path / "job")
     assert job.path_for("f", file_type) == (job.path / directory / "f" if directory else job.path / "f")
@@ -84,8 +100,12 @@ def test_outputs_may_link_inside_the_job_only(tmp_path):
     os.symlink("../inputs/in.dat", job.outputs / "relative")
     os.symlink("relative", job.outputs / "chained")
     os.symlink(job.path / "inputs", job.working / "dir-link")
-    for name, file_type in [("absolute", "output"), ("relative", "output"), ("chained", "output"),
-                            ("dir-link/in.dat", "output_workdir")]:
+    for name, file_type in [
+        ("absolute", "output"),
+        ("relative", "output"),
+        ("chained", "output"),
+        ("dir-link/in.dat", "output_workdir"),
+    ]:
         with job.open_output(name, file_type) as handle:
             assert handle.read() == b"input", name
     os.symlink(tmp_path / "outside", job.outputs / "out-absolute")

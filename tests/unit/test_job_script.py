@@ -16,8 +16,11 @@ def make_job(tmp_path, command, env=()):
 
 
 def test_script_records_everything(tmp_path):
-    job, script = make_job(tmp_path, "echo out; echo err >&2; echo $FOO $BAR; pwd; exit 5",
-                           [EnvItem("FOO", "a b'c"), EnvItem("BAR", "$FOO-x", raw=True)])
+    job, script = make_job(
+        tmp_path,
+        "echo out; echo err >&2; echo $FOO $BAR; pwd; exit 5",
+        [EnvItem("FOO", "a b'c"), EnvItem("BAR", "$FOO-x", raw=True)],
+    )
     result = subprocess.run(["/bin/bash", script], capture_output=True)
     assert result.returncode == 5
     assert job.exit_code() == 5
@@ -42,9 +45,15 @@ def test_trailing_comment_in_command_is_harmless(tmp_path):
     assert job.exit_code() == 0
 
 
-@pytest.mark.parametrize("raw, problem", [
-    ("notalist", "list"), ([1], "object"), ([{"value": "x"}], "object"), ([{"name": "A-B", "value": "x"}], "identifier"),
-])
+@pytest.mark.parametrize(
+    "raw, problem",
+    [
+        ("notalist", "list"),
+        ([1], "object"),
+        ([{"value": "x"}], "object"),
+        ([{"name": "A-B", "value": "x"}], "identifier"),
+    ],
+)
 def test_parse_env_rejects(raw, problem):
     with pytest.raises(BadRequest, match=problem):
         parse_env(raw)
@@ -52,7 +61,9 @@ def test_parse_env_rejects(raw, problem):
 
 def test_parse_env_accepts():
     assert parse_env([{"name": "A", "value": 1, "raw": True}, {"name": "B"}]) == [
-        EnvItem("A", "1", True), EnvItem("B", "", False)]
+        EnvItem("A", "1", True),
+        EnvItem("B", "", False),
+    ]
     assert parse_env(None) == []
 
 
@@ -66,30 +77,36 @@ def condor_ad(tmp_path) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("variables, default, expected", [
-    ({}, None, "1|||"),
-    ({}, 4, "4|||1"),
-    ({"GALAXY_SLOTS": "5"}, None, "5|||1"),             # lwr's own environment (e.g. set in local_env.sh)
-    ({"SLURM_CPUS_PER_TASK": "2"}, 4, "2|||1"),
-    ({"SLURM_CPUS_PER_TASK": "2", "SLURM_NTASKS": "3"}, None, "6|||1"),
-    ({"SLURM_CPUS_ON_NODE": "8"}, None, "8|||1"),
-    ({"SLURM_CPUS_PER_TASK": "2", "SLURM_MEM_PER_NODE": "4000"}, None, "2|4000|2000|1"),
-    ({"SLURM_NTASKS": "2", "SLURM_MEM_PER_CPU": "1000"}, None, "2|2000|1000|1"),
-    ({"NSLOTS": "2", "SGE_HGR_h_vmem": "2G"}, None, "2|4096|2048|1"),
-    ({"NSLOTS": "4", "SGE_HGR_h_vmem": "512M"}, None, "4|2048|512|1"),
-    ({"PBS_NCPUS": "6"}, None, "6|||1"),
-    ({"PBS_NUM_PPN": "3"}, None, "3|||1"),
-    ({"LSB_DJOB_NUMPROC": "4"}, None, "4|||1"),
-    ({"_CONDOR_MACHINE_AD": "<condor>"}, None, "3|2048|682|1"),
-    ({"NSLOTS": "garbage"}, None, "1|||"),
-])
+@pytest.mark.parametrize(
+    "variables, default, expected",
+    [
+        ({}, None, "1|||"),
+        ({}, 4, "4|||1"),
+        ({"GALAXY_SLOTS": "5"}, None, "5|||1"),  # lwr's own environment (e.g. set in local_env.sh)
+        ({"SLURM_CPUS_PER_TASK": "2"}, 4, "2|||1"),
+        ({"SLURM_CPUS_PER_TASK": "2", "SLURM_NTASKS": "3"}, None, "6|||1"),
+        ({"SLURM_CPUS_ON_NODE": "8"}, None, "8|||1"),
+        ({"SLURM_CPUS_PER_TASK": "2", "SLURM_MEM_PER_NODE": "4000"}, None, "2|4000|2000|1"),
+        ({"SLURM_NTASKS": "2", "SLURM_MEM_PER_CPU": "1000"}, None, "2|2000|1000|1"),
+        ({"NSLOTS": "2", "SGE_HGR_h_vmem": "2G"}, None, "2|4096|2048|1"),
+        ({"NSLOTS": "4", "SGE_HGR_h_vmem": "512M"}, None, "4|2048|512|1"),
+        ({"PBS_NCPUS": "6"}, None, "6|||1"),
+        ({"PBS_NUM_PPN": "3"}, None, "3|||1"),
+        ({"LSB_DJOB_NUMPROC": "4"}, None, "4|||1"),
+        ({"_CONDOR_MACHINE_AD": "<condor>"}, None, "3|2048|682|1"),
+        ({"NSLOTS": "garbage"}, None, "1|||"),
+    ],
+)
 def test_galaxy_slots_and_memory_from_the_batch_system(tmp_path, variables, default, expected):
     from lwr.core.job_script import GalaxyEnvironment
 
     job = JobDirectory(tmp_path / "job")
     job.create()
     script = write_job_script(job, SHOW, [], GalaxyEnvironment(default_slots=default))
-    env = {"PATH": "/usr/bin:/bin", **{k: condor_ad(tmp_path) if v == "<condor>" else v for k, v in variables.items()}}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **{k: condor_ad(tmp_path) if v == "<condor>" else v for k, v in variables.items()},
+    }
     assert subprocess.run(["/bin/bash", script], env=env).returncode == 0
     assert job.internal_file("tool_stdout").read_text() == expected + "\n"
 
@@ -99,7 +116,9 @@ def test_notices_go_to_the_job_stderr_and_dependencies_before_the_command(tmp_pa
 
     job = JobDirectory(tmp_path / "job")
     job.create()
-    galaxy = GalaxyEnvironment(dependency_commands=("PKG=activated; export PKG",), notices=("lwr: it's missing",))
+    galaxy = GalaxyEnvironment(
+        dependency_commands=("PKG=activated; export PKG",), notices=("lwr: it's missing",)
+    )
     script = write_job_script(job, 'echo "$PKG"', [], galaxy)
     result = subprocess.run(["/bin/bash", script], capture_output=True, text=True)
     assert result.stderr == "lwr: it's missing\n"

@@ -15,11 +15,22 @@ from lwr.protocol.redact import redact, safe_url
 from lwr.protocol.retry import Backoff, RetryPolicy
 
 
-@pytest.mark.parametrize("header, expected", [
-    (None, None), ("", None), ("bytes=10-", (10, 99)), ("bytes=0-9", (0, 9)), ("bytes=-10", (90, 99)),
-    ("bytes=90-200", (90, 99)), ("bytes=-500", (0, 99)), ("bytes=1-2,5-6", None), ("items=1-2", None),
-    ("bytes=-", None), (" bytes=5- ", (5, 99)),
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (None, None),
+        ("", None),
+        ("bytes=10-", (10, 99)),
+        ("bytes=0-9", (0, 9)),
+        ("bytes=-10", (90, 99)),
+        ("bytes=90-200", (90, 99)),
+        ("bytes=-500", (0, 99)),
+        ("bytes=1-2,5-6", None),
+        ("items=1-2", None),
+        ("bytes=-", None),
+        (" bytes=5- ", (5, 99)),
+    ],
+)
 def test_parse_range(header: str | None, expected: tuple[int, int] | None) -> None:
     assert parse_range(header, 100) == expected
 
@@ -31,9 +42,17 @@ def test_unsatisfiable_ranges(header: str) -> None:
     assert raised.value.http_status == 416
 
 
-@pytest.mark.parametrize("header, start", [
-    ("bytes 10-99/100", 10), ("bytes 0-0/1", 0), ("bytes */100", -1), ("", -1), (None, -1), ("junk", -1),
-])
+@pytest.mark.parametrize(
+    "header, start",
+    [
+        ("bytes 10-99/100", 10),
+        ("bytes 0-0/1", 0),
+        ("bytes */100", -1),
+        ("", -1),
+        (None, -1),
+        ("junk", -1),
+    ],
+)
 def test_content_range_start(header: str | None, start: int) -> None:
     assert content_range_start(header) == start
 
@@ -43,18 +62,27 @@ def test_content_range_round_trip() -> None:
     assert unsatisfiable_range(100) == "bytes */100"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("GET http://h/jobs?private_token=s3cr3t&x=1 failed", "GET http://h/jobs?private_token=***&x=1 failed"),
-    ("amqp://guest:guest@127.0.0.1:5672/vhost", "amqp://guest:***@127.0.0.1:5672/vhost"),
-    ("'private_token=abc')", "'private_token=***')"),
-    ("http://host/path", "http://host/path"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "GET http://h/jobs?private_token=s3cr3t&x=1 failed",
+            "GET http://h/jobs?private_token=***&x=1 failed",
+        ),
+        ("amqp://guest:guest@127.0.0.1:5672/vhost", "amqp://guest:***@127.0.0.1:5672/vhost"),
+        ("'private_token=abc')", "'private_token=***')"),
+        ("http://host/path", "http://host/path"),
+    ],
+)
 def test_redact(text: str, expected: str) -> None:
     assert redact(text) == expected
 
 
 def test_safe_url_drops_the_query_and_the_password() -> None:
-    assert safe_url("https://u:pw@galaxy/api/jobs/1/files?job_key=k&path=/x") == "https://u:***@galaxy/api/jobs/1/files"
+    assert (
+        safe_url("https://u:pw@galaxy/api/jobs/1/files?job_key=k&path=/x")
+        == "https://u:***@galaxy/api/jobs/1/files"
+    )
 
 
 def test_retry_policy_doubles_up_to_its_cap_with_bounded_jitter() -> None:

@@ -32,4 +32,3 @@ def test_mq_bench_config_sets_the_worker_count(tmp_path: Path) -> None:
     app_yml = tmp_path / "app.yml"
     app_yml.write_text(json.dumps(pulsar_app_yml(tmp_path, "memory://", 5)))
     assert pulsar_concurrency(app_conf_path=app_yml) == {MANAGER: 5}
-

@@ -30,7 +30,9 @@ class Recorder:
 
     def wait_ended(self, count: int, timeout: float = 20) -> None:
         with self.ended:
-            assert self.ended.wait_for(lambda: len([e for e in self.events if e[0] == "ended"]) >= count, timeout)
+            assert self.ended.wait_for(
+                lambda: len([e for e in self.events if e[0] == "ended"]) >= count, timeout
+            )
 
 
 def spec(tmp_path, job_id, command) -> LaunchSpec:

@@ -30,7 +30,9 @@ def test_every_app_key_is_documented_in_the_sample():
 
 
 def test_every_sample_value_is_valid(tmp_path):
-    values = {key: value for key, value in sample_app_keys().items() if value and key != "job_managers_config"}
+    values = {
+        key: value for key, value in sample_app_keys().items() if value and key != "job_managers_config"
+    }
     for key in ("dependency_resolvers_config_file", "job_metrics_config_file"):  # must exist
         (tmp_path / values[key]).touch()
     settings = load_app_settings(values, str(tmp_path / "server.ini"))
@@ -50,7 +52,8 @@ def test_job_managers_sample_default_section_loads():
 
     managers = load_manager_settings(ROOT / "job_managers.ini.sample")
     assert [(m.name, m.type, m.options["max_concurrent_jobs"]) for m in managers] == [
-        ("_default_", "queued_python", 1)]
+        ("_default_", "queued_python", 1)
+    ]
 
 
 def test_every_commented_manager_in_the_sample_is_valid(tmp_path):

@@ -16,8 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def sample_server_keys() -> dict[str, str]:
     text = (ROOT / "server.ini.sample").read_text()
     section = text.split("[server:main]", 1)[1].split("\n[app:main]", 1)[0]
-    return {match.group(1): match.group(2) for line in section.splitlines()
-            if (match := re.match(r"^#?([a-z_]+) = ?(.*)$", line))}
+    return {
+        match.group(1): match.group(2)
+        for line in section.splitlines()
+        if (match := re.match(r"^#?([a-z_]+) = ?(.*)$", line))
+    }
 
 
 def test_every_server_key_is_documented_and_every_documented_key_is_real():
@@ -27,7 +30,11 @@ def test_every_server_key_is_documented_and_every_documented_key_is_real():
 def test_sample_values_load(tmp_path):
     (tmp_path / "server.pem").write_text("")
     settings = load_server_settings(sample_server_keys(), str(tmp_path / "server.ini"))
-    assert settings.port == 8913 and settings.max_request_line == 256 * 1024 and settings.max_header_size == 65536
+    assert (
+        settings.port == 8913
+        and settings.max_request_line == 256 * 1024
+        and settings.max_header_size == 65536
+    )
     assert settings.ssl_pem == str(tmp_path / "server.pem")
 
 
@@ -36,13 +43,16 @@ def test_defaults_are_bounded():
     assert settings.header_timeout < settings.idle_timeout < settings.body_timeout < settings.drain_timeout
 
 
-@pytest.mark.parametrize("key, value, fragment", [
-    ("header_timeout", "0", "positive"),
-    ("max_connections", "-1", "positive integer"),
-    ("max_request_line", "lots", "size"),
-    ("socket_timeout", "5", "unknown key 'socket_timeout'"),
-    ("header_timout", "5", "did you mean 'header_timeout'"),
-])
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("header_timeout", "0", "positive"),
+        ("max_connections", "-1", "positive integer"),
+        ("max_request_line", "lots", "size"),
+        ("socket_timeout", "5", "unknown key 'socket_timeout'"),
+        ("header_timout", "5", "did you mean 'header_timeout'"),
+    ],
+)
 def test_bad_values_name_file_section_and_key(tmp_path, key, value, fragment):
     with pytest.raises(ConfigError) as raised:
         load_server_settings({key: value}, str(tmp_path / "server.ini"))

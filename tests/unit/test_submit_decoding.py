@@ -24,8 +24,11 @@ SUBMIT_PARAMS = {"native_specification": "--cpus-per-task=2", "user": "alice"}
 
 def http_form() -> dict:
     """What the HTTP route hands the decoder: Galaxy's query arguments, each JSON parsed."""
-    query = {name: json.dumps(value) for name, value in {**LAUNCH, "params": SUBMIT_PARAMS}.items()
-             if name != "command_line"}
+    query = {
+        name: json.dumps(value)
+        for name, value in {**LAUNCH, "params": SUBMIT_PARAMS}.items()
+        if name != "command_line"
+    }
     fields = {name: json.loads(query[name]) if name in query else None for name in JSON_SUBMIT_FIELDS}
     return {**fields, "command_line": LAUNCH["command_line"]}
 
@@ -39,13 +42,16 @@ def test_http_and_amqp_forms_decode_to_the_same_submit():
     assert over_http.touch_outputs == over_amqp.touch_outputs == ["out.dat"]
 
 
-@pytest.mark.parametrize("fields,error", [
-    ({"command_line": ""}, "command_line"),
-    ({"command_line": "true", "params": [1]}, "params"),
-    ({"command_line": "true", "setup_params": {"job_id": "other"}}, "differs"),
-    ({"command_line": "true", "env": {"A": 1}}, "env"),
-    ({"command_line": "true", "submit_extras": {"touch_outputs": "x"}}, "touch_outputs"),
-])
+@pytest.mark.parametrize(
+    "fields,error",
+    [
+        ({"command_line": ""}, "command_line"),
+        ({"command_line": "true", "params": [1]}, "params"),
+        ({"command_line": "true", "setup_params": {"job_id": "other"}}, "differs"),
+        ({"command_line": "true", "env": {"A": 1}}, "env"),
+        ({"command_line": "true", "submit_extras": {"touch_outputs": "x"}}, "touch_outputs"),
+    ],
+)
 def test_bad_fields_are_refused_alike(fields, error):
     with pytest.raises(BadRequest, match=error):
         decode_submit(fields, "42")

@@ -9,10 +9,19 @@ from lwr.errors import BadRequest, IntegrityError, PayloadTooLarge
 from lwr.web.transfer import RangeNotSatisfiable, iter_file, parse_range, receive_upload
 
 
-@pytest.mark.parametrize("header, expected", [
-    (None, None), ("bytes=0-9", (0, 9)), ("bytes=5-", (5, 99)), ("bytes=-10", (90, 99)), ("bytes=90-200", (90, 99)),
-    ("bytes=-200", (0, 99)), ("items=1-2", None), ("bytes=1-2,4-5", None),
-])
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (None, None),
+        ("bytes=0-9", (0, 9)),
+        ("bytes=5-", (5, 99)),
+        ("bytes=-10", (90, 99)),
+        ("bytes=90-200", (90, 99)),
+        ("bytes=-200", (0, 99)),
+        ("items=1-2", None),
+        ("bytes=1-2,4-5", None),
+    ],
+)
 def test_parse_range(header, expected):
     assert parse_range(header, 100) == expected
 
@@ -34,11 +43,14 @@ def test_upload_complete(tmp_path):
     assert reply["size"] == len(data) and reply["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-@pytest.mark.parametrize("env, limit, digest, error", [
-    (environ(b"abc", 10), None, None, BadRequest),
-    (environ(b"abc"), 2, None, PayloadTooLarge),
-    (environ(b"abc"), None, "0" * 64, IntegrityError),
-])
+@pytest.mark.parametrize(
+    "env, limit, digest, error",
+    [
+        (environ(b"abc", 10), None, None, BadRequest),
+        (environ(b"abc"), 2, None, PayloadTooLarge),
+        (environ(b"abc"), None, "0" * 64, IntegrityError),
+    ],
+)
 def test_upload_failures_leave_nothing(tmp_path, env, limit, digest, error):
     with pytest.raises(error):
         receive_upload(env, tmp_path / "f", limit, digest)

@@ -76,8 +76,14 @@ class AmqpTransport(Transport):
     """The protocol's calls over a message queue, with the client's files endpoint serving the files."""
 
     capabilities = Capabilities(
-        uploads=False, downloads=False, copy=False, input_cache=False, status_polling=False, clean=False,
-        server_side_staging=True, queued=True,
+        uploads=False,
+        downloads=False,
+        copy=False,
+        input_cache=False,
+        status_polling=False,
+        clean=False,
+        server_side_staging=True,
+        queued=True,
     )
 
     def __init__(
@@ -133,18 +139,23 @@ class AmqpTransport(Transport):
         self._messages[job_id] = []
         return self._config(job_id)
 
-    def upload(self, job_id: str, name: str, file_type: str, source: BodySource, *,
-               progress: Progress | None) -> str:
+    def upload(
+        self, job_id: str, name: str, file_type: str, source: BodySource, *, progress: Progress | None
+    ) -> str:
         """Contents (bytes) go into the setup message; a file would need the HTTP API."""
         if not isinstance(source, (bytes, bytearray)):
             raise UnsupportedOperation(
                 f"{source}: the 'transfer' action needs lwr's HTTP API; in message-queue mode use "
-                f"remote_transfer or remote_copy", path=str(source))
-        self._messages.setdefault(job_id, []).append({
-            "name": name,
-            "type": file_type,
-            "action": {"action_type": "message", "contents": bytes(source).decode("utf-8")},
-        })
+                f"remote_transfer or remote_copy",
+                path=str(source),
+            )
+        self._messages.setdefault(job_id, []).append(
+            {
+                "name": name,
+                "type": file_type,
+                "action": {"action_type": "message", "contents": bytes(source).decode("utf-8")},
+            }
+        )
         return self._config(job_id).remote_path(file_type, name)
 
     def _config(self, job_id: str) -> JobConfig:
@@ -175,8 +186,15 @@ class AmqpTransport(Transport):
                 **extra,
             )
 
-    def wait(self, job_id: str, *, timeout: float, interval: float, max_interval: float,
-             on_status: Callable[[str], None] | None) -> dict[str, Any]:
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float,
+        interval: float,
+        max_interval: float,
+        on_status: Callable[[str], None] | None,
+    ) -> dict[str, Any]:
         """The job's final ``status_update`` (``interval`` does not apply: statuses are pushed)."""
         last: list[str] = []
 
@@ -187,8 +205,9 @@ class AmqpTransport(Transport):
             last.append(state)
 
         with _broker(self.description, f"waiting for the status of job {job_id}"):
-            return self.queue.wait_for_final(job_id, timeout=timeout, poll=self.poll, on_update=on_update,
-                                             lost_only_after_seen=True)
+            return self.queue.wait_for_final(
+                job_id, timeout=timeout, poll=self.poll, on_update=on_update, lost_only_after_seen=True
+            )
 
     def cancel(self, job_id: str) -> None:
         with _broker(self.description, f"publishing a kill of job {job_id}"):

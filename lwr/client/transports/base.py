@@ -62,16 +62,24 @@ class Transport(ABC):
     def setup(self, job_id: str, *, tool_id: str | None, tool_version: str | None) -> JobConfig: ...
 
     @abstractmethod
-    def upload(self, job_id: str, name: str, file_type: str, source: BodySource, *,
-               progress: Progress | None) -> str:
+    def upload(
+        self, job_id: str, name: str, file_type: str, source: BodySource, *, progress: Progress | None
+    ) -> str:
         """Place a file (path; only with ``capabilities.uploads``) or contents (bytes); its server path."""
 
     @abstractmethod
     def submit(self, job_id: str, request: LaunchRequest) -> None: ...
 
     @abstractmethod
-    def wait(self, job_id: str, *, timeout: float, interval: float, max_interval: float,
-             on_status: Callable[[str], None] | None) -> dict[str, Any]:
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float,
+        interval: float,
+        max_interval: float,
+        on_status: Callable[[str], None] | None,
+    ) -> dict[str, Any]:
         """The final status reply; ``on_status`` sees each new status. Raises :class:`TimeoutError`."""
 
     @abstractmethod
@@ -88,8 +96,16 @@ class Transport(ABC):
     def status(self, job_id: str) -> dict[str, Any]:
         raise NotImplementedError
 
-    def download(self, job_id: str, name: str, file_type: str, destination: str, *,
-                 progress: Progress | None, on_size: Callable[[int], Progress | None] | None) -> str:
+    def download(
+        self,
+        job_id: str,
+        name: str,
+        file_type: str,
+        destination: str,
+        *,
+        progress: Progress | None,
+        on_size: Callable[[int], Progress | None] | None,
+    ) -> str:
         raise NotImplementedError
 
     def clean(self, job_id: str) -> None:

@@ -18,8 +18,14 @@ class RestTransport(Transport):
     """Calls to one server (and manager) over HTTP. Thread-safe: the session pools connections."""
 
     capabilities = Capabilities(
-        uploads=True, downloads=True, copy=True, input_cache=True, status_polling=True, clean=True,
-        server_side_staging=False, queued=False,
+        uploads=True,
+        downloads=True,
+        copy=True,
+        input_cache=True,
+        status_polling=True,
+        clean=True,
+        server_side_staging=False,
+        queued=False,
     )
 
     def __init__(
@@ -34,7 +40,9 @@ class RestTransport(Transport):
         self.client_address = socket.gethostname()
         # /healthz and /cache are server-wide in Pulsar and lwr; only job routes take the manager prefix,
         # but both servers also accept them under it, so one session serves all.
-        self.http = HttpTransport(url, private_token=private_token, manager=manager, timeout=timeout, retry=retry)
+        self.http = HttpTransport(
+            url, private_token=private_token, manager=manager, timeout=timeout, retry=retry
+        )
 
     @property
     def description(self) -> str:
@@ -51,9 +59,12 @@ class RestTransport(Transport):
         params = {"job_id": job_id, "tool_id": tool_id, "tool_version": tool_version}
         return JobConfig.from_reply(self.http.json("POST", "jobs", params), job_id)
 
-    def upload(self, job_id: str, name: str, file_type: str, source: BodySource, *,
-               progress: Progress | None) -> str:
-        reply = self.http.upload(f"jobs/{job_id}/files", {"name": name, "type": file_type}, source, progress=progress)
+    def upload(
+        self, job_id: str, name: str, file_type: str, source: BodySource, *, progress: Progress | None
+    ) -> str:
+        reply = self.http.upload(
+            f"jobs/{job_id}/files", {"name": name, "type": file_type}, source, progress=progress
+        )
         return _reply_path(reply)
 
     def upload_cached(self, job_id: str, name: str, file_type: str, cache_token: str) -> str:
@@ -74,8 +85,15 @@ class RestTransport(Transport):
             raise RemoteError("status reply is not an object", reply=str(reply)[:300])
         return reply
 
-    def wait(self, job_id: str, *, timeout: float, interval: float, max_interval: float,
-             on_status: Callable[[str], None] | None) -> dict[str, Any]:
+    def wait(
+        self,
+        job_id: str,
+        *,
+        timeout: float,
+        interval: float,
+        max_interval: float,
+        on_status: Callable[[str], None] | None,
+    ) -> dict[str, Any]:
         """Poll the status, backing off from ``interval`` to ``max_interval``."""
         deadline = time.monotonic() + timeout
         last = None
@@ -95,10 +113,22 @@ class RestTransport(Transport):
     def cancel(self, job_id: str) -> None:
         self.http.request("PUT", f"jobs/{job_id}/cancel", idempotent=True)
 
-    def download(self, job_id: str, name: str, file_type: str, destination: str, *,
-                 progress: Progress | None, on_size: Callable[[int], Progress | None] | None) -> str:
+    def download(
+        self,
+        job_id: str,
+        name: str,
+        file_type: str,
+        destination: str,
+        *,
+        progress: Progress | None,
+        on_size: Callable[[int], Progress | None] | None,
+    ) -> str:
         return self.http.download(
-            f"jobs/{job_id}/files", {"name": name, "type": file_type}, destination, progress=progress, on_size=on_size
+            f"jobs/{job_id}/files",
+            {"name": name, "type": file_type},
+            destination,
+            progress=progress,
+            on_size=on_size,
         )
 
     def clean(self, job_id: str) -> None:
@@ -110,7 +140,9 @@ class RestTransport(Transport):
         return bool(self.http.json("PUT", "cache", {"ip": self.client_address, "path": path}))
 
     def cache_status(self, path: str) -> tuple[str, bool]:
-        reply = self.http.json("GET", "cache/status", {"ip": self.client_address, "path": path}, idempotent=True)
+        reply = self.http.json(
+            "GET", "cache/status", {"ip": self.client_address, "path": path}, idempotent=True
+        )
         if not isinstance(reply, dict) or "token" not in reply:
             raise RemoteError("cache status reply lacks a token", reply=str(reply)[:300])
         return str(reply["token"]), bool(reply.get("ready"))

@@ -54,7 +54,9 @@ def ssh_name(text: str) -> str:
     """A host or user name for ssh: never something ssh would read as an option (``-oProxyCommand=``)."""
     value = text.strip()
     if value and not _SSH_NAME.match(value):
-        raise ValueError("expected a host or user name (letters, digits, '.', '-', '_'; not starting with '-')")
+        raise ValueError(
+            "expected a host or user name (letters, digits, '.', '-', '_'; not starting with '-')"
+        )
     return value
 
 
@@ -70,24 +72,35 @@ class CliManager(PollingManager):
     options = {
         **PollingManager.options,
         "job_plugin": Option(job_plugin_name, "Slurm", "the batch system", " | ".join(JOB_PLUGINS)),
-        "shell_plugin": Option(shell_plugin_name, "LocalShell", "where batch commands run",
-                               "LocalShell | SecureShell | ParamikoShell"),
-        "shell_hostname": Option(ssh_name, "localhost", "submit host for SecureShell/ParamikoShell",
-                                 "a host name or address"),
-        "shell_username": Option(ssh_name, "", "user on the submit host (default: ssh's own choice)",
-                                 "a user name"),
+        "shell_plugin": Option(
+            shell_plugin_name,
+            "LocalShell",
+            "where batch commands run",
+            "LocalShell | SecureShell | ParamikoShell",
+        ),
+        "shell_hostname": Option(
+            ssh_name, "localhost", "submit host for SecureShell/ParamikoShell", "a host name or address"
+        ),
+        "shell_username": Option(
+            ssh_name, "", "user on the submit host (default: ssh's own choice)", "a user name"
+        ),
         "shell_private_key": Option(str, "", "private key file for the submit host"),
         "shell_port": Option(port_number, 22, "ssh port of the submit host", "a TCP port number"),
-        "shell_known_hosts": Option(str, "", "known_hosts file with the submit host's key "
-                                             "(default: ssh's own files)"),
-        "native_specification": Option(specification_option, "",
-                                       "extra submit options, e.g. -p short --mem=4G (a client's "
-                                       "submit_native_specification replaces them for its job)",
-                                       "options on one line"),
+        "shell_known_hosts": Option(
+            str, "", "known_hosts file with the submit host's key (default: ssh's own files)"
+        ),
+        "native_specification": Option(
+            specification_option,
+            "",
+            "extra submit options, e.g. -p short --mem=4G (a client's "
+            "submit_native_specification replaces them for its job)",
+            "options on one line",
+        ),
     }
 
-    def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener,
-                 shell: Shell | None = None) -> None:
+    def __init__(
+        self, name: str, settings: Mapping[str, Any], listener: ManagerListener, shell: Shell | None = None
+    ) -> None:
         super().__init__(name, settings, listener)
         self.plugin: JobPlugin = JOB_PLUGINS[settings.get("job_plugin", "Slurm")]()
         self.system_name = self.plugin.system_name
@@ -97,8 +110,9 @@ class CliManager(PollingManager):
             self.plugin.grammar.check(shlex.split(self.native_specification), "native_specification")
         except (ValueError, BadRequest) as error:
             message = error.message if isinstance(error, BadRequest) else str(error)
-            raise ConfigError(f"[manager:{name}] {message}", section=f"manager:{name}",
-                              key="native_specification") from None
+            raise ConfigError(
+                f"[manager:{name}] {message}", section=f"manager:{name}", key="native_specification"
+            ) from None
         #: Becomes False the first time the site turns out to have no accounting (no slurmdbd).
         self.history_available = True
 
@@ -109,8 +123,11 @@ class CliManager(PollingManager):
         """The options for the submit command, checked against the plugin's grammar (never a
         positional argument, never an option lwr sets itself)."""
         client = job_specification(spec)
-        text, origin = (client, "submit_native_specification") if client else (
-            self.native_specification, f"[manager:{self.name}] native_specification")
+        text, origin = (
+            (client, "submit_native_specification")
+            if client
+            else (self.native_specification, f"[manager:{self.name}] native_specification")
+        )
         try:
             words = shlex.split(text)
         except ValueError as error:
@@ -168,4 +185,8 @@ class CliManager(PollingManager):
         self.shell.close()
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "job_plugin": type(self.plugin).__name__, "shell": self.shell.describe()}
+        return {
+            **super().describe(),
+            "job_plugin": type(self.plugin).__name__,
+            "shell": self.shell.describe(),
+        }

@@ -16,9 +16,9 @@ from lwr.protocol.failure import FailureClass
 
 ACTIVE_STATES: dict[str, JobState] = {
     "PEND": JobState.QUEUED,
-    "PSUSP": JobState.QUEUED,   # held (suspended while pending)
-    "WAIT": JobState.QUEUED,    # chunk job waiting for its turn
-    "PROV": JobState.QUEUED,    # host being provisioned
+    "PSUSP": JobState.QUEUED,  # held (suspended while pending)
+    "WAIT": JobState.QUEUED,  # chunk job waiting for its turn
+    "PROV": JobState.QUEUED,  # host being provisioned
     "RUN": JobState.RUNNING,
     "USUSP": JobState.RUNNING,
     "SSUSP": JobState.RUNNING,
@@ -49,16 +49,48 @@ class LsfPlugin(JobPlugin):
     #: lwr sets -J, -cwd, -o, -e; -oo/-eo/-i/-is and the -I*/-K family (interactive, waiting) are
     #: reserved too, and -Zs (spool the command file).
     grammar = OptionGrammar(
-        reserved_short=frozenset({"J", "cwd", "o", "e", "oo", "eo", "i", "is", "I", "Ip", "Is", "IS", "ISp", "ISs",
-                                  "IX", "K", "Zs"}),
-        short_values=frozenset({"q", "n", "R", "W", "M", "P", "G", "m", "app", "sla", "g", "u", "w", "b", "t", "c"}),
+        reserved_short=frozenset(
+            {
+                "J",
+                "cwd",
+                "o",
+                "e",
+                "oo",
+                "eo",
+                "i",
+                "is",
+                "I",
+                "Ip",
+                "Is",
+                "IS",
+                "ISp",
+                "ISs",
+                "IX",
+                "K",
+                "Zs",
+            }
+        ),
+        short_values=frozenset(
+            {"q", "n", "R", "W", "M", "P", "G", "m", "app", "sla", "g", "u", "w", "b", "t", "c"}
+        ),
         word_options=True,
     )
 
     def submit_argv(self, request: BatchSubmission) -> list[str]:
-        return ["bsub", "-J", request.job_name, "-cwd", request.working_directory,
-                "-o", request.stdout_path, "-e", request.stderr_path, *request.native_args,
-                "/bin/bash", request.script]
+        return [
+            "bsub",
+            "-J",
+            request.job_name,
+            "-cwd",
+            request.working_directory,
+            "-o",
+            request.stdout_path,
+            "-e",
+            request.stderr_path,
+            *request.native_args,
+            "/bin/bash",
+            request.script,
+        ]
 
     def parse_submit(self, stdout: str) -> str:
         match = _SUBMITTED.search(stdout)
@@ -67,8 +99,14 @@ class LsfPlugin(JobPlugin):
         return match.group(1)
 
     def status_argv(self, external_ids: list[str]) -> list[str]:
-        return ["bjobs", "-a", "-noheader", "-o", f"jobid stat exit_code exit_reason delimiter='{SEPARATOR}'",
-                *external_ids]
+        return [
+            "bjobs",
+            "-a",
+            "-noheader",
+            "-o",
+            f"jobid stat exit_code exit_reason delimiter='{SEPARATOR}'",
+            *external_ids,
+        ]
 
     def parse_status(self, stdout: str) -> dict[str, BatchStatus]:
         found: dict[str, BatchStatus] = {}
@@ -86,8 +124,11 @@ class LsfPlugin(JobPlugin):
             elif state == "EXIT":
                 found[job_id] = self._exited(exit_code, reason)
             elif state == "ZOMBI":
-                found[job_id] = BatchStatus(JobState.FAILED, "lsf: ZOMBI (killed while its host was unreachable)",
-                                            FailureClass.NODE_FAILURE)
+                found[job_id] = BatchStatus(
+                    JobState.FAILED,
+                    "lsf: ZOMBI (killed while its host was unreachable)",
+                    FailureClass.NODE_FAILURE,
+                )
         return found
 
     def _exited(self, exit_code: str, reason: str | None) -> BatchStatus:
@@ -96,8 +137,9 @@ class LsfPlugin(JobPlugin):
             return BatchStatus(JobState.CANCELLED, f"lsf: {reason}")
         detail = reason or (f"exit code {exit_code}" if exit_code not in ("", "-") else "exited")
         term = (reason or "").split(":")[0].strip().upper()
-        failure_class = TERMINATION_CLASSES.get(term, FailureClass.JOB_SCRIPT_FAILED if not reason
-                                                else FailureClass.UNKNOWN)
+        failure_class = TERMINATION_CLASSES.get(
+            term, FailureClass.JOB_SCRIPT_FAILED if not reason else FailureClass.UNKNOWN
+        )
         return BatchStatus(JobState.FAILED, f"lsf: EXIT ({detail})", failure_class)
 
     def ignorable_status_error(self, stderr: str) -> bool:

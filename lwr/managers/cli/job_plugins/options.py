@@ -63,30 +63,42 @@ class OptionGrammar:
         if word.startswith("--") and not self.word_options:
             name, equals, _value = word[2:].partition("=")
             if not _LONG_NAME.match(name):
-                raise BadRequest(f"{origin}: {word!r} is not an option (only --name, --name=value, -x, -x value)",
-                                 option=word)
+                raise BadRequest(
+                    f"{origin}: {word!r} is not an option (only --name, --name=value, -x, -x value)",
+                    option=word,
+                )
             lowered = name.lower()
             if any(reserved.startswith(lowered) for reserved in self.reserved_long):
-                raise BadRequest(f"{origin}: option --{name} is set by lwr itself and may not be given", option=word)
+                raise BadRequest(
+                    f"{origin}: option --{name} is set by lwr itself and may not be given", option=word
+                )
             return not equals and lowered in self.long_values
         if not word.startswith("-") or word == "-":
-            raise BadRequest(f"{origin}: {word!r} is not an option; positional arguments would replace lwr's job "
-                             "script", option=word)
+            raise BadRequest(
+                f"{origin}: {word!r} is not an option; positional arguments would replace lwr's job script",
+                option=word,
+            )
         if self.word_options:
             name = word[1:]
             if not _WORD_NAME.match(name):
                 raise BadRequest(f"{origin}: {word!r} is not an option", option=word)
             if name in self.reserved_short:
-                raise BadRequest(f"{origin}: option -{name} is set by lwr itself and may not be given", option=word)
+                raise BadRequest(
+                    f"{origin}: option -{name} is set by lwr itself and may not be given", option=word
+                )
             return name in self.short_values
         letter, attached = word[1:2], word[2:]
         if not _SHORT_NAME.match(letter):
             raise BadRequest(f"{origin}: {word!r} is not an option", option=word)
         if letter in self.reserved_short:
-            raise BadRequest(f"{origin}: option -{letter} is set by lwr itself and may not be given", option=word)
+            raise BadRequest(
+                f"{origin}: option -{letter} is set by lwr itself and may not be given", option=word
+            )
         if attached:
             if letter not in self.short_values:
-                raise BadRequest(f"{origin}: {word!r}: -{letter} takes no value here; give options one at a time",
-                                 option=word)
+                raise BadRequest(
+                    f"{origin}: {word!r}: -{letter} takes no value here; give options one at a time",
+                    option=word,
+                )
             return False
         return letter in self.short_values

@@ -68,15 +68,54 @@ class SlurmPlugin(JobPlugin):
         reserved_short=frozenset("JDoe"),
         reserved_long=frozenset({"job-name", "chdir", "workdir", "output", "error", "wrap", "uid", "gid"}),
         short_values=frozenset("AabcCdFGiLMmnNpqStwx"),
-        long_values=frozenset({"account", "array", "begin", "clusters", "comment", "constraint", "cpus-per-task",
-                               "dependency", "exclude", "gpus", "gres", "licenses", "mail-type", "mail-user", "mem",
-                               "mem-per-cpu", "nodelist", "nodes", "ntasks", "ntasks-per-node", "partition", "qos",
-                               "reservation", "time", "time-min", "tmp", "wckey"}),
+        long_values=frozenset(
+            {
+                "account",
+                "array",
+                "begin",
+                "clusters",
+                "comment",
+                "constraint",
+                "cpus-per-task",
+                "dependency",
+                "exclude",
+                "gpus",
+                "gres",
+                "licenses",
+                "mail-type",
+                "mail-user",
+                "mem",
+                "mem-per-cpu",
+                "nodelist",
+                "nodes",
+                "ntasks",
+                "ntasks-per-node",
+                "partition",
+                "qos",
+                "reservation",
+                "time",
+                "time-min",
+                "tmp",
+                "wckey",
+            }
+        ),
     )
 
     def submit_argv(self, request: BatchSubmission) -> list[str]:
-        return ["sbatch", "--parsable", "-J", request.job_name, "-D", request.working_directory,
-                "-o", request.stdout_path, "-e", request.stderr_path, *request.native_args, request.script]
+        return [
+            "sbatch",
+            "--parsable",
+            "-J",
+            request.job_name,
+            "-D",
+            request.working_directory,
+            "-o",
+            request.stdout_path,
+            "-e",
+            request.stderr_path,
+            *request.native_args,
+            request.script,
+        ]
 
     def parse_submit(self, stdout: str) -> str:
         # --parsable prints "ID" or "ID;CLUSTER"; be lenient with "Submitted batch job ID" too.
@@ -87,7 +126,15 @@ class SlurmPlugin(JobPlugin):
         raise ValueError(f"no job id in sbatch output: {stdout.strip()!r}")
 
     def status_argv(self, external_ids: list[str]) -> list[str]:
-        return ["squeue", "-h", "--states=all", "-o", f"%i{SEPARATOR}%T{SEPARATOR}%r", "-j", ",".join(external_ids)]
+        return [
+            "squeue",
+            "-h",
+            "--states=all",
+            "-o",
+            f"%i{SEPARATOR}%T{SEPARATOR}%r",
+            "-j",
+            ",".join(external_ids),
+        ]
 
     def parse_status(self, stdout: str) -> dict[str, BatchStatus]:
         found: dict[str, BatchStatus] = {}

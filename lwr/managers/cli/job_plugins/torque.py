@@ -64,16 +64,23 @@ def finished_status(system: str, exit_status: str | int | None) -> BatchStatus:
         if signal == 15 or signal == 9:
             # qdel sends SIGTERM then SIGKILL; walltime and memory limits are enforced the same
             # way, and the exit status cannot tell which: no class finer than unknown.
-            return BatchStatus(JobState.FAILED, f"{system}: killed by signal {signal} "
-                                                "(deleted, or over its walltime or memory limit)",
-                               FailureClass.UNKNOWN)
-        return BatchStatus(JobState.FAILED, f"{system}: killed by signal {signal}", FailureClass.JOB_SCRIPT_FAILED)
+            return BatchStatus(
+                JobState.FAILED,
+                f"{system}: killed by signal {signal} (deleted, or over its walltime or memory limit)",
+                FailureClass.UNKNOWN,
+            )
+        return BatchStatus(
+            JobState.FAILED, f"{system}: killed by signal {signal}", FailureClass.JOB_SCRIPT_FAILED
+        )
     if code in PBS_LIMIT_KILLS:
         failure_class, meaning = PBS_LIMIT_KILLS[code]
         return BatchStatus(JobState.FAILED, f"{system}: {meaning} (exit_status {code})", failure_class)
     if code < 0:
-        return BatchStatus(JobState.FAILED, f"{system}: the batch system could not run the job "
-                                            f"(exit_status {code})", FailureClass.LAUNCH_FAILED)
+        return BatchStatus(
+            JobState.FAILED,
+            f"{system}: the batch system could not run the job (exit_status {code})",
+            FailureClass.LAUNCH_FAILED,
+        )
     return BatchStatus(JobState.FAILED, f"{system}: exit status {code}", FailureClass.JOB_SCRIPT_FAILED)
 
 
@@ -89,8 +96,19 @@ class TorquePlugin(JobPlugin):
     name_limit = 15
 
     def submit_argv(self, request: BatchSubmission) -> list[str]:
-        return ["qsub", "-N", request.job_name[: self.name_limit], "-S", "/bin/bash",
-                "-o", request.stdout_path, "-e", request.stderr_path, *request.native_args, request.script]
+        return [
+            "qsub",
+            "-N",
+            request.job_name[: self.name_limit],
+            "-S",
+            "/bin/bash",
+            "-o",
+            request.stdout_path,
+            "-e",
+            request.stderr_path,
+            *request.native_args,
+            request.script,
+        ]
 
     def parse_submit(self, stdout: str) -> str:
         # "123.server.example.org"

@@ -9,12 +9,16 @@ from lwr.managers.cli.shell_plugins.base import COMMAND_TIMEOUT, CommandResult, 
 
 def run_argv(argv: list[str], timeout: float) -> CommandResult:
     try:
-        completed = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                                   check=False)
+        completed = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired as error:
         raise OSError(f"{argv[0]} did not answer within {timeout:.0f} s") from error
-    return CommandResult(completed.returncode, completed.stdout.decode(errors="replace"),
-                         completed.stderr.decode(errors="replace"))
+    return CommandResult(
+        completed.returncode,
+        completed.stdout.decode(errors="replace"),
+        completed.stderr.decode(errors="replace"),
+    )
 
 
 class LocalShell(Shell):

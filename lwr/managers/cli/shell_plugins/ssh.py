@@ -39,8 +39,17 @@ class SecureShell(Shell):
 
     def ssh_argv(self, argv: list[str]) -> list[str]:
         t = self.target
-        command = ["ssh", "-p", str(t.port), "-o", "BatchMode=yes", "-o", f"ConnectTimeout={t.connect_timeout}",
-                   "-o", "LogLevel=ERROR"]
+        command = [
+            "ssh",
+            "-p",
+            str(t.port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={t.connect_timeout}",
+            "-o",
+            "LogLevel=ERROR",
+        ]
         if t.private_key:
             command += ["-i", t.private_key, "-o", "IdentitiesOnly=yes"]
         if t.known_hosts:
@@ -76,16 +85,25 @@ class ParamikoShell(Shell):
         else:
             client.load_system_host_keys()
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(self.target.hostname, port=self.target.port, username=self.target.username or None,
-                       key_filename=self.target.private_key or None, allow_agent=False,
-                       look_for_keys=not self.target.private_key, timeout=self.target.connect_timeout)
+        client.connect(
+            self.target.hostname,
+            port=self.target.port,
+            username=self.target.username or None,
+            key_filename=self.target.private_key or None,
+            allow_agent=False,
+            look_for_keys=not self.target.private_key,
+            timeout=self.target.connect_timeout,
+        )
         return client
 
     def run(self, argv: list[str], timeout: float = COMMAND_TIMEOUT) -> CommandResult:
         with self._lock:
             try:
-                if self._client is None or not self._client.get_transport() \
-                        or not self._client.get_transport().is_active():
+                if (
+                    self._client is None
+                    or not self._client.get_transport()
+                    or not self._client.get_transport().is_active()
+                ):
                     self._client = self._connect()
                 _stdin, stdout, stderr = self._client.exec_command(shlex.join(argv), timeout=timeout)
                 out = stdout.read().decode(errors="replace")
