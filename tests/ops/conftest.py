@@ -12,47 +12,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "messaging"))
 
-from mq_helpers import FilesEndpoint, StatusListener, Vhost  # noqa: E402
+import mq_fixtures  # noqa: E402
+from mq_helpers import StatusListener  # noqa: E402
 
-
-@pytest.fixture
-def vhost() -> Iterator[Vhost]:
-    host = Vhost()
-    yield host
-    host.delete()
-
-
-@pytest.fixture
-def files_endpoint() -> Iterator[FilesEndpoint]:
-    endpoint = FilesEndpoint()
-    yield endpoint
-    endpoint.stop()
-
-
-@pytest.fixture
-def listener(vhost: Vhost) -> Iterator[StatusListener]:
-    status_listener = StatusListener(vhost.url)
-    yield status_listener
-    status_listener.stop()
-
-
-@pytest.fixture
-def mq_server(
-    make_server: Callable[..., Any], vhost: Vhost, files_endpoint: FilesEndpoint
-) -> Callable[..., Any]:
-    """``mq_server(**app_options)``: an lwr consuming the test's vhost, allowed to reach the files endpoint."""
-
-    def make(name: str = "lwr", job_managers_ini: str | None = None, **app_options: str) -> Any:
-        options = {
-            "message_queue_url": vhost.url,
-            "remote_staging_allowed_urls": files_endpoint.base,
-            "amqp_heartbeat": "10",
-            "amqp_publish_retry_max": "2",
-            **app_options,
-        }
-        return make_server(name, app_options=options, job_managers_ini=job_managers_ini)
-
-    return make
+vhost, files_endpoint, listener, mq_server = (
+    mq_fixtures.vhost,
+    mq_fixtures.files_endpoint,
+    mq_fixtures.listener,
+    mq_fixtures.mq_server,
+)
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:

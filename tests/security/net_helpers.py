@@ -10,7 +10,7 @@ import socket
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,10 @@ from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "messaging"))
 
-from mq_helpers import StatusListener, Vhost  # noqa: E402
+import mq_fixtures  # noqa: E402
+from mq_helpers import Vhost  # noqa: E402
+
+vhost, listener = mq_fixtures.vhost, mq_fixtures.listener
 
 
 class RecordingServer:
@@ -201,21 +204,7 @@ class TlsProxy:
         self._listener.close()
 
 
-# --- message-queue fixtures (the same shape as tests/messaging/conftest.py) ------------------------
-@pytest.fixture
-def vhost() -> Iterator[Vhost]:
-    host = Vhost()
-    yield host
-    host.delete()
-
-
-@pytest.fixture
-def listener(vhost: Vhost) -> Iterator[StatusListener]:
-    status_listener = StatusListener(vhost.url)
-    yield status_listener
-    status_listener.stop()
-
-
+# --- message-queue fixtures: vhost and listener are the MQ tests' own; this lwr has no files endpoint --
 @pytest.fixture
 def mq_server(make_server: Callable[..., object], vhost: Vhost) -> Callable[..., object]:
     """``mq_server(**app_options)``: an lwr consuming the test's vhost."""
