@@ -226,26 +226,27 @@ class AppSettings:
     source: str = "<defaults>"
 
 
-def load_app_settings(
-    local_conf: Mapping[str, Any], source: str, here: str | None = None, section: str | None = APP_SECTION
-) -> AppSettings:
-    """Validate ``[app:main]`` (as PasteDeploy hands it over) and the job_managers.ini it names.
-
-    ``section`` names where the keys came from in messages (``None``: a YAML file's top level).
-    """
-    where = f"{source}: [{section}]" if section else f"{source}:"
-    base = Path(here or os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd())
+def parse_keys(
+    local_conf: Mapping[str, Any],
+    keys: Mapping[str, _Key],
+    where: str,
+    source: str,
+    section: str | None,
+    unknown_context: str = "",
+) -> dict[str, Any]:
+    """Each key of a section parsed by its table entry; an unknown key or a bad value is a
+    :class:`ConfigError` naming the file, the section, the key and what was expected."""
     values: dict[str, Any] = {}
     for key, raw in local_conf.items():
-        spec = APP_KEYS.get(key)
+        spec = keys.get(key)
         if spec is None:
             raise ConfigError(
-                f"{where} unknown key '{key}'{did_you_mean(key, APP_KEYS)}; expected one of "
-                f"{', '.join(sorted(APP_KEYS))}",
+                f"{where} unknown key '{key}'{did_you_mean(key, keys)}{unknown_context}; expected one of "
+                f"{', '.join(sorted(keys))}",
                 file=source,
                 section=section,
                 key=key,
-                expected=sorted(APP_KEYS),
+                expected=sorted(keys),
             )
         try:
             values[key] = spec.parse(str(raw))
@@ -257,6 +258,19 @@ def load_app_settings(
                 key=key,
                 expected=spec.expected,
             ) from None
+    return values
+
+
+def load_app_settings(
+    local_conf: Mapping[str, Any], source: str, here: str | None = None, section: str | None = APP_SECTION
+) -> AppSettings:
+    """Validate ``[app:main]`` (as PasteDeploy hands it over) and the job_managers.ini it names.
+
+    ``section`` names where the keys came from in messages (``None``: a YAML file's top level).
+    """
+    where = f"{source}: [{section}]" if section else f"{source}:"
+    base = Path(here or os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd())
+    values = parse_keys(local_conf, APP_KEYS, where, source, section)
 
     def path(key: str, default: str | None) -> Path | None:
         value = values.get(key, default)
@@ -500,28 +514,14 @@ class ServerSettings:
 
 def load_server_settings(local_conf: Mapping[str, Any], source: str) -> ServerSettings:
     """Validate ``[server:main]`` as PasteDeploy hands it to ``egg:lwr#http``."""
-    values: dict[str, Any] = {}
-    for key, raw in local_conf.items():
-        spec = SERVER_KEYS.get(key)
-        if spec is None:
-            raise ConfigError(
-                f"{source}: [{SERVER_SECTION}] unknown key '{key}'{did_you_mean(key, SERVER_KEYS)} for "
-                f"use = egg:lwr#http; expected one of {', '.join(sorted(SERVER_KEYS))}",
-                file=source,
-                section=SERVER_SECTION,
-                key=key,
-                expected=sorted(SERVER_KEYS),
-            )
-        try:
-            values[key] = spec.parse(str(raw))
-        except ValueError as error:
-            raise ConfigError(
-                f"{source}: [{SERVER_SECTION}] {key} = {raw!r}: {error}; expected {spec.expected}",
-                file=source,
-                section=SERVER_SECTION,
-                key=key,
-                expected=spec.expected,
-            ) from None
+    values = parse_keys(
+        local_conf,
+        SERVER_KEYS,
+        f"{source}: [{SERVER_SECTION}]",
+        source,
+        SERVER_SECTION,
+        unknown_context=" for use = egg:lwr#http",
+    )
     values.pop("use", None)
     if values.get("ssl_pem"):
         base = os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd()
