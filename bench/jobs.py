@@ -15,9 +15,9 @@ Latency is submit start -> output downloaded (the clean after it is not in the l
 is in the wall time that jobs/s is computed from). Both servers are started by this script
 on free loopback ports, in the same run, each with ONE ``queued_python`` manager running 8
 jobs at once (lwr's ``max_concurrent_jobs = 8``, Pulsar's ``num_concurrent_jobs: 8``); lwr via ``tests/server.py``'s ``LwrServer``, Pulsar via
-``bench/pulsar_server.py``. By default both are served by Paste's ``egg:Paste#http`` with 16
-worker threads (same HTTP server for both); ``--pulsar-server gunicorn`` serves Pulsar the way
-pulsar-app 0.16.0's ``pulsar-serve`` does, ``--lwr-server waitress`` serves lwr with waitress.
+``bench/pulsar_server.py``. lwr is served by its own HTTP server (``egg:lwr#http``, its default),
+Pulsar by Paste's ``egg:Paste#http``, both with 16 worker threads; ``pulsar-gunicorn`` serves Pulsar
+the way pulsar-app 0.16.0's ``pulsar-serve`` does, ``lwr-waitress`` serves lwr with waitress.
 
 Usage::
 
@@ -107,7 +107,7 @@ class WaitressLwrServer(LwrServer):
     def write_config(self) -> None:
         super().write_config()
         text = self.config_path.read_text()
-        text = text.replace("use = egg:Paste#http", "use = egg:waitress#main").replace(
+        text = text.replace("use = egg:lwr#http", "use = egg:waitress#main").replace(
             "threadpool_workers = 16", "threads = 16"
         )
         self.config_path.write_text(text)
@@ -340,14 +340,15 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         choices=SERVER_KINDS,
         default=["lwr", "pulsar"],
-        help="servers to run, interleaved (default: lwr pulsar). lwr and pulsar use Paste's "
-        "egg:Paste#http (16 threads); lwr-waitress uses waitress (16 threads); pulsar-gunicorn "
+        help="servers to run, interleaved (default: lwr pulsar). lwr uses its own egg:lwr#http, "
+        "pulsar Paste's egg:Paste#http (16 threads each); lwr-waitress uses waitress (16 threads); pulsar-gunicorn "
         "is pulsar-app's own pulsar-serve setup (gunicorn, 1 worker, 4 gthreads)",
     )
     parser.add_argument(
         "--request-queue-size",
         type=int,
-        help="Paste's listen backlog for BOTH servers (Paste's default, 5, if not given)",
+        default=128,
+        help="listen backlog of BOTH servers (default 128, lwr's own default; Paste's is 5)",
     )
     parser.add_argument(
         "--client-dir",
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             servers[kind] = server
             benches[kind] = Bench(server.url, kind, client_base / f"{kind}-client", pid)  # type: ignore[attr-defined]
         print(
-            f"# Paste listen backlog (request_queue_size): {args.request_queue_size or 'Paste default (5)'}"
+            f"# listen backlog (request_queue_size) of both servers: {args.request_queue_size}"
         )
         print(f"# servers' directories under {base}; client files under {client_base}")
         print(

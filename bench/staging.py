@@ -3,8 +3,8 @@
 Prints figures; it is not a test (it checks only that the bytes arrived whole).
 
 For each server (lwr via ``tests/server.py``'s ``LwrServer``, Pulsar via
-``bench/pulsar_server.py``, both on Paste's ``egg:Paste#http`` with 16 threads unless told
-otherwise, both started here on free loopback ports) and each repeat:
+``bench/pulsar_server.py``; lwr on its own ``egg:lwr#http``, Pulsar on Paste's ``egg:Paste#http``,
+16 threads each unless told otherwise, both started here on free loopback ports) and each repeat:
 
 * ``pulsar.client`` path (what Galaxy does): ``client.setup()``, ``client.put_file(path, "input",
   action_type="transfer")`` (upload), a job that hard-links the staged input into the outputs
