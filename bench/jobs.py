@@ -372,9 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             server, pid = start_server(kind, base / f"{kind}-server", args.request_queue_size)
             servers[kind] = server
             benches[kind] = Bench(server.url, kind, client_base / f"{kind}-client", pid)  # type: ignore[attr-defined]
-        print(
-            f"# listen backlog (request_queue_size) of both servers: {args.request_queue_size}"
-        )
+        print(f"# listen backlog (request_queue_size) of both servers: {args.request_queue_size}")
         print(f"# servers' directories under {base}; client files under {client_base}")
         print(
             f"# jobs benchmark: N={args.jobs}, concurrency {args.concurrency}, repeat {args.repeat}, "

@@ -56,11 +56,16 @@ class Retention:
         self._stop.set()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # The first sweep runs at start-up, not an interval later: a server restarted more often
+        # than its interval (the soak kills lwr every ~15 s) would otherwise never sweep, and
+        # its staging disk would fill with ended jobs for good.
+        while True:
             try:
                 self.sweep()
             except Exception:  # noqa: BLE001 - one bad sweep must not end retention
                 log.exception("retention sweep failed")
+            if self._stop.wait(self.interval):
+                return
 
     def period(self, record: JobRecord) -> float:
         """How long ``record``'s directory is kept after its end (0: forever)."""

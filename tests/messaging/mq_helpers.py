@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -254,3 +254,53 @@ def publish_redelivered(url: str, manager: str, name: str, body: Any) -> None:
         assert message is not None, "the published message never reached its queue"
         assert not message.delivery_info.get("redelivered")
     # closing the connection without acknowledging requeues it, flagged redelivered
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    """Poll ``condition`` until it returns something true; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def setup_message(job_id: str, command: str, **extra: object) -> dict:
+    """A Pulsar ``setup`` message body for a trivial tool."""
+    return {
+        "job_id": job_id,
+        "command_line": command,
+        "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"},
+        **extra,
+    }
+
+
+def remote_input(endpoint_url: str, source: Path, name: str = "input.dat") -> dict:
+    """The ``remote_staging`` part of a setup that has lwr fetch ``source`` from a files endpoint."""
+    url = f"{endpoint_url}&path={source}&file_type=input"
+    return {
+        "setup": [
+            {
+                "name": name,
+                "type": "input",
+                "action": {
+                    "action_type": "remote_transfer",
+                    "url": url,
+                    "source": {"path": str(source)},
+                    "path": str(source),
+                },
+            }
+        ]
+    }
+
+
+def final_of(listener: StatusListener, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
+    """The final status of ``job_id``, however many other jobs' updates came first."""
+
+    def final() -> dict[str, Any] | None:
+        updates = [u for u in listener.for_job(job_id) if u.get("complete") == "true"]
+        return updates[-1] if updates else None
+
+    return wait_for(final, f"the final status of {job_id}", timeout)

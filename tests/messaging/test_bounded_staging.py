@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import kombu
-from mq_helpers import exchange, queue_name
+from mq_helpers import exchange, queue_name, wait_for
 from test_mq_jobs import remote_input, setup_message
 
 from http_helpers import Http
@@ -108,13 +107,6 @@ def final_statuses(listener: Any) -> dict[str, dict[str, Any]]:
     return {body["job_id"]: body for body in list(listener.all) if body.get("complete") == "true"}
 
 
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def test_a_stalled_galaxy_exhausts_nothing_and_other_jobs_flow(
     mq_server, vhost, listener, files_endpoint, tmp_path
 ) -> None:
@@ -156,7 +148,7 @@ def test_a_stalled_galaxy_exhausts_nothing_and_other_jobs_flow(
             finals = final_statuses(listener)
             return all(f"healthy-{index}" in finals for index in range(HEALTHY_JOBS))
 
-        wait_for(healthy_done, 180, "the healthy host's jobs")
+        wait_for(healthy_done, "the healthy host's jobs", timeout=180)
         finals = final_statuses(listener)
         assert {finals[f"healthy-{index}"]["status"] for index in range(HEALTHY_JOBS)} == {"complete"}
         assert finals["healthy-0"]["stdout"] == "healthy input\n"
@@ -172,8 +164,8 @@ def test_a_stalled_galaxy_exhausts_nothing_and_other_jobs_flow(
                 sum(backlog()["hosts"].get(stalled_host, {"waiting": 0, "running": 0}).values())
                 == STALLED_JOBS
             ),
-            120,
             "every stalled job in the staging backlog",
+            timeout=120,
         )
         staging = backlog()
         assert staging["hosts"][stalled_host] == {"waiting": STALLED_JOBS - PER_HOST, "running": PER_HOST}
@@ -189,8 +181,8 @@ def test_a_stalled_galaxy_exhausts_nothing_and_other_jobs_flow(
             lambda: (
                 sum(1 for job_id in final_statuses(listener) if job_id.startswith("stalled-")) == STALLED_JOBS
             ),
-            600,
             "every stalled job to finish once its host answers",
+            timeout=600,
         )
         finals = final_statuses(listener)
         statuses = {finals[f"stalled-{index}"]["status"] for index in range(STALLED_JOBS)}

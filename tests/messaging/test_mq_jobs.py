@@ -22,38 +22,13 @@ from mq_helpers import (
     publish_redelivered,
     queue_name,
     rabbitmqctl,
+    remote_input,
+    setup_message,
 )
 
 from lwr.protocol.version import PULSAR_PROTOCOL_VERSION
 
 HERE = Path(__file__).resolve().parent
-
-
-def setup_message(job_id: str, command: str, **extra: object) -> dict:
-    return {
-        "job_id": job_id,
-        "command_line": command,
-        "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"},
-        **extra,
-    }
-
-
-def remote_input(endpoint_url: str, source: Path, name: str = "input.dat") -> dict:
-    url = f"{endpoint_url}&path={source}&file_type=input"
-    return {
-        "setup": [
-            {
-                "name": name,
-                "type": "input",
-                "action": {
-                    "action_type": "remote_transfer",
-                    "url": url,
-                    "source": {"path": str(source)},
-                    "path": str(source),
-                },
-            }
-        ]
-    }
 
 
 def queue_depth(url: str, name: str) -> int:

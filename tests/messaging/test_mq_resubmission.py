@@ -6,16 +6,7 @@ from __future__ import annotations
 
 import time
 
-from mq_helpers import count_lines, publish, publish_redelivered
-
-
-def setup_message(job_id: str, command: str, **extra: object) -> dict:
-    return {
-        "job_id": job_id,
-        "command_line": command,
-        "setup_params": {"job_id": job_id, "tool_id": "t", "tool_version": "1"},
-        **extra,
-    }
+from mq_helpers import count_lines, publish, publish_redelivered, setup_message
 
 
 def leaves_traces(marker) -> str:

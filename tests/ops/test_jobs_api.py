@@ -6,9 +6,8 @@ import os
 import subprocess
 import sys
 
-from mq_helpers import publish
+from mq_helpers import publish, setup_message, wait_for
 
-from conftest import setup_message, wait_for
 from http_helpers import Http
 from server import TOKEN
 

@@ -7,12 +7,11 @@ import re
 import urllib.request
 from pathlib import Path
 
-from mq_helpers import publish
+from mq_helpers import publish, remote_input, setup_message, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from lwr.observability.metrics import METRIC_NAMES, remote_host
 
-from conftest import remote_input, setup_message, wait_for
 from http_helpers import Http
 from server import TOKEN, free_port
 

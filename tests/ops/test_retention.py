@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mq_helpers import publish
+from mq_helpers import final_of, publish, remote_input, setup_message, wait_for
 
 from lwr.config import parse_duration, parse_free_disk
 
-from conftest import final_of, remote_input, setup_message, wait_for
 from http_helpers import Http
 
 

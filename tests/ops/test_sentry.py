@@ -10,11 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from mq_helpers import publish
+from mq_helpers import publish, remote_input, setup_message, wait_for
 
 from lwr.observability.sentry import tag_job
 
-from conftest import remote_input, setup_message, wait_for
 from http_helpers import Http
 
 
