@@ -26,8 +26,8 @@ class LwrError(Exception):
         self.details = details
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON body a client sees: ``{"error": ..., **details}``."""
-        return {"error": self.message, **self.details}
+        """The JSON body a client sees: ``{"error": ..., **details, "code": ...}`` (the class's code wins)."""
+        return {"error": self.message, **self.details, "code": self.code}
 
 
 class ConfigError(LwrError):
@@ -71,6 +71,13 @@ class Conflict(LwrError):
     http_status = 409
 
 
+class RequestTimeout(LwrError):
+    """The client stopped sending its request head or body for longer than the server waits."""
+
+    code = "request_timeout"
+    http_status = 408
+
+
 class LengthRequired(LwrError):
     """An upload whose length the server cannot know (a chunked body the HTTP server does not decode)."""
 
@@ -83,6 +90,41 @@ class PayloadTooLarge(LwrError):
 
     code = "payload_too_large"
     http_status = 413
+
+
+class UriTooLong(LwrError):
+    """The request line is longer than the server reads (``max_request_line``)."""
+
+    code = "uri_too_long"
+    http_status = 414
+
+
+class HeadersTooLarge(LwrError):
+    """The request headers are more or larger than the server reads (``max_headers``, ``max_header_size``)."""
+
+    code = "headers_too_large"
+    http_status = 431
+
+
+class NotImplementedByServer(LwrError):
+    """A request feature the server does not implement (a Transfer-Encoding other than chunked)."""
+
+    code = "not_implemented"
+    http_status = 501
+
+
+class ServiceUnavailable(LwrError):
+    """The server is too busy to take the request now (too many large heads at once); retry later."""
+
+    code = "unavailable"
+    http_status = 503
+
+
+class HttpVersionNotSupported(LwrError):
+    """A request in an HTTP version other than 1.x."""
+
+    code = "http_version_not_supported"
+    http_status = 505
 
 
 class IntegrityError(LwrError):

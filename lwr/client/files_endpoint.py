@@ -7,50 +7,78 @@ serve their files over HTTP from the client process, the way Galaxy's job files 
 * ``GET  /api/jobs/<id>/files?job_key=K&path=P&file_type=T`` sends the file ``P``
   (``Range: bytes=N-`` is honoured, so an interrupted download resumes);
 * ``POST /api/jobs/<id>/files?job_key=K&path=P&file_type=T`` writes ``P`` from a
-  ``multipart/form-data`` body (field ``file``) or a raw body, streamed to a temporary file
-  beside ``P`` and renamed into place.
+  ``multipart/form-data`` body (field ``file``) or a raw body, through a temporary file beside
+  ``P`` renamed into place (:mod:`lwr.core.atomic`).
 
 It serves nothing but what the job needs: every request must carry the endpoint's random
-``job_key``; a GET only reads a file the job stages by ``remote_transfer``; a POST only writes
-one of the job's outputs or a file under its working or metadata directories. Anything else
-is answered 403 (404 for a missing file) and recorded in :attr:`FilesEndpoint.refused`.
+``job_key`` (compared in constant time); a GET only reads a file the job stages by
+``remote_transfer``; a POST only writes one of the job's outputs or a file under its working or
+metadata directories. Files are opened without following a symlink swapped in after the check
+(``O_NOFOLLOW``, and the opened descriptor's path checked again). Anything else is answered 403
+(404 for a missing file) with lwr's JSON error body and recorded in :attr:`FilesEndpoint.refused`.
+
+The application is a small webob app: webob parses the query, the multipart form (spooling its
+file field to a temporary file, so a large upload never sits in memory) and the raw body;
+:mod:`lwr.protocol.ranges` reads the Range header, as it does for lwr's own download route. It
+runs in lwr's own HTTP/1.1 server (:class:`lwr.web.server.HttpServer`) rather than
+``wsgiref``: that server decodes chunked request bodies, keeps connections alive between the
+many small GETs of a job's inputs, sends files with ``sendfile``, and bounds request heads and
+silent clients by deadlines, none of which ``wsgiref.simple_server`` does.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
+import io
+import json
 import os
-import re
 import secrets
+import shutil
+import socket
+import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, BinaryIO
-from urllib.parse import parse_qs, urlencode, urlsplit
+from collections.abc import Iterable, Mapping
+from typing import IO, Any, Callable
+from urllib.parse import urlencode
 
+import webob
+from webob.request import DisconnectionError
+
+from lwr.config import ServerSettings
 from lwr.core.atomic import atomic_file
+from lwr.core.job_files import NotRegularFile, open_directory, open_regular
+from lwr.errors import BadRequest, Forbidden, LwrError, MethodNotAllowed, NotFound
 from lwr.protocol.ranges import RangeNotSatisfiable, content_range, parse_range, unsatisfiable_range
+from lwr.web.decoding import decode_query
+from lwr.web.server import HttpServer
+from lwr.web.transfer import iter_file
 
 CHUNK = 1024 * 1024
-#: Headers of one multipart part may not exceed this.
-MAX_PART_HEADERS = 64 * 1024
+#: The methods Galaxy's job files API answers (it takes PUT like POST).
+METHODS = ("GET", "POST", "PUT")
+#: The server's limits: a job's transfers are few at a time, but a file may take minutes.
+SETTINGS = ServerSettings(threadpool_workers=16, max_connections=128, body_timeout=300.0, drain_timeout=5.0)
+#: Where webob spools a form body for this request (the target's directory, not /tmp).
+_SPOOL = "lwr.files_endpoint.spool"
 
 
 class FilesEndpoint:
-    """A threaded HTTP server on ``host:port`` (0: any free port) serving one job's files."""
+    """An HTTP server on ``host:port`` (0: any free port) serving one job's files."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, public_url: str | None = None) -> None:
         self.job_key = secrets.token_urlsafe(24)
         self.readable: set[str] = set()
         self.writable_files: set[str] = set()
         self.writable_directories: set[str] = set()
-        #: ``(method, path)`` of every request served, and of every one refused.
+        #: ``(method, path)`` of every request served, and ``(method, path, reason)`` of every one refused.
         self.served: list[tuple[str, str]] = []
         self.refused: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer((host, port), _handler(self))
-        self.server.daemon_threads = True
-        bound_host, bound_port = self.server.server_address[:2]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.create_server((host, port), family=family, backlog=128)
+        self.server = HttpServer(FilesApp(self), SETTINGS, self._listener)
+        bound_host, bound_port = self._listener.getsockname()[:2]
         if public_url is None:
             shown = host if host not in ("", "0.0.0.0", "::") else str(bound_host)
             shown = f"[{shown}]" if ":" in shown else shown
@@ -58,7 +86,7 @@ class FilesEndpoint:
         self.base = public_url.rstrip("/") + "/"
         self.port = int(bound_port)
         self._thread = threading.Thread(
-            target=self.server.serve_forever, args=(0.1,), daemon=True, name="lwr-files-endpoint"
+            target=self.server.serve_forever, daemon=True, name="lwr-files-endpoint"
         )
 
     def url(self, job_id: str) -> str:
@@ -71,8 +99,10 @@ class FilesEndpoint:
 
     def close(self) -> None:
         if self._thread.is_alive():
-            self.server.shutdown()
-        self.server.server_close()
+            self.server.stop()
+            self._thread.join(10)
+        self.server.close()
+        self._listener.close()
 
     def __enter__(self) -> FilesEndpoint:
         return self.start()
@@ -126,17 +156,24 @@ class FilesEndpoint:
         self.allow_write(files, directories)
 
     def may_read(self, path: str) -> bool:
-        with self._lock:
-            return os.path.realpath(path) in self.readable
+        return self.readable_path(path) is not None
 
-    def may_write(self, path: str) -> bool:
+    def readable_path(self, path: str) -> str | None:
+        """Where ``path`` really is, if that is a file the job may read: the one name to open."""
+        real = os.path.realpath(path)
+        with self._lock:
+            return real if real in self.readable else None
+
+    def may_write(self, path: str, real: str | None = None) -> bool:
+        """Whether ``path`` is an output, or lies under an output directory both as named and as
+        ``real`` (where it really is: its realpath unless given, e.g. from an opened directory)."""
         if not os.path.isabs(path) or ".." in path.split("/"):
             return False
         path = os.path.abspath(path)
         with self._lock:
             if path in self.writable_files:
                 return True
-            real = os.path.realpath(path)
+            real = os.path.realpath(path) if real is None else real
             return any(
                 _inside(path, directory) and _inside(real, os.path.realpath(directory))
                 for directory in self.writable_directories
@@ -148,9 +185,11 @@ class FilesEndpoint:
         with self._lock:
             self.served.append((method, path))
 
-    def _refused(self, method: str, path: str, reason: str) -> None:
+    def _refused(self, method: str, path: str, reason: str) -> Forbidden:
+        """Record a refusal; the error to answer it with."""
         with self._lock:
             self.refused.append((method, path, reason))
+        return Forbidden(reason, path=path)
 
     def count(self, method: str) -> int:
         with self._lock:
@@ -162,200 +201,168 @@ def _inside(path: str, directory: str) -> bool:
     return path.startswith(directory + os.sep)
 
 
-def _handler(endpoint: FilesEndpoint) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _query(self) -> tuple[str, str] | None:
-            """The request's ``path`` parameter, or None after answering a refusal."""
-            parts = urlsplit(self.path)
-            query = parse_qs(parts.query)
-            key = (query.get("job_key") or [""])[0]
-            path = (query.get("path") or [""])[0]
-            if not parts.path.startswith("/api/jobs/") or not hmac.compare_digest(key, endpoint.job_key):
-                endpoint._refused(self.command, path, "wrong URL or job_key")
-                self._reply(403, b"wrong URL or job_key")
-                return None
-            if not path:
-                self._reply(400, b"no path")
-                return None
-            return path, (query.get("file_type") or [""])[0]
-
-        def _reply(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
-            self.send_response(status)
-            for name, value in (headers or {}).items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def do_GET(self) -> None:  # noqa: N802 - stdlib naming
-            query = self._query()
-            if query is None:
-                return
-            path = query[0]
-            if not endpoint.may_read(path):
-                endpoint._refused("GET", path, "not an input of the job")
-                self._reply(403, b"not an input of this job")
-                return
-            try:
-                handle = open(path, "rb")
-            except OSError:
-                self._reply(404, b"no such file")
-                return
-            with handle:
-                size = os.fstat(handle.fileno()).st_size
-                try:
-                    byte_range = parse_range(self.headers.get("Range"), size) if size else None
-                except RangeNotSatisfiable:
-                    self._reply(416, b"", {"Content-Range": unsatisfiable_range(size)})
-                    return
-                start, end = byte_range or (0, size - 1)
-                if byte_range is not None:
-                    self.send_response(206)
-                    self.send_header("Content-Range", content_range(start, end, size))
-                    handle.seek(start)
-                else:
-                    self.send_response(200)
-                remaining = end - start + 1
-                self.send_header("Content-Length", str(remaining))
-                self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Accept-Ranges", "bytes")
-                self.end_headers()
-                while remaining > 0 and (chunk := handle.read(min(CHUNK, remaining))):
-                    self.wfile.write(chunk)
-                    remaining -= len(chunk)
-            endpoint._served("GET", path)
-
-        def do_POST(self) -> None:  # noqa: N802
-            query = self._query()
-            if query is None:
-                return
-            path = query[0]
-            if not endpoint.may_write(path):
-                endpoint._refused("POST", path, "not an output of the job")
-                self._reply(403, b"not an output of this job")
-                self.close_connection = True
-                return
-            try:
-                _receive(path, _body_chunks(self.rfile, self.headers), self.headers.get("Content-Type", ""))
-            except ValueError as error:
-                self._reply(400, str(error).encode())
-                self.close_connection = True
-                return
-            except OSError as error:
-                self._reply(500, f"cannot write {path}: {error}".encode())
-                return
-            endpoint._served("POST", path)
-            self._reply(200, b"{}", {"Content-Type": "application/json"})
-
-        do_PUT = do_POST  # noqa: N815 - Galaxy's API takes both
-
-    return Handler
+class _Request(webob.Request):
+    def make_tempfile(self) -> IO[bytes]:
+        """Where webob spools a large form body: beside the file it becomes (same file system,
+        a directory the job may write), not the system's temporary directory."""
+        return tempfile.TemporaryFile(dir=self.environ.get(_SPOOL))
 
 
-def _body_chunks(rfile: Any, headers: Any) -> Iterator[bytes]:
-    """The request body, by Content-Length or else chunked transfer encoding.
+class FilesApp:
+    """The WSGI application of one :class:`FilesEndpoint`: every answer a JSON error or a file."""
 
-    Content-Length wins when both are sent: lwr's uploader (requests with a generator body and
-    an explicit length) sends ``Transfer-Encoding: chunked`` beside it but a body that is not.
-    """
-    if (
-        headers.get("Content-Length") is None
-        and "chunked" in str(headers.get("Transfer-Encoding", "")).lower()
-    ):
-        while True:
-            line = rfile.readline(1024)
-            if not line:
-                raise ValueError("truncated chunked body")
-            size = int(line.split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass
-                return
-            remaining = size
-            while remaining:
-                data = rfile.read(min(CHUNK, remaining))
-                if not data:
-                    raise ValueError("truncated chunked body")
-                remaining -= len(data)
-                yield data
-            rfile.readline(1024)
-        return
-    remaining = int(headers.get("Content-Length") or 0)
-    while remaining > 0:
-        data = rfile.read(min(CHUNK, remaining))
-        if not data:
-            raise ValueError("truncated body")
-        remaining -= len(data)
-        yield data
+    def __init__(self, endpoint: FilesEndpoint) -> None:
+        self.endpoint = endpoint
 
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if isinstance(environ.get("wsgi.input"), io.RawIOBase):
+            # webob takes a short read for a disconnection: give it reads that fill what they ask.
+            environ["wsgi.input"] = io.BufferedReader(environ["wsgi.input"], CHUNK)
+        request = _Request(environ)
+        try:
+            response = self._handle(request)
+        except LwrError as error:
+            response = _error_response(error)
+        return response(environ, start_response)  # type: ignore[no-any-return]
 
-def _receive(path: str, chunks: Iterator[bytes], content_type: str) -> None:
-    """Write the file in the body to ``path`` atomically (a temporary file renamed into place)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    # Not fsynced, like the HTTP client's downloads: the client's own copy of an output.
-    with atomic_file(path, durable=False, suffix=".part") as handle:
-        boundary = re.search(r'boundary="?([^";]+)"?', content_type)
-        if content_type.lower().startswith("multipart/") and boundary:
-            if not _write_multipart_file(chunks, boundary.group(1).encode(), handle):
-                raise ValueError("no file field in the form")
+    def _handle(self, request: webob.Request) -> webob.Response:
+        query = decode_query(request.environ)
+        path = query.get("path", "")
+        key = query.get("job_key", "").encode("utf-8")
+        if not request.path_info.startswith("/api/jobs/") or not hmac.compare_digest(
+            key, self.endpoint.job_key.encode("utf-8")
+        ):
+            raise self.endpoint._refused(request.method, path, "wrong URL or job_key")
+        if request.method not in METHODS:
+            raise MethodNotAllowed(f"{request.method} is not allowed here", allowed=list(METHODS))
+        if not path:
+            raise BadRequest("no path")
+        if request.method == "GET":
+            return self._send(request, path)
+        return self._receive(request, path)
+
+    # -- GET: an input -----------------------------------------------------------------------------
+
+    def _send(self, request: webob.Request, path: str) -> webob.Response:
+        real = self.endpoint.readable_path(path)
+        if real is None:
+            raise self.endpoint._refused("GET", path, "not an input of this job")
+        handle = self._open_input(path, real)
+        try:
+            size = os.fstat(handle.fileno()).st_size
+            byte_range = parse_range(request.headers.get("Range"), size) if size else None
+        except RangeNotSatisfiable as error:
+            handle.close()
+            response = _error_response(error)
+            response.headers["Content-Range"] = unsatisfiable_range(size)
+            return response
+        response = webob.Response(content_type="application/octet-stream", charset=None)
+        response.headers["Accept-Ranges"] = "bytes"
+        if byte_range is None:
+            wrapper = request.environ.get("wsgi.file_wrapper")
+            response.app_iter = wrapper(handle, CHUNK) if wrapper else iter_file(handle, 0, size)
+            response.content_length = size
         else:
-            for chunk in chunks:
-                handle.write(chunk)
+            start, end = byte_range
+            response.status = 206
+            response.app_iter = iter_file(handle, start, end - start + 1)
+            response.content_length = end - start + 1
+            response.headers["Content-Range"] = content_range(start, end, size)
+        self.endpoint._served("GET", path)
+        return response
+
+    def _open_input(self, path: str, real: str) -> IO[bytes]:
+        """The checked file itself: opened at the ``real`` path that was checked, without following
+        a symlink there, and refused if the descriptor is not that path (a directory on the way
+        swapped meanwhile)."""
+        try:
+            directory = open_directory(os.path.dirname(real))
+            try:
+                fd = open_regular(os.path.basename(real), directory)
+            finally:
+                os.close(directory)
+        except NotRegularFile:
+            raise self.endpoint._refused("GET", path, "not a regular file (a symlink?)") from None
+        except OSError as error:
+            if error.errno == errno.ENOENT:
+                raise NotFound("no such file", path=path) from None
+            raise self.endpoint._refused("GET", path, f"cannot open it: {error.strerror}") from None
+        if os.readlink(f"/proc/self/fd/{fd}") != real:
+            os.close(fd)
+            raise self.endpoint._refused("GET", path, "the file moved while it was checked")
+        return os.fdopen(fd, "rb")
+
+    # -- POST/PUT: an output -----------------------------------------------------------------------
+
+    def _receive(self, request: webob.Request, path: str) -> webob.Response:
+        if not self.endpoint.may_write(path):
+            raise self.endpoint._refused("POST", path, "not an output of this job")
+        directory = self._open_output_directory(path)
+        try:
+            # The directory as opened, never its name again: what was checked is where it goes.
+            here = f"/proc/self/fd/{directory}"
+            target = os.path.join(here, os.path.basename(path))
+            if request.content_type == "multipart/form-data":
+                request.environ[_SPOOL] = here
+                _write_form_file(request, target)
+            else:
+                _write_body(request, target)
+        except DisconnectionError as error:
+            raise BadRequest(f"truncated body: {error}") from None
+        except OSError as error:
+            raise LwrError(f"cannot write {path}: {error.strerror or error}", path=path) from None
+        finally:
+            os.close(directory)
+        self.endpoint._served("POST", path)
+        return webob.Response(body=b"{}", content_type="application/json", charset=None)
+
+    def _open_output_directory(self, path: str) -> int:
+        """The directory ``path`` is written into (created if need be), opened without following
+        a symlink, and checked again against the write rules as opened."""
+        parent = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(parent, exist_ok=True)
+            real = os.path.realpath(parent)
+            fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as error:
+            raise self.endpoint._refused(
+                "POST", path, f"cannot open its directory: {error.strerror}"
+            ) from None
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+        if opened != real or not self.endpoint.may_write(path, os.path.join(opened, os.path.basename(path))):
+            os.close(fd)
+            raise self.endpoint._refused("POST", path, "its directory moved while it was checked")
+        return fd
 
 
-def _write_multipart_file(chunks: Iterator[bytes], boundary: bytes, out: BinaryIO) -> bool:
-    """Stream the ``file`` field of a multipart body into ``out``; other fields are skipped."""
-    buffer = b""
+def _write_form_file(request: webob.Request, target: str) -> None:
+    """The form's ``file`` field (the first, if several) to ``target``; webob has spooled it to a file."""
+    fields = request.POST.getall("file")
+    field = fields[0] if fields else None
+    if field is None:
+        raise BadRequest("no file field in the form")
+    if not hasattr(field, "file"):
+        raise BadRequest("the form's file field is not a file upload (it has no filename)")
+    field.file.seek(0)
+    # Not fsynced, like the HTTP client's downloads: the client's own copy of an output.
+    with atomic_file(target, durable=False, suffix=".part") as out:
+        shutil.copyfileobj(field.file, out, CHUNK)
 
-    def fill() -> bool:
-        nonlocal buffer
-        chunk = next(chunks, b"")
-        buffer += chunk
-        return bool(chunk)
 
-    delimiter = b"--" + boundary
-    while (start := buffer.find(delimiter)) < 0:
-        if len(buffer) > MAX_PART_HEADERS:
-            buffer = buffer[-len(delimiter) :]
-        if not fill():
-            raise ValueError("no multipart boundary in the body")
-    buffer = buffer[start + len(delimiter) :]
-    found = False
-    end = b"\r\n" + delimiter
-    while True:
-        while len(buffer) < 2:
-            if not fill():
-                raise ValueError("truncated multipart body")
-        if buffer.startswith(b"--"):
-            return found
-        while (head_end := buffer.find(b"\r\n\r\n")) < 0:
-            if len(buffer) > MAX_PART_HEADERS:
-                raise ValueError("multipart part headers too long")
-            if not fill():
-                raise ValueError("truncated multipart body")
-        head, buffer = buffer[:head_end], buffer[head_end + 4 :]
-        is_file = (
-            re.search(rb'(?:^|[;\s])name="?file"?(?:;|\s|$)', head, re.IGNORECASE | re.MULTILINE) is not None
-            and not found
-        )
-        while True:
-            position = buffer.find(end)
-            if position >= 0:
-                if is_file:
-                    out.write(buffer[:position])
-                buffer = buffer[position + len(end) :]
-                break
-            keep = len(end) - 1
-            if len(buffer) > keep:
-                if is_file:
-                    out.write(buffer[:-keep])
-                buffer = buffer[-keep:]
-            if not fill():
-                raise ValueError("truncated multipart body")
-        found = found or is_file
+def _write_body(request: webob.Request, target: str) -> None:
+    """A raw body to ``target``, read a bounded chunk at a time."""
+    expected = request.content_length
+    received = 0
+    stream = request.body_file
+    with atomic_file(target, durable=False, suffix=".part") as out:
+        while chunk := stream.read(CHUNK):
+            out.write(chunk)
+            received += len(chunk)
+        if expected is not None and received != expected:
+            raise BadRequest(f"truncated body: {received} of {expected} bytes")
+
+
+def _error_response(error: LwrError) -> webob.Response:
+    """lwr's error body, ``{"error": ..., "code": ...}``, with the error's status."""
+    body = json.dumps(error.as_dict()).encode("utf-8")
+    return webob.Response(body=body, status=error.http_status, content_type="application/json", charset=None)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from lwr.config import AppSettings
 from lwr.core.jobs import JobService
+from lwr.errors import NotFound
 from lwr.messaging.acknowledgements import HandledMessages
 from lwr.messaging.consumer import Consumer, MessageHandler
 from lwr.messaging.deliveries import RedeliveryGuard
@@ -75,13 +76,10 @@ class HttpDisabledApp:
         if environ.get("PATH_INFO", "").rstrip("/") == "/healthz":
             status, body = "200 OK", {"version": self.version, "status": "ok", "http_jobs": "disabled"}
         else:
-            status, body = (
-                "404 Not Found",
-                {
-                    "error": "the HTTP job API is disabled on this lwr (enable_http = "
-                    "false); jobs come through its message queue"
-                },
+            error = NotFound(
+                "the HTTP job API is disabled on this lwr (enable_http = false); jobs come through its message queue"
             )
+            status, body = "404 Not Found", error.as_dict()
         data = json.dumps(body).encode("utf-8")
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]

@@ -178,7 +178,7 @@ class LwrWebApp:
                 log.error("%s %s failed: %s", request.method, where, error.message)
             else:
                 log.info("%s %s refused (%d): %s", request.method, where, error.http_status, error.message)
-            response = json_response({**error.as_dict(), "code": error.code}, error.http_status)
+            response = json_response(error.as_dict(), error.http_status)
         except Exception as error:  # noqa: BLE001 - the one place unexpected errors become a 500
             if is_disk_full(error):
                 # Not a bug but a full disk: say so (507), so the client refuses the job cleanly.

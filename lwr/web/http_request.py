@@ -2,7 +2,7 @@
 
 The head is parsed from bytes the server's event loop collected (bounded by the limits here,
 so a 32 MiB request line costs at most the limit). Each malformed or oversized head becomes
-a :class:`HeadError` carrying the status to answer with. Bodies are read by a worker thread
+a :class:`HeadError` carrying the error class (its status and wire code) to answer with. Bodies are read by a worker thread
 from the blocking socket: :class:`BodyReader` reads exactly ``Content-Length`` bytes or
 decodes ``Transfer-Encoding: chunked``, and ends at the body's end either way, so WSGI
 applications may read to EOF (``wsgi.input_terminated``).
@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import unquote_to_bytes
 
-from lwr.errors import BadRequest, LwrError
+from lwr.errors import (
+    BadRequest,
+    HeadersTooLarge,
+    HttpVersionNotSupported,
+    LwrError,
+    NotImplementedByServer,
+    RequestTimeout,
+    UriTooLong,
+)
 
 _METHOD = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _HEADER_NAME = _METHOD
@@ -40,18 +48,20 @@ class Limits:
 
 
 class HeadError(Exception):
-    """A request head the server answers itself, with ``status`` and a one-line reason."""
+    """A request head the server answers itself: the error class of :mod:`lwr.errors` that says
+    what is wrong (its ``http_status`` and wire ``code``) and a one-line reason."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, kind: type[LwrError], reason: str) -> None:
         super().__init__(reason)
-        self.status = status
+        self.kind = kind
         self.reason = reason
 
+    @property
+    def status(self) -> int:
+        return self.kind.http_status
 
-class RequestTimeout(LwrError):
-    """The client stopped sending the request body for longer than ``body_timeout``."""
-
-    http_status = 408
+    def error(self) -> LwrError:
+        return self.kind(self.reason)
 
 
 @dataclass
@@ -86,9 +96,9 @@ def check_partial(buffer: bytes | bytearray, limits: Limits) -> None:
     """Refuse a head still arriving as soon as it is over a limit (before the whole of it came)."""
     line_end = buffer.find(b"\r\n")
     if (line_end < 0 and len(buffer) > limits.max_request_line) or line_end > limits.max_request_line:
-        raise HeadError(414, f"request line longer than {limits.max_request_line} bytes")
+        raise HeadError(UriTooLong, f"request line longer than {limits.max_request_line} bytes")
     if len(buffer) > limits.max_head:
-        raise HeadError(431, f"request headers larger than {limits.max_header_size} bytes")
+        raise HeadError(HeadersTooLarge, f"request headers larger than {limits.max_header_size} bytes")
 
 
 def parse_head(data: bytes, limits: Limits) -> RequestHead:
@@ -96,34 +106,34 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead:
     lines = data.split(b"\r\n")
     request_line = lines[0]
     if len(request_line) > limits.max_request_line:
-        raise HeadError(414, f"request line longer than {limits.max_request_line} bytes")
+        raise HeadError(UriTooLong, f"request line longer than {limits.max_request_line} bytes")
     if len(data) - len(request_line) > limits.max_header_size:
-        raise HeadError(431, f"request headers larger than {limits.max_header_size} bytes")
+        raise HeadError(HeadersTooLarge, f"request headers larger than {limits.max_header_size} bytes")
     parts = request_line.split(b" ")
     if len(parts) != 3 or not _METHOD.match(parts[0]) or not parts[1]:
-        raise HeadError(400, "malformed request line")
+        raise HeadError(BadRequest, "malformed request line")
     version = _VERSION.match(parts[2])
     if version is None:
-        raise HeadError(400, "malformed HTTP version")
+        raise HeadError(BadRequest, "malformed HTTP version")
     major, minor = int(version.group(1)), int(version.group(2))
     if major != 1:
-        raise HeadError(505, "only HTTP/1.x is served")
+        raise HeadError(HttpVersionNotSupported, "only HTTP/1.x is served")
     target = parts[1]
     if any(byte < 0x21 or byte == 0x7F for byte in target):
-        raise HeadError(400, "control characters in the request target")
+        raise HeadError(BadRequest, "control characters in the request target")
     if target.startswith((b"http://", b"https://")):
         slash = target.find(b"/", target.find(b"//") + 2)
         target = target[slash:] if slash >= 0 else b"/"
     if not target.startswith(b"/"):
-        raise HeadError(400, "request target must be a path")
+        raise HeadError(BadRequest, "request target must be a path")
     raw_path, _, raw_query = target.partition(b"?")
     headers = []
     if len(lines) - 1 > limits.max_headers:
-        raise HeadError(431, f"more than {limits.max_headers} headers")
+        raise HeadError(HeadersTooLarge, f"more than {limits.max_headers} headers")
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
         if not colon or not _HEADER_NAME.match(name):
-            raise HeadError(400, "malformed header line")
+            raise HeadError(BadRequest, "malformed header line")
         headers.append((name.decode("ascii"), value.strip(b" \t").decode("latin-1")))
     head = RequestHead(
         method=parts[0].decode("ascii"),
@@ -143,20 +153,22 @@ def _frame_body(head: RequestHead) -> None:
     lengths = {value.strip() for key, value in head.headers if key.lower() == "content-length"}
     if encoding is not None:
         if lengths:
-            raise HeadError(400, "both Content-Length and Transfer-Encoding")
+            raise HeadError(BadRequest, "both Content-Length and Transfer-Encoding")
         if encoding.strip().lower() != "chunked":
-            raise HeadError(501, f"Transfer-Encoding {encoding!r} is not supported (only chunked)")
+            raise HeadError(
+                NotImplementedByServer, f"Transfer-Encoding {encoding!r} is not supported (only chunked)"
+            )
         if head.version < (1, 1):
-            raise HeadError(400, "Transfer-Encoding in an HTTP/1.0 request")
+            raise HeadError(BadRequest, "Transfer-Encoding in an HTTP/1.0 request")
         head.chunked = True
         return
     if not lengths:
         return
     if len(lengths) != 1:
-        raise HeadError(400, "conflicting Content-Length headers")
+        raise HeadError(BadRequest, "conflicting Content-Length headers")
     text = lengths.pop()
     if not text.isdigit():
-        raise HeadError(400, "Content-Length is not a number")
+        raise HeadError(BadRequest, "Content-Length is not a number")
     head.content_length = int(text)
 
 

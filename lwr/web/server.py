@@ -22,6 +22,7 @@ SIGTERM, ``--stop-daemon`` and a restart (:mod:`lwr.handover`) all stop this way
 from __future__ import annotations
 
 import collections
+import http
 import json
 import logging
 import queue
@@ -37,7 +38,7 @@ from typing import Any, Callable
 
 from lwr import __version__
 from lwr.config import ServerSettings, load_server_settings
-from lwr.errors import ConfigError
+from lwr.errors import ConfigError, LwrError, RequestTimeout, ServiceUnavailable
 from lwr.web.http_request import BodyReader, HeadError, Limits, RequestHead, check_partial, parse_head
 from lwr.web.listener import Listener, obtain_listener
 
@@ -265,6 +266,12 @@ class HttpServer:
         self._stopped.set()
         self._wake()
 
+    def close(self) -> None:
+        """Release the loop's own sockets once :meth:`serve_forever` returned (or never ran); the
+        listener is the caller's. For a server embedded in a longer-lived process."""
+        self._wake_r.close()
+        self._wake_w.close()
+
     # --- the loop -----------------------------------------------------------------------------------
     def serve_forever(self) -> None:
         self.listener.setblocking(False)
@@ -409,7 +416,7 @@ class HttpServer:
         connection.buffer += data
         if len(connection.buffer) > _LARGE_HEAD and self._head_bytes() > _HEAD_MEMORY:
             # Many large heads arriving at once (an attack: each may be max_request_line long).
-            self._refuse(connection, 503, "too many large requests arriving at once; retry")
+            self._refuse(connection, ServiceUnavailable("too many large requests arriving at once; retry"))
             return
         self._dispatch(connection)
 
@@ -427,7 +434,7 @@ class HttpServer:
                 return
             head = parse_head(bytes(buffer[:end]), self.limits)
         except HeadError as error:
-            self._refuse(connection, error.status, error.reason)
+            self._refuse(connection, error.error())
             return
         leftover = bytes(buffer[end + 4 :])
         buffer.clear()
@@ -435,10 +442,10 @@ class HttpServer:
         connection.state = "busy"
         self._work.put((connection, head, leftover))
 
-    def _refuse(self, connection: _Connection, status: int, reason: str) -> None:
+    def _refuse(self, connection: _Connection, error: LwrError) -> None:
         """Answer a bad head from the loop (a small reply fits the socket buffer), then linger."""
         try:
-            connection.sock.send(_simple_response(status, reason))
+            connection.sock.send(_simple_response(error))
         except OSError:
             pass
         self._linger(connection)
@@ -482,7 +489,7 @@ class HttpServer:
     def _expire(self, now: float) -> None:
         for connection in [c for c in self._connections.values() if c.state != "busy" and c.deadline <= now]:
             if connection.state == "head" and connection.buffer:
-                self._refuse(connection, 408, "request head not received in time")
+                self._refuse(connection, RequestTimeout("request head not received in time"))
             else:
                 self._close(connection)
         if self._draining and now >= self._drain_deadline:
@@ -597,7 +604,7 @@ class HttpServer:
             log.exception("unexpected error in the application for %s %s", head.method, head.path)
             if response.head_sent:
                 return False, b""
-            response.fail(500, "internal server error; see the server log")
+            response.fail(LwrError("internal server error; see the server log"))
         finally:
             connection.body = None
             connection.response = None
@@ -746,27 +753,22 @@ class _Response:
         elif self._has_body and self.content_length is not None and self.sent != self.content_length:
             self.closing = True  # the application lied about the length: the framing is lost
 
-    def fail(self, status: int, reason: str) -> None:
+    def fail(self, error: LwrError) -> None:
         self.closing = True
-        self.sock.sendall(_simple_response(status, reason))
+        self.sock.sendall(_simple_response(error))
 
 
-_REASONS = {
-    400: "Bad Request",
-    408: "Request Timeout",
-    503: "Service Unavailable",
-    414: "URI Too Long",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    505: "HTTP Version Not Supported",
-}
-
-
-def _simple_response(status: int, reason: str) -> bytes:
-    body = json.dumps({"error": reason}).encode()
+def _simple_response(error: LwrError) -> bytes:
+    """A reply the server writes itself (a bad head, a timeout, a crashed application): the same
+    ``{"error": ..., "code": ...}`` body as the application's errors, and the connection closes."""
+    body = json.dumps(error.as_dict()).encode()
+    status = error.http_status
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
     return (
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+        f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode() + body
 
