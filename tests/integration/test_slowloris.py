@@ -3,6 +3,7 @@ stalled bodies and idle connections are all bounded, and normal requests keep be
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -157,17 +158,26 @@ def test_32mib_request_line_is_refused_in_bounded_memory(lwr_server):
 
 
 @pytest.mark.parametrize(
-    "head, status",
+    "head, status, code",
     [
-        (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n", b"431"),
-        (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"y" * 70000 + b"\r\n\r\n", b"431"),
-        (b"GET /healthz HTTP/2.0\r\n\r\n", b"505"),
-        (b"GET /healthz\r\n\r\n", b"400"),
-        (b"POST /healthz HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", b"400"),
-        (b"POST /healthz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", b"501"),
+        (
+            b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n",
+            b"431",
+            "headers_too_large",
+        ),
+        (b"GET /healthz HTTP/1.1\r\nX-Big: " + b"y" * 70000 + b"\r\n\r\n", b"431", "headers_too_large"),
+        (b"GET /healthz HTTP/2.0\r\n\r\n", b"505", "http_version_not_supported"),
+        (b"GET /healthz\r\n\r\n", b"400", "bad_request"),
+        (
+            b"POST /healthz HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"400",
+            "bad_request",
+        ),
+        (b"POST /healthz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", b"501", "not_implemented"),
+        (b"GET /" + b"x" * (300 * 1024) + b" HTTP/1.1\r\n\r\n", b"414", "uri_too_long"),
     ],
 )
-def test_bad_heads_get_a_4xx_json_reply(lwr_server, head, status):
+def test_bad_heads_get_a_4xx_json_reply(lwr_server, head, status, code):
     with socket.create_connection(("127.0.0.1", lwr_server.port), timeout=10) as sock:
         sock.sendall(head)
         data = b""
@@ -177,7 +187,8 @@ def test_bad_heads_get_a_4xx_json_reply(lwr_server, head, status):
                 break
             data += chunk
     assert data.split(b"\r\n", 1)[0].split(b" ")[1] == status, data[:200]
-    assert data.endswith(b"}") and b'{"error": ' in data
+    body = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    assert body["code"] == code and body["error"], body
 
 
 def test_stalled_upload_body_times_out_with_408(make_server):
@@ -188,7 +199,11 @@ def test_stalled_upload_body_times_out_with_408(make_server):
             b"POST /jobs/slow/files?name=in.txt&type=input HTTP/1.1\r\nHost: x\r\n"
             b"Content-Length: 1000\r\n\r\n" + b"x" * 10
         )
-        assert read_status_line(sock).startswith(b"HTTP/1.1 408")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+        assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["code"] == "request_timeout", reply
 
 
 def test_idle_keepalive_connection_is_closed_after_idle_timeout(make_server):
