@@ -1078,9 +1078,27 @@ class Soak:
         with open(self.lwr.log_path, errors="replace") as handle:
             for line in handle:
                 for job_id in job_ids:
-                    if job_id in line and len(found[job_id]) < 40:
+                    if job_id in line and len(found[job_id]) < 2000:
                         found[job_id].append(line.rstrip()[:300])
         return found
+
+    def slurm_views(self, job_ids: list[str]) -> dict[str, list[str]]:
+        """What Slurm itself says of each problem job (its queue entry, then its accounting), read
+        before the teardown cancels what is left: the root cause of a job stuck in the queue."""
+        views: dict[str, list[str]] = {}
+        for job_id in job_ids:
+            lines: list[str] = []
+            for argv in (
+                ["squeue", "-h", "--states=all", "-o", "%i|%T|%r|%S", "-n", f"lwr_{job_id}"],
+                ["sacct", "-n", "-X", "-P", "-o", "JobID,State,ExitCode,Reason", "--name", f"lwr_{job_id}"],
+            ):
+                try:
+                    result = run(argv, check=False, timeout=60)
+                    lines.append(f"{argv[0]}: {(result.stdout + result.stderr).strip()[:400]}")
+                except (OSError, subprocess.SubprocessError) as error:
+                    lines.append(f"{argv[0]}: {error}")
+            views[job_id] = lines
+        return views
 
     def report(self, faults: Faults) -> dict[str, Any]:
         jobs = list(self.ledger.jobs.values())
@@ -1094,6 +1112,7 @@ class Soak:
         refusals = collections.Counter(job.detail[:90] for job in jobs if job.verdict == "refused")
         elapsed = now() - self.started
         server_lines = self.server_log_lines({job.job_id for job in problems[:50]})
+        slurm_views = self.slurm_views([job.job_id for job in problems[:50] if job.mode == "slurm"])
         result = {
             "jobs": len(jobs),
             "seconds": round(elapsed, 1),
@@ -1111,7 +1130,8 @@ class Soak:
                     "verdict": job.verdict,
                     "detail": job.detail,
                     "statuses": [s for _t, s, _c in job.statuses][-8:],
-                    "lwr_log": server_lines.get(job.job_id, [])[:12],
+                    "lwr_log": _head_and_tail(server_lines.get(job.job_id, []), 6),
+                    **({"slurm": slurm_views.get(job.job_id, [])} if job.mode == "slurm" else {}),
                 }
                 for job in problems[:50]
             ],
@@ -1131,6 +1151,13 @@ class Soak:
         for problem in result["problems"][:20]:
             print(f"  PROBLEM {problem}", flush=True)
         return result
+
+
+def _head_and_tail(lines: list[str], count: int) -> list[str]:
+    """The first and last ``count`` lines (a job's log is told by how it started and ended)."""
+    if len(lines) <= 2 * count:
+        return lines
+    return [*lines[:count], f"... {len(lines) - 2 * count} lines ...", *lines[-count:]]
 
 
 def verdict_line(result: dict[str, Any], expected_faults: list[str]) -> str:

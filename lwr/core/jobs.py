@@ -328,7 +328,13 @@ class JobService:
             self._commit(snapshot, record)
             return
         directory = self.directory(record.manager, record.job_id)
-        log.info("recovering job %s (%s) on manager %s", record.job_id, record.state.value, record.manager)
+        log.info(
+            "recovering job %s (%s) on manager %s, batch id %s",
+            record.job_id,
+            record.state.value,
+            record.manager,
+            record.external_id or "not recorded",
+        )
         if record.state is JobState.PREPROCESSING:
             self._start_preprocessing(record, directory)
         elif record.state is JobState.POSTPROCESSING:

@@ -280,6 +280,7 @@ class PollingManager(Manager):
             job.external_id = external_id
             job.submitting = False
             cancelled = job.cancel_requested
+        log.info("manager %s: job %s submitted as %s %s", self.name, job_id, self.system_name, external_id)
         self._notify("job_submitted", job_id, external_id)
         if cancelled:
             self._cancel_quietly(job_id, external_id)
