@@ -45,6 +45,9 @@ class BatchStatus:
     state: JobState
     reason: str | None = None
     failure_class: FailureClass | None = None
+    #: Queued but held by the batch system after it failed to start the job (Slurm's "launch
+    #: failed requeued held"): without help it never runs.
+    held_after_failed_launch: bool = False
 
 
 def positive_float(text: str) -> float:
@@ -368,6 +371,9 @@ class PollingManager(Manager):
             return
         if not answered:
             return
+        if status is not None and status.held_after_failed_launch:
+            self._unhold(job, status)
+            return
         if status is not None and not status.state.is_final:
             job.unresolved_since = None
             return
@@ -395,19 +401,7 @@ class PollingManager(Manager):
         if status is None and not local_process.was_launched(directory) and job.resubmits < MAX_RESUBMITS:
             # Forgotten before it ever started (a controller restarted without its state): submit
             # again; the job script's launch guard still lets only one copy run the command.
-            log.warning(
-                "manager %s: %s forgot job %s (%s) before it started; submitting it again",
-                self.name,
-                self.system_name,
-                job.spec.job_id,
-                job.external_id,
-            )
-            with self._lock:
-                job.resubmits += 1
-                job.external_id = None
-                job.submitting = True
-                job.unresolved_since = None
-            self._submitter.submit(self._submit, job)
+            self._submit_again(job, "forgot it before it started")
             return
         if status is None:
             self._end(
@@ -436,6 +430,47 @@ class PollingManager(Manager):
             self._end(
                 job, status.state, status.reason or f"{self.system_name}: {status.state.value}", failure_class
             )
+
+    def _unhold(self, job: _Job, status: BatchStatus) -> None:
+        """A job the batch system held after failing to launch it (seen when a restarted Slurm
+        controller reused a batch id still running on the node) would stay queued for ever:
+        cancel it and submit it again, or, once it has started or been tried enough, fail it
+        with a class Galaxy's resubmission rules can act on."""
+        directory = job.spec.directory
+        launched = local_process.was_launched(directory)
+        if launched and local_process.is_running(directory):
+            job.unresolved_since = None  # another copy of the script holds the job
+            return
+        assert job.external_id is not None
+        self._cancel_quietly(job.spec.job_id, job.external_id)
+        if not launched and job.resubmits < MAX_RESUBMITS:
+            self._submit_again(job, f"held it after its launch failed ({status.reason})")
+            return
+        self._end(
+            job,
+            JobState.FAILED,
+            f"{self.system_name}: job {job.external_id} could not be launched and was held "
+            f"({status.reason or 'launch failed'}); cancelled",
+            FailureClass.LAUNCH_FAILED,
+        )
+
+    def _submit_again(self, job: _Job, why: str) -> None:
+        """Submit a job that never started once more, under a new batch id; the job script's
+        launch guard still lets only one copy run the command."""
+        log.warning(
+            "manager %s: %s %s job %s (%s); submitting it again",
+            self.name,
+            self.system_name,
+            why,
+            job.spec.job_id,
+            job.external_id,
+        )
+        with self._lock:
+            job.resubmits += 1
+            job.external_id = None
+            job.submitting = True
+            job.unresolved_since = None
+        self._submitter.submit(self._submit, job)
 
     def _waited(self, job: _Job, now: float) -> bool:
         """True once the job has been unresolved for ``exit_code_grace`` seconds."""

@@ -167,6 +167,23 @@ def test_slurm_state_table(
     assert classes(found) == {"12": failure_class}
 
 
+def test_slurm_tells_a_job_held_after_a_failed_launch_from_one_waiting() -> None:
+    """Held after a failed launch, a job never runs; waiting for resources, it will."""
+    found = SlurmPlugin().parse_status(
+        "7|PENDING|launch failed requeued held\n8|PENDING|Resources\n9|PENDING|JobHeldUser\n"
+    )
+    assert {key: status.held_after_failed_launch for key, status in found.items()} == {
+        "7": True,
+        "8": False,
+        "9": False,
+    }
+    assert states(found) == {
+        "7": (JobState.QUEUED, "launch failed requeued held"),
+        "8": (JobState.QUEUED, None),
+        "9": (JobState.QUEUED, None),
+    }
+
+
 # --- Torque / PBS Pro / LSF (documented formats, not captured) -------------------------------------
 def test_torque_submit_and_xml_status() -> None:
     argv = TorquePlugin().submit_argv(REQUEST)

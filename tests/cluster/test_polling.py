@@ -150,6 +150,53 @@ def test_job_forgotten_before_it_started_is_submitted_again(batch, listener, mak
     assert len(listener.of(spec.job_id, "submitted")) == 4
 
 
+HELD = BatchStatus(JobState.QUEUED, "launch failed requeued held", held_after_failed_launch=True)
+
+
+def test_a_job_held_after_its_launch_failed_is_cancelled_and_submitted_again(
+    batch, listener, make_job
+) -> None:
+    """Slurm holds a job whose launch failed (a restarted controller reused a batch id still
+    running on the node): it would stay queued for ever, so lwr cancels that copy and submits
+    again, and after a few tries fails it with a class Galaxy can resubmit on."""
+    spec = make_job("true")
+    first = submitted(batch, listener, spec)
+    batch.answers[first] = HELD
+    batch.poll_once()
+    deadline = time.monotonic() + 10
+    while len(listener.of(spec.job_id, "submitted")) < 2:
+        assert time.monotonic() < deadline, "not submitted again"
+        time.sleep(0.05)
+    assert batch.cancelled == [first]
+    assert listener.of(spec.job_id, "ended") == []
+    for _ in range(3):  # held every time: failed after MAX_RESUBMITS more submissions
+        latest = str(listener.of(spec.job_id, "submitted")[-1])
+        batch.answers[latest] = HELD
+        batch.poll_once()
+        deadline = time.monotonic() + 10
+        while latest not in batch.cancelled:
+            assert time.monotonic() < deadline, "held copy not cancelled"
+            time.sleep(0.05)
+        time.sleep(0.1)
+    state, reason = listener.wait_ended(spec.job_id)
+    assert state is JobState.FAILED and "could not be launched" in str(reason)
+    assert listener.failure_classes[spec.job_id] is FailureClass.LAUNCH_FAILED
+    assert len(listener.of(spec.job_id, "submitted")) == 4
+
+
+def test_a_held_job_whose_script_had_started_is_failed_not_submitted_again(batch, listener, make_job) -> None:
+    spec = make_job("true")
+    external_id = submitted(batch, listener, spec)
+    spec.directory.internal_file(layout.LAUNCH_GUARD).touch()  # it had started once
+    batch.answers[external_id] = HELD
+    batch.poll_once()
+    state, _reason = listener.wait_ended(spec.job_id)
+    assert state is JobState.FAILED
+    assert listener.failure_classes[spec.job_id] is FailureClass.LAUNCH_FAILED
+    assert batch.cancelled == [external_id]
+    assert len(listener.of(spec.job_id, "submitted")) == 1
+
+
 def test_completed_without_record_is_a_failure(batch, listener, make_job) -> None:
     spec = make_job("true")
     external_id = submitted(batch, listener, spec)

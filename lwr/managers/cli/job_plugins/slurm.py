@@ -43,13 +43,17 @@ FINAL_STATES: dict[str, tuple[JobState, str, FailureClass | None]] = {
 
 SEPARATOR = "|"
 
+#: squeue's reason (``%r``) for a job Slurm requeued and held because its launch failed.
+LAUNCH_FAILED_HELD = "launch failed requeued held"
+
 
 def slurm_status(state: str, detail: str | None = None) -> BatchStatus | None:
     """Map a Slurm state name (``"CANCELLED by 0"`` is read as CANCELLED) to a status."""
     words = state.strip().split()
     name = words[0].rstrip("+") if words else ""
     if name in ACTIVE_STATES:
-        return BatchStatus(ACTIVE_STATES[name])
+        held = name == "PENDING" and (detail or "").replace("_", " ").lower() == LAUNCH_FAILED_HELD
+        return BatchStatus(ACTIVE_STATES[name], detail if held else None, held_after_failed_launch=held)
     if name in FINAL_STATES:
         mapped, meaning, failure_class = FINAL_STATES[name]
         reason = f"slurm: {name} ({meaning})"
