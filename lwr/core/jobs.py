@@ -27,6 +27,7 @@ from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
 from lwr.core.job_script import write_job_script
 from lwr.core.manager import LaunchSpec, Manager, ManagerListener
+from lwr.core.snapshots import Snapshot, SnapshotWriter
 from lwr.core.states import JobState
 from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
@@ -153,15 +154,6 @@ class DiskFloor:
         """Run ``work`` (one job's staging step) later, in the hooks' own bounded pool."""
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    key: tuple[str, str]
-    version: int
-    data: dict[str, Any]
-    #: The timeline line this change adds (None: a plain rewrite of the record).
-    event: dict[str, Any] | None = None
-
-
 def tree_bytes(path: Path) -> int:
     """Total size of the regular files under ``path`` (what a client staged into a job directory)."""
     total = 0
@@ -248,12 +240,8 @@ class JobService:
         self._records: dict[tuple[str, str], JobRecord] = {}
         self._final_replies: dict[tuple[str, str], dict[str, Any]] = {}
         self._end_waiter = EndWaiter()
-        # Record writes happen outside ``_lock``: a version per change, a lock per job for writing.
-        self._versions: dict[tuple[str, str], int] = {}
-        self._saved: dict[tuple[str, str], int] = {}
-        #: Versions at or below this were taken before the job was cleaned: no timeline line for them.
-        self._cleaned: dict[tuple[str, str], int] = {}
-        self._save_locks: dict[tuple[str, str], threading.Lock] = {}
+        #: Record writes happen outside ``_lock``, numbered per job so that a later change wins.
+        self._snapshots = SnapshotWriter(self.store)
         self._sequence = itertools.count(1)
         self._released = False
         self.managers: dict[str, Manager] = {
@@ -436,13 +424,13 @@ class JobService:
                 if preserve_galaxy_python_environment is not None:
                     record.extras[PRESERVE_PYTHON] = preserve_galaxy_python_environment
                 self._records[(manager, job_id)] = record
-                snapshot: _Snapshot | None = self._snapshot(
+                snapshot: Snapshot | None = self._snapshots.snapshot(
                     record, {"at": now, "state": JobState.SETUP.value}
                 )
             else:
                 snapshot = None
         if snapshot is not None:
-            self._persist(snapshot)
+            self._snapshots.persist(snapshot)
         reply: dict[str, Any] = {
             **directory.setup_description(),
             "job_id": job_id,
@@ -587,7 +575,7 @@ class JobService:
             if record.state.is_final:
                 return
             if record.state in (JobState.SETUP, JobState.PREPROCESSING):
-                snapshot: _Snapshot | None = self._transition(
+                snapshot: Snapshot | None = self._transition(
                     record, JobState.CANCELLED, reason="cancelled before launch"
                 )
             else:
@@ -611,11 +599,8 @@ class JobService:
         with self._lock:
             self._records.pop(key, None)
             self._final_replies.pop(key, None)
-            version = self._versions.get(key, 0)
-        with self._save_lock(key):
-            self.store.delete(manager, job_id)
-            self._saved[key] = max(self._saved.get(key, 0), version)
-            self._cleaned[key] = version
+            slot = self._snapshots.detach(key)
+        self._snapshots.delete(key, slot)
         discarded = self.directory(manager, job_id).discard(self.trash)
         if discarded is not None:
             self._trash_bin.put(discarded)
@@ -651,7 +636,7 @@ class JobService:
             now = time.time()
             record.times[JobState.POSTPROCESSING.value] = now
             self._final_replies.pop((manager, job_id), None)
-            snapshot = self._snapshot(
+            snapshot = self._snapshots.snapshot(
                 record,
                 {
                     "at": now,
@@ -684,11 +669,13 @@ class JobService:
             record.extras = {"directory_removed": time.time()}
             if status is not None and record.reason is None and status.get("returncode") is not None:
                 record.extras["returncode"] = status.get("returncode")
-            snapshot = self._snapshot(record, {"at": time.time(), "action": "directory removed", "why": why})
+            snapshot = self._snapshots.snapshot(
+                record, {"at": time.time(), "action": "directory removed", "why": why}
+            )
         discarded = self.directory(manager, job_id).discard(self.trash)
         if discarded is not None:
             self._trash_bin.put(discarded)
-        self._persist(snapshot, durable=False)
+        self._snapshots.persist(snapshot, durable=False)
         return True
 
     # --- manager reports --------------------------------------------------------------------------
@@ -698,8 +685,8 @@ class JobService:
             if record is None or record.state.is_final:
                 return
             record.external_id = external_id
-            snapshot = self._snapshot(record, {"at": time.time(), "external_id": external_id})
-        self._persist(snapshot)
+            snapshot = self._snapshots.snapshot(record, {"at": time.time(), "external_id": external_id})
+        self._snapshots.persist(snapshot)
 
     def _on_running(self, manager: str, job_id: str) -> None:
         with self._lock:
@@ -842,7 +829,7 @@ class JobService:
         state: JobState,
         reason: str | None = None,
         failure_class: FailureClass | None = None,
-    ) -> _Snapshot:
+    ) -> Snapshot:
         """Move ``record`` to ``state`` in memory (caller holds the lock); return what to persist.
 
         The caller then calls :meth:`_commit` outside the lock, which writes the record before
@@ -878,38 +865,10 @@ class JobService:
         )
         if direction is not None and direction in record.staging:
             event[f"staging_{direction}"] = dict(record.staging[direction])
-        return self._snapshot(record, event)
+        return self._snapshots.snapshot(record, event)
 
-    def _snapshot(self, record: JobRecord, event: dict[str, Any] | None = None) -> _Snapshot:
-        """A numbered copy of ``record`` (caller holds the lock); later numbers win on disk."""
-        key = (record.manager, record.job_id)
-        version = self._versions.get(key, 0) + 1
-        self._versions[key] = version
-        return _Snapshot(key, version, record.to_dict(), event)
-
-    def _save_lock(self, key: tuple[str, str]) -> threading.Lock:
-        with self._lock:
-            lock = self._save_locks.get(key)
-            if lock is None:
-                lock = self._save_locks[key] = threading.Lock()
-            return lock
-
-    def _persist(self, snapshot: _Snapshot, durable: bool = True) -> None:
-        """Write a snapshot atomically, outside the service lock; an older one never overwrites a newer.
-
-        Every write survives ``kill -9``. ``durable`` (fsync) also makes it survive a power
-        loss; it is skipped only for states the job directory or batch system can tell again.
-        """
-        with self._save_lock(snapshot.key):
-            if snapshot.event is not None and snapshot.version > self._cleaned.get(snapshot.key, 0):
-                self.store.append_event(snapshot.key[0], snapshot.key[1], snapshot.event)
-            if snapshot.version <= self._saved.get(snapshot.key, 0):
-                return
-            self.store.save_data(snapshot.key[0], snapshot.key[1], snapshot.data, durable=durable)
-            self._saved[snapshot.key] = snapshot.version
-
-    def _commit(self, snapshot: _Snapshot, record: JobRecord, durable: bool = True) -> None:
-        self._persist(snapshot, durable)
+    def _commit(self, snapshot: Snapshot, record: JobRecord, durable: bool = True) -> None:
+        self._snapshots.persist(snapshot, durable)
         if record.state.is_final:
             self._end_waiter.ended(snapshot.key)
         self._notify(record, snapshot.event)
