@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import queue
 import shutil
 import threading
 import time
@@ -31,6 +30,7 @@ from lwr.core.snapshots import Snapshot, SnapshotWriter
 from lwr.core.states import JobState
 from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
+from lwr.core.trash import TrashBin
 from lwr.errors import BadRequest, Conflict, InsufficientStorage, LwrError, NotFound
 from lwr.protocol.failure import FailureClass, staging_failure
 from lwr.protocol.submit import EnvItem, SubmitRequest
@@ -231,8 +231,7 @@ class JobService:
         created = [path for path in [self.staging, *self.staging.parents] if not path.exists()]
         self.disk_floor = DiskFloor(*settings.min_free_disk)
         #: Cleaned job directories are renamed here and deleted by a background thread.
-        self.trash = self.staging / ".trash"
-        self._trash_bin: queue.Queue[Path] = queue.Queue()
+        self.trash = TrashBin(self.staging / ".trash")
         self.store = JobStore(settings.persistence_directory)
         self.observers: list[JobObserver] = list(observers)
         self.staging_hooks = staging_hooks
@@ -270,10 +269,7 @@ class JobService:
 
     def start(self) -> None:
         """Recover the jobs on disk, then start the managers."""
-        if self.trash.is_dir():
-            for leftover in self.trash.iterdir():
-                self._trash_bin.put(leftover)
-        threading.Thread(target=self._empty_trash, name="trash", daemon=True).start()
+        self.trash.start()
         records = self.store.load_all()
         if records:
             self._sequence = itertools.count(records[-1].sequence + 1)
@@ -296,10 +292,6 @@ class JobService:
         self.shutdown()
         with self._lock:
             self._released = True
-
-    def _empty_trash(self) -> None:
-        while True:
-            shutil.rmtree(self._trash_bin.get(), ignore_errors=True)
 
     def _recover(self, record: JobRecord) -> None:
         if record.state.is_final or record.state is JobState.SETUP:
@@ -601,9 +593,7 @@ class JobService:
             self._final_replies.pop(key, None)
             slot = self._snapshots.detach(key)
         self._snapshots.delete(key, slot)
-        discarded = self.directory(manager, job_id).discard(self.trash)
-        if discarded is not None:
-            self._trash_bin.put(discarded)
+        self.trash.discard(self.directory(manager, job_id))
 
     # --- admin actions --------------------------------------------------------------------------
     def forget(self, manager: str, job_id: str) -> None:
@@ -672,9 +662,7 @@ class JobService:
             snapshot = self._snapshots.snapshot(
                 record, {"at": time.time(), "action": "directory removed", "why": why}
             )
-        discarded = self.directory(manager, job_id).discard(self.trash)
-        if discarded is not None:
-            self._trash_bin.put(discarded)
+        self.trash.discard(self.directory(manager, job_id))
         self._snapshots.persist(snapshot, durable=False)
         return True
 
