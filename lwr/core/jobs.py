@@ -26,13 +26,14 @@ from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
 from lwr.core.job_script import write_job_script
 from lwr.core.manager import LaunchSpec, Manager, ManagerListener
+from lwr.core.processing import StagingHooks, StagingRunner
 from lwr.core.snapshots import Snapshot, SnapshotWriter
 from lwr.core.states import JobState
 from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
 from lwr.core.trash import TrashBin
 from lwr.errors import BadRequest, Conflict, InsufficientStorage, LwrError, NotFound
-from lwr.protocol.failure import FailureClass, staging_failure
+from lwr.protocol.failure import FailureClass
 from lwr.protocol.submit import EnvItem, SubmitRequest
 from lwr.protocol.version import version_fields
 
@@ -114,22 +115,6 @@ class LaunchPolicy(Protocol):
         """Called once every file of the job arrived, just before it is queued."""
 
 
-class StagingHooks(Protocol):
-    """Server-side staging (MQ mode): fetch inputs before launch, push outputs after the job.
-
-    ``before_launch`` and ``after_finish`` return the bytes they moved (None if unknown).
-    """
-
-    def wants(self, record: JobRecord) -> bool: ...
-
-    def before_launch(self, record: JobRecord, directory: JobDirectory) -> int | None: ...
-
-    def after_finish(self, record: JobRecord, directory: JobDirectory) -> int | None: ...
-
-    def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
-        """Run ``work`` (one job's staging step) later, in the hooks' own bounded pool."""
-
-
 @dataclass(frozen=True)
 class DiskFloor:
     """``min_free_disk``: refuse new setups when the staging filesystem has less free space."""
@@ -196,6 +181,34 @@ class _ManagerEvents:
                 log.exception("observer %r failed on a batch query of %s", observer, self.manager)
 
 
+class _StagingEvents:
+    """The listener server-side staging reports to; the service makes every change it asks for."""
+
+    def __init__(self, service: JobService) -> None:
+        self.service = service
+
+    def authorize_launch(self, record: JobRecord, directory: JobDirectory) -> None:
+        if self.service.launch_policy is not None:
+            self.service.launch_policy.authorize_launch(record, directory)
+
+    def staged(
+        self, record: JobRecord, direction: str, summary: dict[str, Any], failed: bool = False
+    ) -> None:
+        self.service._on_staged(record, direction, summary, failed)
+
+    def inputs_staged(self, record: JobRecord, directory: JobDirectory, summary: dict[str, Any]) -> None:
+        self.service._on_inputs_staged(record, directory, summary)
+
+    def finish(
+        self,
+        record: JobRecord,
+        state: JobState,
+        reason: str | None,
+        failure_class: FailureClass | None = None,
+    ) -> None:
+        self.service._finish(record, state, reason, failure_class)
+
+
 def _set_mode(path: Path, mode: int) -> None:
     """chmod a directory of lwr's; one that is not lwr's is left as it is, with a warning if it is open."""
     info = path.stat()
@@ -235,6 +248,8 @@ class JobService:
         self.store = JobStore(settings.persistence_directory)
         self.observers: list[JobObserver] = list(observers)
         self.staging_hooks = staging_hooks
+        #: Runs server-side staging off the caller's thread; reports back to make the transitions.
+        self._processing = StagingRunner(staging_hooks, _StagingEvents(self))
         self._lock = threading.RLock()
         self._records: dict[tuple[str, str], JobRecord] = {}
         self._final_replies: dict[tuple[str, str], dict[str, Any]] = {}
@@ -316,9 +331,9 @@ class JobService:
             record.external_id or "not recorded",
         )
         if record.state is JobState.PREPROCESSING:
-            self._start_preprocessing(record, directory)
+            self._processing.preprocess(record, directory)
         elif record.state is JobState.POSTPROCESSING:
-            self._start_postprocessing(record, directory)
+            self._processing.postprocess(record, directory)
         else:
             manager.reattach(
                 self._spec(record, directory),
@@ -541,7 +556,7 @@ class JobService:
         self._end_waiter.submitted((manager_name, job_id))
         self._commit(snapshot, record)
         if preprocess:
-            self._start_preprocessing(record, directory)
+            self._processing.preprocess(record, directory)
         else:
             manager.launch(self._spec(record, directory))
 
@@ -639,7 +654,7 @@ class JobService:
             "job %s on %s: postprocessing retried by an admin (retry %d)", job_id, manager, record.retries
         )
         self._commit(snapshot, record)
-        self._start_postprocessing(record, self.directory(manager, job_id))
+        self._processing.postprocess(record, self.directory(manager, job_id))
 
     def note(self, manager: str, job_id: str, event: dict[str, Any]) -> None:
         """Add an admin action (e.g. a final status announced again) to the job's timeline."""
@@ -710,92 +725,23 @@ class JobService:
         # end again after a power loss; only a postprocessing outcome exists nowhere else.
         self._commit(snapshot, record, durable=postprocess)
         if postprocess:
-            self._start_postprocessing(record, self.directory(manager, job_id))
+            self._processing.postprocess(record, self.directory(manager, job_id))
 
-    # --- server-side staging ----------------------------------------------------------------------
-    def _start_preprocessing(self, record: JobRecord, directory: JobDirectory) -> None:
-        def run() -> None:
-            hooks = self.staging_hooks
-            started = time.time()
-            try:
-                moved = hooks.before_launch(record, directory) if hooks is not None else None
-            except Exception as error:  # noqa: BLE001 - any staging failure fails the job, with its reason
-                log.exception(
-                    "staging inputs of job %s failed",
-                    record.job_id,
-                    extra={"job_id": record.job_id, "manager": record.manager},
-                )
-                with self._lock:
-                    record.staging["in"] = {
-                        "seconds": round(time.time() - started, 3),
-                        "error": str(error),
-                        "by": "lwr",
-                    }
-                self._finish(
-                    record, JobState.FAILED, f"staging inputs failed: {error}", staging_failure(error)
-                )
+    # --- server-side staging ---------------------------------------------------------------------
+    def _on_staged(self, record: JobRecord, direction: str, summary: dict[str, Any], failed: bool) -> None:
+        with self._lock:
+            record.staging[direction] = summary
+            if failed:
+                record.extras["postprocessing_failed"] = True
+
+    def _on_inputs_staged(self, record: JobRecord, directory: JobDirectory, summary: dict[str, Any]) -> None:
+        with self._lock:
+            if record.state is not JobState.PREPROCESSING:
                 return
-            try:
-                if self.launch_policy is not None:
-                    self.launch_policy.authorize_launch(record, directory)
-            except LwrError as error:
-                self._finish(record, JobState.FAILED, error.message, None)
-                return
-            with self._lock:
-                if record.state is not JobState.PREPROCESSING:
-                    return
-                record.staging["in"] = {
-                    "seconds": round(time.time() - started, 3),
-                    "bytes": moved or 0,
-                    "by": "lwr",
-                }
-                snapshot = self._transition(record, JobState.QUEUED)
-            self._commit(snapshot, record)
-            self.managers[record.manager].launch(self._spec(record, directory))
-
-        self._schedule_staging(record, f"preprocess-{record.job_id}", run)
-
-    def _start_postprocessing(self, record: JobRecord, directory: JobDirectory) -> None:
-        def run() -> None:
-            hooks = self.staging_hooks
-            outcome = record.extras.get("manager_outcome", {"state": JobState.COMPLETE.value, "reason": None})
-            started = time.time()
-            try:
-                moved = hooks.after_finish(record, directory) if hooks is not None else None
-            except Exception as error:  # noqa: BLE001
-                log.exception(
-                    "staging outputs of job %s failed",
-                    record.job_id,
-                    extra={"job_id": record.job_id, "manager": record.manager},
-                )
-                with self._lock:
-                    record.staging["out"] = {
-                        "seconds": round(time.time() - started, 3),
-                        "error": str(error),
-                        "by": "lwr",
-                    }
-                    record.extras["postprocessing_failed"] = True
-                self._finish(
-                    record, JobState.FAILED, f"staging outputs failed: {error}", staging_failure(error)
-                )
-                return
-            with self._lock:
-                record.staging["out"] = {
-                    "seconds": round(time.time() - started, 3),
-                    "bytes": moved or 0,
-                    "by": "lwr",
-                }
-            self._finish(record, JobState(outcome["state"]), outcome.get("reason"))
-
-        self._schedule_staging(record, f"postprocess-{record.job_id}", run)
-
-    def _schedule_staging(self, record: JobRecord, name: str, run: Callable[[], None]) -> None:
-        """Staging waits on remote hosts: it runs in the hooks' bounded pool, never a thread per job."""
-        hooks = self.staging_hooks
-        if hooks is None:
-            threading.Thread(target=run, name=name, daemon=True).start()
-        else:
-            hooks.schedule(record, name, run)
+            record.staging["in"] = summary
+            snapshot = self._transition(record, JobState.QUEUED)
+        self._commit(snapshot, record)
+        self.managers[record.manager].launch(self._spec(record, directory))
 
     def _finish(
         self,
