@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import queue
 import shutil
 import threading
 import time
@@ -27,11 +26,14 @@ from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
 from lwr.core.job_script import write_job_script
 from lwr.core.manager import LaunchSpec, Manager, ManagerListener
+from lwr.core.processing import StagingHooks, StagingRunner
+from lwr.core.snapshots import Snapshot, SnapshotWriter
 from lwr.core.states import JobState
 from lwr.core.status import status_reply
 from lwr.core.store import JobRecord, JobStore
+from lwr.core.trash import TrashBin
 from lwr.errors import BadRequest, Conflict, InsufficientStorage, LwrError, NotFound
-from lwr.protocol.failure import FailureClass, staging_failure
+from lwr.protocol.failure import FailureClass
 from lwr.protocol.submit import EnvItem, SubmitRequest
 from lwr.protocol.version import version_fields
 
@@ -113,22 +115,6 @@ class LaunchPolicy(Protocol):
         """Called once every file of the job arrived, just before it is queued."""
 
 
-class StagingHooks(Protocol):
-    """Server-side staging (MQ mode): fetch inputs before launch, push outputs after the job.
-
-    ``before_launch`` and ``after_finish`` return the bytes they moved (None if unknown).
-    """
-
-    def wants(self, record: JobRecord) -> bool: ...
-
-    def before_launch(self, record: JobRecord, directory: JobDirectory) -> int | None: ...
-
-    def after_finish(self, record: JobRecord, directory: JobDirectory) -> int | None: ...
-
-    def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
-        """Run ``work`` (one job's staging step) later, in the hooks' own bounded pool."""
-
-
 @dataclass(frozen=True)
 class DiskFloor:
     """``min_free_disk``: refuse new setups when the staging filesystem has less free space."""
@@ -151,15 +137,6 @@ class DiskFloor:
 
     def schedule(self, record: JobRecord, name: str, work: Callable[[], None]) -> None:
         """Run ``work`` (one job's staging step) later, in the hooks' own bounded pool."""
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    key: tuple[str, str]
-    version: int
-    data: dict[str, Any]
-    #: The timeline line this change adds (None: a plain rewrite of the record).
-    event: dict[str, Any] | None = None
 
 
 def tree_bytes(path: Path) -> int:
@@ -204,6 +181,34 @@ class _ManagerEvents:
                 log.exception("observer %r failed on a batch query of %s", observer, self.manager)
 
 
+class _StagingEvents:
+    """The listener server-side staging reports to; the service makes every change it asks for."""
+
+    def __init__(self, service: JobService) -> None:
+        self.service = service
+
+    def authorize_launch(self, record: JobRecord, directory: JobDirectory) -> None:
+        if self.service.launch_policy is not None:
+            self.service.launch_policy.authorize_launch(record, directory)
+
+    def staged(
+        self, record: JobRecord, direction: str, summary: dict[str, Any], failed: bool = False
+    ) -> None:
+        self.service._on_staged(record, direction, summary, failed)
+
+    def inputs_staged(self, record: JobRecord, directory: JobDirectory, summary: dict[str, Any]) -> None:
+        self.service._on_inputs_staged(record, directory, summary)
+
+    def finish(
+        self,
+        record: JobRecord,
+        state: JobState,
+        reason: str | None,
+        failure_class: FailureClass | None = None,
+    ) -> None:
+        self.service._finish(record, state, reason, failure_class)
+
+
 def _set_mode(path: Path, mode: int) -> None:
     """chmod a directory of lwr's; one that is not lwr's is left as it is, with a warning if it is open."""
     info = path.stat()
@@ -239,21 +244,18 @@ class JobService:
         created = [path for path in [self.staging, *self.staging.parents] if not path.exists()]
         self.disk_floor = DiskFloor(*settings.min_free_disk)
         #: Cleaned job directories are renamed here and deleted by a background thread.
-        self.trash = self.staging / ".trash"
-        self._trash_bin: queue.Queue[Path] = queue.Queue()
+        self.trash = TrashBin(self.staging / ".trash")
         self.store = JobStore(settings.persistence_directory)
         self.observers: list[JobObserver] = list(observers)
         self.staging_hooks = staging_hooks
+        #: Runs server-side staging off the caller's thread; reports back to make the transitions.
+        self._processing = StagingRunner(staging_hooks, _StagingEvents(self))
         self._lock = threading.RLock()
         self._records: dict[tuple[str, str], JobRecord] = {}
         self._final_replies: dict[tuple[str, str], dict[str, Any]] = {}
         self._end_waiter = EndWaiter()
-        # Record writes happen outside ``_lock``: a version per change, a lock per job for writing.
-        self._versions: dict[tuple[str, str], int] = {}
-        self._saved: dict[tuple[str, str], int] = {}
-        #: Versions at or below this were taken before the job was cleaned: no timeline line for them.
-        self._cleaned: dict[tuple[str, str], int] = {}
-        self._save_locks: dict[tuple[str, str], threading.Lock] = {}
+        #: Record writes happen outside ``_lock``, numbered per job so that a later change wins.
+        self._snapshots = SnapshotWriter(self.store)
         self._sequence = itertools.count(1)
         self._released = False
         self.managers: dict[str, Manager] = {
@@ -282,10 +284,7 @@ class JobService:
 
     def start(self) -> None:
         """Recover the jobs on disk, then start the managers."""
-        if self.trash.is_dir():
-            for leftover in self.trash.iterdir():
-                self._trash_bin.put(leftover)
-        threading.Thread(target=self._empty_trash, name="trash", daemon=True).start()
+        self.trash.start()
         records = self.store.load_all()
         if records:
             self._sequence = itertools.count(records[-1].sequence + 1)
@@ -308,10 +307,6 @@ class JobService:
         self.shutdown()
         with self._lock:
             self._released = True
-
-    def _empty_trash(self) -> None:
-        while True:
-            shutil.rmtree(self._trash_bin.get(), ignore_errors=True)
 
     def _recover(self, record: JobRecord) -> None:
         if record.state.is_final or record.state is JobState.SETUP:
@@ -336,9 +331,9 @@ class JobService:
             record.external_id or "not recorded",
         )
         if record.state is JobState.PREPROCESSING:
-            self._start_preprocessing(record, directory)
+            self._processing.preprocess(record, directory)
         elif record.state is JobState.POSTPROCESSING:
-            self._start_postprocessing(record, directory)
+            self._processing.postprocess(record, directory)
         else:
             manager.reattach(
                 self._spec(record, directory),
@@ -436,13 +431,13 @@ class JobService:
                 if preserve_galaxy_python_environment is not None:
                     record.extras[PRESERVE_PYTHON] = preserve_galaxy_python_environment
                 self._records[(manager, job_id)] = record
-                snapshot: _Snapshot | None = self._snapshot(
+                snapshot: Snapshot | None = self._snapshots.snapshot(
                     record, {"at": now, "state": JobState.SETUP.value}
                 )
             else:
                 snapshot = None
         if snapshot is not None:
-            self._persist(snapshot)
+            self._snapshots.persist(snapshot)
         reply: dict[str, Any] = {
             **directory.setup_description(),
             "job_id": job_id,
@@ -561,7 +556,7 @@ class JobService:
         self._end_waiter.submitted((manager_name, job_id))
         self._commit(snapshot, record)
         if preprocess:
-            self._start_preprocessing(record, directory)
+            self._processing.preprocess(record, directory)
         else:
             manager.launch(self._spec(record, directory))
 
@@ -587,7 +582,7 @@ class JobService:
             if record.state.is_final:
                 return
             if record.state in (JobState.SETUP, JobState.PREPROCESSING):
-                snapshot: _Snapshot | None = self._transition(
+                snapshot: Snapshot | None = self._transition(
                     record, JobState.CANCELLED, reason="cancelled before launch"
                 )
             else:
@@ -611,14 +606,9 @@ class JobService:
         with self._lock:
             self._records.pop(key, None)
             self._final_replies.pop(key, None)
-            version = self._versions.get(key, 0)
-        with self._save_lock(key):
-            self.store.delete(manager, job_id)
-            self._saved[key] = max(self._saved.get(key, 0), version)
-            self._cleaned[key] = version
-        discarded = self.directory(manager, job_id).discard(self.trash)
-        if discarded is not None:
-            self._trash_bin.put(discarded)
+            slot = self._snapshots.detach(key)
+        self._snapshots.delete(key, slot)
+        self.trash.discard(self.directory(manager, job_id))
 
     # --- admin actions --------------------------------------------------------------------------
     def forget(self, manager: str, job_id: str) -> None:
@@ -651,7 +641,7 @@ class JobService:
             now = time.time()
             record.times[JobState.POSTPROCESSING.value] = now
             self._final_replies.pop((manager, job_id), None)
-            snapshot = self._snapshot(
+            snapshot = self._snapshots.snapshot(
                 record,
                 {
                     "at": now,
@@ -664,7 +654,7 @@ class JobService:
             "job %s on %s: postprocessing retried by an admin (retry %d)", job_id, manager, record.retries
         )
         self._commit(snapshot, record)
-        self._start_postprocessing(record, self.directory(manager, job_id))
+        self._processing.postprocess(record, self.directory(manager, job_id))
 
     def note(self, manager: str, job_id: str, event: dict[str, Any]) -> None:
         """Add an admin action (e.g. a final status announced again) to the job's timeline."""
@@ -684,11 +674,11 @@ class JobService:
             record.extras = {"directory_removed": time.time()}
             if status is not None and record.reason is None and status.get("returncode") is not None:
                 record.extras["returncode"] = status.get("returncode")
-            snapshot = self._snapshot(record, {"at": time.time(), "action": "directory removed", "why": why})
-        discarded = self.directory(manager, job_id).discard(self.trash)
-        if discarded is not None:
-            self._trash_bin.put(discarded)
-        self._persist(snapshot, durable=False)
+            snapshot = self._snapshots.snapshot(
+                record, {"at": time.time(), "action": "directory removed", "why": why}
+            )
+        self.trash.discard(self.directory(manager, job_id))
+        self._snapshots.persist(snapshot, durable=False)
         return True
 
     # --- manager reports --------------------------------------------------------------------------
@@ -698,8 +688,8 @@ class JobService:
             if record is None or record.state.is_final:
                 return
             record.external_id = external_id
-            snapshot = self._snapshot(record, {"at": time.time(), "external_id": external_id})
-        self._persist(snapshot)
+            snapshot = self._snapshots.snapshot(record, {"at": time.time(), "external_id": external_id})
+        self._snapshots.persist(snapshot)
 
     def _on_running(self, manager: str, job_id: str) -> None:
         with self._lock:
@@ -735,92 +725,23 @@ class JobService:
         # end again after a power loss; only a postprocessing outcome exists nowhere else.
         self._commit(snapshot, record, durable=postprocess)
         if postprocess:
-            self._start_postprocessing(record, self.directory(manager, job_id))
+            self._processing.postprocess(record, self.directory(manager, job_id))
 
-    # --- server-side staging ----------------------------------------------------------------------
-    def _start_preprocessing(self, record: JobRecord, directory: JobDirectory) -> None:
-        def run() -> None:
-            hooks = self.staging_hooks
-            started = time.time()
-            try:
-                moved = hooks.before_launch(record, directory) if hooks is not None else None
-            except Exception as error:  # noqa: BLE001 - any staging failure fails the job, with its reason
-                log.exception(
-                    "staging inputs of job %s failed",
-                    record.job_id,
-                    extra={"job_id": record.job_id, "manager": record.manager},
-                )
-                with self._lock:
-                    record.staging["in"] = {
-                        "seconds": round(time.time() - started, 3),
-                        "error": str(error),
-                        "by": "lwr",
-                    }
-                self._finish(
-                    record, JobState.FAILED, f"staging inputs failed: {error}", staging_failure(error)
-                )
+    # --- server-side staging ---------------------------------------------------------------------
+    def _on_staged(self, record: JobRecord, direction: str, summary: dict[str, Any], failed: bool) -> None:
+        with self._lock:
+            record.staging[direction] = summary
+            if failed:
+                record.extras["postprocessing_failed"] = True
+
+    def _on_inputs_staged(self, record: JobRecord, directory: JobDirectory, summary: dict[str, Any]) -> None:
+        with self._lock:
+            if record.state is not JobState.PREPROCESSING:
                 return
-            try:
-                if self.launch_policy is not None:
-                    self.launch_policy.authorize_launch(record, directory)
-            except LwrError as error:
-                self._finish(record, JobState.FAILED, error.message, None)
-                return
-            with self._lock:
-                if record.state is not JobState.PREPROCESSING:
-                    return
-                record.staging["in"] = {
-                    "seconds": round(time.time() - started, 3),
-                    "bytes": moved or 0,
-                    "by": "lwr",
-                }
-                snapshot = self._transition(record, JobState.QUEUED)
-            self._commit(snapshot, record)
-            self.managers[record.manager].launch(self._spec(record, directory))
-
-        self._schedule_staging(record, f"preprocess-{record.job_id}", run)
-
-    def _start_postprocessing(self, record: JobRecord, directory: JobDirectory) -> None:
-        def run() -> None:
-            hooks = self.staging_hooks
-            outcome = record.extras.get("manager_outcome", {"state": JobState.COMPLETE.value, "reason": None})
-            started = time.time()
-            try:
-                moved = hooks.after_finish(record, directory) if hooks is not None else None
-            except Exception as error:  # noqa: BLE001
-                log.exception(
-                    "staging outputs of job %s failed",
-                    record.job_id,
-                    extra={"job_id": record.job_id, "manager": record.manager},
-                )
-                with self._lock:
-                    record.staging["out"] = {
-                        "seconds": round(time.time() - started, 3),
-                        "error": str(error),
-                        "by": "lwr",
-                    }
-                    record.extras["postprocessing_failed"] = True
-                self._finish(
-                    record, JobState.FAILED, f"staging outputs failed: {error}", staging_failure(error)
-                )
-                return
-            with self._lock:
-                record.staging["out"] = {
-                    "seconds": round(time.time() - started, 3),
-                    "bytes": moved or 0,
-                    "by": "lwr",
-                }
-            self._finish(record, JobState(outcome["state"]), outcome.get("reason"))
-
-        self._schedule_staging(record, f"postprocess-{record.job_id}", run)
-
-    def _schedule_staging(self, record: JobRecord, name: str, run: Callable[[], None]) -> None:
-        """Staging waits on remote hosts: it runs in the hooks' bounded pool, never a thread per job."""
-        hooks = self.staging_hooks
-        if hooks is None:
-            threading.Thread(target=run, name=name, daemon=True).start()
-        else:
-            hooks.schedule(record, name, run)
+            record.staging["in"] = summary
+            snapshot = self._transition(record, JobState.QUEUED)
+        self._commit(snapshot, record)
+        self.managers[record.manager].launch(self._spec(record, directory))
 
     def _finish(
         self,
@@ -842,7 +763,7 @@ class JobService:
         state: JobState,
         reason: str | None = None,
         failure_class: FailureClass | None = None,
-    ) -> _Snapshot:
+    ) -> Snapshot:
         """Move ``record`` to ``state`` in memory (caller holds the lock); return what to persist.
 
         The caller then calls :meth:`_commit` outside the lock, which writes the record before
@@ -878,38 +799,10 @@ class JobService:
         )
         if direction is not None and direction in record.staging:
             event[f"staging_{direction}"] = dict(record.staging[direction])
-        return self._snapshot(record, event)
+        return self._snapshots.snapshot(record, event)
 
-    def _snapshot(self, record: JobRecord, event: dict[str, Any] | None = None) -> _Snapshot:
-        """A numbered copy of ``record`` (caller holds the lock); later numbers win on disk."""
-        key = (record.manager, record.job_id)
-        version = self._versions.get(key, 0) + 1
-        self._versions[key] = version
-        return _Snapshot(key, version, record.to_dict(), event)
-
-    def _save_lock(self, key: tuple[str, str]) -> threading.Lock:
-        with self._lock:
-            lock = self._save_locks.get(key)
-            if lock is None:
-                lock = self._save_locks[key] = threading.Lock()
-            return lock
-
-    def _persist(self, snapshot: _Snapshot, durable: bool = True) -> None:
-        """Write a snapshot atomically, outside the service lock; an older one never overwrites a newer.
-
-        Every write survives ``kill -9``. ``durable`` (fsync) also makes it survive a power
-        loss; it is skipped only for states the job directory or batch system can tell again.
-        """
-        with self._save_lock(snapshot.key):
-            if snapshot.event is not None and snapshot.version > self._cleaned.get(snapshot.key, 0):
-                self.store.append_event(snapshot.key[0], snapshot.key[1], snapshot.event)
-            if snapshot.version <= self._saved.get(snapshot.key, 0):
-                return
-            self.store.save_data(snapshot.key[0], snapshot.key[1], snapshot.data, durable=durable)
-            self._saved[snapshot.key] = snapshot.version
-
-    def _commit(self, snapshot: _Snapshot, record: JobRecord, durable: bool = True) -> None:
-        self._persist(snapshot, durable)
+    def _commit(self, snapshot: Snapshot, record: JobRecord, durable: bool = True) -> None:
+        self._snapshots.persist(snapshot, durable)
         if record.state.is_final:
             self._end_waiter.ended(snapshot.key)
         self._notify(record, snapshot.event)

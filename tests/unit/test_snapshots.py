@@ -1,0 +1,75 @@
+"""Snapshot writing: a later change wins on disk, a dropped job's bookkeeping does not linger."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+from lwr.config import AppSettings, ManagerSettings
+from lwr.core.jobs import JobService
+from lwr.core.snapshots import SnapshotWriter
+from lwr.core.states import JobState
+from lwr.core.store import JobRecord, JobStore
+from lwr.managers.queued_python import QueuedPythonManager
+
+
+def _record(job_id: str = "a", state: JobState = JobState.SETUP) -> JobRecord:
+    return JobRecord(job_id=job_id, manager="m", state=state, sequence=1)
+
+
+def _on_disk(store: JobStore, job_id: str = "a") -> dict | None:
+    path = store.root / "m" / f"{job_id}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def test_an_older_snapshot_never_overwrites_a_newer(tmp_path: Path) -> None:
+    store = JobStore(tmp_path, durable=False)
+    writer = SnapshotWriter(store)
+    record = _record()
+    older = writer.snapshot(record, {"at": 1.0, "state": "setup"})
+    record.state = JobState.QUEUED
+    newer = writer.snapshot(record, {"at": 2.0, "state": "queued"})
+    writer.persist(newer)
+    writer.persist(older)
+    assert _on_disk(store)["state"] == "queued"
+    # Both timeline lines are kept: the timeline explains, the record decides.
+    assert [event["state"] for event in store.timeline("m", "a")] == ["setup", "queued"]
+
+
+def test_a_snapshot_taken_before_a_drop_is_never_written(tmp_path: Path) -> None:
+    store = JobStore(tmp_path, durable=False)
+    writer = SnapshotWriter(store)
+    record = _record()
+    writer.persist(writer.snapshot(record, {"at": 1.0, "state": "setup"}))
+    late = writer.snapshot(record, {"at": 2.0, "state": "queued"})
+    writer.delete(("m", "a"), writer.detach(("m", "a")))
+    writer.persist(late)
+    assert _on_disk(store) is None
+    assert store.timeline("m", "a") == []
+    assert len(writer) == 0
+    # The same id set up again starts afresh and is written.
+    writer.persist(writer.snapshot(_record(), {"at": 3.0, "state": "setup"}))
+    assert _on_disk(store)["state"] == "setup"
+
+
+def test_the_bookkeeping_is_dropped_with_the_jobs(tmp_path: Path) -> None:
+    settings = AppSettings(
+        staging_directory=tmp_path / "staging",
+        persistence_directory=tmp_path / "persisted",
+        managers=(ManagerSettings("_default_", "queued_python"),),
+    )
+    manager = functools.partial(QueuedPythonManager, "_default_", {"max_concurrent_jobs": 1})
+    service = JobService(settings, {"_default_": manager})
+    service.start()
+    try:
+        for number in range(20):
+            service.setup("_default_", f"job-{number}")
+        assert len(service._snapshots) == 20
+        for number in range(10):
+            service.clean("_default_", f"job-{number}")
+        for number in range(10, 20):
+            service.forget("_default_", f"job-{number}")
+        assert len(service._snapshots) == 0
+    finally:
+        service.shutdown()
