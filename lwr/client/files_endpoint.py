@@ -14,8 +14,10 @@ It serves nothing but what the job needs: every request must carry the endpoint'
 ``job_key`` (compared in constant time); a GET only reads a file the job stages by
 ``remote_transfer``; a POST only writes one of the job's outputs or a file under its working or
 metadata directories. Files are opened without following a symlink swapped in after the check
-(``O_NOFOLLOW``, and the opened descriptor's path checked again). Anything else is answered 403
-(404 for a missing file) with lwr's JSON error body and recorded in :attr:`FilesEndpoint.refused`.
+(``O_NOFOLLOW``, and the opened descriptor's path checked again). A refusal is lwr's JSON error
+body with its stable code (``{"error": ..., "code": ...}``): 403 for a path the job may not
+touch, 404 for a missing file, 405 for another method, 416 for a Range past the end, 400 for a
+malformed request; each 403 is also recorded in :attr:`FilesEndpoint.refused`.
 
 The application is a small webob app: webob parses the query, the multipart form (spooling its
 file field to a temporary file, so a large upload never sits in memory) and the raw body;
