@@ -368,7 +368,14 @@ class Slurmctld:
         except (OSError, subprocess.SubprocessError):
             return False
 
-    def kill_and_restart(self, down: float) -> None:
+    #: slurmctld's drain reason when a restarted controller handed out a batch id a node still runs.
+    DUPLICATE_JOBID = "Duplicate jobid"
+
+    def __init__(self) -> None:
+        #: Nodes this soak, acting as the on-call administrator, resumed after a duplicate-id drain.
+        self.resumed: list[str] = []
+
+    def kill_and_restart(self, down: float, watch: float = 120.0) -> None:
         pid = int(self.PID.read_text().split()[0])
         os.kill(pid, signal.SIGKILL)
         time.sleep(down)
@@ -376,6 +383,23 @@ class Slurmctld:
         deadline = now() + 60
         while now() < deadline and not self.available():
             time.sleep(0.5)
+        self.resume_duplicate_id_drains(watch)
+
+    def resume_duplicate_id_drains(self, watch: float) -> None:
+        """A controller killed -9 loses its last seconds of state and may reuse a batch id that a
+        node still runs; Slurm then drains that node ("Duplicate jobid") and nothing runs there
+        until an administrator resumes it. Do what the administrator does, and count it: lwr is
+        judged on the jobs, not on a node left drained by the fault."""
+        deadline = now() + watch
+        while now() < deadline:
+            listed = run(["sinfo", "-h", "-R", "-o", "%E|%N"], check=False, timeout=30).stdout
+            for line in listed.splitlines():
+                reason, _, nodes = line.partition("|")
+                if self.DUPLICATE_JOBID in reason and nodes:
+                    run(["scontrol", "update", f"NodeName={nodes}", "State=RESUME"], check=False, timeout=30)
+                    self.resumed.append(nodes)
+                    print(f"operator: resumed {nodes} (drained: {reason.strip()})", flush=True)
+            time.sleep(2.0)
 
 
 class FilesEndpoint:
@@ -1122,6 +1146,7 @@ class Soak:
             "faults": dict(self.ledger.fault_counts),
             "fault_errors": faults.errors,
             "lwr_restarts": self.restarts,
+            "slurm_nodes_resumed": len(self.slurmctld.resumed),
             "refusals": dict(refusals.most_common(10)),
             "problems": [
                 {
@@ -1141,6 +1166,7 @@ class Soak:
         print(self.progress(), flush=True)
         print(
             f"faults: {dict(self.ledger.fault_counts)}; lwr restarted {self.restarts} times; "
+            f"Slurm nodes resumed after a duplicate-id drain: {len(self.slurmctld.resumed)}; "
             f"fault errors: {faults.errors[:5]}",
             flush=True,
         )

@@ -48,6 +48,10 @@ class BatchStatus:
     #: Queued but held by the batch system after it failed to start the job (Slurm's "launch
     #: failed requeued held"): without help it never runs.
     held_after_failed_launch: bool = False
+    #: The job's name, where the query tells it. A batch controller restarted without its last
+    #: state hands out batch ids again: another name under a job's id means the id now belongs
+    #: to someone else's job, and its state says nothing about this one.
+    name: str | None = None
 
 
 def positive_float(text: str) -> float:
@@ -343,7 +347,23 @@ class PollingManager(Manager):
         now = time.monotonic()
         for job in jobs:
             status = None if statuses is None or job.external_id is None else statuses.get(job.external_id)
+            if status is not None and not self._is_ours(job, status):
+                status = None  # the id was handed out again: the batch system no longer knows this job
             self._update(job, status, statuses is not None, now)
+
+    def _is_ours(self, job: _Job, status: BatchStatus) -> bool:
+        """False when the batch system names another job under this job's batch id."""
+        if status.name is None or status.name == batch_job_name(job.spec.job_id):
+            return True
+        log.warning(
+            "manager %s: %s id %s of job %s now names job %r (ids reused after a controller restart)",
+            self.name,
+            self.system_name,
+            job.external_id,
+            job.spec.job_id,
+            status.name,
+        )
+        return False
 
     def _update(self, job: _Job, status: BatchStatus | None, answered: bool, now: float) -> None:
         directory = job.spec.directory

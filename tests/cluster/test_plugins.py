@@ -82,7 +82,7 @@ def test_slurm_one_status_command_for_all_jobs() -> None:
         "-h",
         "--states=all",
         "-o",
-        "%i|%T|%r",
+        "%i|%T|%r|%j",
         "-j",
         "1,2,3",
     ]
@@ -92,7 +92,7 @@ def test_slurm_one_status_command_for_all_jobs() -> None:
         "-X",
         "-P",
         "-o",
-        "JobID,State,ExitCode",
+        "JobID,State,ExitCode,JobName",
         "-j",
         "1,2",
     ]
@@ -165,6 +165,14 @@ def test_slurm_state_table(
     found = SlurmPlugin().parse_status(f"12|{state}|None\n")
     assert states(found) == {"12": expected}
     assert classes(found) == {"12": failure_class}
+
+
+def test_slurm_status_and_history_carry_the_job_name() -> None:
+    """The name tells a reused batch id (after a controller restart) from the job lwr submitted."""
+    queue = SlurmPlugin().parse_status("7|RUNNING|None|lwr_job-1\n8|PENDING|Resources\n")
+    assert (queue["7"].name, queue["8"].name) == ("lwr_job-1", None)
+    history = SlurmPlugin().parse_history("7|COMPLETED|0:0|lwr_job-2\n")
+    assert history["7"].name == "lwr_job-2" and history["7"].state is JobState.COMPLETE
 
 
 def test_slurm_tells_a_job_held_after_a_failed_launch_from_one_waiting() -> None:

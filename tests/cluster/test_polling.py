@@ -12,7 +12,7 @@ import pytest
 from lwr.core import job_directory as layout
 from lwr.core.states import JobState
 from lwr.managers.base import LaunchSpec
-from lwr.managers.polling import BatchStatus, PollingManager
+from lwr.managers.polling import BatchStatus, PollingManager, batch_job_name
 from lwr.protocol.failure import FailureClass
 
 from .conftest import RecordingListener
@@ -148,6 +148,28 @@ def test_job_forgotten_before_it_started_is_submitted_again(batch, listener, mak
     state, _reason = listener.wait_ended(spec.job_id)
     assert state is JobState.LOST
     assert len(listener.of(spec.job_id, "submitted")) == 4
+
+
+def test_a_batch_id_handed_to_another_job_is_not_this_jobs_state(batch, listener, make_job) -> None:
+    """A controller restarted without its last state reuses batch ids: the other job's COMPLETED
+    under this job's id must not end this one; it is a job the batch system forgot, submitted
+    again because it never started."""
+    spec = make_job("true")
+    first = submitted(batch, listener, spec)
+    batch.answers[first] = BatchStatus(JobState.COMPLETE, name="lwr_someone-else")
+    batch.poll_once()
+    threading.Event().wait(0.6)
+    batch.poll_once()
+    deadline = time.monotonic() + 10
+    while len(listener.of(spec.job_id, "submitted")) < 2:
+        assert time.monotonic() < deadline, "not submitted again"
+        time.sleep(0.05)
+    assert listener.of(spec.job_id, "ended") == []
+    second = str(listener.of(spec.job_id, "submitted")[1])
+    batch.answers[second] = BatchStatus(JobState.RUNNING, name=batch_job_name(spec.job_id))
+    batch.poll_once()
+    assert listener.wait_for(spec.job_id, "running", 5) is None
+    assert listener.of(spec.job_id, "ended") == []
 
 
 HELD = BatchStatus(JobState.QUEUED, "launch failed requeued held", held_after_failed_launch=True)

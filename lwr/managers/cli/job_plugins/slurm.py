@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from lwr.core.states import JobState
 from lwr.managers.cli.job_plugins.base import BatchSubmission, JobPlugin
 from lwr.managers.cli.job_plugins.options import OptionGrammar
@@ -47,8 +49,13 @@ SEPARATOR = "|"
 LAUNCH_FAILED_HELD = "launch failed requeued held"
 
 
-def slurm_status(state: str, detail: str | None = None) -> BatchStatus | None:
+def slurm_status(state: str, detail: str | None = None, name: str | None = None) -> BatchStatus | None:
     """Map a Slurm state name (``"CANCELLED by 0"`` is read as CANCELLED) to a status."""
+    status = _state_status(state, detail)
+    return dataclasses.replace(status, name=name) if status is not None and name else status
+
+
+def _state_status(state: str, detail: str | None) -> BatchStatus | None:
     words = state.strip().split()
     name = words[0].rstrip("+") if words else ""
     if name in ACTIVE_STATES:
@@ -135,7 +142,7 @@ class SlurmPlugin(JobPlugin):
             "-h",
             "--states=all",
             "-o",
-            f"%i{SEPARATOR}%T{SEPARATOR}%r",
+            f"%i{SEPARATOR}%T{SEPARATOR}%r{SEPARATOR}%j",
             "-j",
             ",".join(external_ids),
         ]
@@ -147,7 +154,8 @@ class SlurmPlugin(JobPlugin):
             if len(fields) < 2:
                 continue
             reason = fields[2] if len(fields) > 2 else None
-            status = slurm_status(fields[1], reason)
+            name = fields[3] if len(fields) > 3 else None
+            status = slurm_status(fields[1], reason, name)
             if status is not None:
                 found[fields[0]] = status
         return found
@@ -158,7 +166,7 @@ class SlurmPlugin(JobPlugin):
         return "Invalid job id specified" in stderr
 
     def history_argv(self, external_ids: list[str]) -> list[str] | None:
-        return ["sacct", "-n", "-X", "-P", "-o", "JobID,State,ExitCode", "-j", ",".join(external_ids)]
+        return ["sacct", "-n", "-X", "-P", "-o", "JobID,State,ExitCode,JobName", "-j", ",".join(external_ids)]
 
     def parse_history(self, stdout: str) -> dict[str, BatchStatus]:
         found: dict[str, BatchStatus] = {}
@@ -167,7 +175,8 @@ class SlurmPlugin(JobPlugin):
             if len(fields) < 2:
                 continue
             detail = f"exit code {fields[2]}" if len(fields) > 2 and fields[2] not in ("", "0:0") else None
-            status = slurm_status(fields[1], detail)
+            name = fields[3] if len(fields) > 3 else None
+            status = slurm_status(fields[1], detail, name)
             if status is not None:
                 found[fields[0]] = status
         return found
