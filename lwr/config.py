@@ -371,9 +371,11 @@ def _check_authentication(
 
 
 def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
-    """Managers from job_managers.ini; with no file, one ``_default_`` queued_python running 1 job."""
+    """Managers from job_managers.ini; with no file, one ``_default_`` queued_python at its
+    defaults (max_concurrent_jobs = 1)."""
     if path is None:
-        return (ManagerSettings(DEFAULT_MANAGER_NAME, "queued_python", {"max_concurrent_jobs": 1}),)
+        options = manager_class("queued_python").settings_with_defaults({})
+        return (ManagerSettings(DEFAULT_MANAGER_NAME, "queued_python", options),)
     source = str(path)
     if not path.is_file():
         raise ConfigError(f"{source}: job managers file not found", file=source)
@@ -446,9 +448,7 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
                 key=key,
                 expected=expected,
             ) from None
-    for key, option in cls.options.items():
-        options.setdefault(key, option.default)
-    return ManagerSettings(name=name, type=type_name, options=options)
+    return ManagerSettings(name=name, type=type_name, options=cls.settings_with_defaults(options))
 
 
 SERVER_SECTION = "server:main"
