@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from lwr.config_amqp import AmqpSettings
 from lwr.core.manager import as_bool as parse_bool
 from lwr.errors import ConfigError
 from lwr.managers import manager_class
@@ -204,7 +205,8 @@ class AppSettings:
     #: Server-side staging: transfers at once in all, and per remote host (lwr.staging.pool).
     staging_threads: int = 16
     staging_threads_per_host: int = 4
-    amqp: dict[str, Any] = field(default_factory=dict)
+    #: The ``amqp_*`` keys, typed (lwr.config_amqp).
+    amqp: AmqpSettings = field(default_factory=AmqpSettings)
     #: (bytes, percent of the filesystem) the staging directory must keep free; (0, 0) is off.
     min_free_disk: tuple[int, float] = (0, 0.0)
     #: Seconds after which an ended job's directory is removed (0: never).
@@ -282,7 +284,7 @@ def load_app_settings(
     persistence = path("persistence_directory", "files/persisted_data")
     assert staging is not None and persistence is not None
     managers_path = path("job_managers_config", None)
-    amqp = {key: value for key, value in values.items() if key.startswith("amqp_")}
+    amqp = AmqpSettings.from_values(values)
     private_token = values.get("private_token", values.get("private_key")) or None
     tenants_file = path("tenants_file", None)
     _check_authentication(source, values, private_token is not None, tenants_file is not None, section)
@@ -369,9 +371,11 @@ def _check_authentication(
 
 
 def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
-    """Managers from job_managers.ini; with no file, one ``_default_`` queued_python running 1 job."""
+    """Managers from job_managers.ini; with no file, one ``_default_`` queued_python at its
+    defaults (max_concurrent_jobs = 1)."""
     if path is None:
-        return (ManagerSettings(DEFAULT_MANAGER_NAME, "queued_python", {"max_concurrent_jobs": 1}),)
+        options = manager_class("queued_python").settings_with_defaults({})
+        return (ManagerSettings(DEFAULT_MANAGER_NAME, "queued_python", options),)
     source = str(path)
     if not path.is_file():
         raise ConfigError(f"{source}: job managers file not found", file=source)
@@ -444,9 +448,7 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
                 key=key,
                 expected=expected,
             ) from None
-    for key, option in cls.options.items():
-        options.setdefault(key, option.default)
-    return ManagerSettings(name=name, type=type_name, options=options)
+    return ManagerSettings(name=name, type=type_name, options=cls.settings_with_defaults(options))
 
 
 SERVER_SECTION = "server:main"

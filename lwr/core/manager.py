@@ -12,6 +12,7 @@ them, so a manager receives typed values and never parses configuration itself.
 
 from __future__ import annotations
 
+import copy
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -110,8 +111,17 @@ class Manager(ABC):
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
         self.name = name
-        self.settings = settings
+        #: Every option of the table, at its default unless ``settings`` gives it: subclasses
+        #: index ``self.settings[key]`` and never repeat a default.
+        self.settings: Mapping[str, Any] = self.settings_with_defaults(settings)
         self.listener = listener
+
+    @classmethod
+    def settings_with_defaults(cls, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """``settings`` plus each option of :attr:`options` it lacks, at the table's default: the
+        one place a default is applied (job_managers.ini's parser and the constructor use it)."""
+        defaults = {key: copy.copy(option.default) for key, option in cls.options.items()}
+        return {**defaults, **settings}
 
     def start(self) -> None:
         """Start background threads (queue workers, pollers). Called once, after recovery."""

@@ -256,18 +256,21 @@ class CondorManager(PollingManager):
     ) -> None:
         super().__init__(name, settings, listener)
         self.shell = shell if shell is not None else LocalShell()
+        #: The ``submit_*`` keys of job_managers.ini; the manager's own options (``submit_threads``
+        #: among them) are not submit-description commands.
+        self.submit_settings = {key: value for key, value in self.settings.items() if key not in self.options}
         try:
-            description_lines(settings, {})  # a bad key in job_managers.ini fails at start-up
+            description_lines(self.submit_settings, {})  # a bad key in job_managers.ini fails at start-up
         except BadRequest as error:
             raise ConfigError(f"[manager:{name}] {error.message}", section=f"manager:{name}") from None
 
     def validate(self, spec: LaunchSpec) -> None:
-        description_lines(self.settings, spec.submit_params)
+        description_lines(self.submit_settings, spec.submit_params)
 
     def submit_description(self, spec: LaunchSpec) -> str:
         directory = spec.directory
         lines = [
-            *description_lines(self.settings, spec.submit_params),
+            *description_lines(self.submit_settings, spec.submit_params),
             "executable = /bin/bash",
             "transfer_executable = false",
             f'arguments = "{quoted_argument(spec.script)}"',

@@ -162,8 +162,8 @@ class QueuedDrmaaManager(PollingManager):
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
         super().__init__(name, settings, listener)
-        self.native_specification: str = settings.get("native_specification", "")
-        self.export_environment: bool = settings.get("export_environment", True)
+        self.native_specification: str = self.settings["native_specification"]
+        self.export_environment: bool = self.settings["export_environment"]
         self._session: Any = None
         self._session_lock = threading.Lock()
         #: Final statuses of jobs already reaped from the session, kept until the job is reported.

@@ -107,13 +107,13 @@ class ExternalDrmaaManager(QueuedDrmaaManager):
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
         super().__init__(name, settings, listener)
-        self.production: bool = settings.get("production", True)
-        self.helper_python: str = settings.get("helper_python", "/usr/bin/python3")
-        self.scripts_directory: str = settings.get("scripts_directory", DEFAULT_SCRIPTS_DIRECTORY)
-        self.chown: bool = settings.get("chown_working_directory", True)
-        self.user_groups: list[str] = settings.get("submit_user_groups", ["lwrjobs"])
-        self.min_uid: int = settings.get("submit_user_min_uid", 1000)
-        self.max_uid: int = settings.get("submit_user_max_uid", 59999)
+        self.production: bool = self.settings["production"]
+        self.helper_python: str = self.settings["helper_python"]
+        self.scripts_directory: str = self.settings["scripts_directory"]
+        self.chown: bool = self.settings["chown_working_directory"]
+        self.user_groups: list[str] = self.settings["submit_user_groups"]
+        self.min_uid: int = self.settings["submit_user_min_uid"]
+        self.max_uid: int = self.settings["submit_user_max_uid"]
         self._users: dict[str, str] = {}
         self._users_lock = threading.Lock()
 

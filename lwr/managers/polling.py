@@ -172,15 +172,15 @@ class PollingManager(Manager):
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
         super().__init__(name, settings, listener)
-        self.polling_interval: float = settings.get("min_polling_interval", 1.0)
-        self.record_interval: float = min(settings.get("record_check_interval", 0.25), self.polling_interval)
-        self.exit_code_grace: float = settings.get("exit_code_grace", 5.0)
+        self.polling_interval: float = self.settings["min_polling_interval"]
+        self.record_interval: float = min(self.settings["record_check_interval"], self.polling_interval)
+        self.exit_code_grace: float = self.settings["exit_code_grace"]
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._submitter = ThreadPoolExecutor(
-            max_workers=settings.get("submit_threads", 4), thread_name_prefix=f"{name}-submit"
+            max_workers=self.settings["submit_threads"], thread_name_prefix=f"{name}-submit"
         )
         #: Status rounds that asked the batch system, and batch commands run (tests, benchmark).
         self.query_count = 0

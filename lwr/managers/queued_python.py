@@ -41,7 +41,7 @@ class QueuedPythonManager(Manager):
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
         super().__init__(name, settings, listener)
-        self.limit: int = settings.get("max_concurrent_jobs", 1)
+        self.limit: int = self.settings["max_concurrent_jobs"]
         self._lock = threading.Lock()
         self._waiting: deque[LaunchSpec] = deque()
         self._active: dict[str, LaunchSpec] = {}

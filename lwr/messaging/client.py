@@ -22,8 +22,20 @@ from typing import Any
 
 import kombu
 
+from lwr.config_amqp import AmqpSettings
 from lwr.messaging import connection as amqp
 from lwr.messaging import messages, naming
+
+#: ``ssl``'s keys: the suffixes of the ``amqp_connect_ssl_*`` keys.
+SSL_KEYS = ("ca_certs", "certfile", "keyfile", "cert_reqs")
+
+
+def tls_settings(ssl: dict[str, Any]) -> AmqpSettings:
+    """``{"ca_certs": ...}`` as the settings an lwr with ``amqp_connect_ssl_ca_certs`` would have."""
+    unknown = sorted(set(ssl) - set(SSL_KEYS))
+    if unknown:
+        raise ValueError(f"unknown TLS option(s) {', '.join(unknown)}; expected {', '.join(SSL_KEYS)}")
+    return AmqpSettings(**{f"connect_ssl_{key}": value for key, value in ssl.items()})
 
 
 class MessageQueueClient:
@@ -38,11 +50,11 @@ class MessageQueueClient:
     ) -> None:
         self.url = url
         self.manager = manager
-        self.ssl_settings = {f"amqp_connect_ssl_{key}": value for key, value in (ssl or {}).items()}
+        self.amqp_settings = tls_settings(ssl or {})
         self.heartbeat = heartbeat
 
     def _connect(self) -> kombu.Connection:
-        return amqp.connect(self.url, None, heartbeat_seconds=self.heartbeat, ssl_settings=self.ssl_settings)
+        return amqp.connect(self.url, self.amqp_settings, heartbeat_seconds=self.heartbeat)
 
     def publish(self, name: str, body: dict[str, Any]) -> None:
         """Publish ``body`` on the manager's ``name`` queue (declared durable first), persistently."""

@@ -20,16 +20,11 @@ import amqp.exceptions
 import kombu
 import kombu.exceptions
 
-from lwr.config import AppSettings
+from lwr.config_amqp import AmqpSettings
 from lwr.messaging import naming
 from lwr.protocol.retry import Backoff, RetryPolicy
 
 log = logging.getLogger(__name__)
-
-#: Seconds between heartbeats unless ``amqp_heartbeat`` says otherwise (0 disables them).
-DEFAULT_HEARTBEAT = 30.0
-#: Longest wait between reconnection (or republish) attempts unless ``amqp_publish_retry_max`` says otherwise.
-DEFAULT_RETRY_MAX = 30.0
 
 #: What a lost or refused broker connection raises; everything else is a bug and is logged as such.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -51,7 +46,7 @@ _CERT_REQS = {
 
 
 def ssl_options(
-    amqp_settings: dict[str, Any], tls: bool = False, host: str | None = None
+    amqp_settings: AmqpSettings, tls: bool = False, host: str | None = None
 ) -> dict[str, Any] | None:
     """kombu's ``ssl`` argument: None for plain AMQP (no ``amqps://`` and no ``amqp_connect_ssl_*``
     key), else py-amqp's TLS options with the certificate and the host name verified.
@@ -60,11 +55,14 @@ def ssl_options(
     it); ``None`` (a URL naming several brokers) lets kombu fill in the host of each attempt.
     """
     options: dict[str, Any] = {}
-    for key in ("ca_certs", "keyfile", "certfile"):
-        value = amqp_settings.get(f"amqp_connect_ssl_{key}")
+    for key, value in (
+        ("ca_certs", amqp_settings.connect_ssl_ca_certs),
+        ("keyfile", amqp_settings.connect_ssl_keyfile),
+        ("certfile", amqp_settings.connect_ssl_certfile),
+    ):
         if value:
             options[key] = value
-    cert_reqs = str(amqp_settings.get("amqp_connect_ssl_cert_reqs") or "").lower()
+    cert_reqs = str(amqp_settings.connect_ssl_cert_reqs or "").lower()
     if not tls and not options and not cert_reqs:
         return None
     if cert_reqs == "cert_none":
@@ -76,27 +74,15 @@ def ssl_options(
     return {**options, "cert_reqs": _CERT_REQS.get(cert_reqs, ssl.CERT_REQUIRED), "server_hostname": host}
 
 
-def heartbeat(settings: AppSettings) -> float:
-    return float(settings.amqp.get("amqp_heartbeat", DEFAULT_HEARTBEAT))
-
-
-def retry_max(settings: AppSettings) -> float:
-    return float(settings.amqp.get("amqp_publish_retry_max", DEFAULT_RETRY_MAX))
-
-
 def connect(
     url: str,
-    settings: AppSettings | None = None,
+    amqp_settings: AmqpSettings | None = None,
     heartbeat_seconds: float | None = None,
-    ssl_settings: dict[str, Any] | None = None,
 ) -> kombu.Connection:
-    """A kombu connection (not yet connected), with lwr's TLS options and heartbeat, or those given."""
-    amqp_settings = dict(settings.amqp) if settings is not None else dict(ssl_settings or {})
-    beat = (
-        heartbeat_seconds
-        if heartbeat_seconds is not None
-        else (heartbeat(settings) if settings is not None else DEFAULT_HEARTBEAT)
-    )
+    """A kombu connection (not yet connected), with the TLS options and heartbeat of
+    ``amqp_settings`` (absent: the defaults), the heartbeat overridden by ``heartbeat_seconds``."""
+    amqp_settings = amqp_settings or AmqpSettings()
+    beat = heartbeat_seconds if heartbeat_seconds is not None else amqp_settings.heartbeat
     # kombu would check a broker named "localhost" against "127.0.0.1": take the name from the URL.
     host = None if ";" in url else urlsplit(url).hostname
     ssl_arg = ssl_options(amqp_settings, tls=url.lower().startswith("amqps://"), host=host)
@@ -137,6 +123,7 @@ def raw_body(raw: Any) -> bytes:
     return body if isinstance(body, bytes) else str(body).encode("utf-8", "surrogateescape")
 
 
-def reconnect_backoff(settings: AppSettings) -> Backoff:
-    """The consumer's and publisher's reconnection pacing: the shared policy, unbounded, capped by settings."""
-    return Backoff(RetryPolicy(attempts=0, backoff=0.5, cap=retry_max(settings)))
+def reconnect_backoff(amqp_settings: AmqpSettings) -> Backoff:
+    """The consumer's and publisher's reconnection pacing: the shared policy, unbounded, capped by
+    ``amqp_publish_retry_max``."""
+    return Backoff(RetryPolicy(attempts=0, backoff=0.5, cap=amqp_settings.publish_retry_max))

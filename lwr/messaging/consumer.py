@@ -187,7 +187,7 @@ class Consumer:
         self.redeliveries = redeliveries
         self.settings = settings
         self.handler = handler
-        self.backoff = amqp.reconnect_backoff(settings)
+        self.backoff = amqp.reconnect_backoff(settings.amqp)
         names = [naming.SETUP, naming.KILL, naming.STATUS] + ([STATUS_UPDATE_ACK] if acknowledgements else [])
         self.routes = {
             naming.queue_name(manager, name): (manager, name) for manager in managers for name in names
@@ -242,7 +242,7 @@ class Consumer:
                 self._stop.wait(self.backoff.next())
 
     def _consume(self) -> None:
-        with amqp.connect(self.url, self.settings) as connection:
+        with amqp.connect(self.url, self.settings.amqp) as connection:
             connection.connect()
             channel = connection.channel()
             channel.basic_qos(0, PREFETCH, False)

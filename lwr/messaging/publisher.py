@@ -41,7 +41,7 @@ class StatusPublisher:
         self.settings = settings
         self.outbox = outbox
         self.republish_after = republish_after
-        self.backoff = amqp.reconnect_backoff(settings)
+        self.backoff = amqp.reconnect_backoff(settings.amqp)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connection: kombu.Connection | None = None
@@ -127,7 +127,7 @@ class StatusPublisher:
 
     def _ensure_producer(self) -> kombu.Producer:
         if self._producer is None:
-            connection = amqp.connect(self.url, self.settings)
+            connection = amqp.connect(self.url, self.settings.amqp)
             connection.connect()
             self._connection = connection
             channel = connection.channel()

@@ -35,7 +35,7 @@ class MessagingTransport:
     def __init__(self, service: JobService, settings: AppSettings) -> None:
         assert settings.message_queue_url
         url = settings.message_queue_url
-        acknowledgements = bool(settings.amqp.get("amqp_acknowledge", False))
+        acknowledgements = settings.amqp.acknowledge
         root = settings.persistence_directory / "messaging"
         self.outbox = Outbox(root / "outbox", acknowledgements=acknowledgements)
         self.handled = HandledMessages(root / "handled")

@@ -126,16 +126,17 @@ def test_acknowledgement_request():
 def test_ssl_options_from_settings():
     import ssl
 
+    from lwr.config_amqp import AmqpSettings
     from lwr.messaging import connection
 
-    assert connection.ssl_options({}) is None
+    assert connection.ssl_options(AmqpSettings()) is None
     options = connection.ssl_options(
-        {
-            "amqp_connect_ssl_ca_certs": "/ca.pem",
-            "amqp_connect_ssl_certfile": "/c.pem",
-            "amqp_connect_ssl_keyfile": "/k.pem",
-            "amqp_connect_ssl_cert_reqs": "cert_required",
-        }
+        AmqpSettings(
+            connect_ssl_ca_certs="/ca.pem",
+            connect_ssl_certfile="/c.pem",
+            connect_ssl_keyfile="/k.pem",
+            connect_ssl_cert_reqs="cert_required",
+        )
     )
     assert options == {
         "ca_certs": "/ca.pem",
@@ -144,16 +145,16 @@ def test_ssl_options_from_settings():
         "cert_reqs": ssl.CERT_REQUIRED,
         "server_hostname": None,
     }
-    built = connection.connect(
-        "amqps://u:p@broker:5671//", None, ssl_settings={"amqp_connect_ssl_ca_certs": "/ca"}
-    )
+    built = connection.connect("amqps://u:p@broker:5671//", AmqpSettings(connect_ssl_ca_certs="/ca"))
     assert built.ssl == {"ca_certs": "/ca", "cert_reqs": ssl.CERT_REQUIRED, "server_hostname": "broker"}
     assert connection.connect("amqps://u:p@localhost:5671//", None).ssl == {
         "cert_reqs": ssl.CERT_REQUIRED,
         "server_hostname": "localhost",
     }
     assert connection.connect("amqp://u:p@broker//", None).ssl is False
-    assert connection.ssl_options({"amqp_connect_ssl_cert_reqs": "cert_none"}) == {"cert_reqs": ssl.CERT_NONE}
+    assert connection.ssl_options(AmqpSettings(connect_ssl_cert_reqs="cert_none")) == {
+        "cert_reqs": ssl.CERT_NONE
+    }
 
 
 def test_backoff_is_capped_and_resets():

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lwr.config import AppSettings
+from lwr.config_amqp import AmqpSettings
 from lwr.messaging.consumer import Consumer
 from lwr.messaging.deliveries import RedeliveryGuard
 
@@ -47,7 +48,7 @@ def main() -> int:
         persistence_directory=persistence,
         managers=(),
         message_queue_url=url,
-        amqp={"amqp_heartbeat": "0"},
+        amqp=AmqpSettings(heartbeat=0),
     )
     handler = Handler()
     consumer = Consumer(

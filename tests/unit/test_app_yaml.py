@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from lwr.config import load_app_yaml
+from lwr.config_amqp import AmqpSettings
 from lwr.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,7 @@ server:
         )
     )
     assert settings.staging_directory == tmp_path / "staging" and settings.private_token == "s3cret"
-    assert settings.assign_ids == "uuid" and settings.amqp == {"amqp_acknowledge": True}
+    assert settings.assign_ids == "uuid" and settings.amqp == AmqpSettings(acknowledge=True)
     assert settings.remote_staging_allowed_urls == ("https://a.example/", "https://b.example/")
     default, slurm = settings.managers
     assert (default.name, default.type, default.options["max_concurrent_jobs"]) == (

@@ -14,7 +14,7 @@ def test_defaults(tmp_path):
     assert settings.persistence_directory == tmp_path / "files" / "persisted_data"
     assert settings.private_token is None and settings.assign_ids == "galaxy"
     assert [(m.name, m.type, m.options) for m in settings.managers] == [
-        (DEFAULT_MANAGER_NAME, "queued_python", {"max_concurrent_jobs": 1})
+        (DEFAULT_MANAGER_NAME, "queued_python", {"max_concurrent_jobs": 1, "galaxy_slots": None})
     ]
 
 

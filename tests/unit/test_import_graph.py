@@ -2,7 +2,7 @@
 
 Layers, lowest first: ``lwr`` (version), ``lwr.errors`` and ``lwr.digests`` (hashing); ``lwr.protocol`` (pure wire rules);
 ``lwr.core`` (job states, store, directory, job service, manager contract); ``lwr.managers``;
-``lwr.config``; the transports and server-side staging; ``lwr.app`` and ``lwr.cli`` at the top.
+``lwr.config`` (with its leaf ``lwr.config_amqp``); the transports and server-side staging; ``lwr.app`` and ``lwr.cli`` at the top.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ ALLOWED = {
     "lwr.protocol": {"lwr", "lwr.errors"},
     "lwr.core": BASE | {"lwr.protocol"},
     "lwr.managers": BASE | {"lwr.protocol", "lwr.core"},
-    "lwr.config": BASE | {"lwr.protocol", "lwr.core", "lwr.managers"},
+    "lwr.config": BASE | {"lwr.protocol", "lwr.core", "lwr.managers", "lwr.config_amqp"},
+    #: The typed amqp_* settings: a leaf of the config layer, read by the transport.
+    "lwr.config_amqp": BASE,
 }
 
 

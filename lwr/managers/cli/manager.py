@@ -29,8 +29,8 @@ from lwr.managers.polling import (
 
 
 def make_shell(settings: Mapping[str, Any]) -> Shell:
-    """The shell plugin named in the settings."""
-    name = settings.get("shell_plugin", "LocalShell")
+    """The shell plugin named in the settings (a manager's, with every option filled in)."""
+    name = settings["shell_plugin"]
     if name == "LocalShell":
         from lwr.managers.cli.shell_plugins.local import LocalShell
 
@@ -38,11 +38,11 @@ def make_shell(settings: Mapping[str, Any]) -> Shell:
     from lwr.managers.cli.shell_plugins.ssh import ParamikoShell, SecureShell, SshTarget
 
     target = SshTarget(
-        hostname=settings.get("shell_hostname", "localhost"),
-        username=settings.get("shell_username", ""),
-        port=settings.get("shell_port", 22),
-        private_key=settings.get("shell_private_key", ""),
-        known_hosts=settings.get("shell_known_hosts", ""),
+        hostname=settings["shell_hostname"],
+        username=settings["shell_username"],
+        port=settings["shell_port"],
+        private_key=settings["shell_private_key"],
+        known_hosts=settings["shell_known_hosts"],
     )
     return SecureShell(target) if name == "SecureShell" else ParamikoShell(target)
 
@@ -102,10 +102,10 @@ class CliManager(PollingManager):
         self, name: str, settings: Mapping[str, Any], listener: ManagerListener, shell: Shell | None = None
     ) -> None:
         super().__init__(name, settings, listener)
-        self.plugin: JobPlugin = JOB_PLUGINS[settings.get("job_plugin", "Slurm")]()
+        self.plugin: JobPlugin = JOB_PLUGINS[self.settings["job_plugin"]]()
         self.system_name = self.plugin.system_name
-        self.shell = shell if shell is not None else make_shell(settings)
-        self.native_specification: str = settings.get("native_specification", "")
+        self.shell = shell if shell is not None else make_shell(self.settings)
+        self.native_specification: str = self.settings["native_specification"]
         try:
             self.plugin.grammar.check(shlex.split(self.native_specification), "native_specification")
         except (ValueError, BadRequest) as error:
