@@ -23,7 +23,7 @@ class UnqueuedManager(QueuedPythonManager):
     options = {"galaxy_slots": GALAXY_SLOTS_OPTION}
 
     def __init__(self, name: str, settings: Mapping[str, Any], listener: ManagerListener) -> None:
-        super().__init__(name, {"max_concurrent_jobs": UNLIMITED}, listener)
+        super().__init__(name, {**settings, "max_concurrent_jobs": UNLIMITED}, listener)
         message = (
             f"manager '{name}': type 'unqueued' is deprecated; use 'queued_python' with "
             "max_concurrent_jobs = * instead"

@@ -78,3 +78,16 @@ def test_condor_manager_options_are_not_submit_commands():
         assert manager.submit_settings == {"submit_request_memory": "4G"}
     finally:
         manager.shutdown()
+
+
+def test_unqueued_keeps_its_galaxy_slots():
+    """unqueued used to drop its settings (only its own limit reached the base class), so a
+    configured ``galaxy_slots`` was accepted and never used."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        manager = manager_class("unqueued")("m", {"galaxy_slots": 3}, None)
+    try:
+        assert manager.settings["galaxy_slots"] == 3
+        assert manager.limit > 1_000_000
+    finally:
+        manager.shutdown()
