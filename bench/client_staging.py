@@ -9,8 +9,11 @@ In one run, on loopback, with the same source file:
 * **raw lwr**: the same plain PUT/GET client against lwr's ``/jobs/<id>/files`` routes, no
   checksum (what lwr's server costs);
 * **lwr client**: ``lwr.client`` against lwr with integrity on: the upload is hashed and sent
-  with ``X-Lwr-Sha256`` (the server verifies before renaming into place), the download asks for
-  the digest and verifies it while streaming.
+  with its digest (the server verifies before renaming into place), the download asks for the
+  digest and verifies it while streaming. The digest is the one the client negotiated (BLAKE3
+  with a current lwr, ``lwr/protocol/digest.py``), printed on its row;
+* **lwr client, SHA-256** (``--also-sha256``): the same with a client that has only SHA-256 (as
+  against an older lwr), for the comparison in the same run.
 
 The lwr client runs in a child process of its own, which reports its peak RSS
 (``ru_maxrss``), so the figure is the client's alone.
@@ -41,12 +44,18 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 
-def client_worker(url: str, source: str, destination: str) -> dict[str, float]:
+def client_worker(url: str, source: str, destination: str, digest_choice: str = "auto") -> dict[str, float]:
     """In a child process: one job's upload and download through lwr's client; timings and peak RSS."""
     from lwr.client.client import LaunchRequest, open_client
 
     with open_client(url=url) as client:
+        http = client.transport.http  # type: ignore[attr-defined]
+        if digest_choice == "sha256":  # a client with SHA-256 only: what an older lwr gets
+            import lwr.client.http
+
+            lwr.client.http.ALGORITHMS = ("sha256",)  # type: ignore[misc]
         job = client.setup(f"bench-client-{os.getpid()}-{time.monotonic_ns()}")
+        algorithm = http.upload_algorithm()
         started = time.perf_counter()
         remote = client.upload(job.job_id, "big.dat", "input", source)
         up = time.perf_counter() - started
@@ -58,12 +67,18 @@ def client_worker(url: str, source: str, destination: str) -> dict[str, float]:
         down = time.perf_counter() - started
         client.clean(job.job_id)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"up_s": up, "down_s": down, "peak_rss_mib": peak_kib / 1024, "sha256": digest}  # type: ignore[dict-item]
+    return {  # type: ignore[return-value]
+        "up_s": up,
+        "down_s": down,
+        "peak_rss_mib": peak_kib / 1024,
+        "digest": digest,
+        "algorithm": algorithm,
+    }
 
 
-def run_client(url: str, source: Path, destination: Path) -> dict[str, float]:
+def run_client(url: str, source: Path, destination: Path, digest_choice: str = "auto") -> dict[str, float]:
     result = subprocess.run(
-        [sys.executable, __file__, "--worker", url, str(source), str(destination)],
+        [sys.executable, __file__, "--worker", url, str(source), str(destination), digest_choice],
         capture_output=True,
         text=True,
         check=True,
@@ -100,11 +115,11 @@ def run_floor(floor: object, source: Path, destination: Path) -> tuple[float, fl
     return up, down
 
 
-def sha256_rate(megabytes: int = 256) -> float:
-    import hashlib
+def sha256_rate(megabytes: int = 256, algorithm: str = "sha256") -> float:
+    from lwr.digests import new_hash
 
     block = os.urandom(1 << 20)
-    digest = hashlib.sha256()
+    digest = new_hash(algorithm)
     started = time.perf_counter()
     for _ in range(megabytes):
         digest.update(block)
@@ -114,7 +129,7 @@ def sha256_rate(megabytes: int = 256) -> float:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--worker":
-        print(json.dumps(client_worker(*argv[1:4])))
+        print(json.dumps(client_worker(*argv[1:5])))
         return 0
     from staging import FloorServer, make_source, parse_size, same_bytes
 
@@ -125,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         "--size", type=parse_size, default=1 << 30, help="file size, e.g. 1G, 256M (default 1G)"
     )
     parser.add_argument("--repeat", type=int, default=2, help="runs of each measurement (default 2)")
+    parser.add_argument(
+        "--also-sha256", action="store_true", help="also run lwr's client limited to SHA-256, for comparison"
+    )
     args = parser.parse_args(argv)
+    clients = ["client", "client_sha256"] if args.also_sha256 else ["client"]
 
     work = Path(tempfile.mkdtemp(prefix="lwr-bench-client-"))
     source = work / "source.dat"
@@ -133,20 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     lwr = LwrServer(directory=work / "lwr").start()
     floor = FloorServer(work / "floor").start()
     rows: dict[str, dict[str, list[float]]] = {
-        name: {"up": [], "down": []} for name in ("floor", "raw", "client")
+        name: {"up": [], "down": []} for name in ("floor", "raw", *clients)
     }
     peaks: list[float] = []
+    negotiated: dict[str, str] = {}
     try:
         for _ in range(args.repeat):
-            for name in ("floor", "raw", "client"):
+            for name in ("floor", "raw", *clients):
                 destination = work / f"{name}.dat"
                 if name == "floor":
                     up, down = run_floor(floor, source, destination)
                 elif name == "raw":
                     up, down = run_raw_lwr(lwr, source, destination)
                 else:
-                    figures = run_client(lwr.url, source, destination)
+                    choice = "sha256" if name == "client_sha256" else "auto"
+                    figures = run_client(lwr.url, source, destination, choice)
                     up, down = figures["up_s"], figures["down_s"]
+                    negotiated[name] = str(figures["algorithm"])
                     peaks.append(figures["peak_rss_mib"])
                 if not same_bytes(source, destination):
                     raise RuntimeError(f"{name}: downloaded bytes differ from the source")
@@ -161,20 +183,25 @@ def main(argv: list[str] | None = None) -> int:
     size_mb = args.size / 1e6
     best = {name: {d: min(times) for d, times in row.items()} for name, row in rows.items()}
     print(f"{args.size / (1 << 20):.0f} MiB, best of {args.repeat}, loopback, {os.cpu_count()} CPUs")
-    print(f"{'path':<34} {'up MB/s':>9} {'down MB/s':>10} {'up vs floor':>12} {'down vs floor':>14}")
-    labels = {
-        "floor": "plain PUT/GET, floor server",
-        "raw": "plain PUT/GET, lwr server",
-        "client": "lwr client + lwr server, SHA-256",
-    }
+    print(f"{'path':<40} {'up MB/s':>9} {'down MB/s':>10} {'up vs floor':>12} {'down vs floor':>14}")
+    titles = {"blake3": "BLAKE3", "sha256": "SHA-256"}
+    labels = {"floor": "plain PUT/GET, floor server", "raw": "plain PUT/GET, lwr server"}
+    for name in clients:
+        algorithm = titles.get(negotiated[name], negotiated[name])
+        labels[name] = f"lwr client + lwr server, {algorithm}" + (
+            " (forced)" if name == "client_sha256" else ""
+        )
     for name, label in labels.items():
         up, down = best[name]["up"], best[name]["down"]
         print(
-            f"{label:<34} {size_mb / up:9.0f} {size_mb / down:10.0f} "
+            f"{label:<40} {size_mb / up:9.0f} {size_mb / down:10.0f} "
             f"{best['floor']['up'] / up:11.0%} {best['floor']['down'] / down:13.0%}"
         )
     print(f"lwr client peak RSS: {max(peaks):.0f} MiB (median {statistics.median(peaks):.0f} MiB)")
-    print(f"SHA-256 on one core of this CPU: {sha256_rate():.0f} MB/s, the ceiling of any checked transfer")
+    print(
+        f"SHA-256 on one core of this CPU: {sha256_rate():.0f} MB/s, the ceiling of a SHA-256-checked transfer"
+    )
+    print(f"BLAKE3 on one core of this CPU: {sha256_rate(algorithm='blake3'):.0f} MB/s")
     return 0
 
 

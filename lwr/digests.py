@@ -29,8 +29,6 @@ except ImportError:  # pragma: no cover - a declared dependency; without it lwr 
 
 #: Read size when hashing a file.
 CHUNK_SIZE = 1 << 20
-#: Read size when hashing a whole file: large enough for BLAKE3 to split one read across cores.
-WHOLE_FILE_CHUNK_SIZE = 8 << 20
 
 SHA256 = "sha256"
 BLAKE3 = "blake3"
@@ -165,7 +163,7 @@ class DigestCache:
                 if known is not None:
                     return known
             digest = new_hash(algorithm, whole_file=True)
-            while chunk := source.read(WHOLE_FILE_CHUNK_SIZE):
+            while chunk := source.read(CHUNK_SIZE):
                 digest.update(chunk)
             after = os.fstat(source.fileno())
         result = digest.hexdigest()
