@@ -37,6 +37,7 @@ import tempfile
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -44,9 +45,24 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 
-def client_worker(url: str, source: str, destination: str, digest_choice: str = "auto") -> dict[str, float]:
-    """In a child process: one job's upload and download through lwr's client; timings and peak RSS."""
+def _cpu(process: Any) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def client_worker(
+    url: str, source: str, destination: str, digest_choice: str = "auto", server_pid: str = "0"
+) -> dict[str, float]:
+    """In a child process: one job's upload and download through lwr's client; timings, CPU, peak RSS.
+
+    CPU seconds (the client's and the lwr server's process, all threads) are what a loaded machine
+    distorts least: wall-clock ratios swing with whatever else runs, the work done does not.
+    """
+    import psutil
+
     from lwr.client.client import LaunchRequest, open_client
+
+    me, server = psutil.Process(), psutil.Process(int(server_pid) or os.getpid())
 
     with open_client(url=url) as client:
         http = client.transport.http  # type: ignore[attr-defined]
@@ -56,15 +72,19 @@ def client_worker(url: str, source: str, destination: str, digest_choice: str = 
             lwr.client.http.ALGORITHMS = ("sha256",)  # type: ignore[misc]
         job = client.setup(f"bench-client-{os.getpid()}-{time.monotonic_ns()}")
         algorithm = http.upload_algorithm()
+        cpu = _cpu(me), _cpu(server)
         started = time.perf_counter()
         remote = client.upload(job.job_id, "big.dat", "input", source)
         up = time.perf_counter() - started
+        up_cpu = _cpu(me) - cpu[0], _cpu(server) - cpu[1]
         client.submit(job.job_id, LaunchRequest(command_line=f"ln {remote} ../outputs/big.dat"))
         if client.wait(job.job_id, timeout=600, interval=0.05)["status"] != "complete":
             raise RuntimeError("link job failed")
+        cpu = _cpu(me), _cpu(server)
         started = time.perf_counter()
         digest = client.download(job.job_id, "big.dat", "output", destination)
         down = time.perf_counter() - started
+        down_cpu = _cpu(me) - cpu[0], _cpu(server) - cpu[1]
         client.clean(job.job_id)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {  # type: ignore[return-value]
@@ -73,12 +93,27 @@ def client_worker(url: str, source: str, destination: str, digest_choice: str = 
         "peak_rss_mib": peak_kib / 1024,
         "digest": digest,
         "algorithm": algorithm,
+        "up_cpu_client": up_cpu[0],
+        "up_cpu_server": up_cpu[1],
+        "down_cpu_client": down_cpu[0],
+        "down_cpu_server": down_cpu[1],
     }
 
 
-def run_client(url: str, source: Path, destination: Path, digest_choice: str = "auto") -> dict[str, float]:
+def run_client(
+    url: str, source: Path, destination: Path, digest_choice: str = "auto", server_pid: int = 0
+) -> dict[str, float]:
     result = subprocess.run(
-        [sys.executable, __file__, "--worker", url, str(source), str(destination), digest_choice],
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            url,
+            str(source),
+            str(destination),
+            digest_choice,
+            str(server_pid),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -129,7 +164,7 @@ def sha256_rate(megabytes: int = 256, algorithm: str = "sha256") -> float:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--worker":
-        print(json.dumps(client_worker(*argv[1:5])))
+        print(json.dumps(client_worker(*argv[1:6])))
         return 0
     from staging import FloorServer, make_source, parse_size, same_bytes
 
@@ -156,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     peaks: list[float] = []
     negotiated: dict[str, str] = {}
+    cpu: dict[str, dict[str, list[float]]] = {name: {} for name in clients}
     try:
         for _ in range(args.repeat):
             for name in ("floor", "raw", *clients):
@@ -166,9 +202,12 @@ def main(argv: list[str] | None = None) -> int:
                     up, down = run_raw_lwr(lwr, source, destination)
                 else:
                     choice = "sha256" if name == "client_sha256" else "auto"
-                    figures = run_client(lwr.url, source, destination, choice)
+                    figures = run_client(lwr.url, source, destination, choice, lwr.process.pid)
                     up, down = figures["up_s"], figures["down_s"]
                     negotiated[name] = str(figures["algorithm"])
+                    for key, value in figures.items():
+                        if "_cpu_" in key:
+                            cpu[name].setdefault(key, []).append(float(value))
                     peaks.append(figures["peak_rss_mib"])
                 if not same_bytes(source, destination):
                     raise RuntimeError(f"{name}: downloaded bytes differ from the source")
@@ -196,6 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{label:<40} {size_mb / up:9.0f} {size_mb / down:10.0f} "
             f"{best['floor']['up'] / up:11.0%} {best['floor']['down'] / down:13.0%}"
+        )
+    gib = args.size / (1 << 30)
+    print("CPU seconds per GiB (best run), client + lwr server process:")
+    for name in clients:
+        best_cpu = {key: min(values) / gib for key, values in cpu[name].items()}
+        print(
+            f"  {labels[name]:<42} up {best_cpu['up_cpu_client']:.2f} + {best_cpu['up_cpu_server']:.2f}"
+            f"   down {best_cpu['down_cpu_client']:.2f} + {best_cpu['down_cpu_server']:.2f}"
         )
     print(f"lwr client peak RSS: {max(peaks):.0f} MiB (median {statistics.median(peaks):.0f} MiB)")
     print(
