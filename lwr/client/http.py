@@ -7,10 +7,12 @@ What it guarantees, so the layers above need not care:
 * idempotent calls are retried on connection errors, timeouts and 5xx answers, with capped
   exponential backoff; other calls are sent once;
 * uploads stream from the file (never read whole into memory) with a ``Content-Length`` and the
-  file's SHA-256 in ``X-Lwr-Sha256``; lwr's server checks it before the file is renamed into place;
+  file's digest: BLAKE3 in ``X-Lwr-Digest`` once the server advertised it
+  (``X-Lwr-Accept-Digest``, on every reply of a current lwr), else SHA-256 in ``X-Lwr-Sha256``;
+  lwr's server checks it before the file is renamed into place (:mod:`lwr.protocol.digest`);
 * downloads stream into a temporary file beside the destination, hashed on the way, and are
-  renamed into place only when complete and, if the server sent ``X-Lwr-Sha256`` (lwr does,
-  Pulsar does not), only when the digest matches;
+  renamed into place only when complete and, if the server sent a digest (lwr does, in the
+  first of ``X-Lwr-Want-Digest`` it has; Pulsar does not), only when the digest matches;
 * a digest mismatch either way is retried, then raised as :class:`lwr.errors.IntegrityError`;
 * an error answer is raised as the :mod:`lwr.errors` class for its status (the server's
   ``{"error": ...}`` message and details kept).
@@ -18,7 +20,6 @@ What it guarantees, so the layers above need not care:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -34,8 +35,15 @@ from urllib3.exceptions import NewConnectionError
 from lwr import __version__, errors
 from lwr.client.errors import RemoteError, TransportError, error_class
 from lwr.core.atomic import place, temporary_beside
-from lwr.digests import BackgroundHash, file_sha256
-from lwr.protocol.names import SHA256_HEADER, WANT_SHA256_HEADER
+from lwr.digests import ALGORITHMS, BackgroundHash, bytes_digest, file_digest, title
+from lwr.protocol.digest import SHA256, format_digest, parse_list, reply_digest, upload_algorithm
+from lwr.protocol.names import (
+    ACCEPT_DIGEST_HEADER,
+    DIGEST_HEADER,
+    SHA256_HEADER,
+    WANT_DIGEST_HEADER,
+    WANT_SHA256_HEADER,
+)
 from lwr.protocol.ranges import RangeNotSatisfiable, content_range_start
 from lwr.protocol.redact import redact
 from lwr.protocol.retry import RetryPolicy
@@ -117,6 +125,13 @@ class HttpTransport:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = f"lwr-client/{__version__}"
+        #: The digest algorithms the server last advertised (``X-Lwr-Accept-Digest``); None until
+        #: a reply named some, and again after one that did not (Pulsar, an older lwr).
+        self.server_digests: list[str] | None = None
+
+    def upload_algorithm(self) -> str:
+        """The digest algorithm the next upload is sent with: BLAKE3 if the server verifies it."""
+        return upload_algorithm(self.server_digests, ALGORITHMS)
 
     def close(self) -> None:
         self.session.close()
@@ -166,6 +181,7 @@ class HttpTransport:
                 close = getattr(data, "close", None)
                 if close is not None:
                     close()
+            self.server_digests = parse_list(response.headers.get(ACCEPT_DIGEST_HEADER)) or None
             if response.status_code >= 500 and attempt < attempts:
                 response.close()
                 self._pause(method, route, attempt, f"HTTP {response.status_code}")
@@ -188,54 +204,70 @@ class HttpTransport:
     def upload(
         self, route: str, params: Params, source: BodySource, *, progress: Progress | None = None
     ) -> Any:
-        """POST a file (a path) or in-memory contents (bytes) with its SHA-256; return the JSON reply.
+        """POST a file (a path) or in-memory contents (bytes) with its digest; return the JSON reply.
 
         A digest mismatch the server reports (or a digest it echoes that differs from ours) is
-        retried; the last one raises :class:`lwr.errors.IntegrityError`.
+        retried; the last one raises :class:`lwr.errors.IntegrityError`. An upload sent with an
+        algorithm other than SHA-256 that the server did not echo went unchecked (an older server
+        answers at that address now) and is sent once more with SHA-256.
         """
+        algorithm = self.upload_algorithm()
         if isinstance(source, bytes):
             contents = source
-            digest = hashlib.sha256(contents).hexdigest()
 
             def body() -> Any:
                 if progress is not None:
                     progress(len(contents))
                 return contents
+
+            def hexdigest(algorithm: str, remembered: bool = True) -> str:
+                return bytes_digest(contents, algorithm)
         else:
             path = source
-            digest = file_sha256(path)
 
             def body() -> Any:
                 if os.path.getsize(path) == 0:  # a sized-zero stream would be sent chunked
                     return b""
                 return _FileBody(path, progress)
 
-        headers = {SHA256_HEADER: digest, "Content-Type": "application/octet-stream"}
+            def hexdigest(algorithm: str, remembered: bool = True) -> str:
+                return file_digest(path, algorithm, remembered=remembered)
+
+        digest = hexdigest(algorithm)
         attempts = max(1, self.retry.attempts)
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        while attempt < attempts:
+            attempt += 1
+            headers = {**_digest_headers(algorithm, digest), "Content-Type": "application/octet-stream"}
             try:
                 response = self.request("POST", route, params, body=body, headers=headers, idempotent=True)
                 reply = response.json() if response.content.strip() not in (b"", b"OK") else None
-                echoed = reply.get("sha256") if isinstance(reply, dict) else None
-                if echoed and str(echoed).lower() != digest:
+                echoed = _echoed_digest(reply, algorithm)
+                if echoed is None and algorithm != SHA256:
+                    log.warning(
+                        "POST /%s: the server did not verify %s; sending it with SHA-256",
+                        route,
+                        title(algorithm),
+                    )
+                    algorithm, digest, attempt = SHA256, hexdigest(SHA256), attempt - 1
+                    continue
+                if echoed and echoed != digest:
                     raise errors.IntegrityError(
-                        f"POST /{route}: the server stored a file whose SHA-256 differs from the one sent",
-                        sent_sha256=digest,
-                        stored_sha256=echoed,
+                        f"POST /{route}: the server stored a file whose {title(algorithm)} differs from the one sent",
+                        algorithm=algorithm,
+                        **{f"sent_{algorithm}": digest, f"stored_{algorithm}": echoed},
                     )
                 return reply
             except errors.IntegrityError as exc:
                 if attempt < attempts:
                     self._pause("POST", route, attempt, exc.message)
-                    if not isinstance(source, bytes):  # the file may have changed under a remembered digest
-                        digest = file_sha256(source, remembered=False)
-                        headers[SHA256_HEADER] = digest
+                    # The file may have changed under a remembered digest.
+                    digest = hexdigest(algorithm, remembered=False)
                     continue
                 raise errors.IntegrityError(
                     f"upload of {params.get('name') or params.get('path')} corrupted in transit "
                     f"{attempts} times: {exc.message}",
-                    sha256=digest,
-                    **exc.details,
+                    **{algorithm: digest, **exc.details},
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -248,7 +280,10 @@ class HttpTransport:
         progress: Progress | None = None,
         on_size: Callable[[int], Progress | None] | None = None,
     ) -> str:
-        """GET a file into ``destination`` atomically; return its hex SHA-256.
+        """GET a file into ``destination`` atomically; return its hex digest.
+
+        The digest is in the algorithm the server sent one in (BLAKE3 from a current lwr), else
+        SHA-256 (an older lwr, or Pulsar, which sends none: then nothing was verified).
 
         ``on_size`` is called with the body's length (-1 if unknown) and may return a byte counter.
         An interrupted download is resumed where it stopped (``Range``) when the server allows it
@@ -264,7 +299,7 @@ class HttpTransport:
         received = 0
         try:
             for attempt in range(1, attempts + 1):
-                headers = {WANT_SHA256_HEADER: "1"}
+                headers = {WANT_DIGEST_HEADER: ", ".join(ALGORITHMS), WANT_SHA256_HEADER: "1"}
                 if received:
                     headers["Range"] = f"bytes={received}-"
                 try:
@@ -280,13 +315,13 @@ class HttpTransport:
                 resumed = received > 0 and response.status_code == 206 and start == received
                 if not resumed:
                     received = 0
-                expected = (response.headers.get(SHA256_HEADER) or "").strip().lower()
+                algorithm, expected = reply_digest(response.headers, ALGORITHMS) or (SHA256, "")
                 if on_size is not None:  # the size is known once the headers are in
                     length = int(response.headers.get("Content-Length") or -1)
                     progress = on_size(length + received if length >= 0 else -1) or progress
                     on_size = None
                 try:
-                    with BackgroundHash() as digest, response:
+                    with BackgroundHash(algorithm=algorithm) as digest, response:
                         if resumed:
                             _hash_prefix(temporary, received, digest)
                         with open(temporary, "ab" if resumed else "wb") as out:
@@ -307,9 +342,9 @@ class HttpTransport:
                 if expected and expected != actual:
                     received = 0
                     mismatch = errors.IntegrityError(
-                        f"download of {params.get('name')} does not match the server's SHA-256",
-                        expected_sha256=expected,
-                        actual_sha256=actual,
+                        f"download of {params.get('name')} does not match the server's {title(algorithm)}",
+                        algorithm=algorithm,
+                        **{f"expected_{algorithm}": expected, f"actual_{algorithm}": actual},
                     )
                     if attempt < attempts:
                         self._pause("GET", route, attempt, mismatch.message)
@@ -349,6 +384,25 @@ class HttpTransport:
         response.close()
         details.setdefault("status", status)
         return error_class(status, code)(f"{method} /{route}: HTTP {status}: {message}", **details)
+
+
+def _digest_headers(algorithm: str, hexdigest: str) -> dict[str, str]:
+    """An upload's digest header: ``X-Lwr-Sha256`` for SHA-256 (every lwr knows it), else ``X-Lwr-Digest``."""
+    if algorithm == SHA256:
+        return {SHA256_HEADER: hexdigest}
+    return {DIGEST_HEADER: format_digest(algorithm, hexdigest)}
+
+
+def _echoed_digest(reply: Any, algorithm: str) -> str | None:
+    """The hex digest in ``algorithm`` an upload's reply says the server stored, if it says one."""
+    if not isinstance(reply, dict):
+        return None
+    named, _, hexdigest = str(reply.get("digest") or "").partition("=")
+    if named.strip().lower() == algorithm and hexdigest.strip():
+        return hexdigest.strip().lower()
+    if algorithm == SHA256 and reply.get("sha256"):
+        return str(reply["sha256"]).strip().lower()
+    return None
 
 
 def _hash_prefix(path: str, length: int, digest: BackgroundHash) -> None:

@@ -123,7 +123,10 @@ class FileCache:
             os.rmdir(claim)
         except FileNotFoundError:
             pass
-        return {"path": path, "size": reply.get("size"), "sha256": digest}
+        stored: dict[str, Any] = {"path": path, "size": reply.get("size"), "sha256": digest}
+        if "digest" in reply:  # the digest the upload was verified with (lwr's client checks it)
+            stored["digest"] = reply["digest"]
+        return stored
 
     def copy_to(self, tenant: str, token: str, target: Path) -> dict[str, Any]:
         """Copy one of the tenant's cached files to a job's staging path, atomically."""

@@ -16,3 +16,10 @@ TOKEN_HEADER = "X-Lwr-Token"
 SHA256_HEADER = "X-Lwr-Sha256"
 #: Asks lwr's server to send :data:`SHA256_HEADER` with a download (hashing costs it a read).
 WANT_SHA256_HEADER = "X-Lwr-Want-Sha256"
+#: A file's digest in any algorithm, ``<algorithm>=<hex>`` (:mod:`lwr.protocol.digest`): on an
+#: upload (instead of :data:`SHA256_HEADER`) and on a download's reply.
+DIGEST_HEADER = "X-Lwr-Digest"
+#: The algorithms a client accepts for a download's :data:`DIGEST_HEADER`, most preferred first.
+WANT_DIGEST_HEADER = "X-Lwr-Want-Digest"
+#: On every reply of lwr's server: the algorithms it verifies in :data:`DIGEST_HEADER`.
+ACCEPT_DIGEST_HEADER = "X-Lwr-Accept-Digest"

@@ -30,7 +30,7 @@ from lwr.auth import DEFAULT_TENANT, Credentials
 from lwr.config import DEFAULT_MANAGER_NAME
 from lwr.core.file_cache import FileCache
 from lwr.core.jobs import JobService
-from lwr.digests import DigestCache
+from lwr.digests import ALGORITHMS, DigestCache
 from lwr.errors import (
     BadRequest,
     Conflict,
@@ -40,8 +40,15 @@ from lwr.errors import (
     MethodNotAllowed,
     NotFound,
 )
+from lwr.protocol.digest import SHA256, download_algorithm, expected_upload_digest, format_digest
 from lwr.protocol.failure import FailureClass, is_disk_full
-from lwr.protocol.names import SHA256_HEADER, TOKEN_ARGUMENT, TOKEN_HEADER, WANT_SHA256_HEADER
+from lwr.protocol.names import (
+    ACCEPT_DIGEST_HEADER,
+    DIGEST_HEADER,
+    SHA256_HEADER,
+    TOKEN_ARGUMENT,
+    TOKEN_HEADER,
+)
 from lwr.protocol.submit import JSON_SUBMIT_FIELDS, decode_submit
 from lwr.web import decoding, transfer
 
@@ -61,6 +68,8 @@ _CLIENT_ERRNOS = {
     errno.ENAMETOOLONG: 400,
     errno.ELOOP: 400,
 }
+#: Sent on every reply, so lwr's client learns before its first upload that it may use BLAKE3.
+_ACCEPTED_DIGESTS = ", ".join(ALGORITHMS)
 OPENAPI_PATH = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 
 
@@ -208,6 +217,7 @@ class LwrWebApp:
                     },
                     500,
                 )
+        response.headers[ACCEPT_DIGEST_HEADER] = _ACCEPTED_DIGESTS
         return response(environ, start_response)
 
     def _handle(self, request: Request) -> Response:
@@ -327,12 +337,11 @@ class LwrWebApp:
             if self.file_cache is None:
                 raise BadRequest("this server has no file cache (file_cache_dir is not set)")
             return self.file_cache.copy_to(call.tenant, cache_token, target)
+        expected = expected_upload_digest(call.request.headers, ALGORITHMS)
         decoding.require_body_length(call.request.environ)
-        reply = transfer.receive_upload(
-            call.request.environ, target, self.max_upload_size, call.request.headers.get(SHA256_HEADER)
-        )
-        if "sha256" in reply:
-            self.digests.remember(target, reply["sha256"])
+        reply = transfer.receive_upload(call.request.environ, target, self.max_upload_size, expected)
+        if expected is not None and "digest" in reply:
+            self.digests.remember(target, reply["digest"].partition("=")[2], expected[0])
         return reply
 
     def download(self, call: Call) -> Response:
@@ -348,8 +357,12 @@ class LwrWebApp:
             raise
         response = Response(content_type="application/octet-stream", charset=None)
         response.headers["Accept-Ranges"] = "bytes"
-        if call.request.headers.get(WANT_SHA256_HEADER):
-            response.headers[SHA256_HEADER] = self.digests.sha256(path)
+        algorithm = download_algorithm(call.request.headers, ALGORITHMS)
+        if algorithm is not None:
+            hexdigest = self.digests.digest(path, algorithm)
+            response.headers[DIGEST_HEADER] = format_digest(algorithm, hexdigest)
+            if algorithm == SHA256:
+                response.headers[SHA256_HEADER] = hexdigest
         if byte_range is None:
             wrapper = call.request.environ.get("wsgi.file_wrapper")
             response.app_iter = (
@@ -390,14 +403,14 @@ class LwrWebApp:
         return self._cache().claim(call.tenant, self._client_ip(call), call.arg("path"))
 
     def cache_insert(self, call: Call) -> Any:
+        expected = expected_upload_digest(call.request.headers, ALGORITHMS)
         decoding.require_body_length(call.request.environ)
         environ, limit = call.request.environ, self.max_upload_size
-        sha256 = call.request.headers.get(SHA256_HEADER)
         return self._cache().insert(
             call.tenant,
             self._client_ip(call),
             call.arg("path"),
-            lambda target: transfer.receive_upload(environ, target, limit, sha256),
+            lambda target: transfer.receive_upload(environ, target, limit, expected),
         )
 
     def healthz(self, call: Call) -> Any:

@@ -1,7 +1,7 @@
 """Streaming file bodies: uploads to disk in bounded memory, downloads with Range support.
 
 An upload is written to a temporary name beside its target and renamed into place only when
-every byte arrived (and, if the client sent one, the SHA-256 matched): an interrupted or
+every byte arrived (and, if the client sent one, the digest matched, in the client's algorithm): an interrupted or
 corrupt upload leaves nothing under the real name.
 """
 
@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from lwr.core.atomic import atomic_file
-from lwr.digests import BackgroundHash
+from lwr.digests import BackgroundHash, title
 from lwr.errors import BadRequest, IntegrityError, PayloadTooLarge
+from lwr.protocol.digest import SHA256, format_digest
 from lwr.protocol.ranges import RangeNotSatisfiable, parse_range
 
 CHUNK_SIZE = 1 << 20
@@ -22,9 +23,19 @@ __all__ = ["CHUNK_SIZE", "RangeNotSatisfiable", "iter_file", "parse_range", "rec
 
 
 def receive_upload(
-    environ: dict[str, Any], target: Path, max_size: int | None, expected_sha256: str | None
+    environ: dict[str, Any],
+    target: Path,
+    max_size: int | None,
+    expected: str | tuple[str, str] | None,
 ) -> dict[str, Any]:
-    """Stream the request body to ``target`` atomically; reply with its path, size and digest."""
+    """Stream the request body to ``target`` atomically; reply with its path, size and digest.
+
+    ``expected`` is (algorithm, hex), or a bare hex SHA-256; the body is hashed with that algorithm.
+    """
+    if isinstance(expected, str):
+        expected = (SHA256, expected) if expected.strip() else None
+    algorithm, expected_hex = expected if expected else (SHA256, "")
+    expected_hex = expected_hex.strip().lower()
     length_header = environ.get("CONTENT_LENGTH") or ""
     stream: BinaryIO = environ["wsgi.input"]
     if length_header.strip():
@@ -43,7 +54,7 @@ def receive_upload(
             f"upload of {length} bytes is over the limit of {max_size} bytes", limit=max_size, size=length
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    digest = BackgroundHash() if expected_sha256 else None
+    digest = BackgroundHash(algorithm=algorithm) if expected_hex else None
     received = 0
     try:
         # Not fsynced: an upload is re-sent if lost, and the submit that acts on it comes later.
@@ -73,19 +84,24 @@ def receive_upload(
                     received=received,
                     expected=length,
                 )
-            sha256 = digest.hexdigest() if digest is not None else None
+            actual = digest.hexdigest() if digest is not None else None
             digest = None
-            if expected_sha256 and sha256 != expected_sha256.strip().lower():
+            if expected_hex and actual != expected_hex:
                 raise IntegrityError(
-                    "upload does not match its SHA-256", expected=expected_sha256, actual=sha256
+                    f"upload does not match its {title(algorithm)}",
+                    algorithm=algorithm,
+                    expected=expected_hex,
+                    actual=actual,
                 )
     except BaseException:
         if digest is not None:
             digest.abandon()
         raise
     reply: dict[str, Any] = {"path": str(target), "size": received}
-    if sha256:
-        reply["sha256"] = sha256
+    if actual:
+        reply["digest"] = format_digest(algorithm, actual)
+        if algorithm == SHA256:
+            reply["sha256"] = actual
     return reply
 
 

@@ -8,7 +8,6 @@ tests are skipped (and one shows what that costs).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from targets import Target
 from lwr import errors
 from lwr.client.client import LaunchRequest, LwrClient, open_client
 from lwr.client.http import RetryPolicy
+from lwr.digests import bytes_digest
 
 FAST = RetryPolicy(attempts=3, backoff=0.01, cap=0.05)
 ALWAYS = 10**9
@@ -105,7 +105,7 @@ def test_download_corrupted_once_is_retried(server: Target, tmp_path: Path) -> N
             digest = client.download(job_id, "result.dat", "output", str(destination))
             assert proxy.flipped["down"] == 1
         assert destination.read_bytes() == data
-        assert digest == hashlib.sha256(data).hexdigest()
+        assert digest == bytes_digest(data, "blake3")  # lwr and its client agree on BLAKE3
         clean.clean(job_id)
 
 
