@@ -9,9 +9,13 @@ cd "$(dirname "$0")"
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import pytest, pulsar.client, lwr, hypothesis, schemathesis" 2>/dev/null || [ "${LWR_REINSTALL:-0}" = 1 ]; then
+# Reinstalled when pyproject.toml changed since the last install (a dependency added), too.
+stamp=.venv/.lwr-pyproject.sha256
+if ! .venv/bin/python -c "import pytest, pulsar.client, lwr, hypothesis, schemathesis" 2>/dev/null \
+    || [ "${LWR_REINSTALL:-0}" = 1 ] || ! sha256sum --status -c "$stamp" 2>/dev/null; then
     .venv/bin/pip install --quiet --upgrade pip
     .venv/bin/pip install --quiet -e '.[test]'
+    sha256sum pyproject.toml > "$stamp"
 fi
 
 # RabbitMQ (message-queue tests): started if it is not listening.
