@@ -166,7 +166,9 @@ class SlurmPlugin(JobPlugin):
         return "Invalid job id specified" in stderr
 
     def history_argv(self, external_ids: list[str]) -> list[str] | None:
-        return ["sacct", "-n", "-X", "-P", "-o", "JobID,State,ExitCode,JobName", "-j", ",".join(external_ids)]
+        # No JobName: slurmdbd reports "allocation" for a job whose record it has not completed
+        # yet, so only squeue (the controller's own view) says whose an id is.
+        return ["sacct", "-n", "-X", "-P", "-o", "JobID,State,ExitCode", "-j", ",".join(external_ids)]
 
     def parse_history(self, stdout: str) -> dict[str, BatchStatus]:
         found: dict[str, BatchStatus] = {}
@@ -175,8 +177,7 @@ class SlurmPlugin(JobPlugin):
             if len(fields) < 2:
                 continue
             detail = f"exit code {fields[2]}" if len(fields) > 2 and fields[2] not in ("", "0:0") else None
-            name = fields[3] if len(fields) > 3 else None
-            status = slurm_status(fields[1], detail, name)
+            status = slurm_status(fields[1], detail)
             if status is not None:
                 found[fields[0]] = status
         return found
