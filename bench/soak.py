@@ -375,7 +375,7 @@ class Slurmctld:
         #: Nodes this soak, acting as the on-call administrator, resumed after a duplicate-id drain.
         self.resumed: list[str] = []
 
-    def kill_and_restart(self, down: float, watch: float = 120.0) -> None:
+    def kill_and_restart(self, down: float, stop: threading.Event, watch: float = 120.0) -> None:
         pid = int(self.PID.read_text().split()[0])
         os.kill(pid, signal.SIGKILL)
         time.sleep(down)
@@ -383,9 +383,9 @@ class Slurmctld:
         deadline = now() + 60
         while now() < deadline and not self.available():
             time.sleep(0.5)
-        self.resume_duplicate_id_drains(watch)
+        self.resume_duplicate_id_drains(watch, stop)
 
-    def resume_duplicate_id_drains(self, watch: float) -> None:
+    def resume_duplicate_id_drains(self, watch: float, stop: threading.Event) -> None:
         """A controller killed -9 loses its last seconds of state and may reuse a batch id that a
         node still runs; Slurm then drains that node ("Duplicate jobid") and nothing runs there
         until an administrator resumes it. Do what the administrator does, and count it: lwr is
@@ -399,7 +399,8 @@ class Slurmctld:
                     run(["scontrol", "update", f"NodeName={nodes}", "State=RESUME"], check=False, timeout=30)
                     self.resumed.append(nodes)
                     print(f"operator: resumed {nodes} (drained: {reason.strip()})", flush=True)
-            time.sleep(2.0)
+            if stop.wait(2.0):
+                return  # the soak is ending: its teardown must not wait out the watch
 
 
 class FilesEndpoint:
@@ -562,7 +563,7 @@ class Faults:
         return f"endpoint_{mode}"
 
     def _slurmctld(self) -> str:
-        self.soak.slurmctld.kill_and_restart(down=3.0)
+        self.soak.slurmctld.kill_and_restart(down=3.0, stop=self.stop)
         return "kill_slurmctld"
 
 
