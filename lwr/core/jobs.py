@@ -161,6 +161,9 @@ class _ManagerEvents:
     def job_submitted(self, job_id: str, external_id: str) -> None:
         self.service._on_submitted(self.manager, job_id, external_id)
 
+    def job_resubmitting(self, job_id: str) -> None:
+        self.service._on_resubmitting(self.manager, job_id)
+
     def job_running(self, job_id: str) -> None:
         self.service._on_running(self.manager, job_id)
 
@@ -689,6 +692,15 @@ class JobService:
                 return
             record.external_id = external_id
             snapshot = self._snapshots.snapshot(record, {"at": time.time(), "external_id": external_id})
+        self._snapshots.persist(snapshot)
+
+    def _on_resubmitting(self, manager: str, job_id: str) -> None:
+        with self._lock:
+            record = self._records.get((manager, job_id))
+            if self._released or record is None or record.state.is_final or record.external_id is None:
+                return
+            record.external_id = None
+            snapshot = self._snapshots.snapshot(record, {"at": time.time(), "external_id": None})
         self._snapshots.persist(snapshot)
 
     def _on_running(self, manager: str, job_id: str) -> None:

@@ -69,6 +69,11 @@ class ManagerListener(Protocol):
     def job_submitted(self, job_id: str, external_id: str) -> None:
         """The batch system (or OS) accepted the job under ``external_id``; recorded durably."""
 
+    def job_resubmitting(self, job_id: str) -> None:
+        """The batch id recorded for the job is no longer its own (the batch system forgot or
+        held that copy): forget it durably *before* the manager cancels that copy and submits
+        again, so lwr restarted in between submits again instead of judging the dead copy."""
+
     def job_running(self, job_id: str) -> None:
         """The job script started."""
 

@@ -462,10 +462,11 @@ class PollingManager(Manager):
             job.unresolved_since = None  # another copy of the script holds the job
             return
         assert job.external_id is not None
-        self._cancel_quietly(job.spec.job_id, job.external_id)
         if not launched and job.resubmits < MAX_RESUBMITS:
-            self._submit_again(job, f"held it after its launch failed ({status.reason})")
+            held = job.external_id
+            self._submit_again(job, f"held it after its launch failed ({status.reason})", cancel=held)
             return
+        self._cancel_quietly(job.spec.job_id, job.external_id)
         self._end(
             job,
             JobState.FAILED,
@@ -474,9 +475,11 @@ class PollingManager(Manager):
             FailureClass.LAUNCH_FAILED,
         )
 
-    def _submit_again(self, job: _Job, why: str) -> None:
+    def _submit_again(self, job: _Job, why: str, cancel: str | None = None) -> None:
         """Submit a job that never started once more, under a new batch id; the job script's
-        launch guard still lets only one copy run the command."""
+        launch guard still lets only one copy run the command. The old id is forgotten durably
+        first, then the copy under it (``cancel``) cancelled: a restart in between submits again
+        rather than judging that copy."""
         log.warning(
             "manager %s: %s %s job %s (%s); submitting it again",
             self.name,
@@ -485,6 +488,10 @@ class PollingManager(Manager):
             job.spec.job_id,
             job.external_id,
         )
+        if hasattr(self.listener, "job_resubmitting"):  # listeners of older tests lack the hook
+            self._notify("job_resubmitting", job.spec.job_id)
+        if cancel is not None:
+            self._cancel_quietly(job.spec.job_id, cancel)
         with self._lock:
             job.resubmits += 1
             job.external_id = None

@@ -60,6 +60,9 @@ class RecordingListener:
     def job_submitted(self, job_id: str, external_id: str) -> None:
         self._record("submitted", job_id, external_id)
 
+    def job_resubmitting(self, job_id: str) -> None:
+        self._record("resubmitting", job_id, None)
+
     def job_running(self, job_id: str) -> None:
         self._record("running", job_id, None)
 

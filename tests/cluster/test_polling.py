@@ -190,6 +190,9 @@ def test_a_job_held_after_its_launch_failed_is_cancelled_and_submitted_again(
         assert time.monotonic() < deadline, "not submitted again"
         time.sleep(0.05)
     assert batch.cancelled == [first]
+    # The old id was forgotten (durably, by the core) before that copy was cancelled: lwr killed
+    # in between must submit again on restart, not judge the copy it cancelled itself.
+    assert listener.of(spec.job_id, "resubmitting") == [None]
     assert listener.of(spec.job_id, "ended") == []
     for _ in range(3):  # held every time: failed after MAX_RESUBMITS more submissions
         latest = str(listener.of(spec.job_id, "submitted")[-1])
