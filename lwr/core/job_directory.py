@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import BinaryIO
@@ -146,9 +145,6 @@ class JobDirectory:
             mode = outer if name == "lwr" else PRIVATE_DIRECTORY_MODE
             (self.path / name).mkdir(mode=mode, exist_ok=True)
             (self.path / name).chmod(mode)
-
-    def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
 
     def discard(self, trash: Path) -> Path | None:
         """Move the directory into ``trash`` (one rename) for deletion later; None if it is gone."""

@@ -417,7 +417,9 @@ class JobService:
                 if shortfall is not None:
                     raise InsufficientStorage(shortfall, job_id=job_id, manager=manager)
                 if existing is not None:
-                    directory.remove()
+                    # One rename under the lock (the bin deletes it later): an ended job of many
+                    # files must not stall every other request while it is deleted.
+                    self.trash.discard(directory)
                     self._final_replies.pop((manager, job_id), None)
                 directory.create(handed_over)
                 now = time.time()
@@ -602,16 +604,25 @@ class JobService:
             # A job only set up was never launched nor announced: removing it is enough (a
             # ``cancelled`` here would be a second final status beside a refused setup's ``failed``).
             self.cancel(manager, job_id)
-        self._drop(manager, job_id)
+        self._drop(manager, job_id, record)
 
-    def _drop(self, manager: str, job_id: str) -> None:
+    def _drop(self, manager: str, job_id: str, record: JobRecord) -> None:
+        """Remove ``record``, its files and directory in one step under the lock.
+
+        Only the record the caller judged is dropped: a setup of the same id that came in
+        between (Galaxy resubmitting the job) made a new job, whose directory and record stay.
+        """
         key = (manager, job_id)
         with self._lock:
-            self._records.pop(key, None)
+            if self._records.get(key) is not record:
+                log.info(
+                    "job %s on %s was set up again before its removal; the new job stays", job_id, manager
+                )
+                return
+            self._records.pop(key)
             self._final_replies.pop(key, None)
-            slot = self._snapshots.detach(key)
-        self._snapshots.delete(key, slot)
-        self.trash.discard(self.directory(manager, job_id))
+            self._snapshots.delete(key, self._snapshots.detach(key))
+            self.trash.discard(self.directory(manager, job_id))
 
     # --- admin actions --------------------------------------------------------------------------
     def forget(self, manager: str, job_id: str) -> None:
@@ -623,7 +634,7 @@ class JobService:
         if not record.state.is_final and manager in self.managers:
             self.cancel(manager, job_id)
         log.info("job %s on %s forgotten by an admin (was %s)", job_id, manager, record.state.value)
-        self._drop(manager, job_id)
+        self._drop(manager, job_id, record)
 
     def retry_postprocessing(self, manager: str, job_id: str) -> None:
         """Deliver the outputs of a job again whose output delivery failed; the job itself is not rerun."""
@@ -680,7 +691,8 @@ class JobService:
             snapshot = self._snapshots.snapshot(
                 record, {"at": time.time(), "action": "directory removed", "why": why}
             )
-        self.trash.discard(self.directory(manager, job_id))
+            # Under the lock: a setup of the same id right after must keep its new directory.
+            self.trash.discard(self.directory(manager, job_id))
         self._snapshots.persist(snapshot, durable=False)
         return True
 
