@@ -66,7 +66,12 @@ class LwrApplication:
             self.messaging = MessagingTransport(self.service, settings)
         self.metrics = LwrMetrics(self.service, self.messaging)
         self.service.observers.append(self.metrics)
-        self.retention = Retention(self.service, settings.retain_complete_jobs, settings.retain_failed_jobs)
+        self.retention = Retention(
+            self.service,
+            settings.retain_complete_jobs,
+            settings.retain_failed_jobs,
+            settings.retain_job_records,
+        )
         self._stopped = False
         admin = AdminApi(self.service, self.metrics, self.messaging)
         web = LwrWebApp(

@@ -147,6 +147,7 @@ APP_KEYS: dict[str, _Key] = {
     "min_free_disk": _Key(parse_free_disk, "a size such as 10G or a percentage such as 5%"),
     "retain_complete_jobs": _Key(parse_duration, "a duration such as 2h or 7d, 0 for never"),
     "retain_failed_jobs": _Key(parse_duration, "a duration such as 2h or 7d, 0 for never"),
+    "retain_job_records": _Key(parse_duration, "a duration such as 30d, 0 for never"),
     "metrics_port": _Key(parse_port, "a TCP port"),
     "metrics_host": _Key(str, "an address to bind, such as 127.0.0.1"),
     "sentry_dsn": _Key(str, "a Sentry DSN such as https://KEY@sentry.example.org/1"),
@@ -212,6 +213,7 @@ class AppSettings:
     #: Seconds after which an ended job's directory is removed (0: never).
     retain_complete_jobs: float = 0.0
     retain_failed_jobs: float = 0.0
+    retain_job_records: float = 0.0
     #: A separate listener for ``/metrics`` (unset: only the main port's token-protected route).
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
@@ -287,7 +289,7 @@ def load_app_settings(
     amqp = AmqpSettings.from_values(values)
     private_token = values.get("private_token", values.get("private_key")) or None
     tenants_file = path("tenants_file", None)
-    _check_authentication(source, values, private_token is not None, tenants_file is not None, section)
+    _refuse_contradictions(source, values, private_token is not None, tenants_file is not None, section)
 
     def existing_file(key: str) -> Path | None:
         found = path(key, None)
@@ -333,6 +335,7 @@ def load_app_settings(
         min_free_disk=values.get("min_free_disk", (0, 0.0)),
         retain_complete_jobs=values.get("retain_complete_jobs", 0.0),
         retain_failed_jobs=values.get("retain_failed_jobs", 0.0),
+        retain_job_records=values.get("retain_job_records", 0.0),
         metrics_port=values.get("metrics_port"),
         metrics_host=values.get("metrics_host", "127.0.0.1"),
         sentry_dsn=values.get("sentry_dsn") or None,
@@ -346,10 +349,10 @@ def load_app_settings(
     )
 
 
-def _check_authentication(
+def _refuse_contradictions(
     source: str, values: dict[str, Any], token: bool, tenants: bool, section: str | None = APP_SECTION
 ) -> None:
-    """Refuse settings that contradict each other: open mode with tokens, tenants without uuid ids."""
+    """Refuse settings that contradict each other (open mode with tokens, tenants without uuid ids, ...)."""
     where = f"{source}: [{section}]" if section else f"{source}:"
     if values.get("allow_unauthenticated") and (token or tenants):
         raise ConfigError(
@@ -358,6 +361,18 @@ def _check_authentication(
             section=section,
             key="allow_unauthenticated",
             expected="false when a token is set",
+        )
+    if values.get("retain_job_records") and not (
+        values.get("retain_complete_jobs") or values.get("retain_failed_jobs")
+    ):
+        raise ConfigError(
+            f"{where} retain_job_records forgets the records of jobs whose directories retention "
+            "removed, and retain_complete_jobs and retain_failed_jobs are both unset (directories "
+            "kept for ever): set one of them, or remove retain_job_records",
+            file=source,
+            section=section,
+            key="retain_job_records",
+            expected="retain_complete_jobs or retain_failed_jobs set as well",
         )
     if tenants and values.get("assign_ids", "galaxy") != "uuid":
         raise ConfigError(

@@ -606,23 +606,29 @@ class JobService:
             self.cancel(manager, job_id)
         self._drop(manager, job_id, record)
 
-    def _drop(self, manager: str, job_id: str, record: JobRecord) -> None:
+    def _drop(self, manager: str, job_id: str, record: JobRecord, only_final: bool = False) -> bool:
         """Remove ``record``, its files and directory in one step under the lock.
 
         Only the record the caller judged is dropped: a setup of the same id that came in
         between (Galaxy resubmitting the job) made a new job, whose directory and record stay.
+        ``only_final``: and only if it is still ended (an admin may have moved it on).
         """
         key = (manager, job_id)
         with self._lock:
-            if self._records.get(key) is not record:
-                log.info(
-                    "job %s on %s was set up again before its removal; the new job stays", job_id, manager
-                )
-                return
+            current = self._records.get(key)
+            if current is not record:
+                if current is not None:
+                    log.info(
+                        "job %s on %s was set up again before its removal; the new job stays", job_id, manager
+                    )
+                return False
+            if only_final and not record.state.is_final:
+                return False
             self._records.pop(key)
             self._final_replies.pop(key, None)
             self._snapshots.delete(key, self._snapshots.detach(key))
             self.trash.discard(self.directory(manager, job_id))
+        return True
 
     # --- admin actions --------------------------------------------------------------------------
     def forget(self, manager: str, job_id: str) -> None:
@@ -635,6 +641,14 @@ class JobService:
             self.cancel(manager, job_id)
         log.info("job %s on %s forgotten by an admin (was %s)", job_id, manager, record.state.value)
         self._drop(manager, job_id, record)
+
+    def expire(self, record: JobRecord, why: str) -> bool:
+        """Retention: forget an ended job's compacted record (its directory is gone already).
+
+        False when the job is no longer this record (cleaned, or set up again meanwhile).
+        """
+        log.debug("job %s on %s expiring: %s", record.job_id, record.manager, why)
+        return self._drop(record.manager, record.job_id, record, only_final=True)
 
     def retry_postprocessing(self, manager: str, job_id: str) -> None:
         """Deliver the outputs of a job again whose output delivery failed; the job itself is not rerun."""

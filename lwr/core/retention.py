@@ -4,8 +4,12 @@ Galaxy's HTTP runner cleans each job it collected; in message-queue mode, or whe
 gives up, nobody does, and the staging disk fills. ``retain_complete_jobs`` and
 ``retain_failed_jobs`` (failed, cancelled and lost jobs) say how long after its end a job's
 directory is kept; ``0`` keeps it forever. The record stays, compacted (no launch details),
-with its timeline, so ``GET /jobs`` still answers for the job until it is cleaned or
-forgotten.
+with its timeline, so ``GET /jobs`` and a late status request still answer for the job.
+
+``retain_job_records`` bounds what stays: that long after its end, a job whose directory is
+gone is forgotten (record and timeline), so memory, the persistence directory and the time a
+restart takes follow the jobs of the last weeks, not every job lwr ever ran. A status request
+after that answers ``lost``, as for any job lwr does not know.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ SWEEP_MIN, SWEEP_MAX = 0.5, 300.0
 class Retention:
     """A thread sweeping the job service's ended jobs every ``interval`` seconds."""
 
-    def __init__(self, service: JobService, complete: float, failed: float) -> None:
+    def __init__(self, service: JobService, complete: float, failed: float, records: float = 0.0) -> None:
         self.service = service
         self.complete = complete
         self.failed = failed
-        periods = [period for period in (complete, failed) if period > 0]
+        self.records = records
+        periods = [period for period in (complete, failed, records) if period > 0]
         self.interval = min(SWEEP_MAX, max(SWEEP_MIN, min(periods) / 4)) if periods else 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -44,9 +49,11 @@ class Retention:
         if not self.enabled:
             return
         log.info(
-            "retention: complete jobs %.0f s, failed jobs %.0f s (0 = kept); sweeping every %.1f s",
+            "retention: complete jobs %.0f s, failed jobs %.0f s, records %.0f s (0 = kept); "
+            "sweeping every %.1f s",
             self.complete,
             self.failed,
+            self.records,
             self.interval,
         )
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
@@ -72,21 +79,19 @@ class Retention:
         return self.complete if record.state is JobState.COMPLETE else self.failed
 
     def sweep(self, now: float | None = None) -> int:
-        """Remove every expired directory; return how many were removed."""
+        """Remove every expired directory and forget every expired record; return how many directories went."""
         now = time.time() if now is None else now
         removed = 0
         for record in self.service.records():
-            if not record.state.is_final or record.extras.get("directory_removed"):
+            if not record.state.is_final:
+                continue
+            if record.extras.get("directory_removed"):
+                self._expire_record(record, now)
                 continue
             period = self.period(record)
             if period <= 0:
                 continue
-            ended = record.times.get(record.state.value)
-            if ended is None:  # a record from before lwr kept times: its directory's age
-                try:
-                    ended = self.service.directory(record.manager, record.job_id).path.stat().st_mtime
-                except OSError:
-                    ended = now
+            ended = self._ended(record, now)
             if now - ended < period:
                 continue
             why = f"{record.state.value} for more than {period:.0f} s"
@@ -99,3 +104,22 @@ class Retention:
                 )
                 removed += 1
         return removed
+
+    def _ended(self, record: JobRecord, now: float) -> float:
+        ended = record.times.get(record.state.value)
+        if ended is not None:
+            return ended
+        try:  # a record from before lwr kept times: its directory's age
+            return self.service.directory(record.manager, record.job_id).path.stat().st_mtime
+        except OSError:
+            return now
+
+    def _expire_record(self, record: JobRecord, now: float) -> None:
+        """Forget a compacted record ``retain_job_records`` after its job ended."""
+        if self.records <= 0:
+            return
+        ended = record.times.get(record.state.value, record.extras["directory_removed"])
+        if now - ended < self.records:
+            return
+        if self.service.expire(record, f"ended more than {self.records:.0f} s ago"):
+            log.info("retention: forgot the record of job %s on %s", record.job_id, record.manager)

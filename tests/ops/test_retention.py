@@ -76,6 +76,25 @@ def test_retention_removes_ended_directories_over_http(make_server):
     assert http.request("DELETE", "/jobs/done-1").status == 200  # a late clean still works
 
 
+def test_retain_job_records_forgets_ended_jobs_over_http(make_server):
+    server = make_server(
+        app_options={"retain_complete_jobs": "1s", "retain_failed_jobs": "0", "retain_job_records": "2s"}
+    )
+    http = Http(server.url)
+    http.setup("forgotten-1")
+    assert http.submit("forgotten-1", "true").status == 200
+    assert http.wait_complete("forgotten-1")["status"] == "complete"
+    http.setup("kept-1")
+    assert http.request("PUT", "/jobs/kept-1/cancel").status == 200  # failed directories kept for ever
+
+    record = server.directory / "files" / "persisted_data" / "jobs" / "_default_" / "forgotten-1.json"
+    wait_for(lambda: not record.exists(), "the ended job's record to be forgotten")
+    jobs = {job["id"] for job in http.request("GET", "/jobs").json()["jobs"]}
+    assert "forgotten-1" not in jobs and "kept-1" in jobs
+    assert not (server.staging / "_default_" / "forgotten-1").exists()
+    assert http.status("kept-1")["status"] == "cancelled"
+
+
 def test_retention_in_message_queue_mode(mq_server, vhost, listener, files_endpoint, tmp_path):
     server = mq_server(retain_complete_jobs="0", retain_failed_jobs="1s")
     publish(vhost.url, "_default_", "setup", setup_message("mq-ok", "true"))

@@ -33,6 +33,8 @@ def test_private_key_is_the_old_name_of_private_token(tmp_path):
         ({"assign_ids": "seq"}, "expected galaxy or uuid"),
         ({"max_upload_size": "lots"}, "max_upload_size"),
         ({"enable_http": "maybe"}, "true or false"),
+        ({"retain_job_records": "soon"}, "retain_job_records = 'soon'"),
+        ({"retain_job_records": "30d"}, "retain_job_records forgets the records of jobs whose directories"),
     ],
 )
 def test_app_errors(tmp_path, options, fragment):
