@@ -37,16 +37,17 @@ def test_a_local_start_is_one_unsynced_write_and_a_power_loss_of_it_loses_no_job
     record_path = tmp_path / "persisted" / "jobs" / "_default_" / "job-1.json"
     service = _service(tmp_path)
     writes: list[tuple[dict, bool]] = []
+    queued_copy: list[bytes] = []
     save_data = service.store.save_data
 
-    def recording_save(manager: str, job_id: str, data: dict, durable: bool = True) -> None:
-        if data["state"] in ("queued", "running"):
-            writes.append((dict(data), durable))
-        if data["state"] == "queued":
-            queued_copy.append(json.dumps(data))
+    def recording_save(manager: str, job_id: str, data: bytes, durable: bool = True) -> None:
+        record = json.loads(data)
+        if record["state"] in ("queued", "running"):
+            writes.append((record, durable))
+        if record["state"] == "queued":
+            queued_copy.append(data)
         save_data(manager, job_id, data, durable)
 
-    queued_copy: list[str] = []
     service.store.save_data = recording_save  # type: ignore[method-assign]
     service.start()
     try:
@@ -66,7 +67,7 @@ def test_a_local_start_is_one_unsynced_write_and_a_power_loss_of_it_loses_no_job
     finally:
         service.release()
     # The machine lost power before that write reached the disk: the record says queued, no pid.
-    record_path.write_text(queued_copy[0])
+    record_path.write_bytes(queued_copy[0])
     successor = _service(tmp_path)
     successor.start()
     try:
