@@ -48,6 +48,8 @@ _READ_SIZE = 65536
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 4 << 20
 _NO_BODY_STATUSES = (204, 304)
+#: Files up to this size are read and sent with the response head rather than by ``sendfile``.
+_SMALL_FILE = 16384
 #: Request heads buffered by all connections together stay under this (each may be up to
 #: max_request_line + max_header_size long); the total is counted only past _LARGE_HEAD.
 _HEAD_MEMORY = 32 << 20
@@ -741,6 +743,11 @@ class _Response:
             self.sock.sendall(data)
 
     def send_file(self, wrapper: FileWrapper) -> None:
+        if self._has_body and self.content_length and self.content_length <= _SMALL_FILE:
+            # A small file (a job's metadata, a short output) goes out with the head, in one send.
+            wrapper.filelike.seek(0)
+            self.write(wrapper.filelike.read(self.content_length))
+            return
         self.write(b"")
         if self._has_body and self.content_length:
             self.sent += self.sock.sendfile(wrapper.filelike, count=self.content_length)
