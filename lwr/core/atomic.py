@@ -31,10 +31,15 @@ def temporary_beside(path: PathLike, suffix: str = ".tmp") -> str:
 
     Beside the target so the rename stays on one file system; a dot-file so listings skip it.
     """
-    target = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    fd, name = _create_beside(path, suffix)
     os.close(fd)
     return name
+
+
+def _create_beside(path: PathLike, suffix: str) -> tuple[int, str]:
+    """:func:`temporary_beside`, still open: writing through this descriptor spares an open."""
+    target = Path(path)
+    return tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
 
 
 def place(temporary: PathLike, path: PathLike, *, durable: bool, mode: int | None = None) -> None:
@@ -61,9 +66,9 @@ def atomic_file(
     An exception in the block (a short body, a digest mismatch) removes the temporary file and
     leaves ``path`` as it was. The file is created 0600 unless ``mode`` says otherwise.
     """
-    temporary = temporary_beside(path, suffix)
+    fd, temporary = _create_beside(path, suffix)
     try:
-        with open(temporary, "wb") as handle:
+        with os.fdopen(fd, "wb") as handle:
             yield handle
             if durable:
                 handle.flush()

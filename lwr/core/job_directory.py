@@ -51,6 +51,20 @@ def current_umask() -> int:
     return 0o077  # when in doubt, private
 
 
+def make_directory(path: str, mode: int, umask: int) -> None:
+    """A directory with exactly ``mode``: one ``mkdir`` when ``umask`` keeps every bit of it (the
+    usual case), a ``chmod`` besides when it does not or the directory was already there."""
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+    else:
+        if not mode & umask:
+            return
+    os.chmod(path, mode)
+
+
 #: Largest of lwr's own small records (exit code, pid, times) read back.
 MAXIMUM_RECORD_SIZE = 1 << 20
 
@@ -139,12 +153,13 @@ class JobDirectory:
         over), so the job directory and ``lwr/`` are traverse-only (0711): nobody can list them.
         """
         outer = TRAVERSE_ONLY_MODE if handed_over else PRIVATE_DIRECTORY_MODE
-        self.path.mkdir(mode=outer, parents=True, exist_ok=True)
-        self.path.chmod(outer)
+        umask = current_umask()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_directory(str(self.path), outer, umask)
         for name in SUBDIRECTORIES:
-            mode = outer if name == "lwr" else PRIVATE_DIRECTORY_MODE
-            (self.path / name).mkdir(mode=mode, exist_ok=True)
-            (self.path / name).chmod(mode)
+            make_directory(
+                os.path.join(self.path, name), outer if name == "lwr" else PRIVATE_DIRECTORY_MODE, umask
+            )
 
     def discard(self, trash: Path) -> Path | None:
         """Move the directory into ``trash`` (one rename) for deletion later; None if it is gone."""

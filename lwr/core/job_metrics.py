@@ -12,11 +12,26 @@ so that a broken file stops lwr at once.
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from typing import Any
 
 from lwr.errors import ConfigError
+
+#: The ``core`` plugin's clock reading (``date +"%s" > file``, run before and after every tool).
+_DATE_SECONDS = re.compile(r'(?m)^date \+"%s"(?= >)')
+#: The same line from bash's own clock: ``date`` is a process (a millisecond or more a job, twice);
+#: ``printf %(...)T`` (bash 4.2) is not. An older shell falls back to ``date``.
+_BUILTIN_SECONDS = "{ printf '%(%s)T\\n' -1 2>/dev/null || date +\"%s\"; }"
+
+
+def without_date_forks(commands: str) -> str:
+    """``commands`` with each ``date +"%s" > file`` of Galaxy's ``core`` plugin read from bash's clock.
+
+    Only that exact command is rewritten: whatever else a plugin writes runs as Galaxy wrote it.
+    """
+    return _DATE_SECONDS.sub(lambda _: _BUILTIN_SECONDS, commands)
 
 
 class JobInstrumentation:
@@ -57,6 +72,6 @@ class JobInstrumentation:
             return "", ""
         instrumenter = self._load()
         return (
-            instrumenter.pre_execute_commands(metadata_directory) or "",
-            instrumenter.post_execute_commands(metadata_directory) or "",
+            without_date_forks(instrumenter.pre_execute_commands(metadata_directory) or ""),
+            without_date_forks(instrumenter.post_execute_commands(metadata_directory) or ""),
         )

@@ -3,13 +3,17 @@
 It is the job's own record keeper, so what it writes survives lwr being killed or a batch
 system forgetting the job: the tool's stdout/stderr, start and end times, and the exit code
 (one write of a few bytes, so a half-written code is never read). Of its own it forks nothing
-but ``flock`` and the command: every process costs a millisecond or more per job (the job
-metrics plugins' commands, Galaxy's, add theirs: ``core`` runs ``date`` twice).
+but the command (and ``flock`` on a batch system): every process costs a millisecond or more
+per job. The job metrics plugins' commands, Galaxy's, add theirs; ``core``'s two ``date`` are
+read from bash's clock instead (:func:`lwr.core.job_metrics.without_date_forks`).
 
 Two guards make a job run at most once: creating ``lwr/launched`` exclusively is atomic, so a second copy
 of the script (a relaunch after a crash, a batch-system requeue) exits without running the
 command; and the script holds ``flock`` on ``lwr/run.lock`` while it runs, which lets lwr
-tell after a restart whether the job is still alive and wait for it without polling.
+tell after a restart whether the job is still alive and wait for it without polling. A local
+launcher (:mod:`lwr.managers.local_process`) takes that lock itself before it starts the script
+and hands it over on the descriptor ``$LWR_RUN_LOCK_FD`` names, which spares the ``flock`` process;
+on a batch system the script takes it.
 
 Around the tool it sets up the environment Galaxy's tools expect from any Galaxy job runner
 (:class:`GalaxyEnvironment`): ``GALAXY_SLOTS`` and ``GALAXY_MEMORY_MB`` from the batch system's own
@@ -33,6 +37,9 @@ __all__ = ["EnvItem", "parse_env", "write_job_script"]
 
 #: Exit status of a second copy of the script that refused to run the command again.
 ALREADY_LAUNCHED_STATUS = 75
+
+#: Names the descriptor on which a local launcher hands the script its run lock, already held.
+RUN_LOCK_FD_VARIABLE = "LWR_RUN_LOCK_FD"
 
 
 #: ``GALAXY_SLOTS`` from what the batch system allocated; ``$lwr_default_slots`` when none did.
@@ -164,8 +171,13 @@ class JobScript:
             "#!/bin/bash",
             "# Written by lwr. Runs one job; records streams, times and exit code beside it.",
             f"lwr_dir={q(str(lwr_dir))}",
-            f'exec 9>"$lwr_dir/{layout.RUN_LOCK}"',
-            f"flock -n 9 || {{ echo 'lwr: this job is already running' >&2; exit {ALREADY_LAUNCHED_STATUS}; }}",
+            # A local launcher takes the run lock itself and hands it over (no flock process).
+            f'case "${{{RUN_LOCK_FD_VARIABLE}:-}}" in',
+            f'    ""|*[!0-9]*) exec 9>"$lwr_dir/{layout.RUN_LOCK}"',
+            f"        flock -n 9 || {{ echo 'lwr: this job is already running' >&2; exit {ALREADY_LAUNCHED_STATUS}; }};;",
+            f'    *) exec 9>&"${RUN_LOCK_FD_VARIABLE}"-;;',
+            "esac",
+            f"unset {RUN_LOCK_FD_VARIABLE}",
             # noclobber makes '>' an exclusive create: the launch guard without forking mkdir.
             f'if ! {{ set -C; : > "$lwr_dir/{layout.LAUNCH_GUARD}"; }} 2>/dev/null; then '
             f"echo 'lwr: this job was launched before; not running it twice' >&2; exit {ALREADY_LAUNCHED_STATUS}; fi",

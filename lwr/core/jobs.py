@@ -167,6 +167,9 @@ class _ManagerEvents:
     def job_running(self, job_id: str) -> None:
         self.service._on_running(self.manager, job_id)
 
+    def job_started(self, job_id: str, external_id: str) -> None:
+        self.service._on_started(self.manager, job_id, external_id)
+
     def job_ended(
         self,
         job_id: str,
@@ -729,6 +732,21 @@ class JobService:
             snapshot = self._snapshots.snapshot(record, {"at": time.time(), "external_id": None})
         self._snapshots.persist(snapshot)
 
+    def _on_started(self, manager: str, job_id: str, external_id: str) -> None:
+        with self._lock:
+            record = self._records.get((manager, job_id))
+            snapshot = None
+            if record is not None and not self._released and record.state is JobState.QUEUED:
+                record.external_id = external_id
+                snapshot = self._transition(
+                    record, JobState.RUNNING, event_fields={"external_id": external_id}
+                )
+        if record is None or snapshot is None:  # what a submission then a start would record: the id
+            self._on_submitted(manager, job_id, external_id)
+            return
+        # One write for both, unsynced: the pid file, launch marker and run lock tell them again.
+        self._commit(snapshot, record, durable=False)
+
     def _on_running(self, manager: str, job_id: str) -> None:
         with self._lock:
             record = self._records.get((manager, job_id))
@@ -801,8 +819,11 @@ class JobService:
         state: JobState,
         reason: str | None = None,
         failure_class: FailureClass | None = None,
+        event_fields: Mapping[str, Any] | None = None,
     ) -> Snapshot:
         """Move ``record`` to ``state`` in memory (caller holds the lock); return what to persist.
+
+        ``event_fields`` go on the timeline line with the new state (the batch id it started as).
 
         The caller then calls :meth:`_commit` outside the lock, which writes the record before
         anyone hears of the change.
@@ -828,7 +849,7 @@ class JobService:
         log.info(
             "job %s on %s: %s%s", record.job_id, record.manager, state.value, f" ({reason})" if reason else ""
         )
-        event: dict[str, Any] = {"at": now, "state": state.value}
+        event: dict[str, Any] = {"at": now, "state": state.value, **(event_fields or {})}
         if reason is not None:
             event["reason"] = reason
         # Leaving a staging state: the timeline line carries that staging's summary.

@@ -77,6 +77,11 @@ class ManagerListener(Protocol):
     def job_running(self, job_id: str) -> None:
         """The job script started."""
 
+    def job_started(self, job_id: str, external_id: str) -> None:
+        """A local process started the job script as ``external_id`` (its pid): submitted and
+        running in one change. The job directory tells both again (pid file, launch marker, run
+        lock), so this is not fsynced: after a power loss the job is queued and re-attached."""
+
     def job_ended(
         self,
         job_id: str,

@@ -42,7 +42,8 @@ class _Slot:
 class Snapshot:
     key: Key
     version: int
-    data: dict[str, Any]
+    #: The record as stored (:meth:`JobRecord.encode`), encoded when the snapshot was taken.
+    data: bytes
     slot: _Slot = field(repr=False, compare=False)
     #: The timeline line this change adds (None: a plain rewrite of the record).
     event: dict[str, Any] | None = None
@@ -65,7 +66,7 @@ class SnapshotWriter:
                 slot = self._slots[key] = _Slot()
             slot.version += 1
             version = slot.version
-        return Snapshot(key, version, record.to_dict(), slot, event)
+        return Snapshot(key, version, record.encode(), slot, event)
 
     def persist(self, snapshot: Snapshot, durable: bool = True) -> None:
         """Write a snapshot atomically, outside the service lock; an older one never overwrites a newer.

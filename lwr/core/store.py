@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from lwr.core.atomic import write_json_atomically
+from lwr.core.atomic import write_bytes_atomically
 from lwr.core.states import JobState
 
 log = logging.getLogger(__name__)
@@ -58,12 +58,22 @@ class JobRecord:
         data["state"] = self.state.value
         return data
 
+    def encode(self) -> bytes:
+        """The record as stored (the JSON of :meth:`to_dict`), made in one pass: a copy of the
+        record as it is now, without ``asdict``'s deep copy of every nested value."""
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
+        data["state"] = self.state.value
+        return json.dumps(data, sort_keys=True).encode("utf-8")
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRecord:
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in data.items() if key in known}
         values["state"] = JobState(values["state"])
         return cls(**values)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(JobRecord))
 
 
 class JobStore:
@@ -110,14 +120,14 @@ class JobStore:
         return events
 
     def save(self, record: JobRecord) -> None:
-        self.save_data(record.manager, record.job_id, record.to_dict())
+        self.save_data(record.manager, record.job_id, record.encode())
 
-    def save_data(self, manager: str, job_id: str, data: dict[str, Any], durable: bool = True) -> None:
-        """Write a record already turned into a dict (a snapshot taken under the service lock)."""
+    def save_data(self, manager: str, job_id: str, data: bytes, durable: bool = True) -> None:
+        """Write a record already encoded (a snapshot taken under the service lock)."""
         path = self._path(manager, job_id)
         if not path.parent.is_dir():
             path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(path, data, durable=self.durable and durable)
+        write_bytes_atomically(path, data, durable=self.durable and durable)
 
     def delete(self, manager: str, job_id: str) -> None:
         for path in (self._path(manager, job_id), self._timeline_path(manager, job_id)):

@@ -17,7 +17,7 @@ from typing import Callable
 
 from lwr.core import job_directory as layout
 from lwr.core.job_directory import JobDirectory
-from lwr.core.job_script import ALREADY_LAUNCHED_STATUS
+from lwr.core.job_script import ALREADY_LAUNCHED_STATUS, RUN_LOCK_FD_VARIABLE
 from lwr.core.states import JobState
 from lwr.protocol.failure import FailureClass
 
@@ -28,20 +28,50 @@ KILL_GRACE_SECONDS = 5.0
 
 
 def start_job_process(directory: JobDirectory, script: str) -> subprocess.Popen[bytes]:
-    """Start the job script in a new session, so cancel can signal its whole process group."""
-    with (
-        open(directory.internal_file(layout.JOB_STDOUT), "ab") as out,
-        open(directory.internal_file(layout.JOB_STDERR), "ab") as err,
-    ):
-        return subprocess.Popen(
-            ["/bin/bash", script],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=str(directory.path),
-            start_new_session=True,
-            close_fds=True,
-        )
+    """Start the job script in a new session, so cancel can signal its whole process group.
+
+    The script's run lock is taken here and handed to it (see :mod:`lwr.core.job_script`): the
+    script then forks no ``flock``. A lock already held (a copy still running) is left to the
+    script, which refuses to run twice as it always does.
+    """
+    lock = take_run_lock(directory)
+    try:
+        with (
+            open(directory.internal_file(layout.JOB_STDOUT), "ab") as out,
+            open(directory.internal_file(layout.JOB_STDERR), "ab") as err,
+        ):
+            return subprocess.Popen(
+                ["/bin/bash", script],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=str(directory.path),
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=() if lock is None else (lock,),
+                env=None if lock is None else {**os.environ, RUN_LOCK_FD_VARIABLE: str(lock)},
+            )
+    finally:
+        if lock is not None:
+            os.close(lock)  # the script's copy holds the lock from here on
+
+
+def take_run_lock(directory: JobDirectory) -> int | None:
+    """The job's run lock, opened and held (exclusively) by lwr; None if another process holds it."""
+    fd = os.open(
+        directory.internal_file(layout.RUN_LOCK),
+        os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+        0o600,
+    )
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def was_launched(directory: JobDirectory) -> bool:

@@ -135,8 +135,7 @@ class QueuedPythonManager(Manager):
             self._pids[spec.job_id] = process.pid
             self._processes[spec.job_id] = process
             cancelled_while_starting = spec.job_id in self._cancelled
-        self.listener.job_submitted(spec.job_id, str(process.pid))
-        self.listener.job_running(spec.job_id)
+        self.listener.job_started(spec.job_id, str(process.pid))
         local_process.follow(spec.directory, process, lambda rc: self._ended(spec, rc), f"job-{spec.job_id}")
         if cancelled_while_starting:
             local_process.terminate_job(spec.directory, process.pid, process)

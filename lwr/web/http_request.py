@@ -30,6 +30,8 @@ from lwr.errors import (
 _METHOD = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _HEADER_NAME = _METHOD
 _VERSION = re.compile(rb"^HTTP/(\d)\.(\d)$")
+#: Bytes a request target may not hold: controls, space and DEL.
+_CONTROL = re.compile(rb"[\x00-\x20\x7f]")
 _CHUNK_LINE_LIMIT = 4096
 _TRAILER_LIMIT = 16384
 
@@ -119,7 +121,7 @@ def parse_head(data: bytes, limits: Limits) -> RequestHead:
     if major != 1:
         raise HeadError(HttpVersionNotSupported, "only HTTP/1.x is served")
     target = parts[1]
-    if any(byte < 0x21 or byte == 0x7F for byte in target):
+    if _CONTROL.search(target):
         raise HeadError(BadRequest, "control characters in the request target")
     if target.startswith((b"http://", b"https://")):
         slash = target.find(b"/", target.find(b"//") + 2)

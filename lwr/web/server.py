@@ -13,7 +13,9 @@ Here one event-loop thread accepts, does the TLS handshake and reads request hea
 complete head reaches one of ``threadpool_workers`` threads, which runs the application with
 the blocking socket: bodies stream straight from the socket to the application (a 4 GiB
 upload in bounded memory), each read waiting at most ``body_timeout``. Kept-alive
-connections go back to the loop, waiting at most ``idle_timeout`` for the next request.
+connections go back to the loop, waiting at most ``idle_timeout`` for the next request; one
+that ends with its response (Pulsar's client opens one per request) is closed by its worker,
+which wakes nobody: the loop forgets it on its next turn.
 
 :meth:`HttpServer.drain` stops accepting and lets every request already received finish: a
 SIGTERM, ``--stop-daemon`` and a restart (:mod:`lwr.handover`) all stop this way.
@@ -48,6 +50,8 @@ _READ_SIZE = 65536
 _LINGER_SECONDS = 2.0
 _LINGER_BYTES = 4 << 20
 _NO_BODY_STATUSES = (204, 304)
+#: Files up to this size are read and sent with the response head rather than by ``sendfile``.
+_SMALL_FILE = 16384
 #: Request heads buffered by all connections together stay under this (each may be up to
 #: max_request_line + max_header_size long); the total is counted only past _LARGE_HEAD.
 _HEAD_MEMORY = 32 << 20
@@ -91,10 +95,23 @@ class FileWrapper:
 class _Connection:
     """One client connection and where it is in its life."""
 
-    __slots__ = ("sock", "address", "state", "buffer", "deadline", "since", "discarded", "body", "response")
+    __slots__ = (
+        "sock",
+        "fileno",
+        "address",
+        "state",
+        "buffer",
+        "deadline",
+        "since",
+        "discarded",
+        "body",
+        "response",
+    )
 
     def __init__(self, sock: socket.socket, address: Any, state: str, deadline: float) -> None:
         self.sock = sock
+        #: The loop's key for it, kept: a worker may close the socket before the loop forgets it.
+        self.fileno = sock.fileno()
         self.address = address
         #: handshake | head | idle | busy | linger
         self.state = state
@@ -285,6 +302,7 @@ class HttpServer:
         try:
             while not self._stopped.is_set():
                 events = self.selector.select(self._timeout())
+                self._take_returned()  # before any accept: a closed connection counts no more
                 for key, mask in events:
                     if key.fileobj is self._wake_r:
                         self._on_wake()
@@ -337,9 +355,14 @@ class HttpServer:
             pass
         while self._calls:
             self._calls.popleft()()
+        self._take_returned()
+        self._check_drained()
+
+    def _take_returned(self) -> None:
+        """Take back the connections workers are done with (every loop turn: a worker that closed
+        its connection does not wake the loop for it)."""
         while self._returned:
             self._resume(*self._returned.popleft())
-        self._check_drained()
 
     def _accept(self) -> None:
         for _ in range(64):
@@ -465,6 +488,11 @@ class HttpServer:
 
     def _resume(self, connection: _Connection, verdict: str, leftover: bytes) -> None:
         """A worker is done with a connection: wait for its next request, linger, or close."""
+        if verdict == "closed":  # by the worker
+            if self._connections.get(connection.fileno) is connection:
+                del self._connections[connection.fileno]
+            self._listen(True)
+            return
         if verdict == "close" or self._stopped.is_set():
             self._close(connection, registered=False)
             return
@@ -561,6 +589,14 @@ class HttpServer:
                 keep, leftover = False, b""
             # The loop thread owns connection state: hand it the verdict, never set it here.
             verdict = "idle" if keep else ("linger" if keep is None else "close")
+            if verdict == "close" and not self._stopped.is_set():
+                # Closed here; the loop only has to forget it, which can wait for its next turn
+                # (it is woken for it only when it waits for connections to end).
+                connection.sock.close()
+                self._returned.append((connection, "closed", b""))
+                if self._draining or not self._listening:
+                    self._wake()
+                continue
             self._returned.append((connection, verdict, leftover))
             self._wake()
 
@@ -741,6 +777,11 @@ class _Response:
             self.sock.sendall(data)
 
     def send_file(self, wrapper: FileWrapper) -> None:
+        if self._has_body and self.content_length and self.content_length <= _SMALL_FILE:
+            # A small file (a job's metadata, a short output) goes out with the head, in one send.
+            wrapper.filelike.seek(0)
+            self.write(wrapper.filelike.read(self.content_length))
+            return
         self.write(b"")
         if self._has_body and self.content_length:
             self.sent += self.sock.sendfile(wrapper.filelike, count=self.content_length)

@@ -62,9 +62,10 @@ def receive_upload(
             # One reused buffer when the stream can fill it; the hashing path needs immutable
             # chunks, since its thread still reads them while the next one arrives.
             reusable = digest is None and hasattr(stream, "readinto")
-            buffer = memoryview(bytearray(CHUNK_SIZE)) if reusable else None
+            size = CHUNK_SIZE if length is None else max(1, min(CHUNK_SIZE, length))
+            buffer = memoryview(bytearray(size)) if reusable else None
             while length is None or received < length:
-                wanted = CHUNK_SIZE if length is None else min(CHUNK_SIZE, length - received)
+                wanted = size if length is None else min(size, length - received)
                 if buffer is not None:
                     count = stream.readinto(buffer[:wanted])  # type: ignore[attr-defined]
                     chunk: bytes | memoryview = buffer[:count]

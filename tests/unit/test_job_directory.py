@@ -148,3 +148,34 @@ def test_exit_code(tmp_path):
     assert job.exit_code() == 3
     job.internal_file("exit_code").write_text("garbage")
     assert job.exit_code() is None
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o277, 0o011, 0o000])
+@pytest.mark.parametrize("handed_over", [False, True])
+def test_layout_modes_whatever_the_umask(tmp_path, umask, handed_over):
+    import stat
+
+    from lwr.protocol.layout import SUBDIRECTORIES
+
+    outer = 0o711 if handed_over else 0o700
+    job = JobDirectory(tmp_path / "staging" / "job")
+    (tmp_path / "staging").mkdir()
+    (job.path / "working").mkdir(parents=True, mode=0o755)  # already there, too open: made private
+    (job.path / "working").chmod(0o755)
+    previous = os.umask(umask)
+    try:
+        job.create(handed_over)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(job.path.stat().st_mode) == outer
+    for name in SUBDIRECTORIES:
+        expected = outer if name == "lwr" else 0o700
+        assert stat.S_IMODE((job.path / name).stat().st_mode) == expected, name
+
+
+def test_create_refuses_a_file_in_place_of_a_directory(tmp_path):
+    job = JobDirectory(tmp_path / "job")
+    job.path.mkdir()
+    (job.path / "outputs").write_text("not a directory")
+    with pytest.raises(FileExistsError):
+        job.create()

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -124,3 +127,84 @@ def test_notices_go_to_the_job_stderr_and_dependencies_before_the_command(tmp_pa
     assert result.stderr == "lwr: it's missing\n"
     assert job.internal_file("tool_stdout").read_text() == "activated\n"
     assert job.internal_file("tool_stderr").read_text() == ""
+
+
+# --- what the script forks --------------------------------------------------------------------
+def stub_path(tmp_path, *names):
+    """A PATH whose ``names`` log each call to ``calls`` and then run the real command."""
+    import shutil
+
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for name in names:
+        stub = stubs / name
+        stub.write_text(f'#!/bin/bash\necho {name} >> {tmp_path / "calls"}\nexec {shutil.which(name)} "$@"\n')
+        stub.chmod(0o755)
+    return f"{stubs}:/usr/bin:/bin"
+
+
+def test_core_metrics_read_the_clock_without_forking_date(tmp_path):
+    from lwr.core.job_metrics import JobInstrumentation
+    from lwr.core.job_script import GalaxyEnvironment
+
+    job = JobDirectory(tmp_path / "job")
+    job.create()
+    before, after = JobInstrumentation(None).commands(str(job.metadata))
+    script = write_job_script(
+        job, "true", [], GalaxyEnvironment(instrument_pre=before, instrument_post=after)
+    )
+    env = {"PATH": stub_path(tmp_path, "date")}
+    assert subprocess.run(["/bin/bash", script], env=env).returncode == 0
+    assert not (tmp_path / "calls").exists()
+    start = (job.metadata / "__instrument_core_epoch_start").read_text()
+    end = (job.metadata / "__instrument_core_epoch_end").read_text()
+    assert start.endswith("\n") and end.endswith("\n")  # the very lines `date +"%s"` writes
+    assert 0 < int(start) <= int(end) <= time.time() + 1
+
+
+def test_only_the_core_plugins_date_is_rewritten():
+    from lwr.core.job_metrics import without_date_forks
+
+    assert without_date_forks('date +"%s" > /m/x\necho "$A" > /m/y') == (
+        '{ printf \'%(%s)T\\n\' -1 2>/dev/null || date +"%s"; } > /m/x\necho "$A" > /m/y'
+    )
+    for other in ('date +"%Y" > /m/x', 'echo date +"%s" > /m/x', 'date +"%s"'):
+        assert without_date_forks(other) == other
+
+
+def test_a_local_launch_hands_the_run_lock_over_and_forks_no_flock(tmp_path, monkeypatch):
+    from lwr.managers import local_process
+
+    marker, background = tmp_path / "tool_ran", tmp_path / "background"
+    job, script = make_job(tmp_path, f"sleep 30 & echo $! > {background}; touch {marker}; sleep 0.5")
+    monkeypatch.setenv("PATH", stub_path(tmp_path, "flock"))  # lwr's environment, the script's too
+    process = local_process.start_job_process(job, script)
+    try:
+        deadline = time.monotonic() + 10
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert local_process.is_running(job)  # the script holds the lock lwr took for it
+        second = subprocess.run(["/bin/bash", script], capture_output=True, text=True)
+        assert second.returncode == ALREADY_LAUNCHED_STATUS and "already running" in second.stderr
+        assert process.wait(20) == 0 and job.exit_code() == 0
+        # The tool's background process got neither the lock nor the descriptor that carried it.
+        assert not local_process.is_running(job)
+    finally:
+        os.kill(int(background.read_text()), signal.SIGKILL)
+    assert (tmp_path / "calls").read_text().split() == ["flock"]  # the second copy's, started by hand
+
+
+def test_a_local_launch_while_a_copy_holds_the_lock_runs_nothing(tmp_path):
+    import fcntl
+
+    from lwr.managers import local_process
+
+    job, script = make_job(tmp_path, f"echo ran >> {tmp_path / 'count'}")
+    holder = os.open(job.internal_file("run.lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # a copy still running, say from before a restart
+    try:
+        assert local_process.start_job_process(job, script).wait(20) == ALREADY_LAUNCHED_STATUS
+    finally:
+        os.close(holder)
+    assert not (tmp_path / "count").exists()
+    assert not local_process.was_launched(job)

@@ -23,6 +23,10 @@ class Recorder:
     def job_running(self, job_id):
         self.events.append(("running", job_id, None))
 
+    def job_started(self, job_id, external_id):
+        self.job_submitted(job_id, external_id)
+        self.job_running(job_id)
+
     def job_ended(self, job_id, state, reason=None, failure_class=None):
         with self.ended:
             self.events.append(("ended", job_id, state))

@@ -73,3 +73,24 @@ def test_the_bookkeeping_is_dropped_with_the_jobs(tmp_path: Path) -> None:
         assert len(service._snapshots) == 0
     finally:
         service.shutdown()
+
+
+def test_a_snapshot_is_the_stored_record_as_it_was_when_taken(tmp_path: Path) -> None:
+    store = JobStore(tmp_path, durable=False)
+    writer = SnapshotWriter(store)
+    record = _record(state=JobState.QUEUED)
+    record.launch = {"command_line": "cat a > b", "env": [{"name": "A", "value": "1", "raw": False}]}
+    record.staging = {"in": {"seconds": 0.5, "bytes": 300, "by": "client"}}
+    record.times = {"setup": 1.0, "queued": 2.0}
+    taken = writer.snapshot(record, {"at": 2.0, "state": "queued"})
+    assert json.loads(taken.data) == record.to_dict()
+    # Changes made afterwards (under the service lock, before the write) are not in it.
+    record.launch["env"][0]["value"] = "2"
+    record.staging["in"]["bytes"] = 1
+    record.times["running"] = 3.0
+    record.state = JobState.RUNNING
+    writer.persist(taken)
+    stored = _on_disk(store)
+    assert stored["state"] == "queued" and stored["launch"]["env"][0]["value"] == "1"
+    assert stored["staging"]["in"]["bytes"] == 300 and "running" not in stored["times"]
+    assert JobRecord.from_dict(stored).launch["command_line"] == "cat a > b"

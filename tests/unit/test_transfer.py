@@ -6,7 +6,7 @@ import io
 import pytest
 
 from lwr.errors import BadRequest, IntegrityError, PayloadTooLarge
-from lwr.web.transfer import RangeNotSatisfiable, iter_file, parse_range, receive_upload
+from lwr.web.transfer import CHUNK_SIZE, RangeNotSatisfiable, iter_file, parse_range, receive_upload
 
 
 @pytest.mark.parametrize(
@@ -41,6 +41,19 @@ def test_upload_complete(tmp_path):
     reply = receive_upload(environ(data), tmp_path / "a" / "f", None, hashlib.sha256(data).hexdigest())
     assert (tmp_path / "a" / "f").read_bytes() == data
     assert reply["size"] == len(data) and reply["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("size", [0, 1, 300, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 2 * CHUNK_SIZE + 5])
+@pytest.mark.parametrize("hashed", [False, True])
+def test_uploads_of_every_size_arrive_whole(tmp_path, size, hashed):
+    data = bytes(index % 253 for index in range(size))
+    digest = hashlib.sha256(data).hexdigest() if hashed else None
+    reply = receive_upload(environ(data), tmp_path / "f", None, digest)
+    assert (tmp_path / "f").read_bytes() == data and reply["size"] == size
+    # An unterminated body (no Content-Length) is read to its end in whole chunks.
+    unterminated = {"wsgi.input": io.BytesIO(data), "wsgi.input_terminated": True}
+    assert receive_upload(unterminated, tmp_path / "g", None, digest)["size"] == size
+    assert (tmp_path / "g").read_bytes() == data
 
 
 @pytest.mark.parametrize(
