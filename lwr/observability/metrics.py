@@ -40,6 +40,11 @@ QUERY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 #: HTTP requests, status polls to multi-gigabyte downloads.
 HTTP_BUCKETS = (0.005, 0.025, 0.1, 0.25, 1, 5, 30, 120, 600)
 
+#: HTTP methods counted under their own name. A client may send any token as its method, before
+#: it is authenticated: each new label value would be a new histogram kept for the process's
+#: life, so every other method is counted as ``other``.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
 #: Every sample name /metrics exports (histograms as their _bucket/_sum/_count).
 METRIC_NAMES = frozenset(
     {
@@ -196,6 +201,7 @@ class LwrMetrics(JobObserver):
     def http_request(
         self, route: str, method: str, status: int, seconds: float, request_bytes: int, response_bytes: int
     ) -> None:
+        method = method if method in HTTP_METHODS else "other"
         self.http.labels(route, method, str(status)).observe(seconds)
         if status < 300 and route == "upload":
             self.staged_bytes.labels("in", "client").inc(request_bytes)
