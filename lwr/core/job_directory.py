@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from lwr.core import job_files
 from lwr.errors import BadRequest, NotFound
-from lwr.protocol.layout import OUTPUT_TYPES, SUBDIRECTORIES, TYPE_DIRECTORIES, setup_layout
+from lwr.protocol.layout import LWR_SUBDIRECTORY, OUTPUT_TYPES, SUBDIRECTORIES, TYPE_DIRECTORIES, setup_layout
 
 __all__ = ["OUTPUT_TYPES", "SUBDIRECTORIES", "TYPE_DIRECTORIES", "JobDirectory", "confine", "validate_job_id"]
 
@@ -123,7 +123,7 @@ class JobDirectory:
     @property
     def internal(self) -> Path:
         """lwr's own files for this job (script, streams, exit code)."""
-        return self.path / "lwr"
+        return self.path / LWR_SUBDIRECTORY
 
     def internal_file(self, name: str) -> Path:
         return self.internal / name
@@ -168,8 +168,16 @@ class JobDirectory:
             raise BadRequest(f"unknown file type '{file_type}'", expected=sorted(TYPE_DIRECTORIES)) from None
 
     def path_for(self, name: str, file_type: str) -> Path:
-        """Where a client-named file of ``file_type`` lives; confined to that type's directory."""
-        return confine(self.directory_for_type(file_type), name)
+        """Where a client-named file of ``file_type`` lives; confined to that type's directory,
+        and never in lwr's own ``lwr/`` (the job script lwr wrote and checked, and the records
+        it judges the job by: ``jobdir`` names the whole job directory)."""
+        path = confine(self.directory_for_type(file_type), name)
+        internal = os.path.realpath(self.internal)
+        if path.relative_to(self.path).parts[:1] == (LWR_SUBDIRECTORY,) or (
+            os.path.realpath(path) + os.sep
+        ).startswith(internal + os.sep):
+            raise BadRequest("file name leads into lwr's own directory of the job", name=name)
+        return path
 
     def open_output(self, name: str, file_type: str) -> BinaryIO:
         """An output the client asks for, opened once (globs are honoured for ``output_workdir``).
