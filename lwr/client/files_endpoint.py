@@ -17,7 +17,9 @@ metadata directories. Files are opened without following a symlink swapped in af
 (``O_NOFOLLOW``, and the opened descriptor's path checked again). A refusal is lwr's JSON error
 body with its stable code (``{"error": ..., "code": ...}``): 403 for a path the job may not
 touch, 404 for a missing file, 405 for another method, 416 for a Range past the end, 400 for a
-malformed request; each 403 is also recorded in :attr:`FilesEndpoint.refused`.
+malformed request; each 403 is also counted in :attr:`FilesEndpoint.refused_count`, and the
+first :data:`REFUSALS_KEPT` are kept in :attr:`FilesEndpoint.refused` (their paths shortened):
+anyone who can reach the port can be refused, so what is kept of refusals is bounded.
 
 The application is a small webob app: webob parses the query and frames the body;
 :mod:`lwr.protocol.multipart` streams a form's file field to its file and drops any other field
@@ -39,6 +41,7 @@ import os
 import secrets
 import socket
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import IO, Any, Callable
 from urllib.parse import urlencode
@@ -61,6 +64,9 @@ CHUNK = 1024 * 1024
 METHODS = ("GET", "POST", "PUT")
 #: The server's limits: a job's transfers are few at a time, but a file may take minutes.
 SETTINGS = ServerSettings(threadpool_workers=16, max_connections=128, body_timeout=300.0, drain_timeout=5.0)
+#: Refusals kept for the report (every one is counted), and the longest path kept of each.
+REFUSALS_KEPT = 100
+PATH_KEPT = 1024
 
 
 class FilesEndpoint:
@@ -71,9 +77,10 @@ class FilesEndpoint:
         self.readable: set[str] = set()
         self.writable_files: set[str] = set()
         self.writable_directories: set[str] = set()
-        #: ``(method, path)`` of every request served, and ``(method, path, reason)`` of every one refused.
-        self.served: list[tuple[str, str]] = []
+        #: Requests served, by method; ``(method, path, reason)`` of the first refusals, and how many.
+        self.served: Counter[str] = Counter()
         self.refused: list[tuple[str, str, str]] = []
+        self.refused_count = 0
         self._lock = threading.Lock()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=128)
@@ -183,17 +190,20 @@ class FilesEndpoint:
 
     def _served(self, method: str, path: str) -> None:
         with self._lock:
-            self.served.append((method, path))
+            self.served[method] += 1
 
     def _refused(self, method: str, path: str, reason: str) -> Forbidden:
-        """Record a refusal; the error to answer it with."""
+        """Count a refusal (keeping the first few); the error to answer it with."""
+        shown = path if len(path) <= PATH_KEPT else path[:PATH_KEPT] + "..."
         with self._lock:
-            self.refused.append((method, path, reason))
-        return Forbidden(reason, path=path)
+            self.refused_count += 1
+            if len(self.refused) < REFUSALS_KEPT:
+                self.refused.append((method, shown, reason))
+        return Forbidden(reason, path=shown)
 
     def count(self, method: str) -> int:
         with self._lock:
-            return sum(1 for served, _path in self.served if served == method)
+            return self.served[method]
 
 
 def _inside(path: str, directory: str) -> bool:

@@ -131,3 +131,32 @@ def test_forms_of_lwr_and_of_requests_still_arrive(endpoint: EndpointProcess) ->
     truncated = [form_head("BB", "x"), b"half of it"]
     assert endpoint.post(truncated) == 400
     assert endpoint.output.read_bytes() == b"from requests\r\n"
+
+
+def current_mib(endpoint: EndpointProcess) -> int:
+    for line in Path(f"/proc/{endpoint.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_refusals_without_the_key_are_not_kept_without_bound(endpoint: EndpointProcess) -> None:
+    """Attack (a): anyone who reaches the port is refused (wrong job_key); each refusal was kept,
+    with its path, for the report, so every 100 requests with 200 KB paths held 20 MB more, for
+    good. (The first requests warm up the allocator's arenas; after them memory must stay flat.)"""
+    split = urllib.parse.urlsplit(endpoint.url)
+
+    def refused(count: int) -> None:
+        for attempt in range(count):
+            connection = http.client.HTTPConnection(split.hostname, split.port, timeout=60)
+            try:
+                connection.request("GET", f"{split.path}?job_key=guess{attempt}&path=/{'x' * 200_000}")
+                assert connection.getresponse().status == 403
+            finally:
+                connection.close()
+
+    refused(200)
+    before = current_mib(endpoint)
+    refused(400)
+    growth = current_mib(endpoint) - before
+    assert growth < 12, f"the endpoint holds {growth} MiB more after 400 more refusals"
