@@ -65,10 +65,17 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
+#: Most components a client-supplied name may have (Galaxy's deepest are a few: extra files of
+#: a dataset in sub-directories); far deeper would make creating its directories recurse past
+#: Python's limit.
+MAXIMUM_NAME_DEPTH = 128
+
+
 def checked_parts(name: str) -> list[str]:
     """The components of a client-supplied relative ``name``, or :class:`BadRequest`.
 
-    Refuses absolute names, ``..`` components, NUL bytes and names without a file component.
+    Refuses absolute names, ``..`` components, NUL bytes, names without a file component and
+    names deeper than :data:`MAXIMUM_NAME_DEPTH`.
     """
     if not name or "\x00" in name:
         raise BadRequest("file name is empty or contains a NUL byte", name=name)
@@ -80,6 +87,8 @@ def checked_parts(name: str) -> list[str]:
     clean = [part for part in parts if part not in ("", ".")]
     if not clean:
         raise BadRequest("file name has no file component", name=name)
+    if len(clean) > MAXIMUM_NAME_DEPTH:
+        raise BadRequest(f"file name is more than {MAXIMUM_NAME_DEPTH} directories deep", depth=len(clean))
     return clean
 
 
