@@ -110,7 +110,12 @@ class LaunchPolicy(Protocol):
     def authorize_setup(self, tool_id: str | None, tool_version: str | None) -> None: ...
 
     def authorize_submit(
-        self, record: JobRecord, directory: JobDirectory, command_line: str, env: list[EnvItem]
+        self,
+        record: JobRecord,
+        directory: JobDirectory,
+        command_line: str,
+        env: list[EnvItem],
+        submit_params: Mapping[str, Any],
     ) -> None: ...
 
     def authorize_launch(self, record: JobRecord, directory: JobDirectory) -> None:
@@ -563,7 +568,9 @@ class JobService:
                 )
             command_line = request.command_line.replace("__PULSAR_JOB_DIRECTORY__", str(directory.path))
             if self.launch_policy is not None:
-                self.launch_policy.authorize_submit(record, directory, command_line, request.env)
+                self.launch_policy.authorize_submit(
+                    record, directory, command_line, request.env, request.submit_params
+                )
             previous_launch, record.launch = record.launch, request.launch_record()
             preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
             if self.launch_policy is not None and not preprocess:
