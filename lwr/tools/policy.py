@@ -30,6 +30,19 @@ log = logging.getLogger(__name__)
 
 #: Variables a client may export in public mode (Galaxy's job resources), with plain values only.
 ALLOWED_ENV = re.compile(r"^_?GALAXY_[A-Z0-9_]+$")
+#: ...except those lwr's job script acts on (:mod:`lwr.core.job_script`): the client's exports
+#: come after lwr's, so ``GALAXY_VIRTUAL_ENV`` would choose the ``bin/activate`` it sources and
+#: ``GALAXY_LIB`` what comes first on PYTHONPATH.
+SCRIPT_ENV = frozenset(
+    {
+        "GALAXY_VIRTUAL_ENV",
+        "_GALAXY_VIRTUAL_ENV",
+        "GALAXY_LIB",
+        "_GALAXY_JOB_TMP_DIR",
+        "_GALAXY_JOB_HOME_DIR",
+        "GALAXY_SLOTS_CONFIGURED",
+    }
+)
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_+.,:=@/-]*$")
 #: Submit parameters a public lwr's client may send: whom the job runs as (still held to the
 #: manager's allow-list of users). Every other one is a batch-system option (a native
@@ -84,7 +97,8 @@ class ToolPolicy:
         if not tool.command_validator.matches(command_line, JobPaths(directory.path)):
             raise self._refused(record, f"the command line does not match the validator of tool {tool.id}")
         for item in env:
-            if item.raw or not ALLOWED_ENV.match(item.name) or not _PLAIN_VALUE.match(item.value):
+            allowed = ALLOWED_ENV.match(item.name) and item.name not in SCRIPT_ENV
+            if item.raw or not allowed or not _PLAIN_VALUE.match(item.value):
                 raise self._refused(
                     record, f"environment variable {item.name!r} is not allowed (only plain GALAXY_* values)"
                 )
