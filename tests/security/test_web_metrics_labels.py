@@ -9,6 +9,7 @@ requests go to a real lwr; the scrape counts the method labels it exports.
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 
@@ -40,3 +41,32 @@ def test_methods_without_a_token_do_not_grow_the_metrics(make_server):
         :10
     ]
     assert "other" in methods  # the attempts are still counted, under one label
+
+
+def test_hosts_of_failed_staging_urls_do_not_grow_the_metrics(make_server):
+    """Attack (b): each job naming a new (refused) host in its server-side staging URL added a
+    series of lwr_staging_failures_total labelled with that host, kept for good."""
+    server = make_server(
+        "metrics-hosts",
+        app_options={"private_token": TOKEN, "remote_staging_allowed_urls": "http://127.0.0.1:9/allowed/"},
+    )
+    http = Http(server.url, TOKEN)
+    jobs = 80
+    for number in range(jobs):
+        job_id = f"h{number}"
+        http.setup(job_id)
+        staging = {
+            "setup": [
+                {
+                    "name": "in.dat",
+                    "type": "input",
+                    "action": {"action_type": "remote_transfer", "url": f"http://evil{number}.example/x.dat"},
+                }
+            ]
+        }
+        assert http.submit(job_id, "true", remote_staging=json.dumps(staging)).status == 200
+    for number in range(jobs):
+        assert http.wait_complete(f"h{number}")["status"] == "failed"
+    scrape = Http(server.url, TOKEN).request("GET", "/metrics").body.decode()
+    hosts = set(re.findall(r'lwr_staging_failures_total\{[^}]*host="([^"]*)"', scrape))
+    assert 0 < len(hosts) <= 65, sorted(hosts)[:5]
