@@ -8,7 +8,7 @@ Layout (the directory names are part of the protocol: the client rewrites paths 
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import os
 import uuid
 from pathlib import Path
@@ -198,11 +198,10 @@ class JobDirectory:
             raise BadRequest(f"'{file_type}' is not an output type", expected=sorted(OUTPUT_TYPES))
         directory = self.directory_for_type(file_type)
         if file_type == "output_workdir" and ("*" in name or "?" in name):
-            checked_parts(name)
-            matches = sorted(glob.glob(glob.escape(str(directory)) + "/" + name))
-            if not matches:
+            found = first_match(directory, name)
+            if found is None:
                 raise NotFound("no output matches the pattern", name=name, type=file_type)
-            name = os.path.relpath(matches[0], directory)
+            name = found
         relative = os.path.relpath(directory, self.path)
         parts = checked_parts(name)
         inside = "/".join(parts if relative == "." else [relative, *parts])
@@ -243,6 +242,25 @@ class JobDirectory:
             return int(raw.strip())
         except ValueError:
             return None
+
+
+def first_match(directory: Path, pattern: str) -> str | None:
+    """The first (sorted) file below ``directory`` whose relative name matches ``pattern`` as
+    ``glob`` would, component by component (``*`` does not match a leading dot).
+
+    Found by walking the real directories only: ``glob`` follows the job's symlinked
+    directories, and three links to ``.`` made its work grow as 3 to the pattern's depth (a
+    request of ``*/`` twelve times took seven seconds of a worker; twenty, days).
+    """
+    parts = checked_parts(pattern)
+    for name in job_files.walk_files(directory):
+        components = name.split("/")
+        if len(components) == len(parts) and all(
+            fnmatch.fnmatchcase(component, part) and (part.startswith(".") or not component.startswith("."))
+            for component, part in zip(components, parts)
+        ):
+            return name
+    return None
 
 
 def read_head_and_tail(fd: int | None, limit: int) -> str:
