@@ -358,7 +358,7 @@ class RepresentativeJob:
         expected = sum(1 for staged in self.staged.files if staged.action == "remote_transfer")
         if self.files.refused:
             method, path, reason = self.files.refused[0]
-            raise StepFailed(f"{len(self.files.refused)} requests refused, e.g. {method} {path}: {reason}")
+            raise StepFailed(f"{self.files.refused_count} requests refused, e.g. {method} {path}: {reason}")
         if fetched < expected:
             raise StepFailed(f"lwr fetched {fetched} of the {expected} remote_transfer inputs")
         return f"{fetched} inputs fetched, {self.files.count('POST')} outputs posted, none refused"

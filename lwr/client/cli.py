@@ -247,6 +247,8 @@ def _run_job(
     if files is not None and files.refused:
         for method, path, reason in files.refused:
             print(f"lwr: refused {method} {path} from the server: {reason}", file=sys.stderr)
+        if files.refused_count > len(files.refused):
+            print(f"lwr: and {files.refused_count - len(files.refused)} more refused", file=sys.stderr)
     if not args.keep and files is None:
         try:
             client.clean(staged.job_id)

@@ -17,10 +17,13 @@ metadata directories. Files are opened without following a symlink swapped in af
 (``O_NOFOLLOW``, and the opened descriptor's path checked again). A refusal is lwr's JSON error
 body with its stable code (``{"error": ..., "code": ...}``): 403 for a path the job may not
 touch, 404 for a missing file, 405 for another method, 416 for a Range past the end, 400 for a
-malformed request; each 403 is also recorded in :attr:`FilesEndpoint.refused`.
+malformed request; each 403 is also counted in :attr:`FilesEndpoint.refused_count`, and the
+first :data:`REFUSALS_KEPT` are kept in :attr:`FilesEndpoint.refused` (their paths shortened):
+anyone who can reach the port can be refused, so what is kept of refusals is bounded.
 
-The application is a small webob app: webob parses the query, the multipart form (spooling its
-file field to a temporary file, so a large upload never sits in memory) and the raw body;
+The application is a small webob app: webob parses the query and frames the body;
+:mod:`lwr.protocol.multipart` streams a form's file field to its file and drops any other field
+unread into memory (a job holding the key cannot make this process hold more than a chunk), and
 :mod:`lwr.protocol.ranges` reads the Range header, as it does for lwr's own download route. It
 runs in lwr's own HTTP/1.1 server (:class:`lwr.web.server.HttpServer`) rather than
 ``wsgiref``: that server decodes chunked request bodies, keeps connections alive between the
@@ -36,10 +39,9 @@ import io
 import json
 import os
 import secrets
-import shutil
 import socket
-import tempfile
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import IO, Any, Callable
 from urllib.parse import urlencode
@@ -51,6 +53,7 @@ from lwr.config import ServerSettings
 from lwr.core.atomic import atomic_file
 from lwr.core.job_files import NotRegularFile, open_directory, open_regular
 from lwr.errors import BadRequest, Forbidden, LwrError, MethodNotAllowed, NotFound
+from lwr.protocol.multipart import copy_file_field
 from lwr.protocol.ranges import RangeNotSatisfiable, content_range, parse_range, unsatisfiable_range
 from lwr.web.decoding import decode_query
 from lwr.web.server import HttpServer
@@ -61,8 +64,9 @@ CHUNK = 1024 * 1024
 METHODS = ("GET", "POST", "PUT")
 #: The server's limits: a job's transfers are few at a time, but a file may take minutes.
 SETTINGS = ServerSettings(threadpool_workers=16, max_connections=128, body_timeout=300.0, drain_timeout=5.0)
-#: Where webob spools a form body for this request (the target's directory, not /tmp).
-_SPOOL = "lwr.files_endpoint.spool"
+#: Refusals kept for the report (every one is counted), and the longest path kept of each.
+REFUSALS_KEPT = 100
+PATH_KEPT = 1024
 
 
 class FilesEndpoint:
@@ -73,9 +77,10 @@ class FilesEndpoint:
         self.readable: set[str] = set()
         self.writable_files: set[str] = set()
         self.writable_directories: set[str] = set()
-        #: ``(method, path)`` of every request served, and ``(method, path, reason)`` of every one refused.
-        self.served: list[tuple[str, str]] = []
+        #: Requests served, by method; ``(method, path, reason)`` of the first refusals, and how many.
+        self.served: Counter[str] = Counter()
         self.refused: list[tuple[str, str, str]] = []
+        self.refused_count = 0
         self._lock = threading.Lock()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.create_server((host, port), family=family, backlog=128)
@@ -185,29 +190,25 @@ class FilesEndpoint:
 
     def _served(self, method: str, path: str) -> None:
         with self._lock:
-            self.served.append((method, path))
+            self.served[method] += 1
 
     def _refused(self, method: str, path: str, reason: str) -> Forbidden:
-        """Record a refusal; the error to answer it with."""
+        """Count a refusal (keeping the first few); the error to answer it with."""
+        shown = path if len(path) <= PATH_KEPT else path[:PATH_KEPT] + "..."
         with self._lock:
-            self.refused.append((method, path, reason))
-        return Forbidden(reason, path=path)
+            self.refused_count += 1
+            if len(self.refused) < REFUSALS_KEPT:
+                self.refused.append((method, shown, reason))
+        return Forbidden(reason, path=shown)
 
     def count(self, method: str) -> int:
         with self._lock:
-            return sum(1 for served, _path in self.served if served == method)
+            return self.served[method]
 
 
 def _inside(path: str, directory: str) -> bool:
     directory = directory.rstrip(os.sep)
     return path.startswith(directory + os.sep)
-
-
-class _Request(webob.Request):
-    def make_tempfile(self) -> IO[bytes]:
-        """Where webob spools a large form body: beside the file it becomes (same file system,
-        a directory the job may write), not the system's temporary directory."""
-        return tempfile.TemporaryFile(dir=self.environ.get(_SPOOL))
 
 
 class FilesApp:
@@ -220,7 +221,7 @@ class FilesApp:
         if isinstance(environ.get("wsgi.input"), io.RawIOBase):
             # webob takes a short read for a disconnection: give it reads that fill what they ask.
             environ["wsgi.input"] = io.BufferedReader(environ["wsgi.input"], CHUNK)
-        request = _Request(environ)
+        request = webob.Request(environ)
         try:
             response = self._handle(request)
         except LwrError as error:
@@ -305,7 +306,6 @@ class FilesApp:
             here = f"/proc/self/fd/{directory}"
             target = os.path.join(here, os.path.basename(path))
             if request.content_type == "multipart/form-data":
-                request.environ[_SPOOL] = here
                 _write_form_file(request, target)
             else:
                 _write_body(request, target)
@@ -338,17 +338,10 @@ class FilesApp:
 
 
 def _write_form_file(request: webob.Request, target: str) -> None:
-    """The form's ``file`` field (the first, if several) to ``target``; webob has spooled it to a file."""
-    fields = request.POST.getall("file")
-    field = fields[0] if fields else None
-    if field is None:
-        raise BadRequest("no file field in the form")
-    if not hasattr(field, "file"):
-        raise BadRequest("the form's file field is not a file upload (it has no filename)")
-    field.file.seek(0)
+    """The form's ``file`` field (the first with a filename) to ``target``, streamed."""
     # Not fsynced, like the HTTP client's downloads: the client's own copy of an output.
     with atomic_file(target, durable=False, suffix=".part") as out:
-        shutil.copyfileobj(field.file, out, CHUNK)
+        copy_file_field(request.body_file, request.headers.get("Content-Type", ""), out)
 
 
 def _write_body(request: webob.Request, target: str) -> None:

@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO
 
 PathLike = str | os.PathLike[str]
+#: Held around the final rename (and may refuse it by raising): a rename that must not happen
+#: once something else has looked at the target's directory (a job submitted meanwhile).
+Guard = Callable[[], AbstractContextManager[object]]
 
 
 def temporary_beside(path: PathLike, suffix: str = ".tmp") -> str:
@@ -59,12 +62,18 @@ def place(temporary: PathLike, path: PathLike, *, durable: bool, mode: int | Non
 
 @contextmanager
 def atomic_file(
-    path: PathLike, *, durable: bool, suffix: str = ".tmp", mode: int | None = None
+    path: PathLike,
+    *,
+    durable: bool,
+    suffix: str = ".tmp",
+    mode: int | None = None,
+    guard: Guard | None = None,
 ) -> Iterator[BinaryIO]:
     """A binary handle on a temporary file that replaces ``path`` when the block ends without error.
 
-    An exception in the block (a short body, a digest mismatch) removes the temporary file and
-    leaves ``path`` as it was. The file is created 0600 unless ``mode`` says otherwise.
+    An exception in the block (a short body, a digest mismatch), or from ``guard`` (entered just
+    for the rename), removes the temporary file and leaves ``path`` as it was. The file is
+    created 0600 unless ``mode`` says otherwise.
     """
     fd, temporary = _create_beside(path, suffix)
     try:
@@ -75,7 +84,8 @@ def atomic_file(
                 os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(temporary, mode)
-        os.replace(temporary, path)
+        with guard() if guard is not None else nullcontext():
+            os.replace(temporary, path)
     except BaseException:
         try:
             os.unlink(temporary)

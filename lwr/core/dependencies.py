@@ -16,6 +16,7 @@ otherwise never.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,8 +41,27 @@ def requirement_label(name: str, version: str | None, kind: str) -> str:
     return label if kind == "package" else f"{label} ({kind})"
 
 
+#: A requirement's name, version or type, a tool shed repository's name, owner or revision: one
+#: plain word. Galaxy's resolvers join them, unchecked, into the paths of scripts they source
+#: (``tool_dependency_dir/NAME/VERSION/env.sh``) and into shell commands, so a ``/``, a ``..`` or
+#: a shell character would have lwr source a script the client uploaded, or run a command.
+_PLAIN_WORD = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]{0,199}$")
+
+
+def _plain(value: Any, where: str, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or not _PLAIN_WORD.match(value):
+        raise BadRequest(
+            f"dependencies_description: {where} must be a plain word (letters, digits, '_', '+', '.', "
+            "'-'; no '/' or leading '.')",
+            field=where,
+        )
+
+
 def validate_description(description: Any) -> dict[str, Any] | None:
-    """The ``dependencies_description`` of a submit, checked for shape (Galaxy's ``to_dict``)."""
+    """The ``dependencies_description`` of a submit, checked for shape (Galaxy's ``to_dict``)
+    and for words the resolvers would turn into paths or commands (:data:`_PLAIN_WORD`)."""
     if description is None:
         return None
     if not isinstance(description, Mapping):
@@ -53,7 +73,33 @@ def validate_description(description: Any) -> dict[str, Any] | None:
     for index, item in enumerate(description.get("requirements") or []):
         if not isinstance(item.get("name"), str) or not item["name"]:
             raise BadRequest("dependencies_description.requirements item has no name", index=index)
+        _check_requirement(item, f"requirements[{index}]")
+        specs = item.get("specs") or []
+        if not isinstance(specs, list) or not all(isinstance(spec, Mapping) for spec in specs):
+            raise BadRequest(
+                f"dependencies_description.requirements[{index}].specs must be a list of objects"
+            )
+        for number, spec in enumerate(specs):
+            where = f"requirements[{index}].specs[{number}]"
+            uri = spec.get("uri")
+            # A spec's last URI segment replaces the requirement's name (Galaxy's short_name).
+            _plain(uri.rsplit("/", 1)[-1] if isinstance(uri, str) else uri, f"{where}.uri", required=True)
+            _plain(spec.get("version"), f"{where}.version")
+    for index, item in enumerate(description.get("installed_tool_dependencies") or []):
+        where = f"installed_tool_dependencies[{index}]"
+        _check_requirement(item, where)
+        repository = item.get("tool_shed_repository") or {}
+        if not isinstance(repository, Mapping):
+            raise BadRequest(f"dependencies_description.{where}.tool_shed_repository must be an object")
+        for key in ("name", "owner", "installed_changeset_revision"):
+            _plain(repository.get(key), f"{where}.tool_shed_repository.{key}")
     return dict(description)
+
+
+def _check_requirement(item: Mapping[str, Any], where: str) -> None:
+    _plain(item.get("name"), f"{where}.name")
+    _plain(item.get("version"), f"{where}.version")
+    _plain(item.get("type"), f"{where}.type")
 
 
 class ToolDependencies:

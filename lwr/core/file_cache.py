@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from lwr.core.atomic import atomic_file, place, write_bytes_atomically
+from lwr.core.atomic import Guard, atomic_file, place, write_bytes_atomically
 from lwr.digests import file_sha256
 from lwr.errors import BadRequest, Conflict, NotFound
 
@@ -128,15 +128,16 @@ class FileCache:
             stored["digest"] = reply["digest"]
         return stored
 
-    def copy_to(self, tenant: str, token: str, target: Path) -> dict[str, Any]:
-        """Copy one of the tenant's cached files to a job's staging path, atomically."""
+    def copy_to(self, tenant: str, token: str, target: Path, guard: Guard | None = None) -> dict[str, Any]:
+        """Copy one of the tenant's cached files to a job's staging path, atomically (the rename
+        under ``guard``)."""
         digest = self._digest(tenant, token)
         if digest is None:
             raise NotFound("no cached file for this token", cache_token=token)
         target.parent.mkdir(parents=True, exist_ok=True)
         with (
             open(self.blobs / digest, "rb") as source,
-            atomic_file(target, durable=False, suffix=".cache") as out,
+            atomic_file(target, durable=False, suffix=".cache", guard=guard) as out,
         ):
             shutil.copyfileobj(source, out)
         return {"path": str(target), "size": target.stat().st_size, "sha256": digest}

@@ -8,7 +8,7 @@ Layout (the directory names are part of the protocol: the client rewrites paths 
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import os
 import uuid
 from pathlib import Path
@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from lwr.core import job_files
 from lwr.errors import BadRequest, NotFound
-from lwr.protocol.layout import OUTPUT_TYPES, SUBDIRECTORIES, TYPE_DIRECTORIES, setup_layout
+from lwr.protocol.layout import LWR_SUBDIRECTORY, OUTPUT_TYPES, SUBDIRECTORIES, TYPE_DIRECTORIES, setup_layout
 
 __all__ = ["OUTPUT_TYPES", "SUBDIRECTORIES", "TYPE_DIRECTORIES", "JobDirectory", "confine", "validate_job_id"]
 
@@ -79,10 +79,17 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
+#: Most components a client-supplied name may have (Galaxy's deepest are a few: extra files of
+#: a dataset in sub-directories); far deeper would make creating its directories recurse past
+#: Python's limit.
+MAXIMUM_NAME_DEPTH = 128
+
+
 def checked_parts(name: str) -> list[str]:
     """The components of a client-supplied relative ``name``, or :class:`BadRequest`.
 
-    Refuses absolute names, ``..`` components, NUL bytes and names without a file component.
+    Refuses absolute names, ``..`` components, NUL bytes, names without a file component and
+    names deeper than :data:`MAXIMUM_NAME_DEPTH`.
     """
     if not name or "\x00" in name:
         raise BadRequest("file name is empty or contains a NUL byte", name=name)
@@ -94,6 +101,8 @@ def checked_parts(name: str) -> list[str]:
     clean = [part for part in parts if part not in ("", ".")]
     if not clean:
         raise BadRequest("file name has no file component", name=name)
+    if len(clean) > MAXIMUM_NAME_DEPTH:
+        raise BadRequest(f"file name is more than {MAXIMUM_NAME_DEPTH} directories deep", depth=len(clean))
     return clean
 
 
@@ -137,7 +146,7 @@ class JobDirectory:
     @property
     def internal(self) -> Path:
         """lwr's own files for this job (script, streams, exit code)."""
-        return self.path / "lwr"
+        return self.path / LWR_SUBDIRECTORY
 
     def internal_file(self, name: str) -> Path:
         return self.internal / name
@@ -183,8 +192,16 @@ class JobDirectory:
             raise BadRequest(f"unknown file type '{file_type}'", expected=sorted(TYPE_DIRECTORIES)) from None
 
     def path_for(self, name: str, file_type: str) -> Path:
-        """Where a client-named file of ``file_type`` lives; confined to that type's directory."""
-        return confine(self.directory_for_type(file_type), name)
+        """Where a client-named file of ``file_type`` lives; confined to that type's directory,
+        and never in lwr's own ``lwr/`` (the job script lwr wrote and checked, and the records
+        it judges the job by: ``jobdir`` names the whole job directory)."""
+        path = confine(self.directory_for_type(file_type), name)
+        internal = os.path.realpath(self.internal)
+        if path.relative_to(self.path).parts[:1] == (LWR_SUBDIRECTORY,) or (
+            os.path.realpath(path) + os.sep
+        ).startswith(internal + os.sep):
+            raise BadRequest("file name leads into lwr's own directory of the job", name=name)
+        return path
 
     def open_output(self, name: str, file_type: str) -> BinaryIO:
         """An output the client asks for, opened once (globs are honoured for ``output_workdir``).
@@ -196,11 +213,10 @@ class JobDirectory:
             raise BadRequest(f"'{file_type}' is not an output type", expected=sorted(OUTPUT_TYPES))
         directory = self.directory_for_type(file_type)
         if file_type == "output_workdir" and ("*" in name or "?" in name):
-            checked_parts(name)
-            matches = sorted(glob.glob(glob.escape(str(directory)) + "/" + name))
-            if not matches:
+            found = first_match(directory, name)
+            if found is None:
                 raise NotFound("no output matches the pattern", name=name, type=file_type)
-            name = os.path.relpath(matches[0], directory)
+            name = found
         relative = os.path.relpath(directory, self.path)
         parts = checked_parts(name)
         inside = "/".join(parts if relative == "." else [relative, *parts])
@@ -241,6 +257,25 @@ class JobDirectory:
             return int(raw.strip())
         except ValueError:
             return None
+
+
+def first_match(directory: Path, pattern: str) -> str | None:
+    """The first (sorted) file below ``directory`` whose relative name matches ``pattern`` as
+    ``glob`` would, component by component (``*`` does not match a leading dot).
+
+    Found by walking the real directories only: ``glob`` follows the job's symlinked
+    directories, and three links to ``.`` made its work grow as 3 to the pattern's depth (a
+    request of ``*/`` twelve times took seven seconds of a worker; twenty, days).
+    """
+    parts = checked_parts(pattern)
+    for name in job_files.walk_files(directory):
+        components = name.split("/")
+        if len(components) == len(parts) and all(
+            fnmatch.fnmatchcase(component, part) and (part.startswith(".") or not component.startswith("."))
+            for component, part in zip(components, parts)
+        ):
+            return name
+    return None
 
 
 def read_head_and_tail(fd: int | None, limit: int) -> str:

@@ -15,12 +15,14 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Protocol
 
 from lwr.core import job_directory as layout
+from lwr.core.atomic import Guard
 from lwr.core.end_waiter import EndWaiter
 from lwr.core.galaxy_job import PRESERVE_PYTHON, GalaxyJobSetup
 from lwr.core.job_directory import JobDirectory, validate_job_id
@@ -108,11 +110,24 @@ class LaunchPolicy(Protocol):
     def authorize_setup(self, tool_id: str | None, tool_version: str | None) -> None: ...
 
     def authorize_submit(
-        self, record: JobRecord, directory: JobDirectory, command_line: str, env: list[EnvItem]
+        self,
+        record: JobRecord,
+        directory: JobDirectory,
+        command_line: str,
+        env: list[EnvItem],
+        submit_params: Mapping[str, Any],
     ) -> None: ...
 
     def authorize_launch(self, record: JobRecord, directory: JobDirectory) -> None:
         """Called once every file of the job arrived, just before it is queued."""
+
+
+@dataclass(frozen=True)
+class StagingTarget:
+    """Where a client's upload goes, and the guard its rename into place must happen under."""
+
+    path: Path
+    guard: Guard
 
 
 @dataclass(frozen=True)
@@ -459,16 +474,36 @@ class JobService:
             reply["tool_version"] = tool_version
         return reply
 
-    def staging_path(self, manager: str, job_id: str, name: str, file_type: str) -> Path:
-        """Where an uploaded file goes; only while the job is still being set up."""
+    def staging_target(self, manager: str, job_id: str, name: str, file_type: str) -> StagingTarget:
+        """Where a client's file goes, and the guard to rename it into place under.
+
+        Only while the job is being set up, when the upload starts *and* when its last byte has
+        arrived: submit checks the job's files (public mode) and writes its script under the
+        service lock, and the guard holds that lock for the rename, so a file still arriving
+        when the job is submitted never lands (409) in what was checked.
+        """
         record = self.find(manager, job_id)
-        if record.state not in (JobState.SETUP, JobState.PREPROCESSING):
+        self._refuse_staging_unless_setting_up(record)
+        key = (manager, job_id)
+
+        @contextmanager
+        def placing() -> Iterator[None]:
+            with self._lock:
+                if self._records.get(key) is not record:
+                    raise Conflict(f"job '{job_id}' was cleaned or set up again meanwhile", job_id=job_id)
+                self._refuse_staging_unless_setting_up(record)
+                yield
+
+        return StagingTarget(self.directory(manager, job_id).path_for(name, file_type), placing)
+
+    @staticmethod
+    def _refuse_staging_unless_setting_up(record: JobRecord) -> None:
+        if record.state is not JobState.SETUP:
             raise Conflict(
-                f"job '{job_id}' was already submitted; files can no longer be staged",
-                job_id=job_id,
+                f"job '{record.job_id}' was already submitted; files can no longer be staged",
+                job_id=record.job_id,
                 status=record.state.wire_name,
             )
-        return self.directory(manager, job_id).path_for(name, file_type)
 
     def file_path(self, manager: str, job_id: str, name: str, file_type: str) -> Path:
         """The server path of a client-named file (the ``files/path`` route)."""
@@ -536,7 +571,9 @@ class JobService:
                 )
             command_line = request.command_line.replace("__PULSAR_JOB_DIRECTORY__", str(directory.path))
             if self.launch_policy is not None:
-                self.launch_policy.authorize_submit(record, directory, command_line, request.env)
+                self.launch_policy.authorize_submit(
+                    record, directory, command_line, request.env, request.submit_params
+                )
             previous_launch, record.launch = record.launch, request.launch_record()
             preprocess = self.staging_hooks is not None and self.staging_hooks.wants(record)
             if self.launch_policy is not None and not preprocess:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
@@ -39,6 +40,16 @@ STAGING_BUCKETS = (0.05, 0.25, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600)
 QUERY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 #: HTTP requests, status polls to multi-gigabyte downloads.
 HTTP_BUCKETS = (0.005, 0.025, 0.1, 0.25, 1, 5, 30, 120, 600)
+
+#: HTTP methods counted under their own name. A client may send any token as its method, before
+#: it is authenticated: each new label value would be a new histogram kept for the process's
+#: life, so every other method is counted as ``other``.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+#: Distinct remote hosts staging failures are counted under; any later one is ``other``. The hosts
+#: come from URLs clients name (a refused one included): unbounded, each new host would be a
+#: series kept for the process's life.
+MAXIMUM_HOSTS = 64
 
 #: Every sample name /metrics exports (histograms as their _bucket/_sum/_count).
 METRIC_NAMES = frozenset(
@@ -96,6 +107,8 @@ class LwrMetrics(JobObserver):
     def __init__(self, service: JobService, messaging: MessagingProbe | None = None) -> None:
         self.service = service
         self.messaging = messaging
+        self._hosts: set[str] = set()
+        self._hosts_lock = threading.Lock()
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self.ended = Counter(
@@ -183,9 +196,20 @@ class LwrMetrics(JobObserver):
             by = str(staged.get("by", "lwr"))
             self.staging_time.labels(record.manager, direction, by).observe(float(staged.get("seconds", 0)))
             if staged.get("error"):
-                self.staging_failures.labels(direction, remote_host(str(staged["error"]))).inc()
+                self.staging_failures.labels(direction, self._host(str(staged["error"]))).inc()
             elif by == "lwr":  # client staging's bytes are counted by the HTTP middleware
                 self.staged_bytes.labels(direction, by).inc(int(staged.get("bytes") or 0))
+
+    def _host(self, error: str) -> str:
+        """The host label of a staging error: its host, while fewer than MAXIMUM_HOSTS were seen."""
+        host = remote_host(error)
+        with self._hosts_lock:
+            if host in self._hosts:
+                return host
+            if len(self._hosts) >= MAXIMUM_HOSTS:
+                return "other"
+            self._hosts.add(host)
+            return host
 
     def batch_queried(self, manager: str, seconds: float, failed: bool) -> None:
         self.batch_query.labels(manager).observe(seconds)
@@ -196,6 +220,7 @@ class LwrMetrics(JobObserver):
     def http_request(
         self, route: str, method: str, status: int, seconds: float, request_bytes: int, response_bytes: int
     ) -> None:
+        method = method if method in HTTP_METHODS else "other"
         self.http.labels(route, method, str(status)).observe(seconds)
         if status < 300 and route == "upload":
             self.staged_bytes.labels("in", "client").inc(request_bytes)

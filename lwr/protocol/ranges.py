@@ -10,8 +10,18 @@ import re
 
 from lwr.errors import LwrError
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)?")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+_CONTENT_RANGE = re.compile(r"^bytes ([0-9]+)-([0-9]+)?")
+#: Digits of a byte position that can mean a real offset; a longer number is past any file
+#: (and ``int`` refuses more than 4,300 digits).
+_MAXIMUM_DIGITS = 18
+_BEYOND_ANY_FILE = 10**_MAXIMUM_DIGITS
+
+
+def _position(digits: str) -> int:
+    """A byte position as a number; one too long for any file as :data:`_BEYOND_ANY_FILE`."""
+    stripped = digits.lstrip("0") or "0"
+    return _BEYOND_ANY_FILE if len(stripped) > _MAXIMUM_DIGITS else int(stripped)
 
 
 class RangeNotSatisfiable(LwrError):
@@ -34,12 +44,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first, last = match.groups()
     if first == "":
-        length = int(last)
+        length = _position(last)
         if length == 0:
             raise RangeNotSatisfiable("empty suffix range", size=size)
         return max(0, size - length), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
+    start = _position(first)
+    end = min(_position(last), size - 1) if last else size - 1
     if start >= size or start > end:
         raise RangeNotSatisfiable(f"range starts beyond the file's {size} bytes", size=size)
     return start, end
@@ -58,4 +68,4 @@ def unsatisfiable_range(size: int) -> str:
 def content_range_start(header: str | None) -> int:
     """Where a 206 reply's body starts (``Content-Range: bytes START-END/SIZE``); -1 if unreadable."""
     match = _CONTENT_RANGE.match((header or "").strip())
-    return int(match.group(1)) if match else -1
+    return _position(match.group(1)) if match else -1

@@ -31,6 +31,7 @@ from urllib3.connectionpool import HTTPConnectionPool
 
 from lwr.core.atomic import atomic_file, place
 from lwr.errors import StagingError
+from lwr.protocol import multipart
 from lwr.protocol.redact import safe_url
 from lwr.protocol.retry import RetryPolicy
 from lwr.staging.allow_list import CheckedUrl, UrlPolicy, UrlRefused
@@ -257,11 +258,7 @@ class Transfers:
 
     def _upload_once(self, url: str, source: BinaryIO, name: str) -> None:
         boundary = uuid.uuid4().hex
-        head = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        tail = f"\r\n--{boundary}--\r\n".encode()
+        head, tail = multipart.form_head(boundary, name), multipart.form_tail(boundary)
         size = os.fstat(source.fileno()).st_size
 
         def body() -> Iterator[bytes]:

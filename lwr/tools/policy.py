@@ -2,10 +2,11 @@
 
 The job service asks at three points (``lwr.core.jobs.LaunchPolicy``): at setup (the tool must
 be in the toolbox), at submit (the command line must be one plain command matching the tool's
-``command_validator``; the environment only Galaxy's own plain variables), and just before the
-job is queued, after every file arrived (each tool file must be byte for byte the server's copy,
-each config file must match the tool's ``configfile_validator`` of its name). Any refusal is
-:class:`~lwr.errors.Forbidden` and the job is never queued.
+``command_validator``; the environment only Galaxy's own plain variables; no batch options of
+the client's), and just before the job is queued, after every file arrived (each tool file must
+be byte for byte the server's copy, each config file must match the tool's
+``configfile_validator`` of its name). Any refusal is :class:`~lwr.errors.Forbidden` and the
+job is never queued.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from lwr.core.job_directory import JobDirectory
 from lwr.core.store import JobRecord
@@ -28,7 +30,26 @@ log = logging.getLogger(__name__)
 
 #: Variables a client may export in public mode (Galaxy's job resources), with plain values only.
 ALLOWED_ENV = re.compile(r"^_?GALAXY_[A-Z0-9_]+$")
+#: ...except those lwr's job script acts on (:mod:`lwr.core.job_script`): the client's exports
+#: come after lwr's, so ``GALAXY_VIRTUAL_ENV`` would choose the ``bin/activate`` it sources and
+#: ``GALAXY_LIB`` what comes first on PYTHONPATH.
+SCRIPT_ENV = frozenset(
+    {
+        "GALAXY_VIRTUAL_ENV",
+        "_GALAXY_VIRTUAL_ENV",
+        "GALAXY_LIB",
+        "_GALAXY_JOB_TMP_DIR",
+        "_GALAXY_JOB_HOME_DIR",
+        "GALAXY_SLOTS_CONFIGURED",
+    }
+)
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9_+.,:=@/-]*$")
+#: Submit parameters a public lwr's client may send: whom the job runs as (still held to the
+#: manager's allow-list of users). Every other one is a batch-system option (a native
+#: specification, HTCondor commands), and those decide what runs around the validated command
+#: (Slurm's ``--export=BASH_ENV=...`` or ``--container``, HTCondor's ``docker_image``, any
+#: option of a DRMAA native specification): the administrator's alone.
+CLIENT_SUBMIT_PARAMS = frozenset({"user", "submit_user"})
 #: Largest config file checked against a validator.
 MAX_CONFIG_FILE = 1 << 20
 _CHUNK = 1 << 16
@@ -54,9 +75,21 @@ class ToolPolicy:
         self._tool(tool_id, tool_version)
 
     def authorize_submit(
-        self, record: JobRecord, directory: JobDirectory, command_line: str, env: list[EnvItem]
+        self,
+        record: JobRecord,
+        directory: JobDirectory,
+        command_line: str,
+        env: list[EnvItem],
+        submit_params: Mapping[str, Any],
     ) -> None:
         tool = self._tool(record.tool_id, record.tool_version)
+        options = sorted(set(submit_params) - CLIENT_SUBMIT_PARAMS)
+        if options:
+            raise self._refused(
+                record,
+                f"submit parameters {', '.join(options)} are not allowed: batch options are this "
+                "server's own in public mode",
+            )
         try:
             shell_words(command_line)
         except BadRequest as error:
@@ -64,7 +97,8 @@ class ToolPolicy:
         if not tool.command_validator.matches(command_line, JobPaths(directory.path)):
             raise self._refused(record, f"the command line does not match the validator of tool {tool.id}")
         for item in env:
-            if item.raw or not ALLOWED_ENV.match(item.name) or not _PLAIN_VALUE.match(item.value):
+            allowed = ALLOWED_ENV.match(item.name) and item.name not in SCRIPT_ENV
+            if item.raw or not allowed or not _PLAIN_VALUE.match(item.value):
                 raise self._refused(
                     record, f"environment variable {item.name!r} is not allowed (only plain GALAXY_* values)"
                 )

@@ -331,15 +331,20 @@ class LwrWebApp:
 
     def upload(self, call: Call) -> Any:
         job_id = self._job(call)
-        target = self.service.staging_path(call.manager, job_id, call.arg("name"), call.arg("type", "input"))
+        staging = self.service.staging_target(
+            call.manager, job_id, call.arg("name"), call.arg("type", "input")
+        )
+        target = staging.path
         cache_token = call.arg("cache_token", required=False)
         if cache_token:
             if self.file_cache is None:
                 raise BadRequest("this server has no file cache (file_cache_dir is not set)")
-            return self.file_cache.copy_to(call.tenant, cache_token, target)
+            return self.file_cache.copy_to(call.tenant, cache_token, target, staging.guard)
         expected = expected_upload_digest(call.request.headers, ALGORITHMS)
         decoding.require_body_length(call.request.environ)
-        reply = transfer.receive_upload(call.request.environ, target, self.max_upload_size, expected)
+        reply = transfer.receive_upload(
+            call.request.environ, target, self.max_upload_size, expected, staging.guard
+        )
         if expected is not None and "digest" in reply:
             self.digests.remember(target, reply["digest"].partition("=")[2], expected[0])
         return reply

@@ -46,17 +46,26 @@ def printable_path(environ: dict[str, Any]) -> str:
     return wsgi_bytes(environ.get("PATH_INFO") or "/").decode("utf-8", "backslashreplace")
 
 
+def _unquote(raw: bytes) -> str:
+    """One form-encoded name or value (``+`` is a space) as strict UTF-8."""
+    return urllib.parse.unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+
+
 def decode_query(environ: dict[str, Any]) -> dict[str, str]:
-    """The query string as one value per name; repeated names, bad UTF-8 and NULs are refused."""
+    """The query string as one value per name; repeated names, bad UTF-8 and NULs are refused.
+
+    Split here, on bytes: ``parse_qsl`` given bytes fails on any value outside ASCII (it encodes
+    what it decoded back to ASCII), which refused every non-ASCII file name.
+    """
     raw = wsgi_bytes(environ.get("QUERY_STRING") or "")
-    try:
-        pairs = urllib.parse.parse_qsl(raw, keep_blank_values=True, max_num_fields=MAX_PARAMETERS)
-    except ValueError:
-        raise BadRequest(f"more than {MAX_PARAMETERS} query parameters") from None
+    fields = [field for field in raw.split(b"&") if field]
+    if len(fields) > MAX_PARAMETERS:
+        raise BadRequest(f"more than {MAX_PARAMETERS} query parameters")
     query: dict[str, str] = {}
-    for raw_name, raw_value in pairs:
+    for field in fields:
+        raw_name, _, raw_value = field.partition(b"=")
         try:
-            name, value = raw_name.decode("utf-8"), raw_value.decode("utf-8")
+            name, value = _unquote(raw_name), _unquote(raw_value)
         except UnicodeDecodeError:
             raise BadRequest("a query parameter is not valid UTF-8") from None
         if "\0" in name or "\0" in value:

@@ -32,6 +32,12 @@ _HEADER_NAME = _METHOD
 _VERSION = re.compile(rb"^HTTP/(\d)\.(\d)$")
 #: Bytes a request target may not hold: controls, space and DEL.
 _CONTROL = re.compile(rb"[\x00-\x20\x7f]")
+#: A Content-Length: ASCII digits only (``str.isdigit`` also takes ``²``, which ``int`` refuses), and
+#: few enough for ``int`` (it refuses over 4,300) and for any file system (10**18 bytes is an exabyte).
+_CONTENT_LENGTH = re.compile(r"^[0-9]{1,18}$")
+#: A chunk size: hex digits only (``int(x, 16)`` would also take ``0x1f``, ``+1f`` and ``1_f``,
+#: which a proxy in front may read differently: a smuggling vector).
+_CHUNK_SIZE = re.compile(rb"^[0-9A-Fa-f]{1,16}$")
 _CHUNK_LINE_LIMIT = 4096
 _TRAILER_LIMIT = 16384
 
@@ -169,8 +175,8 @@ def _frame_body(head: RequestHead) -> None:
     if len(lengths) != 1:
         raise HeadError(BadRequest, "conflicting Content-Length headers")
     text = lengths.pop()
-    if not text.isdigit():
-        raise HeadError(BadRequest, "Content-Length is not a number")
+    if not _CONTENT_LENGTH.match(text):
+        raise HeadError(BadRequest, "Content-Length is not a number of at most 18 digits")
     head.content_length = int(text)
 
 
@@ -284,13 +290,10 @@ class BodyReader(io.RawIOBase):
             raise BadRequest("malformed chunked body: chunk not followed by CRLF")
 
     def _next_chunk(self) -> None:
-        line = self._line(_CHUNK_LINE_LIMIT).split(b";", 1)[0].strip()
-        try:
-            size = int(line, 16)
-        except ValueError:
-            raise BadRequest("malformed chunked body: bad chunk size") from None
-        if size < 0:
+        line = self._line(_CHUNK_LINE_LIMIT).split(b";", 1)[0].strip(b" \t")
+        if not _CHUNK_SIZE.match(line):
             raise BadRequest("malformed chunked body: bad chunk size")
+        size = int(line, 16)
         if size == 0:
             read = 0
             while self._line(_TRAILER_LIMIT) != b"":  # trailers are read and dropped

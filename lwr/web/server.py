@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 from lwr import __version__
 from lwr.config import ServerSettings, load_server_settings
-from lwr.errors import ConfigError, LwrError, RequestTimeout, ServiceUnavailable
+from lwr.errors import BadRequest, ConfigError, LwrError, RequestTimeout, ServiceUnavailable
 from lwr.web.http_request import BodyReader, HeadError, Limits, RequestHead, check_partial, parse_head
 from lwr.web.listener import Listener, obtain_listener
 
@@ -458,6 +458,10 @@ class HttpServer:
             head = parse_head(bytes(buffer[:end]), self.limits)
         except HeadError as error:
             self._refuse(connection, error.error())
+            return
+        except Exception:  # noqa: BLE001 - the loop serves every connection: one head must not end it
+            log.exception("unexpected error parsing a request head from %s", connection.address)
+            self._refuse(connection, BadRequest("malformed request head"))
             return
         leftover = bytes(buffer[end + 4 :])
         buffer.clear()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from lwr.core.atomic import atomic_file
+from lwr.core.atomic import Guard, atomic_file
 from lwr.digests import BackgroundHash, title
 from lwr.errors import BadRequest, IntegrityError, PayloadTooLarge
 from lwr.protocol.digest import SHA256, format_digest
@@ -27,10 +27,12 @@ def receive_upload(
     target: Path,
     max_size: int | None,
     expected: str | tuple[str, str] | None,
+    guard: Guard | None = None,
 ) -> dict[str, Any]:
     """Stream the request body to ``target`` atomically; reply with its path, size and digest.
 
     ``expected`` is (algorithm, hex), or a bare hex SHA-256; the body is hashed with that algorithm.
+    ``guard`` is held around the rename into place (:func:`lwr.core.atomic.atomic_file`).
     """
     if isinstance(expected, str):
         expected = (SHA256, expected) if expected.strip() else None
@@ -58,7 +60,7 @@ def receive_upload(
     received = 0
     try:
         # Not fsynced: an upload is re-sent if lost, and the submit that acts on it comes later.
-        with atomic_file(target, durable=False, suffix=".upload") as out:
+        with atomic_file(target, durable=False, suffix=".upload", guard=guard) as out:
             # One reused buffer when the stream can fill it; the hashing path needs immutable
             # chunks, since its thread still reads them while the next one arrives.
             reusable = digest is None and hasattr(stream, "readinto")

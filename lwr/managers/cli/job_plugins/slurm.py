@@ -74,17 +74,21 @@ def _state_status(state: str, detail: str | None) -> BatchStatus | None:
 
 class SlurmPlugin(JobPlugin):
     system_name = "slurm"
-    #: lwr sets -J, -D, -o, -e; --wrap would replace the script, --uid/--gid the user.
+    #: lwr sets -J, -D, -o, -e; --wrap would replace the script, --uid/--gid the user;
+    #: --wait (-W) would hold one of lwr's submit threads for the job's whole run; --clusters
+    #: (-M) would put the job on a cluster lwr's squeue and scancel do not address, where its
+    #: number is another job's.
     grammar = OptionGrammar(
-        reserved_short=frozenset("JDoe"),
-        reserved_long=frozenset({"job-name", "chdir", "workdir", "output", "error", "wrap", "uid", "gid"}),
-        short_values=frozenset("AabcCdFGiLMmnNpqStwx"),
+        reserved_short=frozenset("JDoeWM"),
+        reserved_long=frozenset(
+            {"job-name", "chdir", "workdir", "output", "error", "wrap", "uid", "gid", "wait", "clusters"}
+        ),
+        short_values=frozenset("AabcCdFGiLmnNpqStwx"),
         long_values=frozenset(
             {
                 "account",
                 "array",
                 "begin",
-                "clusters",
                 "comment",
                 "constraint",
                 "cpus-per-task",
