@@ -51,7 +51,13 @@ def serve(args: argparse.Namespace) -> int:
     config = find_config(args.config)
     from paste.deploy.loadwsgi import APP, SERVER, loadcontext
 
-    from lwr.config import check_server_section, configure_logging, load_app_yaml, load_server_settings
+    from lwr.config import (
+        check_ini_syntax,
+        check_server_section,
+        configure_logging,
+        load_app_yaml,
+        load_server_settings,
+    )
 
     pulsar_yaml = config.suffix in (".yml", ".yaml")
     app_context: Any = None
@@ -64,6 +70,7 @@ def serve(args: argparse.Namespace) -> int:
         yaml_settings, server_settings = load_app_yaml(config)
         own_app = True
     else:
+        check_ini_syntax(str(config))
         check_server_section(str(config))
         try:
             app_context = loadcontext(APP, f"config:{config}")

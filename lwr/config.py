@@ -23,6 +23,7 @@ from lwr.core.manager import as_bool as parse_bool
 from lwr.errors import ConfigError
 from lwr.managers import manager_class
 from lwr.protocol.names import DEFAULT_MANAGER
+from lwr.protocol.redact import redact
 
 DEFAULT_MANAGER_NAME = DEFAULT_MANAGER
 APP_SECTION = "app:main"
@@ -100,6 +101,19 @@ def parse_assign_ids(text: str) -> str:
     return text
 
 
+#: The broker URL schemes lwr's AMQP transport speaks (kombu's py-amqp transport).
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def parse_amqp_url(text: str) -> str:
+    """``amqp://user:password@host:5672/vhost`` (``;``-separated for failover); empty: HTTP only."""
+    for url in filter(None, (part.strip() for part in text.split(";"))):
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in AMQP_SCHEMES:
+            raise ValueError(f"{scheme or 'no'} scheme, lwr speaks only AMQP to a broker")
+    return text.strip()
+
+
 def parse_cert_reqs(text: str) -> str:
     if text not in (
         "cert_none",
@@ -134,7 +148,9 @@ APP_KEYS: dict[str, _Key] = {
     "assign_ids": _Key(parse_assign_ids, "galaxy or uuid"),
     "file_cache_dir": _Key(str, "a directory path"),
     "max_upload_size": _Key(parse_size, "a size such as 50G"),
-    "message_queue_url": _Key(str, "an amqp:// URL"),
+    "message_queue_url": _Key(
+        parse_amqp_url, "an amqp:// or amqps:// URL such as amqp://user:password@host:5672/vhost"
+    ),
     "enable_http": _Key(parse_bool, "true or false"),
     "remote_staging_allowed_urls": _Key(parse_list, "comma-separated URL prefixes"),
     "amqp_connect_ssl_ca_certs": _Key(str, "a file path"),
@@ -228,6 +244,19 @@ class AppSettings:
     source: str = "<defaults>"
 
 
+def _reason(error: ValueError, expected: str) -> str:
+    """A parser's own reason, when it says more than the key's ``expected`` text (Python's
+    ``invalid literal for int()`` and a repeat of the expectation say nothing more)."""
+    text = str(error)
+    if (
+        not text
+        or text.startswith(("invalid literal", "could not convert"))
+        or text in f"expected {expected}"
+    ):
+        return ""
+    return f"{text}; "
+
+
 def parse_keys(
     local_conf: Mapping[str, Any],
     keys: Mapping[str, _Key],
@@ -254,7 +283,8 @@ def parse_keys(
             values[key] = spec.parse(str(raw))
         except ValueError as error:
             raise ConfigError(
-                f"{where} {key} = {raw!r}: {error}; expected {spec.expected}",
+                f"{where} {key} = {redact(repr(raw))}: {_reason(error, spec.expected)}"
+                f"expected {spec.expected}",
                 file=source,
                 section=section,
                 key=key,
@@ -472,7 +502,7 @@ def parse_positive(text: str) -> int:
 SERVER_KEYS: dict[str, _Key] = {
     "use": _Key(str, "egg:lwr#http"),
     "host": _Key(str, "an address to listen on, such as 127.0.0.1 or 0.0.0.0"),
-    "port": _Key(int, "a TCP port number"),
+    "port": _Key(parse_port, "a TCP port number (1 to 65535)"),
     "ssl_pem": _Key(str, "a PEM file with the certificate chain and the private key"),
     "threadpool_workers": _Key(parse_positive, "a positive integer (requests served at once)"),
     "request_queue_size": _Key(parse_positive, "a positive integer (listen backlog)"),
@@ -540,6 +570,56 @@ def load_server_settings(local_conf: Mapping[str, Any], source: str) -> ServerSe
     else:
         values.pop("ssl_pem", None)
     return ServerSettings(**values, source=source)
+
+
+def check_ini_syntax(ini_path: str) -> None:
+    """Read server.ini as PasteDeploy will (``%`` interpolation, ``%(here)s``, strict sections and
+    keys) and turn what would be its traceback into a :class:`ConfigError` naming the key.
+
+    A literal ``%`` (``min_free_disk = 5%``, a %-encoded password in ``message_queue_url``) is
+    the usual cause: PasteDeploy reads ``%`` as the start of a reference such as ``%(here)s``.
+    """
+    here = os.path.dirname(os.path.abspath(ini_path))
+    parser = configparser.ConfigParser(defaults={"here": here, "__file__": os.path.abspath(ini_path)})
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # PasteDeploy keeps case
+    try:
+        with open(ini_path) as handle:
+            parser.read_file(handle)
+    except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as error:
+        key = getattr(error, "option", None)
+        what = f"key '{key}'" if key else "the section"
+        raise ConfigError(
+            f"{ini_path}: [{error.section}] {what} is given twice (line {error.lineno}); keep one",
+            file=ini_path,
+            section=error.section,
+            key=key,
+            expected="each section and key once",
+        ) from None
+    except configparser.MissingSectionHeaderError as error:
+        raise ConfigError(
+            f"{ini_path}: line {error.lineno} {error.line.strip()!r} comes before any [section]; "
+            "expected [server:main] or [app:main] above it",
+            file=ini_path,
+            expected="a [section] header first",
+        ) from None
+    except configparser.Error as error:
+        raise ConfigError(f"{ini_path}: cannot parse: {error}", file=ini_path) from None
+    # PasteDeploy interpolates only the sections it loads; logging's [formatter_*] keep their %(name)s.
+    for section in (name for name in parser.sections() if ":" in name):
+        for key in parser.options(section):
+            try:
+                parser.get(section, key)
+            except configparser.InterpolationError:
+                raw = parser.get(section, key, raw=True)
+                raise ConfigError(
+                    f"{ini_path}: [{section}] {key} = {redact(repr(raw))}: '%' starts a reference such as "
+                    "%(here)s in server.ini; write a literal % as %% (min_free_disk = 5%%, "
+                    "a password's %40 as %%40)",
+                    file=ini_path,
+                    section=section,
+                    key=key,
+                    expected="%% for a literal %, or %(here)s",
+                ) from None
 
 
 def check_server_section(ini_path: str) -> None:

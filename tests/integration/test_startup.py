@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -151,3 +154,59 @@ def test_lwr_server_keys_are_checked(tmp_path):
         assert "Traceback" not in result.stderr and "[server:main]" in result.stderr
         for fragment in fragments:
             assert fragment in result.stderr, result.stderr
+
+
+def serve_raw(tmp_path: Path, edit) -> subprocess.CompletedProcess[str]:
+    """``lwr serve`` on a server.ini written by LwrServer, then changed by ``edit(text)``."""
+    server = LwrServer(directory=tmp_path)
+    server.directory.mkdir(parents=True, exist_ok=True)
+    server.write_config()
+    server.config_path.write_text(edit(server.config_path.read_text()))
+    return subprocess.run(
+        [*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    "lines, fragments",
+    [
+        # server.ini.sample's own example: PasteDeploy reads % as the start of %(here)s.
+        ("min_free_disk = 5%", ["[app:main]", "min_free_disk", "5%%"]),
+        ("message_queue_url = amqp://lwr:pa%40ss@127.0.0.1:5672/lwr", ["message_queue_url", "%%40"]),
+        (
+            "staging_directory = files/staging\nstaging_directory = elsewhere",
+            ["[app:main]", "'staging_directory' is given twice", "line"],
+        ),
+        ("message_queue_url = http://127.0.0.1:15672/", ["message_queue_url", "amqp://"]),
+    ],
+)
+def test_ini_values_paste_deploy_chokes_on_are_named(tmp_path, lines, fragments):
+    result = serve_raw(tmp_path, lambda text: text + lines + "\n")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "server.ini" in result.stderr
+    assert "pa%40ss" not in result.stderr  # the broker password stays out of the message
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def test_a_key_before_any_section_is_named(tmp_path):
+    result = serve_raw(tmp_path, lambda text: "port = 8913\n" + text)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "line 1" in result.stderr and "port = 8913" in result.stderr
+
+
+def test_a_port_out_of_range_is_refused_not_wrapped(tmp_path):
+    """port = 99999 listened on 34463 (99999 - 65536) without a word."""
+    result = serve_raw(tmp_path, lambda text: re.sub(r"(?m)^port = \d+$", "port = 99999", text))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "[server:main]" in result.stderr and "port" in result.stderr and "65535" in result.stderr
+
+
+def test_a_percentage_written_as_the_sample_says_is_a_percentage(make_server):
+    """``min_free_disk = 100%%``: a floor no filesystem meets, so a new job is refused with 507."""
+    server = make_server(app_options={"min_free_disk": "100%%"})
+    request = urllib.request.Request(server.url + "jobs?job_id=full-1", method="POST", data=b"")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 507
+    assert "min_free_disk" in json.loads(refused.value.read())["error"]

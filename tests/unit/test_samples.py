@@ -20,7 +20,7 @@ def sample_app_keys() -> dict[str, str]:
     for line in section.splitlines():
         match = re.match(r"^#?([a-z_.]+) = ?(.*)$", line)
         if match:
-            found[match.group(1)] = match.group(2)
+            found[match.group(1)] = match.group(2).replace("%%", "%")  # as PasteDeploy reads it
     return found
 
 
@@ -75,3 +75,16 @@ def test_every_commented_manager_in_the_sample_is_valid(tmp_path):
         documented = {line.split("=")[0].strip() for line in lines}
         missing = set(manager_class(manager.type).options) - documented
         assert not missing, (manager.type, missing)
+
+
+def test_every_sample_line_uncommented_survives_pastedeploy_reading(tmp_path):
+    """Uncommenting any [app:main] example must not break PasteDeploy's % interpolation."""
+    from lwr.config import check_ini_syntax
+
+    text = (ROOT / "server.ini.sample").read_text()
+    head, app = text.split("\n[app:main]", 1)
+    app, tail = app.split("\n[loggers]", 1)
+    uncommented = re.sub(r"^#([a-z_.]+ =)", r"\1", app, flags=re.MULTILINE)
+    path = tmp_path / "server.ini"
+    path.write_text(f"{head}\n[app:main]{uncommented}\n[loggers]{tail}")
+    check_ini_syntax(str(path))
