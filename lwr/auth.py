@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 DEFAULT_TENANT = "default"
 #: Name of the generated token's file, in the persistence directory.
 TOKEN_FILE_NAME = "private_token"
-#: The placeholder of server.ini.sample: a server started with it is as open as one without.
-PLACEHOLDER_TOKENS = frozenset({"change_me"})
+#: The placeholders of the samples a site copies (lwr's change_me and CHANGE-ME, Pulsar's
+#: changemeinproduction), compared without case, - or _: a server started with one is as open as
+#: one without.
+PLACEHOLDER_TOKENS = frozenset({"changeme", "changemeinproduction"})
 MIN_TOKEN_LENGTH = 8
 
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -85,7 +87,7 @@ def check_private_file(path: Path, what: str) -> None:
 
 
 def check_token(token: str, where: str) -> str:
-    if token in PLACEHOLDER_TOKENS or len(token) < MIN_TOKEN_LENGTH:
+    if re.sub(r"[-_]", "", token.lower()) in PLACEHOLDER_TOKENS or len(token) < MIN_TOKEN_LENGTH:
         raise ConfigError(
             f"{where}: private token {token!r} is a placeholder or shorter than {MIN_TOKEN_LENGTH} "
             "characters; choose a long random one (or remove it: lwr then generates one)",
