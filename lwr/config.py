@@ -181,6 +181,27 @@ APP_KEYS: dict[str, _Key] = {
     "galaxy_datatypes_config_file": _Key(str, "a path to datatypes_conf.xml"),
 }
 
+#: Pulsar settings lwr does not take, with what an admin coming from Pulsar should do instead
+#: (a "did you mean" would point amqp_publish_retry_max_retries at amqp_publish_retry_max).
+PULSAR_SETTINGS: dict[str, str] = {
+    "amqp_publish_retry": "lwr always retries publishing, from an on-disk outbox with publisher "
+    "confirms; amqp_publish_retry_max bounds the wait between tries",
+    "amqp_publish_retry_max_retries": "lwr retries a status update until the broker confirms it "
+    "and never drops one after N tries; amqp_publish_retry_max bounds the wait between tries",
+    "amqp_publish_retry_interval_start": "amqp_publish_retry_max is lwr's longest wait between tries",
+    "amqp_publish_retry_interval_step": "amqp_publish_retry_max is lwr's longest wait between tries",
+    "amqp_publish_retry_interval_max": "lwr's name for it is amqp_publish_retry_max (seconds)",
+    "amqp_republish_time": "with amqp_acknowledge = true lwr republishes an unacknowledged "
+    "update every 30 seconds",
+    "amqp_consumer_timeout": "lwr's consumer waits on the broker itself, with heartbeats (amqp_heartbeat)",
+    "message_queue_consume": "lwr consumes whenever message_queue_url is set",
+    "message_queue_publish": "lwr publishes status updates whenever message_queue_url is set",
+    "message_queue_username": "put the user in message_queue_url: amqp://USER:PASSWORD@host:5672/vhost",
+    "message_queue_password": "put the password in message_queue_url: amqp://USER:PASSWORD@host:5672/vhost",
+    "job_directory_mode": "lwr's job directories are its own account's (0700); "
+    "queued_external_drmaa hands a job's directory to the job's user",
+}
+
 #: The keys announced to clients in the setup reply's ``system_properties`` (Galaxy's remote metadata).
 GALAXY_SYSTEM_PROPERTIES = (
     "galaxy_home",
@@ -264,12 +285,22 @@ def parse_keys(
     source: str,
     section: str | None,
     unknown_context: str = "",
+    hints: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Each key of a section parsed by its table entry; an unknown key or a bad value is a
-    :class:`ConfigError` naming the file, the section, the key and what was expected."""
+    :class:`ConfigError` naming the file, the section, the key and what was expected.
+    ``hints``: keys lwr refuses with a reason of their own (Pulsar's)."""
     values: dict[str, Any] = {}
     for key, raw in local_conf.items():
         spec = keys.get(key)
+        if spec is None and hints and key in hints:
+            raise ConfigError(
+                f"{where} '{key}' is a Pulsar setting lwr does not take: {hints[key]}",
+                file=source,
+                section=section,
+                key=key,
+                expected=sorted(keys),
+            )
         if spec is None:
             raise ConfigError(
                 f"{where} unknown key '{key}'{did_you_mean(key, keys)}{unknown_context}; expected one of "
@@ -302,7 +333,17 @@ def load_app_settings(
     """
     where = f"{source}: [{section}]" if section else f"{source}:"
     base = Path(here or os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd())
-    values = parse_keys(local_conf, APP_KEYS, where, source, section)
+    values = parse_keys(local_conf, APP_KEYS, where, source, section, hints=PULSAR_SETTINGS)
+    if str(values.get("persistence_directory", "")).strip() == "__none__":
+        raise ConfigError(
+            f"{where} persistence_directory = '__none__': Pulsar's way to keep no job records is "
+            "not an option in lwr (its records are what recovers jobs after a restart); name a "
+            "directory, or remove the key for files/persisted_data",
+            file=source,
+            section=section,
+            key="persistence_directory",
+            expected=APP_KEYS["persistence_directory"].expected,
+        )
 
     def path(key: str, default: str | None) -> Path | None:
         value = values.get(key, default)
@@ -696,6 +737,13 @@ def load_app_yaml(path: Path) -> tuple[AppSettings, ServerSettings]:
     values: dict[str, str] = {}
     for key, value in document.items():
         key = str(key)
+        if key in PULSAR_SETTINGS:
+            raise ConfigError(
+                f"{source}: '{key}' is a Pulsar setting lwr does not take: {PULSAR_SETTINGS[key]}",
+                file=source,
+                key=key,
+                expected=implemented,
+            )
         if key not in implemented:
             raise ConfigError(
                 f"{source}: '{key}' is not a setting lwr implements{did_you_mean(key, implemented)}; "

@@ -33,6 +33,11 @@ def test_private_key_is_the_old_name_of_private_token(tmp_path):
         ({"assign_ids": "seq"}, "expected galaxy or uuid"),
         ({"max_upload_size": "lots"}, "max_upload_size"),
         ({"enable_http": "maybe"}, "true or false"),
+        # Pulsar's settings: refused with what to do instead, not a "did you mean" that misleads
+        ({"amqp_publish_retry_max_retries": "5"}, "never drops one after N tries"),
+        ({"amqp_publish_retry": "true"}, "always retries publishing"),
+        ({"message_queue_username": "galaxy"}, "amqp://USER:PASSWORD@"),
+        ({"persistence_directory": "__none__"}, "recovers jobs after a restart"),
     ],
 )
 def test_app_errors(tmp_path, options, fragment):
