@@ -346,7 +346,7 @@ def load_app_settings(
         )
 
     def path(key: str, default: str | None) -> Path | None:
-        value = values.get(key, default)
+        value = values.get(key) or default  # an empty value (the sample's "key =") is unset
         if value is None:
             return None
         return (base / os.path.expanduser(value)).resolve()
@@ -354,11 +354,6 @@ def load_app_settings(
     staging = path("staging_directory", "files/staging")
     persistence = path("persistence_directory", "files/persisted_data")
     assert staging is not None and persistence is not None
-    managers_path = path("job_managers_config", None)
-    amqp = AmqpSettings.from_values(values)
-    private_token = values.get("private_token", values.get("private_key")) or None
-    tenants_file = path("tenants_file", None)
-    _check_authentication(source, values, private_token is not None, tenants_file is not None, section)
 
     def existing_file(key: str) -> Path | None:
         found = path(key, None)
@@ -371,6 +366,26 @@ def load_app_settings(
                 expected=APP_KEYS[key].expected,
             )
         return found
+
+    amqp = AmqpSettings.from_values(values)
+    private_token = values.get("private_token", values.get("private_key")) or None
+    _check_authentication(
+        source, values, private_token is not None, bool(values.get("tenants_file")), section
+    )
+    managers_path = existing_file("job_managers_config")
+    tenants_file = existing_file("tenants_file")
+    tool_config_files = tuple(
+        (base / os.path.expanduser(item)).resolve() for item in values.get("tool_config_files", ())
+    )
+    for tool_config_file in tool_config_files:
+        if not tool_config_file.is_file():
+            raise ConfigError(
+                f"{where} tool_config_files: no such file {tool_config_file}",
+                file=source,
+                section=section,
+                key="tool_config_files",
+                expected=APP_KEYS["tool_config_files"].expected,
+            )
 
     metrics_disabled = str(values.get("job_metrics_config_file", "")).strip().lower() == "none"
     # Galaxy resolves nothing without a base directory: a resolvers file alone gets Pulsar's default.
@@ -389,9 +404,7 @@ def load_app_settings(
         private_token=private_token,
         allow_unauthenticated=values.get("allow_unauthenticated", False),
         tenants_file=tenants_file,
-        tool_config_files=tuple(
-            (base / os.path.expanduser(item)).resolve() for item in values.get("tool_config_files", ())
-        ),
+        tool_config_files=tool_config_files,
         assign_ids=values.get("assign_ids", "galaxy"),
         file_cache_dir=path("file_cache_dir", None),
         max_upload_size=values.get("max_upload_size"),

@@ -210,3 +210,19 @@ def test_a_percentage_written_as_the_sample_says_is_a_percentage(make_server):
         urllib.request.urlopen(request, timeout=10)
     assert refused.value.code == 507
     assert "min_free_disk" in json.loads(refused.value.read())["error"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"job_managers_config": "job_managrs.ini"},
+        {"tenants_file": "tenants.ini", "assign_ids": "uuid"},
+        {"tool_config_files": "toolbox.xml"},
+    ],
+)
+def test_a_missing_file_names_the_server_ini_key_that_names_it(tmp_path, options):
+    """Not only the missing file's path: the admin is told which key of server.ini to fix."""
+    key = next(iter(options))
+    message = start_failure(tmp_path, {"private_token": "a-long-enough-token", **options})
+    assert "server.ini: [app:main]" in message and key in message and "no such file" in message
+    assert options[key] in message

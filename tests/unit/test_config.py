@@ -115,3 +115,11 @@ def test_galaxy_slots_option(tmp_path):
     path.write_text("[manager:a]\ntype = queued_python\ngalaxy_slots = 0\n")
     with pytest.raises(ConfigError, match="galaxy_slots = '0': expected a positive integer"):
         load_manager_settings(path)
+
+
+def test_an_empty_value_is_unset_as_the_sample_shows_it(tmp_path):
+    """server.ini.sample shows ``#tenants_file =``: uncommented as is, it is not the directory."""
+    settings = load_app_settings(
+        {"tenants_file": "", "job_managers_config": ""}, str(tmp_path / "server.ini")
+    )
+    assert settings.tenants_file is None and settings.managers[0].name == "_default_"

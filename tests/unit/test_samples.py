@@ -33,7 +33,11 @@ def test_every_sample_value_is_valid(tmp_path):
     values = {
         key: value for key, value in sample_app_keys().items() if value and key != "job_managers_config"
     }
-    for key in ("dependency_resolvers_config_file", "job_metrics_config_file"):  # must exist
+    for key in (
+        "dependency_resolvers_config_file",
+        "job_metrics_config_file",
+        "tool_config_files",
+    ):  # must exist
         (tmp_path / values[key]).touch()
     settings = load_app_settings(values, str(tmp_path / "server.ini"))
     assert settings.private_token == "change_me"
