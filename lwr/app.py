@@ -101,9 +101,10 @@ class LwrApplication:
             )
             log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
         log.info(
-            "lwr started: staging %s, managers %s",
+            "lwr started: staging %s, job records %s, managers %s",
             settings.staging_directory,
-            ", ".join(self.service.managers),
+            settings.persistence_directory,
+            ", ".join(f"{manager.name} ({manager.type})" for manager in settings.managers),
         )
 
     def release(self) -> None:
@@ -129,6 +130,13 @@ class LwrApplication:
             self.service.release()
         else:
             self.service.shutdown()
+        active = sum(1 for record in self.service.records() if not record.state.is_final)
+        log.info(
+            "lwr %s: %d unfinished jobs left as they are (they keep running), re-attached by the %s",
+            "released its jobs" if release else "stopped",
+            active,
+            "new server" if release else "next start",
+        )
         if self.settings.sentry_dsn:
             flush_sentry()
 
