@@ -175,18 +175,27 @@ def galaxy_job_setup(settings: AppSettings) -> GalaxyJobSetup:
     )
 
 
-def build_application(
-    global_conf: Mapping[str, Any], local_conf: Mapping[str, Any], start: bool = True
-) -> LwrApplication:
-    """The application of an ``[app:main]`` section (``lwr serve`` calls this to control its start)."""
+def settings_of_section(global_conf: Mapping[str, Any], local_conf: Mapping[str, Any]) -> AppSettings:
+    """The validated settings of an ``[app:main]`` section as PasteDeploy hands it over."""
+    source = global_conf.get("__file__", "<defaults>")
+    return load_app_settings(local_conf, source, here=global_conf.get("here"))
+
+
+def run_application(settings: AppSettings, start: bool = True) -> LwrApplication:
+    """The application of validated settings, from server.ini or a Pulsar app.yml alike."""
     # Everything lwr creates is its own alone (job scripts export the job's environment); managers
     # that hand job directories to other users open what those need, nothing more.
     os.umask(0o077)
-    source = global_conf.get("__file__", "<defaults>")
-    settings = load_app_settings(local_conf, source, here=global_conf.get("here"))
     application = LwrApplication(settings, start=start)
     atexit.register(application.shutdown)
     return application
+
+
+def build_application(
+    global_conf: Mapping[str, Any], local_conf: Mapping[str, Any], start: bool = True
+) -> LwrApplication:
+    """The application of an ``[app:main]`` section."""
+    return run_application(settings_of_section(global_conf, local_conf), start=start)
 
 
 def app_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Any:

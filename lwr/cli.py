@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import logging
 import os
 import signal
@@ -62,12 +61,12 @@ def serve(args: argparse.Namespace) -> int:
     pulsar_yaml = config.suffix in (".yml", ".yaml")
     app_context: Any = None
     server_context: Any = None
-    yaml_settings: AppSettings | None = None
+    app_settings: AppSettings | None = None
     server_settings: ServerSettings | None
     if pulsar_yaml:
         # A Pulsar app.yml, served by lwr's own HTTP server (no PasteDeploy involved); errors on the
         # terminal, before detaching.
-        yaml_settings, server_settings = load_app_yaml(config)
+        app_settings, server_settings = load_app_yaml(config)
         own_app = True
     else:
         check_ini_syntax(str(config))
@@ -87,6 +86,11 @@ def serve(args: argparse.Namespace) -> int:
                 expected="use = egg:lwr#http",
             )
         server_settings = load_server_settings(server_context.local_conf, str(config)) if own_server else None
+        if own_app:
+            from lwr.app import settings_of_section
+
+            # Validated here, so a typo is reported on the terminal, not only in --daemon's log.
+            app_settings = settings_of_section(app_context.global_conf, app_context.local_conf)
 
     pid_path = (
         Path(args.pid_file)
@@ -112,7 +116,12 @@ def serve(args: argparse.Namespace) -> int:
         # Locked before detaching, so a second start is refused on the terminal, not in a log.
         pid_file = PidFile.acquire(pid_path) if pid_path else None  # type: ignore[assignment]
         if server_settings is not None:
-            listener = obtain_listener(server_settings)  # before any job starts, and a busy port fails here
+            try:
+                listener = obtain_listener(server_settings)  # before any job starts; a busy port fails here
+            except BaseException:
+                if pid_file is not None:
+                    pid_file.release()  # a start that failed leaves no pid file behind
+                raise
     tell = daemonize(Path(args.log_file)) if args.daemon else None
     if pid_file is not None and successor is None:
         pid_file.write_pid()
@@ -123,18 +132,10 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         application: Any = None
-        if yaml_settings is not None:
-            from lwr.app import LwrApplication
+        if app_settings is not None:
+            from lwr.app import run_application
 
-            application = LwrApplication(yaml_settings, start=successor is None)
-            atexit.register(application.shutdown)
-            app = application.web
-        elif own_app:
-            from lwr.app import build_application
-
-            application = build_application(
-                app_context.global_conf, app_context.local_conf, start=successor is None
-            )
+            application = run_application(app_settings, start=successor is None)
             app = application.web
         else:
             app = app_context.create()
