@@ -166,3 +166,14 @@ def test_batch_system_queries_are_timed_and_failures_counted(tmp_path):
     samples = parse(metrics.exposition().decode())
     assert value(samples, "lwr_batch_query_seconds_count", manager="_default_") == 2
     assert value(samples, "lwr_batch_query_failures_total", manager="_default_") == 1
+
+
+def test_requests_refused_for_their_token_are_counted_as_unauthorized(make_server):
+    """A Galaxy with a wrong token shows up as route="unauthorized", not among unmatched paths."""
+    server = make_server(app_options={"private_token": TOKEN})
+    assert Http(server.url, "not-the-token").request("GET", "/jobs/j1/status").status == 401
+    assert Http(server.url, TOKEN).request("GET", "/no/such/route").status == 404
+    samples = scrape(Http(server.url, TOKEN))
+    name = "lwr_http_request_duration_seconds_count"
+    assert value(samples, name, route="unauthorized", method="GET", status="401") == 1
+    assert value(samples, name, route="unmatched", method="GET", status="404") == 1
