@@ -63,6 +63,14 @@ class Credentials:
         return tenant
 
 
+def _own_copy(source: str) -> str:
+    """Where an admin sets a key: server.ini, not the server.ini.sample a fresh clone serves."""
+    if source.endswith(".sample"):
+        copy = source[: -len(".sample")]
+        return f"{copy} (copy {os.path.basename(source)} to {os.path.basename(copy)} first)"
+    return source
+
+
 def check_private_file(path: Path, what: str) -> None:
     """A file holding tokens must be a regular file of lwr's own account, unreadable by others."""
     try:
@@ -190,12 +198,12 @@ def load_credentials(settings: AppSettings) -> Credentials:
         log.warning(
             "%s private token in %s (mode 0600). Clients must send it: Galaxy's destination "
             "private_token = (the file's contents); lwr check --private-token-file %s; pulsar-check "
-            '--private_token "$(cat %s)". Set private_token in %s to choose your own.',
+            '--private_token "$(cat %s)". To choose your own, set private_token in %s.',
             "No private_token configured: generated a" if made else "Using the generated",
             token_file,
             token_file,
             token_file,
-            settings.source,
+            _own_copy(settings.source),
         )
     return Credentials(tokens=tuple(tokens), token_file=token_file)
 

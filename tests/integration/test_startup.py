@@ -109,6 +109,9 @@ def test_run_sh_daemon_uses_sample_defaults(tmp_path):
                 time.sleep(0.1)
         assert (project / "lwr.pid").exists()
         assert (project / "files" / "staging").is_dir()
+        # the generated token's advice names the file to create, not the sample to edit
+        advice = f"set private_token in {project}/server.ini (copy server.ini.sample to server.ini first)"
+        assert advice in (project / "lwr.log").read_text()
         again = subprocess.run(
             ["bash", "run.sh", "--daemon"], cwd=project, capture_output=True, text=True, timeout=60, env=env
         )
