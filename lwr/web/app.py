@@ -59,7 +59,7 @@ Handler = Callable[["Call"], Any]
 
 _MANAGER_PREFIX = re.compile(r"^/managers/(?P<manager>[^/]+)(?P<rest>/.*)$")
 #: Routes anyone may call: they tell nothing about jobs.
-_PUBLIC_PATHS = frozenset({"/healthz", "/openapi.yaml"})
+_PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.yaml"})
 #: File-system errors a client's names cause (a file where a directory is, a name too long, a
 #: link loop): the client's fault, answered 4xx; every other OSError is the server's.
 _CLIENT_ERRNOS = {
