@@ -693,6 +693,33 @@ def check_server_section(ini_path: str) -> None:
             key="ssl_pem",
             expected="use = egg:lwr#http",
         )
+    if use.lower() in ("egg:waitress#main", "egg:waitress"):
+        _check_waitress_keys(ini_path, section, parser)
+
+
+def _check_waitress_keys(ini_path: str, section: str, parser: configparser.ConfigParser) -> None:
+    """waitress refuses keys it does not know with a traceback, after lwr recovered its jobs; the
+    sample's keys other than host and port are egg:lwr#http's (waitress: threads, backlog, ...)."""
+    try:
+        from waitress.adjustments import Adjustments
+    except ImportError:
+        return  # PasteDeploy names the missing package itself
+    for key, value in parser.items(section):
+        if key == "use" or key in parser.defaults():
+            continue
+        try:
+            Adjustments(**{key: value})
+        except ValueError as error:
+            lwr_own = ", a key of egg:lwr#http" if key in SERVER_KEYS else ""
+            raise ConfigError(
+                f"{ini_path}: [{section}] {key} = {value!r}: waitress refuses it ({error}){lwr_own}; "
+                "use waitress's own keys (threads, backlog, connection_limit, channel_timeout, ...) "
+                "with use = egg:waitress#main",
+                file=ini_path,
+                section=section,
+                key=key,
+                expected="a waitress adjustment",
+            ) from None
 
 
 def configure_logging(ini_path: str) -> None:

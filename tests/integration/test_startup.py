@@ -264,3 +264,17 @@ def test_a_busy_port_leaves_no_pid_file(make_server, tmp_path):
     )
     assert result.returncode == 2 and f"127.0.0.1:{running.port}" in result.stderr, result.stderr
     assert not (second / "lwr.pid").exists()
+
+
+def test_switching_the_sample_to_waitress_names_the_keys_waitress_refuses(tmp_path):
+    """server.ini.sample offers egg:waitress#main; its threadpool_workers line made waitress raise
+    a traceback, after lwr had already recovered its jobs."""
+    server = LwrServer(directory=tmp_path, server_options={"use": "egg:waitress#main"})
+    server.directory.mkdir(parents=True, exist_ok=True)
+    server.write_config()
+    result = subprocess.run(
+        [*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "[server:main] threadpool_workers" in result.stderr and "threads" in result.stderr
+    assert "lwr started" not in result.stderr  # refused before any job was touched
