@@ -486,7 +486,21 @@ def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
     return tuple(managers)
 
 
+#: A manager's name is a directory under staging_directory, a URL segment (/managers/NAME) and part
+#: of its AMQP queue names (pulsar_NAME__setup): one plain word.
+_MANAGER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+
+
 def _manager_settings(source: str, section: str, name: str, items: dict[str, str]) -> ManagerSettings:
+    if not _MANAGER_NAME.match(name):
+        raise ConfigError(
+            f"{source}: [{section}] {name!r} cannot name a manager: it is a directory under "
+            "staging_directory, a URL segment and part of queue names; expected letters, digits, "
+            "_, . and - (not starting with .)",
+            file=source,
+            section=section,
+            expected="a name of letters, digits, _, . and -",
+        )
     type_name = items.pop("type", None)
     if type_name is None:
         raise ConfigError(

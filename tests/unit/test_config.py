@@ -123,3 +123,14 @@ def test_an_empty_value_is_unset_as_the_sample_shows_it(tmp_path):
         {"tenants_file": "", "job_managers_config": ""}, str(tmp_path / "server.ini")
     )
     assert settings.tenants_file is None and settings.managers[0].name == "_default_"
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "slurm/gpu", "a b", ".hidden"])
+def test_a_manager_name_that_is_no_plain_word_is_refused(tmp_path, name):
+    """The name is a directory under staging_directory: [manager:../elsewhere] put job
+    directories beside it, and slurm/gpu one no /managers/NAME URL could reach."""
+    path = tmp_path / "job_managers.ini"
+    path.write_text(f"[manager:{name}]\ntype = queued_python\n")
+    with pytest.raises(ConfigError, match="cannot name a manager") as caught:
+        load_manager_settings(path)
+    assert caught.value.details["section"] == f"manager:{name}"
