@@ -265,6 +265,24 @@ class AppSettings:
     source: str = "<defaults>"
 
 
+#: `` ; note`` or `` # note`` after a value: an inline comment, which ini files do not have (the
+#: text stays in the value: a path or a submit line silently wrong).
+_INLINE_COMMENT = re.compile(r"\s[;#]")
+
+
+def refuse_inline_comment(where: str, key: str, raw: str, source: str, section: str | None) -> None:
+    """An ini value that carries an inline comment is refused, naming the key."""
+    if _INLINE_COMMENT.search(raw):
+        raise ConfigError(
+            f"{where} {key} = {redact(repr(raw))}: ini files have no inline comments, so the "
+            "comment would be part of the value; put it on a line of its own",
+            file=source,
+            section=section,
+            key=key,
+            expected="the value alone on its line",
+        )
+
+
 def _reason(error: ValueError, expected: str) -> str:
     """A parser's own reason, when it says more than the key's ``expected`` text (Python's
     ``invalid literal for int()`` and a repeat of the expectation say nothing more)."""
@@ -286,6 +304,7 @@ def parse_keys(
     section: str | None,
     unknown_context: str = "",
     hints: Mapping[str, str] | None = None,
+    ini: bool = True,
 ) -> dict[str, Any]:
     """Each key of a section parsed by its table entry; an unknown key or a bad value is a
     :class:`ConfigError` naming the file, the section, the key and what was expected.
@@ -301,6 +320,8 @@ def parse_keys(
                 key=key,
                 expected=sorted(keys),
             )
+        if spec is not None and isinstance(raw, str) and ini:
+            refuse_inline_comment(where, key, raw, source, section)
         if spec is None:
             raise ConfigError(
                 f"{where} unknown key '{key}'{did_you_mean(key, keys)}{unknown_context}; expected one of "
@@ -333,7 +354,9 @@ def load_app_settings(
     """
     where = f"{source}: [{section}]" if section else f"{source}:"
     base = Path(here or os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd())
-    values = parse_keys(local_conf, APP_KEYS, where, source, section, hints=PULSAR_SETTINGS)
+    values = parse_keys(
+        local_conf, APP_KEYS, where, source, section, hints=PULSAR_SETTINGS, ini=section is not None
+    )
     if str(values.get("persistence_directory", "")).strip() == "__none__":
         raise ConfigError(
             f"{where} persistence_directory = '__none__': Pulsar's way to keep no job records is "
@@ -520,6 +543,8 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
         ) from None
     options: dict[str, Any] = {}
     for key, raw in items.items():
+        if not section.startswith("managers."):  # app.yml has comments of its own
+            refuse_inline_comment(f"{source}: [{section}]", key, raw, source, section)
         option = cls.options.get(key)
         if option is None:
             if any(key.startswith(prefix) for prefix in cls.option_prefixes):
@@ -612,8 +637,9 @@ class ServerSettings:
     source: str = "<defaults>"
 
 
-def load_server_settings(local_conf: Mapping[str, Any], source: str) -> ServerSettings:
-    """Validate ``[server:main]`` as PasteDeploy hands it to ``egg:lwr#http``."""
+def load_server_settings(local_conf: Mapping[str, Any], source: str, ini: bool = True) -> ServerSettings:
+    """Validate ``[server:main]`` as PasteDeploy hands it to ``egg:lwr#http`` (``ini=False``:
+    app.yml's ``server:`` mapping)."""
     values = parse_keys(
         local_conf,
         SERVER_KEYS,
@@ -621,6 +647,7 @@ def load_server_settings(local_conf: Mapping[str, Any], source: str) -> ServerSe
         source,
         SERVER_SECTION,
         unknown_context=" for use = egg:lwr#http",
+        ini=ini,
     )
     values.pop("use", None)
     if values.get("ssl_pem"):
@@ -826,7 +853,7 @@ def load_app_yaml(path: Path) -> tuple[AppSettings, ServerSettings]:
     server_values = {
         str(key): _yaml_scalar(source, "server.", str(key), value) for key, value in server.items()
     }
-    return settings, load_server_settings(server_values, source)
+    return settings, load_server_settings(server_values, source, ini=False)
 
 
 def _yaml_managers(source: str, managers: Any) -> tuple[ManagerSettings, ...]:

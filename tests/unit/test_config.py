@@ -134,3 +134,41 @@ def test_a_manager_name_that_is_no_plain_word_is_refused(tmp_path, name):
     with pytest.raises(ConfigError, match="cannot name a manager") as caught:
         load_manager_settings(path)
     assert caught.value.details["section"] == f"manager:{name}"
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[manager:u]\ntype = queued_python\ngalaxy_slots = 4   ; threads per job\n", "galaxy_slots"),
+        (
+            '[manager:c]\ntype = queued_condor\nsubmit_+Project = "galaxy"  ; accounting\n',
+            "submit_+project",
+        ),  # configparser lowercases keys
+        (
+            "[manager:s]\ntype = queued_cli\nshell_known_hosts = /etc/lwr/known_hosts # the key\n",
+            "shell_known_hosts",
+        ),
+    ],
+)
+def test_an_inline_comment_in_job_managers_ini_is_refused_not_kept_in_the_value(tmp_path, text, key):
+    path = tmp_path / "job_managers.ini"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="no inline comments") as caught:
+        load_manager_settings(path)
+    assert caught.value.details["key"] == key
+
+
+def test_an_inline_comment_in_app_main_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="no inline comments") as caught:
+        load_app_settings({"tmp_dir": "/scratch   ; node-local"}, str(tmp_path / "server.ini"))
+    assert caught.value.details["key"] == "tmp_dir" and "[app:main]" in caught.value.message
+
+
+def test_a_hash_inside_an_app_yml_value_is_the_value(tmp_path):
+    """YAML strips its own comments; what is left is meant."""
+    from lwr.config import load_app_yaml
+
+    path = tmp_path / "app.yml"
+    path.write_text('tmp_dir: "/scratch #1"\n')
+    settings, _ = load_app_yaml(path)
+    assert settings.tmp_dir == "/scratch #1"
