@@ -188,7 +188,15 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def stop(pid_file: Path) -> int:
-    stopped, message = stop_daemon(pid_file)
+    def waiting(pid: int) -> None:
+        print(
+            f"lwr (pid {pid}) is letting the requests in progress finish (at most drain_timeout, "
+            "600 s unless set); its jobs keep running. Waiting...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    stopped, message = stop_daemon(pid_file, waiting=waiting)
     print(message, file=sys.stdout if stopped else sys.stderr)
     return 0 if stopped else 1
 
