@@ -56,7 +56,8 @@ def parse_states(text: str | None) -> set[JobState] | None:
             states.add(JobState(name.strip()))
         except ValueError:
             raise BadRequest(
-                f"unknown state '{name.strip()}'",
+                f"unknown state '{name.strip()}'; expected one of "
+                f"{', '.join(state.value for state in JobState)}",
                 parameter="state",
                 expected=[state.value for state in JobState],
             ) from None
