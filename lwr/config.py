@@ -501,7 +501,18 @@ def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
                 expected="[manager:NAME]",
             )
         name = section[len("manager:") :].strip()
-        managers.append(_manager_settings(source, section, name, dict(parser.items(section))))
+        items = dict(parser.items(section))
+        for alias, own in PULSAR_MANAGER_ALIASES.items():  # a Pulsar site's job_managers.ini
+            if alias in items:
+                if own in items:
+                    raise ConfigError(
+                        f"{source}: [{section}] {own} is given twice ({alias} is Pulsar's name for it)",
+                        file=source,
+                        section=section,
+                        key=alias,
+                    )
+                items[own] = items.pop(alias)
+        managers.append(_manager_settings(source, section, name, items))
     if not managers:
         raise ConfigError(
             f"{source}: no [manager:NAME] section", file=source, expected="at least one manager"

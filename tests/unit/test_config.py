@@ -172,3 +172,13 @@ def test_a_hash_inside_an_app_yml_value_is_the_value(tmp_path):
     path.write_text('tmp_dir: "/scratch #1"\n')
     settings, _ = load_app_yaml(path)
     assert settings.tmp_dir == "/scratch #1"
+
+
+def test_a_pulsar_job_managers_ini_keeps_its_concurrency(tmp_path):
+    """Pulsar reads num_concurrent_jobs (lwr's app.yml accepted it, its job_managers.ini did not)."""
+    path = tmp_path / "job_managers.ini"
+    path.write_text("[manager:_default_]\ntype = queued_python\nnum_concurrent_jobs = 4\n")
+    assert load_manager_settings(path)[0].options["max_concurrent_jobs"] == 4
+    path.write_text("[manager:a]\ntype = queued_python\nnum_concurrent_jobs = 4\nmax_concurrent_jobs = 2\n")
+    with pytest.raises(ConfigError, match="given twice"):
+        load_manager_settings(path)
