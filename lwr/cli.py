@@ -71,11 +71,27 @@ def serve(args: argparse.Namespace) -> int:
     else:
         check_ini_syntax(str(config))
         check_server_section(str(config))
+        section = "app:main"
         try:
             app_context = loadcontext(APP, f"config:{config}")
+            section = "server:main"
             server_context = loadcontext(SERVER, f"config:{config}")
         except LookupError as error:  # PasteDeploy: a missing [app:main] or [server:main] section
             raise ConfigError(f"{config}: {error}", file=str(config)) from None
+        except ImportError as error:  # paste.app_factory or use naming code that is not installed
+            raise ConfigError(
+                f"{config}: [{section}] names code that cannot be imported ({error}); lwr's own is "
+                + (
+                    "paste.app_factory = lwr.app:app_factory"
+                    if section == "app:main"
+                    else "use = egg:lwr#http"
+                ),
+                file=str(config),
+                section=section,
+                expected="paste.app_factory = lwr.app:app_factory"
+                if section == "app:main"
+                else "egg:lwr#http",
+            ) from None
         own_server = _is(server_context.object, "lwr.web.server", "server_runner")
         own_app = _is(app_context.object, "lwr.app", "app_factory")
         if args.restart and not (own_server and own_app):

@@ -198,6 +198,8 @@ PULSAR_SETTINGS: dict[str, str] = {
     "message_queue_publish": "lwr publishes status updates whenever message_queue_url is set",
     "message_queue_username": "put the user in message_queue_url: amqp://USER:PASSWORD@host:5672/vhost",
     "message_queue_password": "put the password in message_queue_url: amqp://USER:PASSWORD@host:5672/vhost",
+    "app_config": "lwr serves a Pulsar app.yml itself (lwr serve -c app.yml), or takes its keys "
+    "here in [app:main]",
     "job_directory_mode": "lwr's job directories are its own account's (0700); "
     "queued_external_drmaa hands a job's directory to the job's user",
 }

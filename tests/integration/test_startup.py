@@ -278,3 +278,27 @@ def test_switching_the_sample_to_waitress_names_the_keys_waitress_refuses(tmp_pa
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "[server:main] threadpool_workers" in result.stderr and "threads" in result.stderr
     assert "lwr started" not in result.stderr  # refused before any job was touched
+
+
+@pytest.mark.parametrize(
+    "old, new, fragments",
+    [
+        (
+            "paste.app_factory = lwr.app:app_factory",
+            "paste.app_factory = lwrr.app:app_factory",
+            ["[app:main]", "lwrr"],
+        ),
+        ("use = egg:lwr#http", "use = egg:lwr_http#main", ["[server:main]", "egg:lwr#http"]),
+        # Pulsar's own server.ini points at its app.yml
+        (
+            "paste.app_factory = lwr.app:app_factory",
+            "paste.app_factory = lwr.app:app_factory\napp_config = app.yml",
+            ["app_config", "lwr serve -c app.yml"],
+        ),
+    ],
+)
+def test_code_paste_deploy_cannot_import_or_pulsars_app_config_are_named(tmp_path, old, new, fragments):
+    result = serve_raw(tmp_path, lambda text: text.replace(old, new))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
