@@ -287,13 +287,9 @@ def refuse_inline_comment(where: str, key: str, raw: str, source: str, section: 
 
 def _reason(error: ValueError, expected: str) -> str:
     """A parser's own reason, when it says more than the key's ``expected`` text (Python's
-    ``invalid literal for int()`` and a repeat of the expectation say nothing more)."""
+    ``invalid literal for int()`` and the parser's own "expected ..." say nothing more)."""
     text = str(error)
-    if (
-        not text
-        or text.startswith(("invalid literal", "could not convert"))
-        or text in f"expected {expected}"
-    ):
+    if not text or text.startswith(("invalid literal", "could not convert", "expected ")):
         return ""
     return f"{text}; "
 

@@ -182,3 +182,10 @@ def test_a_pulsar_job_managers_ini_keeps_its_concurrency(tmp_path):
     path.write_text("[manager:a]\ntype = queued_python\nnum_concurrent_jobs = 4\nmax_concurrent_jobs = 2\n")
     with pytest.raises(ConfigError, match="given twice"):
         load_manager_settings(path)
+
+
+def test_a_bad_value_says_what_was_expected_once(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_app_settings({"retain_failed_jobs": "two weeks"}, str(tmp_path / "server.ini"))
+    assert caught.value.message.count("expected") == 1, caught.value.message
+    assert "a duration such as 2h or 7d, 0 for never" in caught.value.message
