@@ -272,11 +272,20 @@ class AppSettings:
 _INLINE_COMMENT = re.compile(r"\s[;#]")
 
 
+#: Keys whose values are secrets: never repeated in a message.
+_SECRET_KEYS = frozenset({"private_token", "private_key", "sentry_dsn"})
+
+
+def shown(key: str, raw: str) -> str:
+    """A value as a message may repeat it: secrets masked, URL passwords redacted."""
+    return "'***'" if key in _SECRET_KEYS else redact(repr(raw))
+
+
 def refuse_inline_comment(where: str, key: str, raw: str, source: str, section: str | None) -> None:
     """An ini value that carries an inline comment is refused, naming the key."""
     if _INLINE_COMMENT.search(raw):
         raise ConfigError(
-            f"{where} {key} = {redact(repr(raw))}: ini files have no inline comments, so the "
+            f"{where} {key} = {shown(key, raw)}: ini files have no inline comments, so the "
             "comment would be part of the value; put it on a line of its own",
             file=source,
             section=section,
@@ -333,7 +342,7 @@ def parse_keys(
             values[key] = spec.parse(str(raw))
         except ValueError as error:
             raise ConfigError(
-                f"{where} {key} = {redact(repr(raw))}: {_reason(error, spec.expected)}"
+                f"{where} {key} = {shown(key, str(raw))}: {_reason(error, spec.expected)}"
                 f"expected {spec.expected}",
                 file=source,
                 section=section,
@@ -716,7 +725,7 @@ def check_ini_syntax(ini_path: str) -> None:
             except configparser.InterpolationError:
                 raw = parser.get(section, key, raw=True)
                 raise ConfigError(
-                    f"{ini_path}: [{section}] {key} = {redact(repr(raw))}: '%' starts a reference such as "
+                    f"{ini_path}: [{section}] {key} = {shown(key, raw)}: '%' starts a reference such as "
                     "%(here)s in server.ini; write a literal % as %% (min_free_disk = 5%%, "
                     "a password's %40 as %%40)",
                     file=ini_path,

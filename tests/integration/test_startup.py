@@ -302,3 +302,12 @@ def test_code_paste_deploy_cannot_import_or_pulsars_app_config_are_named(tmp_pat
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     for fragment in fragments:
         assert fragment in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("value", ["s3cret%token-long", "s3cret-token-long ; mine"])
+def test_a_refused_private_token_is_not_repeated_in_the_message(tmp_path, value):
+    result = serve_raw(
+        tmp_path, lambda text: text.replace("allow_unauthenticated = true", f"private_token = {value}")
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "private_token" in result.stderr and "s3cret" not in result.stderr, result.stderr
