@@ -11,13 +11,14 @@ from typing import Any
 
 from lwr import __version__
 from lwr.auth import load_credentials
-from lwr.config import AppSettings, load_app_settings
+from lwr.config import AppSettings, ManagerSettings, load_app_settings
 from lwr.core.dependencies import ToolDependencies
 from lwr.core.file_cache import FileCache
 from lwr.core.galaxy_job import GalaxyJobSetup
 from lwr.core.job_metrics import JobInstrumentation
 from lwr.core.jobs import JobService, ManagerFactory
 from lwr.core.retention import Retention
+from lwr.errors import ConfigError
 from lwr.managers import manager_class
 from lwr.messaging.transport import HttpDisabledApp, MessagingTransport
 from lwr.observability.metrics import LwrMetrics, MetricsMiddleware
@@ -157,10 +158,19 @@ class AdminOrElse:
 
 def manager_factories(settings: AppSettings) -> dict[str, ManagerFactory]:
     """One factory per ``[manager:NAME]``: its class from the registry, its validated options."""
-    return {
-        manager.name: functools.partial(manager_class(manager.type), manager.name, manager.options)
-        for manager in settings.managers
-    }
+    return {manager.name: functools.partial(_build_manager, manager) for manager in settings.managers}
+
+
+def _build_manager(manager: ManagerSettings, listener: Any) -> Any:
+    """A manager's own checks (a native_specification, a condor submit line) name the file too."""
+    try:
+        return manager_class(manager.type)(manager.name, manager.options, listener)
+    except ConfigError as error:
+        if error.details.get("file"):
+            raise
+        raise ConfigError(
+            f"{manager.source}: {error.message}", **{**error.details, "file": manager.source}
+        ) from None
 
 
 def galaxy_job_setup(settings: AppSettings) -> GalaxyJobSetup:

@@ -219,6 +219,8 @@ class ManagerSettings:
     name: str
     type: str
     options: dict[str, Any] = field(default_factory=dict)
+    #: The file that configured it, named in the errors its manager raises when it is built.
+    source: str = "<defaults>"
 
 
 @dataclass(frozen=True)
@@ -589,7 +591,9 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
                 key=key,
                 expected=expected,
             ) from None
-    return ManagerSettings(name=name, type=type_name, options=cls.settings_with_defaults(options))
+    return ManagerSettings(
+        name=name, type=type_name, options=cls.settings_with_defaults(options), source=source
+    )
 
 
 SERVER_SECTION = "server:main"

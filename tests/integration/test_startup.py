@@ -311,3 +311,16 @@ def test_a_refused_private_token_is_not_repeated_in_the_message(tmp_path, value)
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "private_token" in result.stderr and "s3cret" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    "managers, fragment",
+    [
+        ("[manager:s]\ntype = queued_cli\njob_plugin = Slurm\nnative_specification = --wrap=x\n", "--wrap"),
+        ("[manager:c]\ntype = queued_condor\nsubmit_executable = /bin/sh\n", "executable"),
+    ],
+)
+def test_a_managers_own_check_names_job_managers_ini(tmp_path, managers, fragment):
+    """Checked when the manager is built, these named [manager:x] but not the file."""
+    message = start_failure(tmp_path, {}, managers)
+    assert f"{tmp_path / 'job_managers.ini'}: [manager:" in message and fragment in message, message
