@@ -721,6 +721,8 @@ def check_ini_syntax(ini_path: str) -> None:
         ) from None
     except configparser.Error as error:
         raise ConfigError(f"{ini_path}: cannot parse: {error}", file=ini_path) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{ini_path}: cannot read: {error}", file=ini_path) from None
     # PasteDeploy interpolates only the sections it loads; logging's [formatter_*] keep their %(name)s.
     for section in (name for name in parser.sections() if ":" in name):
         for key in parser.options(section):

@@ -324,3 +324,16 @@ def test_a_managers_own_check_names_job_managers_ini(tmp_path, managers, fragmen
     """Checked when the manager is built, these named [manager:x] but not the file."""
     message = start_failure(tmp_path, {}, managers)
     assert f"{tmp_path / 'job_managers.ini'}: [manager:" in message and fragment in message, message
+
+
+def test_a_server_ini_saved_in_latin1_is_named_not_a_traceback(tmp_path):
+    """An editor that saved a comment in Latin-1: PasteDeploy's UnicodeDecodeError traceback."""
+    server = LwrServer(directory=tmp_path)
+    server.directory.mkdir(parents=True, exist_ok=True)
+    server.write_config()
+    server.config_path.write_bytes(b"# \xe9quipe bio-info\n" + server.config_path.read_bytes())
+    result = subprocess.run(
+        [*LWR, "serve", "-c", str(server.config_path)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "server.ini: cannot read" in result.stderr and "utf-8" in result.stderr
