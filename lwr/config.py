@@ -500,6 +500,8 @@ def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
         parser.read(path)
     except configparser.Error as error:
         raise ConfigError(f"{source}: cannot parse: {error}", file=source) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{source}: cannot read: {error}", file=source) from None
     managers = []
     for section in parser.sections():
         if not section.startswith("manager:") or not section[len("manager:") :].strip():
@@ -834,7 +836,7 @@ def load_app_yaml(path: Path) -> tuple[AppSettings, ServerSettings]:
     source = str(path)
     try:
         document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise ConfigError(f"{source}: cannot read YAML: {error}", file=source) from None
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level", file=source)

@@ -189,3 +189,16 @@ def test_a_bad_value_says_what_was_expected_once(tmp_path):
         load_app_settings({"retain_failed_jobs": "two weeks"}, str(tmp_path / "server.ini"))
     assert caught.value.message.count("expected") == 1, caught.value.message
     assert "a duration such as 2h or 7d, 0 for never" in caught.value.message
+
+
+def test_job_managers_ini_and_app_yml_saved_in_latin1_are_named(tmp_path):
+    from lwr.config import load_app_yaml
+
+    path = tmp_path / "job_managers.ini"
+    path.write_bytes(b"# \xe9quipe\n[manager:a]\ntype = queued_python\n")
+    with pytest.raises(ConfigError, match="job_managers.ini: cannot read"):
+        load_manager_settings(path)
+    yml = tmp_path / "app.yml"
+    yml.write_bytes(b"# \xe9quipe\nstaging_directory: s\n")
+    with pytest.raises(ConfigError, match="app.yml: cannot read"):
+        load_app_yaml(yml)
