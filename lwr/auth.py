@@ -132,7 +132,12 @@ def load_tenants(path: Path) -> list[tuple[str, str]]:
     """``tenants_file``: one ``NAME = TOKEN`` a line; ``#`` comments; names and tokens unique."""
     check_private_file(path, "tenants_file")
     tenants: list[tuple[str, str]] = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        # the error names neither line nor token: no secret is repeated
+        raise ConfigError(f"{path}: cannot read the tenants_file: {error}", file=str(path)) from None
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
