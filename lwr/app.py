@@ -11,13 +11,14 @@ from typing import Any
 
 from lwr import __version__
 from lwr.auth import load_credentials
-from lwr.config import AppSettings, load_app_settings
+from lwr.config import AppSettings, ManagerSettings, load_app_settings
 from lwr.core.dependencies import ToolDependencies
 from lwr.core.file_cache import FileCache
 from lwr.core.galaxy_job import GalaxyJobSetup
 from lwr.core.job_metrics import JobInstrumentation
 from lwr.core.jobs import JobService, ManagerFactory
 from lwr.core.retention import Retention
+from lwr.errors import ConfigError
 from lwr.managers import manager_class
 from lwr.messaging.transport import HttpDisabledApp, MessagingTransport
 from lwr.observability.metrics import LwrMetrics, MetricsMiddleware
@@ -106,9 +107,10 @@ class LwrApplication:
             )
             log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
         log.info(
-            "lwr started: staging %s, managers %s",
+            "lwr started: staging %s, job records %s, managers %s",
             settings.staging_directory,
-            ", ".join(self.service.managers),
+            settings.persistence_directory,
+            ", ".join(f"{manager.name} ({manager.type})" for manager in settings.managers),
         )
 
     def release(self) -> None:
@@ -134,6 +136,13 @@ class LwrApplication:
             self.service.release()
         else:
             self.service.shutdown()
+        active = sum(1 for record in self.service.records() if not record.state.is_final)
+        log.info(
+            "lwr %s: %d unfinished jobs left as they are (they keep running), re-attached by the %s",
+            "released its jobs" if release else "stopped",
+            active,
+            "new server" if release else "next start",
+        )
         if self.settings.sentry_dsn:
             flush_sentry()
 
@@ -154,10 +163,19 @@ class AdminOrElse:
 
 def manager_factories(settings: AppSettings) -> dict[str, ManagerFactory]:
     """One factory per ``[manager:NAME]``: its class from the registry, its validated options."""
-    return {
-        manager.name: functools.partial(manager_class(manager.type), manager.name, manager.options)
-        for manager in settings.managers
-    }
+    return {manager.name: functools.partial(_build_manager, manager) for manager in settings.managers}
+
+
+def _build_manager(manager: ManagerSettings, listener: Any) -> Any:
+    """A manager's own checks (a native_specification, a condor submit line) name the file too."""
+    try:
+        return manager_class(manager.type)(manager.name, manager.options, listener)
+    except ConfigError as error:
+        if error.details.get("file"):
+            raise
+        raise ConfigError(
+            f"{manager.source}: {error.message}", **{**error.details, "file": manager.source}
+        ) from None
 
 
 def galaxy_job_setup(settings: AppSettings) -> GalaxyJobSetup:
@@ -172,18 +190,27 @@ def galaxy_job_setup(settings: AppSettings) -> GalaxyJobSetup:
     )
 
 
-def build_application(
-    global_conf: Mapping[str, Any], local_conf: Mapping[str, Any], start: bool = True
-) -> LwrApplication:
-    """The application of an ``[app:main]`` section (``lwr serve`` calls this to control its start)."""
+def settings_of_section(global_conf: Mapping[str, Any], local_conf: Mapping[str, Any]) -> AppSettings:
+    """The validated settings of an ``[app:main]`` section as PasteDeploy hands it over."""
+    source = global_conf.get("__file__", "<defaults>")
+    return load_app_settings(local_conf, source, here=global_conf.get("here"))
+
+
+def run_application(settings: AppSettings, start: bool = True) -> LwrApplication:
+    """The application of validated settings, from server.ini or a Pulsar app.yml alike."""
     # Everything lwr creates is its own alone (job scripts export the job's environment); managers
     # that hand job directories to other users open what those need, nothing more.
     os.umask(0o077)
-    source = global_conf.get("__file__", "<defaults>")
-    settings = load_app_settings(local_conf, source, here=global_conf.get("here"))
     application = LwrApplication(settings, start=start)
     atexit.register(application.shutdown)
     return application
+
+
+def build_application(
+    global_conf: Mapping[str, Any], local_conf: Mapping[str, Any], start: bool = True
+) -> LwrApplication:
+    """The application of an ``[app:main]`` section."""
+    return run_application(settings_of_section(global_conf, local_conf), start=start)
 
 
 def app_factory(global_conf: Mapping[str, Any], **local_conf: Any) -> Any:

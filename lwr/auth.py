@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 DEFAULT_TENANT = "default"
 #: Name of the generated token's file, in the persistence directory.
 TOKEN_FILE_NAME = "private_token"
-#: The placeholder of server.ini.sample: a server started with it is as open as one without.
-PLACEHOLDER_TOKENS = frozenset({"change_me"})
+#: The placeholders of the samples a site copies (lwr's change_me and CHANGE-ME, Pulsar's
+#: changemeinproduction), compared without case, - or _: a server started with one is as open as
+#: one without.
+PLACEHOLDER_TOKENS = frozenset({"changeme", "changemeinproduction"})
 MIN_TOKEN_LENGTH = 8
 
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -61,6 +63,14 @@ class Credentials:
         return tenant
 
 
+def _own_copy(source: str) -> str:
+    """Where an admin sets a key: server.ini, not the server.ini.sample a fresh clone serves."""
+    if source.endswith(".sample"):
+        copy = source[: -len(".sample")]
+        return f"{copy} (copy {os.path.basename(source)} to {os.path.basename(copy)} first)"
+    return source
+
+
 def check_private_file(path: Path, what: str) -> None:
     """A file holding tokens must be a regular file of lwr's own account, unreadable by others."""
     try:
@@ -85,7 +95,7 @@ def check_private_file(path: Path, what: str) -> None:
 
 
 def check_token(token: str, where: str) -> str:
-    if token in PLACEHOLDER_TOKENS or len(token) < MIN_TOKEN_LENGTH:
+    if re.sub(r"[-_]", "", token.lower()) in PLACEHOLDER_TOKENS or len(token) < MIN_TOKEN_LENGTH:
         raise ConfigError(
             f"{where}: private token {token!r} is a placeholder or shorter than {MIN_TOKEN_LENGTH} "
             "characters; choose a long random one (or remove it: lwr then generates one)",
@@ -122,7 +132,12 @@ def load_tenants(path: Path) -> list[tuple[str, str]]:
     """``tenants_file``: one ``NAME = TOKEN`` a line; ``#`` comments; names and tokens unique."""
     check_private_file(path, "tenants_file")
     tenants: list[tuple[str, str]] = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        # the error names neither line nor token: no secret is repeated
+        raise ConfigError(f"{path}: cannot read the tenants_file: {error}", file=str(path)) from None
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -188,12 +203,12 @@ def load_credentials(settings: AppSettings) -> Credentials:
         log.warning(
             "%s private token in %s (mode 0600). Clients must send it: Galaxy's destination "
             "private_token = (the file's contents); lwr check --private-token-file %s; pulsar-check "
-            '--private_token "$(cat %s)". Set private_token in %s to choose your own.',
+            '--private_token "$(cat %s)". To choose your own, set private_token in %s.',
             "No private_token configured: generated a" if made else "Using the generated",
             token_file,
             token_file,
             token_file,
-            settings.source,
+            _own_copy(settings.source),
         )
     return Credentials(tokens=tuple(tokens), token_file=token_file)
 

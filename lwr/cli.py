@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import logging
 import os
 import signal
@@ -51,25 +50,48 @@ def serve(args: argparse.Namespace) -> int:
     config = find_config(args.config)
     from paste.deploy.loadwsgi import APP, SERVER, loadcontext
 
-    from lwr.config import check_server_section, configure_logging, load_app_yaml, load_server_settings
+    from lwr.config import (
+        check_ini_syntax,
+        check_server_section,
+        configure_logging,
+        load_app_yaml,
+        load_server_settings,
+    )
 
     pulsar_yaml = config.suffix in (".yml", ".yaml")
     app_context: Any = None
     server_context: Any = None
-    yaml_settings: AppSettings | None = None
+    app_settings: AppSettings | None = None
     server_settings: ServerSettings | None
     if pulsar_yaml:
         # A Pulsar app.yml, served by lwr's own HTTP server (no PasteDeploy involved); errors on the
         # terminal, before detaching.
-        yaml_settings, server_settings = load_app_yaml(config)
+        app_settings, server_settings = load_app_yaml(config)
         own_app = True
     else:
+        check_ini_syntax(str(config))
         check_server_section(str(config))
+        section = "app:main"
         try:
             app_context = loadcontext(APP, f"config:{config}")
+            section = "server:main"
             server_context = loadcontext(SERVER, f"config:{config}")
         except LookupError as error:  # PasteDeploy: a missing [app:main] or [server:main] section
             raise ConfigError(f"{config}: {error}", file=str(config)) from None
+        except ImportError as error:  # paste.app_factory or use naming code that is not installed
+            raise ConfigError(
+                f"{config}: [{section}] names code that cannot be imported ({error}); lwr's own is "
+                + (
+                    "paste.app_factory = lwr.app:app_factory"
+                    if section == "app:main"
+                    else "use = egg:lwr#http"
+                ),
+                file=str(config),
+                section=section,
+                expected="paste.app_factory = lwr.app:app_factory"
+                if section == "app:main"
+                else "egg:lwr#http",
+            ) from None
         own_server = _is(server_context.object, "lwr.web.server", "server_runner")
         own_app = _is(app_context.object, "lwr.app", "app_factory")
         if args.restart and not (own_server and own_app):
@@ -80,6 +102,11 @@ def serve(args: argparse.Namespace) -> int:
                 expected="use = egg:lwr#http",
             )
         server_settings = load_server_settings(server_context.local_conf, str(config)) if own_server else None
+        if own_app:
+            from lwr.app import settings_of_section
+
+            # Validated here, so a typo is reported on the terminal, not only in --daemon's log.
+            app_settings = settings_of_section(app_context.global_conf, app_context.local_conf)
 
     pid_path = (
         Path(args.pid_file)
@@ -105,7 +132,12 @@ def serve(args: argparse.Namespace) -> int:
         # Locked before detaching, so a second start is refused on the terminal, not in a log.
         pid_file = PidFile.acquire(pid_path) if pid_path else None  # type: ignore[assignment]
         if server_settings is not None:
-            listener = obtain_listener(server_settings)  # before any job starts, and a busy port fails here
+            try:
+                listener = obtain_listener(server_settings)  # before any job starts; a busy port fails here
+            except BaseException:
+                if pid_file is not None:
+                    pid_file.release()  # a start that failed leaves no pid file behind
+                raise
     tell = daemonize(Path(args.log_file)) if args.daemon else None
     if pid_file is not None and successor is None:
         pid_file.write_pid()
@@ -116,18 +148,10 @@ def serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         application: Any = None
-        if yaml_settings is not None:
-            from lwr.app import LwrApplication
+        if app_settings is not None:
+            from lwr.app import run_application
 
-            application = LwrApplication(yaml_settings, start=successor is None)
-            atexit.register(application.shutdown)
-            app = application.web
-        elif own_app:
-            from lwr.app import build_application
-
-            application = build_application(
-                app_context.global_conf, app_context.local_conf, start=successor is None
-            )
+            application = run_application(app_settings, start=successor is None)
             app = application.web
         else:
             app = app_context.create()
@@ -180,7 +204,15 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def stop(pid_file: Path) -> int:
-    stopped, message = stop_daemon(pid_file)
+    def waiting(pid: int) -> None:
+        print(
+            f"lwr (pid {pid}) is letting the requests in progress finish (at most drain_timeout, "
+            "600 s unless set); its jobs keep running. Waiting...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    stopped, message = stop_daemon(pid_file, waiting=waiting)
     print(message, file=sys.stdout if stopped else sys.stderr)
     return 0 if stopped else 1
 

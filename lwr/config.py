@@ -23,6 +23,7 @@ from lwr.core.manager import as_bool as parse_bool
 from lwr.errors import ConfigError
 from lwr.managers import manager_class
 from lwr.protocol.names import DEFAULT_MANAGER
+from lwr.protocol.redact import redact
 
 DEFAULT_MANAGER_NAME = DEFAULT_MANAGER
 APP_SECTION = "app:main"
@@ -100,6 +101,19 @@ def parse_assign_ids(text: str) -> str:
     return text
 
 
+#: The broker URL schemes lwr's AMQP transport speaks (kombu's py-amqp transport).
+AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
+
+
+def parse_amqp_url(text: str) -> str:
+    """``amqp://user:password@host:5672/vhost`` (``;``-separated for failover); empty: HTTP only."""
+    for url in filter(None, (part.strip() for part in text.split(";"))):
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme not in AMQP_SCHEMES:
+            raise ValueError(f"{scheme or 'no'} scheme, lwr speaks only AMQP to a broker")
+    return text.strip()
+
+
 def parse_cert_reqs(text: str) -> str:
     if text not in (
         "cert_none",
@@ -134,7 +148,9 @@ APP_KEYS: dict[str, _Key] = {
     "assign_ids": _Key(parse_assign_ids, "galaxy or uuid"),
     "file_cache_dir": _Key(str, "a directory path"),
     "max_upload_size": _Key(parse_size, "a size such as 50G"),
-    "message_queue_url": _Key(str, "an amqp:// URL"),
+    "message_queue_url": _Key(
+        parse_amqp_url, "an amqp:// or amqps:// URL such as amqp://user:password@host:5672/vhost"
+    ),
     "enable_http": _Key(parse_bool, "true or false"),
     "remote_staging_allowed_urls": _Key(parse_list, "comma-separated URL prefixes"),
     "amqp_connect_ssl_ca_certs": _Key(str, "a file path"),
@@ -166,6 +182,29 @@ APP_KEYS: dict[str, _Key] = {
     "galaxy_datatypes_config_file": _Key(str, "a path to datatypes_conf.xml"),
 }
 
+#: Pulsar settings lwr does not take, with what an admin coming from Pulsar should do instead
+#: (a "did you mean" would point amqp_publish_retry_max_retries at amqp_publish_retry_max).
+PULSAR_SETTINGS: dict[str, str] = {
+    "amqp_publish_retry": "lwr always retries publishing, from an on-disk outbox with publisher "
+    "confirms; amqp_publish_retry_max bounds the wait between tries",
+    "amqp_publish_retry_max_retries": "lwr retries a status update until the broker confirms it "
+    "and never drops one after N tries; amqp_publish_retry_max bounds the wait between tries",
+    "amqp_publish_retry_interval_start": "amqp_publish_retry_max is lwr's longest wait between tries",
+    "amqp_publish_retry_interval_step": "amqp_publish_retry_max is lwr's longest wait between tries",
+    "amqp_publish_retry_interval_max": "lwr's name for it is amqp_publish_retry_max (seconds)",
+    "amqp_republish_time": "with amqp_acknowledge = true lwr republishes an unacknowledged "
+    "update every 30 seconds",
+    "amqp_consumer_timeout": "lwr's consumer waits on the broker itself, with heartbeats (amqp_heartbeat)",
+    "message_queue_consume": "lwr consumes whenever message_queue_url is set",
+    "message_queue_publish": "lwr publishes status updates whenever message_queue_url is set",
+    "message_queue_username": "put the user in message_queue_url: amqp://USER:PASSWORD@host:5672/vhost",
+    "message_queue_password": "put the password in message_queue_url: amqp://USER:PASSWORD@host:5672/vhost",
+    "app_config": "lwr serves a Pulsar app.yml itself (lwr serve -c app.yml), or takes its keys "
+    "here in [app:main]",
+    "job_directory_mode": "lwr's job directories are its own account's (0700); "
+    "queued_external_drmaa hands a job's directory to the job's user",
+}
+
 #: The keys announced to clients in the setup reply's ``system_properties`` (Galaxy's remote metadata).
 GALAXY_SYSTEM_PROPERTIES = (
     "galaxy_home",
@@ -181,6 +220,8 @@ class ManagerSettings:
     name: str
     type: str
     options: dict[str, Any] = field(default_factory=dict)
+    #: The file that configured it, named in the errors its manager raises when it is built.
+    source: str = "<defaults>"
 
 
 @dataclass(frozen=True)
@@ -230,6 +271,42 @@ class AppSettings:
     source: str = "<defaults>"
 
 
+#: `` ; note`` or `` # note`` after a value: an inline comment, which ini files do not have (the
+#: text stays in the value: a path or a submit line silently wrong).
+_INLINE_COMMENT = re.compile(r"\s[;#]")
+
+
+#: Keys whose values are secrets: never repeated in a message.
+_SECRET_KEYS = frozenset({"private_token", "private_key", "sentry_dsn"})
+
+
+def shown(key: str, raw: str) -> str:
+    """A value as a message may repeat it: secrets masked, URL passwords redacted."""
+    return "'***'" if key in _SECRET_KEYS else redact(repr(raw))
+
+
+def refuse_inline_comment(where: str, key: str, raw: str, source: str, section: str | None) -> None:
+    """An ini value that carries an inline comment is refused, naming the key."""
+    if _INLINE_COMMENT.search(raw):
+        raise ConfigError(
+            f"{where} {key} = {shown(key, raw)}: ini files have no inline comments, so the "
+            "comment would be part of the value; put it on a line of its own",
+            file=source,
+            section=section,
+            key=key,
+            expected="the value alone on its line",
+        )
+
+
+def _reason(error: ValueError, expected: str) -> str:
+    """A parser's own reason, when it says more than the key's ``expected`` text (Python's
+    ``invalid literal for int()`` and the parser's own "expected ..." say nothing more)."""
+    text = str(error)
+    if not text or text.startswith(("invalid literal", "could not convert", "expected ")):
+        return ""
+    return f"{text}; "
+
+
 def parse_keys(
     local_conf: Mapping[str, Any],
     keys: Mapping[str, _Key],
@@ -237,12 +314,25 @@ def parse_keys(
     source: str,
     section: str | None,
     unknown_context: str = "",
+    hints: Mapping[str, str] | None = None,
+    ini: bool = True,
 ) -> dict[str, Any]:
     """Each key of a section parsed by its table entry; an unknown key or a bad value is a
-    :class:`ConfigError` naming the file, the section, the key and what was expected."""
+    :class:`ConfigError` naming the file, the section, the key and what was expected.
+    ``hints``: keys lwr refuses with a reason of their own (Pulsar's)."""
     values: dict[str, Any] = {}
     for key, raw in local_conf.items():
         spec = keys.get(key)
+        if spec is None and hints and key in hints:
+            raise ConfigError(
+                f"{where} '{key}' is a Pulsar setting lwr does not take: {hints[key]}",
+                file=source,
+                section=section,
+                key=key,
+                expected=sorted(keys),
+            )
+        if spec is not None and isinstance(raw, str) and ini:
+            refuse_inline_comment(where, key, raw, source, section)
         if spec is None:
             raise ConfigError(
                 f"{where} unknown key '{key}'{did_you_mean(key, keys)}{unknown_context}; expected one of "
@@ -256,7 +346,8 @@ def parse_keys(
             values[key] = spec.parse(str(raw))
         except ValueError as error:
             raise ConfigError(
-                f"{where} {key} = {raw!r}: {error}; expected {spec.expected}",
+                f"{where} {key} = {shown(key, str(raw))}: {_reason(error, spec.expected)}"
+                f"expected {spec.expected}",
                 file=source,
                 section=section,
                 key=key,
@@ -274,10 +365,22 @@ def load_app_settings(
     """
     where = f"{source}: [{section}]" if section else f"{source}:"
     base = Path(here or os.path.dirname(os.path.abspath(source)) if source != "<defaults>" else os.getcwd())
-    values = parse_keys(local_conf, APP_KEYS, where, source, section)
+    values = parse_keys(
+        local_conf, APP_KEYS, where, source, section, hints=PULSAR_SETTINGS, ini=section is not None
+    )
+    if str(values.get("persistence_directory", "")).strip() == "__none__":
+        raise ConfigError(
+            f"{where} persistence_directory = '__none__': Pulsar's way to keep no job records is "
+            "not an option in lwr (its records are what recovers jobs after a restart); name a "
+            "directory, or remove the key for files/persisted_data",
+            file=source,
+            section=section,
+            key="persistence_directory",
+            expected=APP_KEYS["persistence_directory"].expected,
+        )
 
     def path(key: str, default: str | None) -> Path | None:
-        value = values.get(key, default)
+        value = values.get(key) or default  # an empty value (the sample's "key =") is unset
         if value is None:
             return None
         return (base / os.path.expanduser(value)).resolve()
@@ -285,11 +388,6 @@ def load_app_settings(
     staging = path("staging_directory", "files/staging")
     persistence = path("persistence_directory", "files/persisted_data")
     assert staging is not None and persistence is not None
-    managers_path = path("job_managers_config", None)
-    amqp = AmqpSettings.from_values(values)
-    private_token = values.get("private_token", values.get("private_key")) or None
-    tenants_file = path("tenants_file", None)
-    _refuse_contradictions(source, values, private_token is not None, tenants_file is not None, section)
 
     def existing_file(key: str) -> Path | None:
         found = path(key, None)
@@ -302,6 +400,26 @@ def load_app_settings(
                 expected=APP_KEYS[key].expected,
             )
         return found
+
+    amqp = AmqpSettings.from_values(values)
+    private_token = values.get("private_token", values.get("private_key")) or None
+    _refuse_contradictions(
+        source, values, private_token is not None, bool(values.get("tenants_file")), section
+    )
+    managers_path = existing_file("job_managers_config")
+    tenants_file = existing_file("tenants_file")
+    tool_config_files = tuple(
+        (base / os.path.expanduser(item)).resolve() for item in values.get("tool_config_files", ())
+    )
+    for tool_config_file in tool_config_files:
+        if not tool_config_file.is_file():
+            raise ConfigError(
+                f"{where} tool_config_files: no such file {tool_config_file}",
+                file=source,
+                section=section,
+                key="tool_config_files",
+                expected=APP_KEYS["tool_config_files"].expected,
+            )
 
     metrics_disabled = str(values.get("job_metrics_config_file", "")).strip().lower() == "none"
     # Galaxy resolves nothing without a base directory: a resolvers file alone gets Pulsar's default.
@@ -320,9 +438,7 @@ def load_app_settings(
         private_token=private_token,
         allow_unauthenticated=values.get("allow_unauthenticated", False),
         tenants_file=tenants_file,
-        tool_config_files=tuple(
-            (base / os.path.expanduser(item)).resolve() for item in values.get("tool_config_files", ())
-        ),
+        tool_config_files=tool_config_files,
         assign_ids=values.get("assign_ids", "galaxy"),
         file_cache_dir=path("file_cache_dir", None),
         max_upload_size=values.get("max_upload_size"),
@@ -399,6 +515,8 @@ def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
         parser.read(path)
     except configparser.Error as error:
         raise ConfigError(f"{source}: cannot parse: {error}", file=source) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{source}: cannot read: {error}", file=source) from None
     managers = []
     for section in parser.sections():
         if not section.startswith("manager:") or not section[len("manager:") :].strip():
@@ -409,7 +527,18 @@ def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
                 expected="[manager:NAME]",
             )
         name = section[len("manager:") :].strip()
-        managers.append(_manager_settings(source, section, name, dict(parser.items(section))))
+        items = dict(parser.items(section))
+        for alias, own in PULSAR_MANAGER_ALIASES.items():  # a Pulsar site's job_managers.ini
+            if alias in items:
+                if own in items:
+                    raise ConfigError(
+                        f"{source}: [{section}] {own} is given twice ({alias} is Pulsar's name for it)",
+                        file=source,
+                        section=section,
+                        key=alias,
+                    )
+                items[own] = items.pop(alias)
+        managers.append(_manager_settings(source, section, name, items))
     if not managers:
         raise ConfigError(
             f"{source}: no [manager:NAME] section", file=source, expected="at least one manager"
@@ -417,7 +546,21 @@ def load_manager_settings(path: Path | None) -> tuple[ManagerSettings, ...]:
     return tuple(managers)
 
 
+#: A manager's name is a directory under staging_directory, a URL segment (/managers/NAME) and part
+#: of its AMQP queue names (pulsar_NAME__setup): one plain word.
+_MANAGER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")
+
+
 def _manager_settings(source: str, section: str, name: str, items: dict[str, str]) -> ManagerSettings:
+    if not _MANAGER_NAME.match(name):
+        raise ConfigError(
+            f"{source}: [{section}] {name!r} cannot name a manager: it is a directory under "
+            "staging_directory, a URL segment and part of queue names; expected letters, digits, "
+            "_, . and - (not starting with .)",
+            file=source,
+            section=section,
+            expected="a name of letters, digits, _, . and -",
+        )
     type_name = items.pop("type", None)
     if type_name is None:
         raise ConfigError(
@@ -437,6 +580,8 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
         ) from None
     options: dict[str, Any] = {}
     for key, raw in items.items():
+        if not section.startswith("managers."):  # app.yml has comments of its own
+            refuse_inline_comment(f"{source}: [{section}]", key, raw, source, section)
         option = cls.options.get(key)
         if option is None:
             if any(key.startswith(prefix) for prefix in cls.option_prefixes):
@@ -463,7 +608,9 @@ def _manager_settings(source: str, section: str, name: str, items: dict[str, str
                 key=key,
                 expected=expected,
             ) from None
-    return ManagerSettings(name=name, type=type_name, options=cls.settings_with_defaults(options))
+    return ManagerSettings(
+        name=name, type=type_name, options=cls.settings_with_defaults(options), source=source
+    )
 
 
 SERVER_SECTION = "server:main"
@@ -487,7 +634,7 @@ def parse_positive(text: str) -> int:
 SERVER_KEYS: dict[str, _Key] = {
     "use": _Key(str, "egg:lwr#http"),
     "host": _Key(str, "an address to listen on, such as 127.0.0.1 or 0.0.0.0"),
-    "port": _Key(int, "a TCP port number"),
+    "port": _Key(parse_port, "a TCP port number (1 to 65535)"),
     "ssl_pem": _Key(str, "a PEM file with the certificate chain and the private key"),
     "threadpool_workers": _Key(parse_positive, "a positive integer (requests served at once)"),
     "request_queue_size": _Key(parse_positive, "a positive integer (listen backlog)"),
@@ -529,8 +676,9 @@ class ServerSettings:
     source: str = "<defaults>"
 
 
-def load_server_settings(local_conf: Mapping[str, Any], source: str) -> ServerSettings:
-    """Validate ``[server:main]`` as PasteDeploy hands it to ``egg:lwr#http``."""
+def load_server_settings(local_conf: Mapping[str, Any], source: str, ini: bool = True) -> ServerSettings:
+    """Validate ``[server:main]`` as PasteDeploy hands it to ``egg:lwr#http`` (``ini=False``:
+    app.yml's ``server:`` mapping)."""
     values = parse_keys(
         local_conf,
         SERVER_KEYS,
@@ -538,6 +686,7 @@ def load_server_settings(local_conf: Mapping[str, Any], source: str) -> ServerSe
         source,
         SERVER_SECTION,
         unknown_context=" for use = egg:lwr#http",
+        ini=ini,
     )
     values.pop("use", None)
     if values.get("ssl_pem"):
@@ -557,6 +706,58 @@ def load_server_settings(local_conf: Mapping[str, Any], source: str) -> ServerSe
     return ServerSettings(**values, source=source)
 
 
+def check_ini_syntax(ini_path: str) -> None:
+    """Read server.ini as PasteDeploy will (``%`` interpolation, ``%(here)s``, strict sections and
+    keys) and turn what would be its traceback into a :class:`ConfigError` naming the key.
+
+    A literal ``%`` (``min_free_disk = 5%``, a %-encoded password in ``message_queue_url``) is
+    the usual cause: PasteDeploy reads ``%`` as the start of a reference such as ``%(here)s``.
+    """
+    here = os.path.dirname(os.path.abspath(ini_path))
+    parser = configparser.ConfigParser(defaults={"here": here, "__file__": os.path.abspath(ini_path)})
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # PasteDeploy keeps case
+    try:
+        with open(ini_path) as handle:
+            parser.read_file(handle)
+    except (configparser.DuplicateOptionError, configparser.DuplicateSectionError) as error:
+        key = getattr(error, "option", None)
+        what = f"key '{key}'" if key else "the section"
+        raise ConfigError(
+            f"{ini_path}: [{error.section}] {what} is given twice (line {error.lineno}); keep one",
+            file=ini_path,
+            section=error.section,
+            key=key,
+            expected="each section and key once",
+        ) from None
+    except configparser.MissingSectionHeaderError as error:
+        raise ConfigError(
+            f"{ini_path}: line {error.lineno} {error.line.strip()!r} comes before any [section]; "
+            "expected [server:main] or [app:main] above it",
+            file=ini_path,
+            expected="a [section] header first",
+        ) from None
+    except configparser.Error as error:
+        raise ConfigError(f"{ini_path}: cannot parse: {error}", file=ini_path) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{ini_path}: cannot read: {error}", file=ini_path) from None
+    # PasteDeploy interpolates only the sections it loads; logging's [formatter_*] keep their %(name)s.
+    for section in (name for name in parser.sections() if ":" in name):
+        for key in parser.options(section):
+            try:
+                parser.get(section, key)
+            except configparser.InterpolationError:
+                raw = parser.get(section, key, raw=True)
+                raise ConfigError(
+                    f"{ini_path}: [{section}] {key} = {shown(key, raw)}: '%' starts a reference such as "
+                    "%(here)s in server.ini; write a literal % as %% (min_free_disk = 5%%, "
+                    "a password's %40 as %%40)",
+                    file=ini_path,
+                    section=section,
+                    key=key,
+                    expected="%% for a literal %, or %(here)s",
+                ) from None
+
+
 def check_server_section(ini_path: str) -> None:
     """Catch a server section that cannot work before PasteDeploy fails obscurely on it."""
     parser = configparser.ConfigParser(interpolation=None)
@@ -574,6 +775,33 @@ def check_server_section(ini_path: str) -> None:
             key="ssl_pem",
             expected="use = egg:lwr#http",
         )
+    if use.lower() in ("egg:waitress#main", "egg:waitress"):
+        _check_waitress_keys(ini_path, section, parser)
+
+
+def _check_waitress_keys(ini_path: str, section: str, parser: configparser.ConfigParser) -> None:
+    """waitress refuses keys it does not know with a traceback, after lwr recovered its jobs; the
+    sample's keys other than host and port are egg:lwr#http's (waitress: threads, backlog, ...)."""
+    try:
+        from waitress.adjustments import Adjustments
+    except ImportError:
+        return  # PasteDeploy names the missing package itself
+    for key, value in parser.items(section):
+        if key == "use" or key in parser.defaults():
+            continue
+        try:
+            Adjustments(**{key: value})
+        except ValueError as error:
+            lwr_own = ", a key of egg:lwr#http" if key in SERVER_KEYS else ""
+            raise ConfigError(
+                f"{ini_path}: [{section}] {key} = {value!r}: waitress refuses it ({error}){lwr_own}; "
+                "use waitress's own keys (threads, backlog, connection_limit, channel_timeout, ...) "
+                "with use = egg:waitress#main",
+                file=ini_path,
+                section=section,
+                key=key,
+                expected="a waitress adjustment",
+            ) from None
 
 
 def configure_logging(ini_path: str) -> None:
@@ -623,7 +851,7 @@ def load_app_yaml(path: Path) -> tuple[AppSettings, ServerSettings]:
     source = str(path)
     try:
         document = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise ConfigError(f"{source}: cannot read YAML: {error}", file=source) from None
     if not isinstance(document, dict):
         raise ConfigError(f"{source}: expected a mapping of settings at the top level", file=source)
@@ -631,6 +859,13 @@ def load_app_yaml(path: Path) -> tuple[AppSettings, ServerSettings]:
     values: dict[str, str] = {}
     for key, value in document.items():
         key = str(key)
+        if key in PULSAR_SETTINGS:
+            raise ConfigError(
+                f"{source}: '{key}' is a Pulsar setting lwr does not take: {PULSAR_SETTINGS[key]}",
+                file=source,
+                key=key,
+                expected=implemented,
+            )
         if key not in implemented:
             raise ConfigError(
                 f"{source}: '{key}' is not a setting lwr implements{did_you_mean(key, implemented)}; "
@@ -659,7 +894,7 @@ def load_app_yaml(path: Path) -> tuple[AppSettings, ServerSettings]:
     server_values = {
         str(key): _yaml_scalar(source, "server.", str(key), value) for key, value in server.items()
     }
-    return settings, load_server_settings(server_values, source)
+    return settings, load_server_settings(server_values, source, ini=False)
 
 
 def _yaml_managers(source: str, managers: Any) -> tuple[ManagerSettings, ...]:

@@ -120,9 +120,13 @@ def running_pid(path: Path, timeout: float = 5.0) -> int | None:
     return None
 
 
-def stop_daemon(path: Path, timeout: float = 900.0) -> tuple[bool, str]:
+def stop_daemon(
+    path: Path, timeout: float = 900.0, waiting: Callable[[int], None] | None = None
+) -> tuple[bool, str]:
     """SIGTERM the server holding ``path`` and wait until its lock is released (not until its pid
-    vanishes: a zombie's pid lingers). Returns (stopped, message)."""
+    vanishes: a zombie's pid lingers). ``waiting(pid)`` is called once if that takes more than
+    two seconds (requests in progress draining), so the caller can say why it waits.
+    Returns (stopped, message)."""
     pid = running_pid(path)
     if pid is None:
         stale = " (removed a stale pid file)" if path.exists() else ""
@@ -136,8 +140,12 @@ def stop_daemon(path: Path, timeout: float = 900.0) -> tuple[bool, str]:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while is_locked(path) and time.monotonic() < deadline:
+        if waiting is not None and time.monotonic() - started > 2:
+            waiting(pid)
+            waiting = None
         time.sleep(0.1)
     if is_locked(path):
         return False, f"lwr (pid {pid}) did not stop within {timeout:.0f} s"

@@ -97,7 +97,12 @@ def run_check(options: CheckOptions, out: TextIO = sys.stdout) -> int:
         )
         where = f"{client.description}, files served at {files.base}"
     else:
-        client = open_client(url=options.url, private_token=options.private_token, manager=options.manager)
+        client = open_client(
+            url=options.url,
+            private_token=options.private_token,
+            manager=options.manager,
+            ca_certs=options.ca_certs,
+        )
         where = client.description
     job = RepresentativeJob(workspace, options, files=files)
     print(
@@ -230,6 +235,7 @@ def options_from_args(args: argparse.Namespace) -> CheckOptions:
     return CheckOptions(
         url=args.url or "",
         private_token=token_from_args(args),
+        ca_certs=args.ca_certs,
         manager=args.manager,
         default_file_action=default_action,
         files_endpoint=args.files_endpoint,

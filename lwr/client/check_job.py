@@ -89,6 +89,8 @@ class StepFailed(Exception):
 class CheckOptions:
     url: str
     private_token: str | None = None
+    #: The CA file trusting an https:// server's certificate (unset: the system's CAs).
+    ca_certs: str | None = None
     manager: str | None = None
     default_file_action: str = "transfer"
     files_endpoint: str | None = None

@@ -93,7 +93,12 @@ def _connection_arguments(parser: argparse.ArgumentParser, mq: bool = False) -> 
 
 
 def _client(args: argparse.Namespace) -> LwrClient:
-    return open_client(url=args.url, private_token=token_from_args(args), manager=args.manager)
+    return open_client(
+        url=args.url,
+        private_token=token_from_args(args),
+        manager=args.manager,
+        ca_certs=getattr(args, "ca_certs", None),
+    )
 
 
 def status_command(args: argparse.Namespace) -> int:

@@ -180,10 +180,11 @@ def open_client(
     files: FilesEndpoint | None = None,
     jobs_directory: str | None = None,
     ssl: dict[str, Any] | None = None,
+    ca_certs: str | None = None,
 ) -> LwrClient:
     """The client the options ask for: over AMQP with ``amqp_url`` (``files`` required), else HTTP at ``url``.
 
-    ``private_token``, ``timeout`` and ``retry`` are HTTP's; ``files``, ``jobs_directory`` and ``ssl`` AMQP's.
+    ``private_token``, ``timeout``, ``retry`` and ``ca_certs`` (TLS trust) are HTTP's; ``files``, ``jobs_directory`` and ``ssl`` AMQP's.
     """
     if amqp_url:
         if files is None:
@@ -196,7 +197,9 @@ def open_client(
     if not url:
         raise ValueError("open_client needs url= or amqp_url=")
     return LwrClient(
-        RestTransport(url, private_token=private_token, manager=manager, timeout=timeout, retry=retry)
+        RestTransport(
+            url, private_token=private_token, manager=manager, timeout=timeout, retry=retry, ca_certs=ca_certs
+        )
     )
 
 

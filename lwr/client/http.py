@@ -110,6 +110,7 @@ class HttpTransport:
         retry: RetryPolicy | None = None,
         pool_size: int = 8,
         session: requests.Session | None = None,
+        ca_certs: str | None = None,
     ) -> None:
         if "://" not in url:
             url = f"http://{url}"
@@ -125,6 +126,8 @@ class HttpTransport:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = f"lwr-client/{__version__}"
+        #: Passed with each request: requests lets REQUESTS_CA_BUNDLE override a session's verify.
+        self.ca_certs = ca_certs or None
         #: The digest algorithms the server last advertised (``X-Lwr-Accept-Digest``); None until
         #: a reply named some, and again after one that did not (Pulsar, an older lwr).
         self.server_digests: list[str] | None = None
@@ -169,7 +172,22 @@ class HttpTransport:
                     headers=dict(headers or {}),
                     timeout=self.timeout,
                     stream=stream,
+                    verify=self.ca_certs,
                 )
+            except requests.exceptions.SSLError as exc:
+                if "CERTIFICATE_VERIFY_FAILED" not in str(exc) and attempt < attempts:
+                    self._pause(method, route, attempt, redact(str(exc)))
+                    continue
+                # An untrusted certificate stays untrusted: no retry, and what to do about it.
+                hint = (
+                    "; the server's certificate is not trusted here: name its CA (or the certificate) "
+                    "with --ca-certs FILE"
+                    if "CERTIFICATE_VERIFY_FAILED" in str(exc)
+                    else ""
+                )
+                raise TransportError(
+                    f"{method} /{route}: {redact(str(exc))}{hint}", url=self.base_url, attempts=attempt
+                ) from exc
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt < attempts or (attempt < self.retry.attempts and _never_sent(exc)):
                     self._pause(method, route, attempt, redact(str(exc)))

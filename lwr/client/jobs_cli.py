@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from lwr.client.http import HttpTransport
+from lwr.client.token_file import add_token_arguments, token_from_args
 
 
 def register(subparsers: Any) -> None:
@@ -48,15 +49,16 @@ def _connection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url", default=os.environ.get("LWR_URL"), required="LWR_URL" not in os.environ, help="server URL"
     )
-    parser.add_argument(
-        "--private-token", default=os.environ.get("LWR_PRIVATE_TOKEN"), help="the server's (admin) token"
-    )
+    add_token_arguments(parser, environment=True)
     parser.add_argument("--manager", help="a named job manager of the server")
 
 
 def _transport(args: argparse.Namespace, per_manager: bool = True) -> HttpTransport:
     return HttpTransport(
-        args.url, private_token=args.private_token, manager=args.manager if per_manager else None
+        args.url,
+        private_token=token_from_args(args),
+        manager=args.manager if per_manager else None,
+        ca_certs=args.ca_certs,
     )
 
 

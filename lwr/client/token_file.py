@@ -12,7 +12,8 @@ import os
 
 
 def add_token_arguments(parser: argparse.ArgumentParser, *, environment: bool = False) -> None:
-    """``--private-token`` and ``--private-token-file`` (defaults from LWR_PRIVATE_TOKEN[_FILE] if asked)."""
+    """``--private-token`` and ``--private-token-file`` (defaults from LWR_PRIVATE_TOKEN[_FILE] if asked),
+    and ``--ca-certs``, the other half of talking to a server over TLS (LWR_CA_CERTS)."""
     parser.add_argument(
         "--private-token",
         "--private_token",
@@ -27,6 +28,15 @@ def add_token_arguments(parser: argparse.ArgumentParser, *, environment: bool = 
         metavar="FILE",
         default=os.environ.get("LWR_PRIVATE_TOKEN_FILE") if environment else None,
         help="read the token from FILE, e.g. the server's files/persisted_data/private_token",
+    )
+    parser.add_argument(
+        "--ca-certs",
+        "--ca_certs",
+        dest="ca_certs",
+        metavar="FILE",
+        default=os.environ.get("LWR_CA_CERTS") if environment else None,
+        help="trust an https:// server's certificate through FILE (its CA, or the certificate "
+        "itself); default: the system's CAs (or REQUESTS_CA_BUNDLE)",
     )
 
 

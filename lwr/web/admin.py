@@ -16,11 +16,12 @@ from typing import Any
 
 from webob import Response
 
+from lwr import __version__
 from lwr.config import parse_duration
 from lwr.core.jobs import JobService
 from lwr.core.states import JobState
 from lwr.core.store import JobRecord
-from lwr.errors import BadRequest, Conflict, NotFound
+from lwr.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from lwr.observability.metrics import CONTENT_TYPE, LwrMetrics
 from lwr.web.app import Call, Handler
 
@@ -55,7 +56,8 @@ def parse_states(text: str | None) -> set[JobState] | None:
             states.add(JobState(name.strip()))
         except ValueError:
             raise BadRequest(
-                f"unknown state '{name.strip()}'",
+                f"unknown state '{name.strip()}'; expected one of "
+                f"{', '.join(state.value for state in JobState)}",
                 parameter="state",
                 expected=[state.value for state in JobState],
             ) from None
@@ -90,7 +92,23 @@ class AdminApi:
             ("POST", job + r"/retry_postprocessing", self.retry_postprocessing, True),
             ("POST", job + r"/forget", self.forget, True),
             ("GET", r"/metrics", self.metrics_text, True),
+            ("GET", r"/readyz", self.readyz, False),
         ]
+
+    def readyz(self, call: Call) -> Any:
+        """Readiness (a load balancer's or orchestrator's probe; no token): 503 while a new job
+        would be refused or never heard of, which ``/healthz`` (alive) does not say."""
+        reasons = []
+        try:
+            if self.service.disk_floor.shortfall(self.service.staging):
+                reasons.append("the staging filesystem is below min_free_disk")
+        except OSError:
+            reasons.append("the staging directory cannot be read")
+        if self.messaging is not None and not self.messaging.consumer.connected.is_set():
+            reasons.append("not connected to the message broker")
+        if reasons:
+            raise ServiceUnavailable(f"not ready: {'; '.join(reasons)}", ready=False, reasons=reasons)
+        return {"version": __version__, "ready": True}
 
     # --- reading --------------------------------------------------------------------------------
     def delivered(self, record: JobRecord) -> bool | None:

@@ -39,6 +39,7 @@ from lwr.errors import (
     LwrError,
     MethodNotAllowed,
     NotFound,
+    Unauthorized,
 )
 from lwr.protocol.digest import SHA256, download_algorithm, expected_upload_digest, format_digest
 from lwr.protocol.failure import FailureClass, is_disk_full
@@ -58,7 +59,7 @@ Handler = Callable[["Call"], Any]
 
 _MANAGER_PREFIX = re.compile(r"^/managers/(?P<manager>[^/]+)(?P<rest>/.*)$")
 #: Routes anyone may call: they tell nothing about jobs.
-_PUBLIC_PATHS = frozenset({"/healthz", "/openapi.yaml"})
+_PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.yaml"})
 #: File-system errors a client's names cause (a file where a directory is, a name too long, a
 #: link loop): the client's fault, answered 4xx; every other OSError is the server's.
 _CLIENT_ERRNOS = {
@@ -227,7 +228,13 @@ class LwrWebApp:
         match = _MANAGER_PREFIX.match(path)
         if match:
             manager, path = match.group("manager"), match.group("rest")
-        tenant = DEFAULT_TENANT if path in _PUBLIC_PATHS else self._authenticate(request, query)
+        try:
+            tenant = DEFAULT_TENANT if path in _PUBLIC_PATHS else self._authenticate(request, query)
+        except Unauthorized:
+            # Refused before routing (which would tell a stranger what exists): counted as such,
+            # not among requests for paths lwr does not serve.
+            request.environ["lwr.route"] = "unauthorized"
+            raise
         allowed: list[str] = []
         for method, pattern, handler in self.routes:
             found = pattern.match(path)

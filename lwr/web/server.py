@@ -562,6 +562,12 @@ class HttpServer:
         self._check_drained()
 
     def _begin_drain_then_stop(self) -> None:
+        busy = sum(1 for connection in self._connections.values() if connection.state != "idle")
+        log.info(
+            "stopping: no new connections; %d in progress may finish within %.0f s (drain_timeout)",
+            busy,
+            self.settings.drain_timeout,
+        )
         self._begin_drain()
         threading.Thread(target=self._stop_when_drained, name="http-drain", daemon=True).start()
 
@@ -827,9 +833,14 @@ def run(wsgi_app: Any, settings: ServerSettings, listener: Listener | None = Non
     host, port = listener.sock.getsockname()[:2]
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.request_stop())
-    print(
-        f"serving on {'https' if tls else 'http'}://{host}:{port} (lwr {__version__}, {listener.origin})",
-        flush=True,
+    # Logged, not printed: the line an admin looks for belongs in the log server.ini configures.
+    log.info(
+        "serving on %s://%s:%d (lwr %s, %s)",
+        "https" if tls else "http",
+        host,
+        port,
+        __version__,
+        listener.origin,
     )
     listener.ready(server)
     try:

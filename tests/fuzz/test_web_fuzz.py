@@ -68,7 +68,9 @@ def check_reply(response: requests.Response) -> None:
 @schema.parametrize()
 @FUZZ_SETTINGS
 def test_every_route_survives_generated_requests(case, fuzzed, session):
-    params = {} if case.operation.path in ("/healthz", "/openapi.yaml") else {"private_token": TOKEN}
+    params = (
+        {} if case.operation.path in ("/healthz", "/readyz", "/openapi.yaml") else {"private_token": TOKEN}
+    )
     check_reply(case.call(base_url=fuzzed.url.rstrip("/"), session=session, params=params, timeout=30))
 
 

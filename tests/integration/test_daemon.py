@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from http_helpers import Http
 from server import LwrServer
 
 LWR = [sys.executable, "-m", "lwr.cli"]
@@ -203,3 +205,31 @@ def test_stop_daemon_after_a_crash_says_not_running_and_clears_the_file(daemons,
     )
     assert stopped.returncode == 1 and "not running" in stopped.stderr
     assert not pid_file.exists()
+
+
+def test_stop_daemon_says_why_it_waits_while_an_upload_drains(daemons, tmp_path):
+    """A stop behind a long upload waited minutes without a word (an admin reaches for kill -9)."""
+    server = daemons.config("draining")
+    pid_file = tmp_path / "draining.pid"
+    assert daemons.start(server, pid_file).returncode == 0
+    daemons.remember(pid_file)
+    wait_healthy(server.port, server.log_path)
+    Http(server.url).setup("j1")
+    upload = socket.create_connection(("127.0.0.1", server.port))
+    upload.sendall(
+        b"POST /jobs/j1/files?name=big.dat HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
+        + b"x" * 1000
+    )
+    time.sleep(0.5)
+    stopping = subprocess.Popen(
+        [*LWR, "serve", "--stop-daemon", "--pid-file", str(pid_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)
+    assert stopping.poll() is None  # still draining the upload
+    upload.close()
+    out, err = stopping.communicate(timeout=60)
+    assert stopping.returncode == 0, out + err
+    assert "letting the requests in progress finish" in err and "stopped" in out

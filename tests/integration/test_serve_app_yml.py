@@ -59,3 +59,28 @@ def test_a_pulsar_key_lwr_does_not_implement_stops_it_naming_the_key(tmp_path):
     assert (
         "configuration error" in log and "'object_store_config_file' is not a setting lwr implements" in log
     )
+
+
+def test_what_an_app_yml_lwr_creates_is_its_own_alone(tmp_path):
+    """As with server.ini (umask 077): job records, timelines and their directories are private.
+    Served from app.yml they were created under the caller's umask (0755 directories, 0644 files)."""
+    port = free_port()
+    old_umask = os.umask(0o022)
+    try:
+        process = serve(tmp_path, f"allow_unauthenticated: true\nserver:\n  port: {port}\n")
+    finally:
+        os.umask(old_umask)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_for_healthz(url, process, "lwr", lambda: (tmp_path / "lwr.log").read_text(), 60)
+        http = Http(url)
+        http.setup("private1")
+        assert http.submit("private1", "echo out > out.txt").status == 200
+        assert http.wait_complete("private1")["status"] == "complete"
+    finally:
+        stop_process(process)
+    records = tmp_path / "files" / "persisted_data" / "jobs"
+    created = [records, records / "_default_", *(records / "_default_").iterdir()]
+    created += list((tmp_path / "files" / "staging" / "_default_" / "private1").rglob("*"))
+    shared = {str(path): oct(path.stat().st_mode & 0o777) for path in created if path.stat().st_mode & 0o077}
+    assert not shared, shared

@@ -246,3 +246,10 @@ def test_the_timeline_survives_kill9_and_restart(make_server):
         events = http.request("GET", f"/jobs/{job_id}/timeline").json()["events"]
         states = [event["state"] for event in events if "state" in event]
         assert states[0] == "setup" and states[-1] == "complete" and "queued" in states, (job_id, events)
+
+
+def test_a_mistyped_state_is_answered_with_the_states_there_are(make_server):
+    server = make_server(app_options={"private_token": TOKEN})
+    listed = lwr_cli("jobs", "list", "--url", server.url, "--private-token", TOKEN, "--state", "faild")
+    assert listed.returncode == 1
+    assert "unknown state 'faild'" in listed.stderr and "failed" in listed.stderr.split("'faild'", 1)[1]

@@ -166,3 +166,38 @@ def test_batch_system_queries_are_timed_and_failures_counted(tmp_path):
     samples = parse(metrics.exposition().decode())
     assert value(samples, "lwr_batch_query_seconds_count", manager="_default_") == 2
     assert value(samples, "lwr_batch_query_failures_total", manager="_default_") == 1
+
+
+def test_requests_refused_for_their_token_are_counted_as_unauthorized(make_server):
+    """A Galaxy with a wrong token shows up as route="unauthorized", not among unmatched paths."""
+    server = make_server(app_options={"private_token": TOKEN})
+    assert Http(server.url, "not-the-token").request("GET", "/jobs/j1/status").status == 401
+    assert Http(server.url, TOKEN).request("GET", "/no/such/route").status == 404
+    samples = scrape(Http(server.url, TOKEN))
+    name = "lwr_http_request_duration_seconds_count"
+    assert value(samples, name, route="unauthorized", method="GET", status="401") == 1
+    assert value(samples, name, route="unmatched", method="GET", status="404") == 1
+
+
+def test_readyz_is_503_with_the_reason_while_new_jobs_would_be_refused(make_server):
+    """/healthz says alive; /readyz says whether a setup would be accepted (no token needed)."""
+    ready = make_server("ready", app_options={"private_token": TOKEN})
+    reply = Http(ready.url).request("GET", "/readyz")
+    assert reply.status == 200 and json.loads(reply.body)["ready"] is True
+    full = make_server("full", app_options={"private_token": TOKEN, "min_free_disk": "100%%"})
+    reply = Http(full.url).request("GET", "/readyz")
+    body = json.loads(reply.body)
+    assert reply.status == 503 and body["ready"] is False and body["code"] == "unavailable", body
+    assert body["reasons"] == ["the staging filesystem is below min_free_disk"]
+    assert Http(full.url).request("GET", "/healthz").status == 200  # alive all the same
+
+
+def test_readyz_is_503_while_the_broker_cannot_be_reached(make_server):
+    """Message-queue mode with no broker listening (a closed port, not RabbitMQ): alive, not ready."""
+    server = make_server(
+        app_options={"private_token": TOKEN, "message_queue_url": f"amqp://lwr:x@127.0.0.1:{free_port()}/lwr"}
+    )
+    reply = Http(server.url).request("GET", "/readyz")
+    body = json.loads(reply.body)
+    assert reply.status == 503 and body["reasons"] == ["not connected to the message broker"], body
+    assert Http(server.url).request("GET", "/healthz").status == 200

@@ -107,6 +107,9 @@ def test_opting_in_to_no_token_is_warned_at_every_start(tmp_path):
     [
         ({"allow_unauthenticated": "true", "private_token": TOKEN}, "contradicts"),
         ({"private_token": "change_me"}, "placeholder"),
+        # Pulsar's app.yml.sample and lwr's own docs/operations.md examples, copied as they are
+        ({"private_token": "changemeinproduction"}, "placeholder"),
+        ({"private_token": "CHANGE-ME"}, "placeholder"),
         ({"private_token": "short"}, "placeholder"),
     ],
 )

@@ -77,6 +77,11 @@ def test_empty_app_yml_is_lwr_defaults(tmp_path):
         ("assign_ids: sequential\n", "app.yml: assign_ids = 'sequential'"),
         ("dependency_resolution:\n  resolvers: []\n", "'dependency_resolution' is not a setting"),
         ("- a list\n", "mapping of settings at the top level"),
+        # Pulsar's own app.yml.sample settings: each refused with what lwr does instead
+        ("amqp_publish_retry_max_retries: 5\n", "a Pulsar setting lwr does not take"),
+        ("amqp_republish_time: 30\n", "republishes an unacknowledged update every 30 seconds"),
+        ("job_directory_mode: 0777\n", "a Pulsar setting lwr does not take"),
+        ("persistence_directory: __none__\n", "recovers jobs after a restart"),
         ("server:\n  prot: 1\n", "unknown key 'prot'"),
     ],
 )

@@ -89,3 +89,12 @@ def test_tenants_and_the_admin_token(tmp_path):
 def test_contradictory_settings(tmp_path, options, fragment):
     with pytest.raises(ConfigError, match=fragment):
         load_app_settings(options, str(tmp_path / "server.ini"))
+
+
+def test_a_tenants_file_that_is_not_utf8_is_named_without_its_tokens(tmp_path):
+    path = tmp_path / "tenants.ini"
+    path.write_bytes(b"\xe9quipe = a-token-of-the-team\n")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError, match="cannot read the tenants_file") as caught:
+        load_tenants(path)
+    assert "a-token-of-the-team" not in caught.value.message

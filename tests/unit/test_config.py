@@ -35,6 +35,11 @@ def test_private_key_is_the_old_name_of_private_token(tmp_path):
         ({"enable_http": "maybe"}, "true or false"),
         ({"retain_job_records": "soon"}, "retain_job_records = 'soon'"),
         ({"retain_job_records": "30d"}, "retain_job_records forgets the records of jobs whose directories"),
+        # Pulsar's settings: refused with what to do instead, not a "did you mean" that misleads
+        ({"amqp_publish_retry_max_retries": "5"}, "never drops one after N tries"),
+        ({"amqp_publish_retry": "true"}, "always retries publishing"),
+        ({"message_queue_username": "galaxy"}, "amqp://USER:PASSWORD@"),
+        ({"persistence_directory": "__none__"}, "recovers jobs after a restart"),
     ],
 )
 def test_app_errors(tmp_path, options, fragment):
@@ -112,3 +117,90 @@ def test_galaxy_slots_option(tmp_path):
     path.write_text("[manager:a]\ntype = queued_python\ngalaxy_slots = 0\n")
     with pytest.raises(ConfigError, match="galaxy_slots = '0': expected a positive integer"):
         load_manager_settings(path)
+
+
+def test_an_empty_value_is_unset_as_the_sample_shows_it(tmp_path):
+    """server.ini.sample shows ``#tenants_file =``: uncommented as is, it is not the directory."""
+    settings = load_app_settings(
+        {"tenants_file": "", "job_managers_config": ""}, str(tmp_path / "server.ini")
+    )
+    assert settings.tenants_file is None and settings.managers[0].name == "_default_"
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "slurm/gpu", "a b", ".hidden"])
+def test_a_manager_name_that_is_no_plain_word_is_refused(tmp_path, name):
+    """The name is a directory under staging_directory: [manager:../elsewhere] put job
+    directories beside it, and slurm/gpu one no /managers/NAME URL could reach."""
+    path = tmp_path / "job_managers.ini"
+    path.write_text(f"[manager:{name}]\ntype = queued_python\n")
+    with pytest.raises(ConfigError, match="cannot name a manager") as caught:
+        load_manager_settings(path)
+    assert caught.value.details["section"] == f"manager:{name}"
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[manager:u]\ntype = queued_python\ngalaxy_slots = 4   ; threads per job\n", "galaxy_slots"),
+        (
+            '[manager:c]\ntype = queued_condor\nsubmit_+Project = "galaxy"  ; accounting\n',
+            "submit_+project",
+        ),  # configparser lowercases keys
+        (
+            "[manager:s]\ntype = queued_cli\nshell_known_hosts = /etc/lwr/known_hosts # the key\n",
+            "shell_known_hosts",
+        ),
+    ],
+)
+def test_an_inline_comment_in_job_managers_ini_is_refused_not_kept_in_the_value(tmp_path, text, key):
+    path = tmp_path / "job_managers.ini"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="no inline comments") as caught:
+        load_manager_settings(path)
+    assert caught.value.details["key"] == key
+
+
+def test_an_inline_comment_in_app_main_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="no inline comments") as caught:
+        load_app_settings({"tmp_dir": "/scratch   ; node-local"}, str(tmp_path / "server.ini"))
+    assert caught.value.details["key"] == "tmp_dir" and "[app:main]" in caught.value.message
+
+
+def test_a_hash_inside_an_app_yml_value_is_the_value(tmp_path):
+    """YAML strips its own comments; what is left is meant."""
+    from lwr.config import load_app_yaml
+
+    path = tmp_path / "app.yml"
+    path.write_text('tmp_dir: "/scratch #1"\n')
+    settings, _ = load_app_yaml(path)
+    assert settings.tmp_dir == "/scratch #1"
+
+
+def test_a_pulsar_job_managers_ini_keeps_its_concurrency(tmp_path):
+    """Pulsar reads num_concurrent_jobs (lwr's app.yml accepted it, its job_managers.ini did not)."""
+    path = tmp_path / "job_managers.ini"
+    path.write_text("[manager:_default_]\ntype = queued_python\nnum_concurrent_jobs = 4\n")
+    assert load_manager_settings(path)[0].options["max_concurrent_jobs"] == 4
+    path.write_text("[manager:a]\ntype = queued_python\nnum_concurrent_jobs = 4\nmax_concurrent_jobs = 2\n")
+    with pytest.raises(ConfigError, match="given twice"):
+        load_manager_settings(path)
+
+
+def test_a_bad_value_says_what_was_expected_once(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_app_settings({"retain_failed_jobs": "two weeks"}, str(tmp_path / "server.ini"))
+    assert caught.value.message.count("expected") == 1, caught.value.message
+    assert "a duration such as 2h or 7d, 0 for never" in caught.value.message
+
+
+def test_job_managers_ini_and_app_yml_saved_in_latin1_are_named(tmp_path):
+    from lwr.config import load_app_yaml
+
+    path = tmp_path / "job_managers.ini"
+    path.write_bytes(b"# \xe9quipe\n[manager:a]\ntype = queued_python\n")
+    with pytest.raises(ConfigError, match="job_managers.ini: cannot read"):
+        load_manager_settings(path)
+    yml = tmp_path / "app.yml"
+    yml.write_bytes(b"# \xe9quipe\nstaging_directory: s\n")
+    with pytest.raises(ConfigError, match="app.yml: cannot read"):
+        load_app_yaml(yml)

@@ -20,7 +20,7 @@ def sample_app_keys() -> dict[str, str]:
     for line in section.splitlines():
         match = re.match(r"^#?([a-z_.]+) = ?(.*)$", line)
         if match:
-            found[match.group(1)] = match.group(2)
+            found[match.group(1)] = match.group(2).replace("%%", "%")  # as PasteDeploy reads it
     return found
 
 
@@ -33,7 +33,11 @@ def test_every_sample_value_is_valid(tmp_path):
     values = {
         key: value for key, value in sample_app_keys().items() if value and key != "job_managers_config"
     }
-    for key in ("dependency_resolvers_config_file", "job_metrics_config_file"):  # must exist
+    for key in (
+        "dependency_resolvers_config_file",
+        "job_metrics_config_file",
+        "tool_config_files",
+    ):  # must exist
         (tmp_path / values[key]).touch()
     settings = load_app_settings(values, str(tmp_path / "server.ini"))
     assert settings.private_token == "change_me"
@@ -75,3 +79,52 @@ def test_every_commented_manager_in_the_sample_is_valid(tmp_path):
         documented = {line.split("=")[0].strip() for line in lines}
         missing = set(manager_class(manager.type).options) - documented
         assert not missing, (manager.type, missing)
+
+
+def test_every_sample_line_uncommented_survives_pastedeploy_reading(tmp_path):
+    """Uncommenting any [app:main] example must not break PasteDeploy's % interpolation."""
+    from lwr.config import check_ini_syntax
+
+    text = (ROOT / "server.ini.sample").read_text()
+    head, app = text.split("\n[app:main]", 1)
+    app, tail = app.split("\n[loggers]", 1)
+    uncommented = re.sub(r"^#([a-z_.]+ =)", r"\1", app, flags=re.MULTILINE)
+    path = tmp_path / "server.ini"
+    path.write_text(f"{head}\n[app:main]{uncommented}\n[loggers]{tail}")
+    check_ini_syntax(str(path))
+
+
+def _ini_examples() -> list[tuple[str, str]]:
+    """The ```ini blocks of README.md, SECURITY.md and docs/*.md, each with the file it is in."""
+    documents = [ROOT / "README.md", ROOT / "SECURITY.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return [
+        (document.name, block)
+        for document in documents
+        for block in re.findall(r"```ini\n(.*?)```", document.read_text(), re.S)
+    ]
+
+
+def test_every_ini_example_in_the_docs_loads_as_written(tmp_path):
+    """An admin copies these: an inline '; comment' (ini files have none) stayed in the value,
+    making helper_python, shell_known_hosts or a condor submit_* line silently wrong."""
+    from lwr.config import SERVER_KEYS, load_manager_settings, parse_keys
+
+    assert _ini_examples()
+    for name, block in _ini_examples():
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read_string(block)
+        managers = [section for section in parser.sections() if section.startswith("manager:")]
+        if managers:
+            path = tmp_path / "job_managers.ini"
+            path.write_text(
+                "".join(f"[{s}]\n" + "".join(f"{k} = {v}\n" for k, v in parser.items(s)) for s in managers)
+            )
+            load_manager_settings(path)
+        for section, keys in (("app:main", APP_KEYS), ("server:main", SERVER_KEYS)):
+            if parser.has_section(section):
+                values = {k: v.replace("%%", "%") for k, v in parser.items(section)}
+                parse_keys(values, keys, f"{name} [{section}]", name, section)
+        for section in parser.sections():
+            for key, value in parser.items(section):
+                assert not re.search(r"\s[;#]", value), f"{name} [{section}] {key}: an inline comment"

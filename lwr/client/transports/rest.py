@@ -36,12 +36,13 @@ class RestTransport(Transport):
         manager: str | None = None,
         timeout: tuple[float, float] = (10.0, 300.0),
         retry: RetryPolicy | None = None,
+        ca_certs: str | None = None,
     ) -> None:
         self.client_address = socket.gethostname()
         # /healthz and /cache are server-wide in Pulsar and lwr; only job routes take the manager prefix,
         # but both servers also accept them under it, so one session serves all.
         self.http = HttpTransport(
-            url, private_token=private_token, manager=manager, timeout=timeout, retry=retry
+            url, private_token=private_token, manager=manager, timeout=timeout, retry=retry, ca_certs=ca_certs
         )
 
     @property
