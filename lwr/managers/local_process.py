@@ -35,6 +35,11 @@ def start_job_process(directory: JobDirectory, script: str) -> subprocess.Popen[
     script, which refuses to run twice as it always does.
     """
     lock = take_run_lock(directory)
+    env = None  # lwr's own
+    if lock is not None:
+        env = {**os.environ, RUN_LOCK_FD_VARIABLE: str(lock)}
+    elif RUN_LOCK_FD_VARIABLE in os.environ:  # never a descriptor number that is not the lock
+        env = {key: value for key, value in os.environ.items() if key != RUN_LOCK_FD_VARIABLE}
     try:
         with (
             open(directory.internal_file(layout.JOB_STDOUT), "ab") as out,
@@ -49,7 +54,7 @@ def start_job_process(directory: JobDirectory, script: str) -> subprocess.Popen[
                 start_new_session=True,
                 close_fds=True,
                 pass_fds=() if lock is None else (lock,),
-                env=None if lock is None else {**os.environ, RUN_LOCK_FD_VARIABLE: str(lock)},
+                env=env,
             )
     finally:
         if lock is not None:

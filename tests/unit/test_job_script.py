@@ -194,11 +194,13 @@ def test_a_local_launch_hands_the_run_lock_over_and_forks_no_flock(tmp_path, mon
     assert (tmp_path / "calls").read_text().split() == ["flock"]  # the second copy's, started by hand
 
 
-def test_a_local_launch_while_a_copy_holds_the_lock_runs_nothing(tmp_path):
+def test_a_local_launch_while_a_copy_holds_the_lock_runs_nothing(tmp_path, monkeypatch):
     import fcntl
 
     from lwr.managers import local_process
 
+    # A stray value in lwr's own environment is not handed on as if it were the lock.
+    monkeypatch.setenv("LWR_RUN_LOCK_FD", "0")
     job, script = make_job(tmp_path, f"echo ran >> {tmp_path / 'count'}")
     holder = os.open(job.internal_file("run.lock"), os.O_WRONLY | os.O_CREAT, 0o600)
     fcntl.flock(holder, fcntl.LOCK_EX)  # a copy still running, say from before a restart
