@@ -365,10 +365,16 @@ class HttpServer:
             self._resume(*self._returned.popleft())
 
     def _accept(self) -> None:
-        for _ in range(64):
-            if len(self._connections) >= self.settings.max_connections and not self._evict():
-                self._listen(False)
-                return
+        for attempt in range(64):
+            if len(self._connections) >= self.settings.max_connections:
+                # Room is made only for a connection known to wait: the listener was readable at
+                # this turn's start. Later in the burst nobody may be waiting, and making room
+                # then dropped a connection (one just accepted, at a limit of 1) for nobody.
+                if attempt > 0:
+                    return
+                if not self._evict():
+                    self._listen(False)
+                    return
             try:
                 sock, address = self.listener.accept()
             except (BlockingIOError, InterruptedError):

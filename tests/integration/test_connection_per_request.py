@@ -10,6 +10,7 @@ import threading
 import time
 
 import psutil
+import pytest
 
 from lwr.config import ServerSettings
 from lwr.web.server import HttpServer
@@ -64,3 +65,18 @@ def test_closed_connections_leak_no_descriptor(make_server):
     for _ in range(300):
         assert _one_request(server.port) == 200
     assert process.num_fds() <= descriptors + 3
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_a_small_connection_limit_serves_a_client_one_connection_at_a_time(limit: int):
+    """The loop made room before each accept, even with nobody waiting: at max_connections = 1 the
+    connection it had just accepted was dropped before its request was read (never answered)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = HttpServer(_hello, ServerSettings(threadpool_workers=2, max_connections=limit), listener)
+    loop = threading.Thread(target=server.serve_forever, daemon=True)
+    loop.start()
+    port = listener.getsockname()[1]
+    try:
+        assert [_one_request(port) for _ in range(20)] == [200] * 20
+    finally:
+        server.stop()
