@@ -437,6 +437,15 @@ class LwrWebApp:
         return Response(body=body, content_type="application/yaml", charset=None)
 
     def list_managers(self, call: Call) -> Any:
+        """Every manager's name and type; the admin token also sees the details (batch hosts, the
+        staging backlog per Galaxy host), which would tell a tenant about the site and other tenants."""
+        if call.tenant != DEFAULT_TENANT:
+            return {
+                "managers": [
+                    {"name": manager.name, "type": manager.type_name}
+                    for manager in self.service.managers.values()
+                ]
+            }
         reply: dict[str, Any] = {
             "managers": [manager.describe() for manager in self.service.managers.values()]
         }

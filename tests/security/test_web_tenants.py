@@ -73,6 +73,25 @@ def test_no_reply_names_another_tenants_job(shared):
     assert job not in repr(status) and job not in repr(mine)
 
 
+def test_a_tenant_sees_managers_names_and_types_only(make_server, tmp_path):
+    """The details (batch hosts and users, the staging backlog per Galaxy host) are the admin's."""
+    tenants = tmp_path / "tenants.ini"
+    tenants.write_text(f"bob = {BOB}\n")
+    tenants.chmod(0o600)
+    server = make_server(
+        "admin-and-tenant",
+        app_options={"assign_ids": "uuid", "tenants_file": str(tenants), "private_token": TOKEN},
+    )
+    admin_reply = Http(server.url, TOKEN).request("GET", "/managers").json()
+    admin = {manager["name"]: manager for manager in admin_reply["managers"]}
+    tenant_reply = Http(server.url, BOB).request("GET", "/managers").json()
+    assert set(tenant_reply) == {"managers"}
+    assert {manager["name"] for manager in tenant_reply["managers"]} == set(admin)
+    for manager in tenant_reply["managers"]:
+        assert manager == {"name": manager["name"], "type": admin[manager["name"]]["type"]}
+    assert any(len(manager) > 2 for manager in admin.values())
+
+
 def test_the_cache_is_per_tenant_and_keyed_on_content(shared, tmp_path):
     alice, bob = Http(shared.url, ALICE), Http(shared.url, BOB)
     entry = {"ip": "10.0.0.1", "path": "/galaxy/datasets/1.dat"}
