@@ -17,6 +17,7 @@ the batch system's reason ("slurm: OUT_OF_MEMORY").
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -112,8 +113,16 @@ def job_specification(spec: LaunchSpec) -> str:
 
 
 def batch_job_name(job_id: str, limit: int = 64) -> str:
-    """A job name every batch system accepts: starts with a letter, only [A-Za-z0-9_.-]."""
-    return ("lwr_" + re.sub(r"[^A-Za-z0-9_.-]", "_", job_id))[:limit]
+    """A job name every batch system accepts: starts with a letter, only [A-Za-z0-9_.-], at most ``limit``.
+
+    It tells whether a batch id is still this job's (a restarted controller reuses ids), so two
+    ids never share a name: an id that had to be shortened or rewritten ends in a digest of itself.
+    """
+    name = "lwr_" + re.sub(r"[^A-Za-z0-9_.-]", "_", job_id)
+    if len(name) <= limit and name == "lwr_" + job_id:
+        return name
+    digest = hashlib.sha256(job_id.encode("utf-8")).hexdigest()[:12]
+    return f"{name[: limit - 13]}_{digest}"
 
 
 @dataclass

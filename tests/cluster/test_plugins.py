@@ -4,6 +4,7 @@ their documented formats, because none of those systems can run on the test mach
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -413,7 +414,13 @@ def test_native_specification_checks() -> None:
 
 def test_batch_job_names_are_safe_everywhere() -> None:
     assert batch_job_name("abc-1.2_x") == "lwr_abc-1.2_x"
-    assert batch_job_name("a" * 100) == "lwr_" + "a" * 60
+    long = batch_job_name("a" * 100)
+    assert len(long) == 64 and long.startswith("lwr_" + "a" * 40)
+    # Ids that share a prefix or differ only in rewritten characters never share a name.
+    assert batch_job_name("a" * 100) != batch_job_name("a" * 99 + "b")
+    assert batch_job_name("a:b") != batch_job_name("a;b")
+    for job_id in ("a" * 100, "a:b", "x y"):
+        assert re.fullmatch(r"lwr_[A-Za-z0-9_.-]+", batch_job_name(job_id))
 
 
 # --- DRMAA states (the library's own names; the real SGE runs in test_drmaa.py) -------------------
