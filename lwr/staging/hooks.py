@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from lwr.config import AppSettings
 from lwr.core.atomic import write_bytes_atomically
 from lwr.core.job_directory import JobDirectory
+from lwr.core.job_files import open_directory
 from lwr.core.states import JobState
 from lwr.core.status import realized_dynamic_file_sources
 from lwr.core.store import JobRecord
@@ -35,6 +36,8 @@ from lwr.staging.transfer import PinnedHttp, Transfers
 log = logging.getLogger(__name__)
 
 DELIVERED_DIRECTORY = "delivered"
+#: A delivery marker is created in the directory lwr opened, never through a link.
+_MARKER_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
 #: Inputs being downloaded, kept across restarts so a download resumes.
 PARTIAL_DIRECTORY = "partial"
 
@@ -162,21 +165,21 @@ class ServerStaging:
         staging = self._remote_staging(record)
         contents = {key: directory.contents(key) for key in ("working", "outputs", "metadata", "")}
         actions = output_actions(staging, contents, realized_dynamic_file_sources(record, directory))
-        done = directory.internal / DELIVERED_DIRECTORY
-        done.mkdir(parents=True, exist_ok=True)
-        if done.is_symlink():  # planted by the job: lwr would create its markers wherever it points
-            raise StagingError(f"{done} is a symlink; not delivering outputs through it", path=str(done))
+        done = _open_markers(directory)
         delivered = 0
         size = 0
-        for action in actions:
-            marker = done / hashlib.sha256(action.key.encode()).hexdigest()
-            if marker.exists():
-                continue
-            sent = self._deliver(action, directory)
-            if sent is not None:
-                delivered += 1
-                size += sent
-            marker.touch()
+        try:
+            for action in actions:
+                marker = hashlib.sha256(action.key.encode()).hexdigest()
+                if _has_marker(marker, done):
+                    continue
+                sent = self._deliver(action, directory)
+                if sent is not None:
+                    delivered += 1
+                    size += sent
+                _mark(marker, done)
+        finally:
+            os.close(done)
         log.info("job %s: %d outputs delivered by lwr", record.job_id, delivered)
         return size
 
@@ -210,3 +213,39 @@ class ServerStaging:
                 return None
             raise
         return sent
+
+
+def _open_markers(directory: JobDirectory) -> int:
+    """A descriptor of ``lwr/delivered/``, reached without following a link the job planted.
+
+    Every marker is then checked and created relative to it, so swapping a link in after this
+    check has no effect (lwr would otherwise create its markers wherever the link points).
+    """
+    try:
+        internal = open_directory(directory.internal)
+        try:
+            try:
+                os.mkdir(DELIVERED_DIRECTORY, 0o700, dir_fd=internal)
+            except FileExistsError:
+                pass
+            return open_directory(DELIVERED_DIRECTORY, dir_fd=internal)
+        finally:
+            os.close(internal)
+    except OSError as error:
+        done = directory.internal / DELIVERED_DIRECTORY
+        raise StagingError(
+            f"{done} is not a directory lwr can use ({error.strerror}); not delivering outputs through it",
+            path=str(done),
+        ) from None
+
+
+def _has_marker(name: str, done: int) -> bool:
+    try:
+        os.stat(name, dir_fd=done, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _mark(name: str, done: int) -> None:
+    os.close(os.open(name, _MARKER_FLAGS, 0o600, dir_fd=done))
