@@ -69,6 +69,10 @@ def _page(title: str, body: str) -> Response:
     return Response(body=html.encode("utf-8"), content_type="text/html", charset="utf-8")
 
 
+#: What a timeline detail is called on the page (a local start records its batch id with ``running``).
+_DETAIL_LABELS = {"external_id": "batch id"}
+
+
 class StatusPage:
     """The status page and each job's timeline page; ``messaging`` is None in HTTP-only mode."""
 
@@ -245,7 +249,9 @@ class StatusPage:
                 or ("batch id" if "external_id" in event else "event")
             )
             details = "; ".join(
-                f"{key}: {value}" for key, value in event.items() if key not in ("at", "state", "action")
+                f"{_DETAIL_LABELS.get(key, key)}: {value}"
+                for key, value in event.items()
+                if key not in ("at", "state", "action")
             )
             rows.append(
                 [
