@@ -33,7 +33,12 @@ def run_job(server: Target, cache: InputCache, source: Path, output: Path, index
         status = client.wait(staged.job_id, timeout=120)
         collected = collect_outputs(client, staged.job_id, description, config, status)
         client.clean(staged.job_id)
-    return {"status": status["status"], "failures": collected.failures}
+    return {
+        "status": status["status"],
+        "failures": collected.failures,
+        # What the server said of the run, for the assertion's message when an output is missing.
+        "reply": {key: status.get(key) for key in ("returncode", "stderr", "outputs_directory_contents")},
+    }
 
 
 def test_concurrent_jobs_share_one_upload(server: Target, tmp_path: Path) -> None:
@@ -62,7 +67,9 @@ def test_concurrent_jobs_share_one_upload(server: Target, tmp_path: Path) -> Non
     for index, result in enumerate(results):
         assert isinstance(result, dict), f"job {index}: {result!r}"
         assert result["status"] == "complete" and not result["failures"], result
-        assert (tmp_path / f"sum_{index}.txt").read_text().strip() == expected
+        output = tmp_path / f"sum_{index}.txt"
+        assert output.is_file(), f"job {index}: no output; the server said {result['reply']!r}"
+        assert output.read_text().strip() == expected
     assert sum(cache.stats.inserted for cache in caches) == 1
     assert sum(cache.stats.reused for cache in caches) == JOBS - 1
     assert sum(cache.stats.fallbacks for cache in caches) == 0
