@@ -17,19 +17,10 @@ from pathlib import Path
 
 import pytest
 from cluster.conftest import slurm  # noqa: F401
+from public_tools import CAT_PY, CAT_TOOL, write_toolbox
 
 from http_helpers import Http
 from server import TOKEN, LwrServer
-
-CAT_XML = """<tool id="cat1" version="1.0">
-  <validators>
-    <command_validator>
-      <literal value="python3"/><tool_wrapper name="cat.py"/><input/><output/>
-    </command_validator>
-  </validators>
-</tool>
-"""
-CAT_PY = b"import shutil, sys\nshutil.copyfile(sys.argv[-2], sys.argv[-1])\n"
 
 
 @pytest.fixture
@@ -40,16 +31,10 @@ def public_slurm(slurm):  # noqa: F811
         subprocess.check_output(["mktemp", "-d", str(base / "public.XXXXXX")], text=True).strip()
     )
     directory.chmod(0o755)
-    tools = directory / "config" / "tools" / "cat"
-    tools.mkdir(parents=True)
-    (tools / "cat.xml").write_text(CAT_XML)
-    (tools / "cat.py").write_bytes(CAT_PY)
-    (directory / "config" / "toolbox.xml").write_text(
-        '<toolbox tool_path="tools"><tool file="cat/cat.xml"/></toolbox>'
-    )
+    toolbox = write_toolbox(directory / "config", {"cat": CAT_TOOL})
     server = LwrServer(
         directory / "server",
-        app_options={"private_token": TOKEN, "tool_config_files": str(directory / "config" / "toolbox.xml")},
+        app_options={"private_token": TOKEN, "tool_config_files": str(toolbox)},
         job_managers_ini="[manager:_default_]\ntype = queued_cli\njob_plugin = Slurm\nmin_polling_interval = 0.25\n",
     )
     server.start()

@@ -16,34 +16,16 @@ import json
 from pathlib import Path
 
 import pytest
+from public_tools import CAT_PY, CAT_TOOL, write_toolbox
 
 from http_helpers import Http
 from server import TOKEN
 
-CAT_XML = """<tool id="cat1" version="1.0">
-  <validators>
-    <command_validator>
-      <literal value="python3"/><tool_wrapper name="cat.py"/><input/><output/>
-    </command_validator>
-  </validators>
-</tool>
-"""
-CAT_PY = b"import shutil, sys\nshutil.copyfile(sys.argv[-2], sys.argv[-1])\n"
-
 
 @pytest.fixture
 def public(make_server, tmp_path: Path):
-    tools = tmp_path / "config" / "tools" / "cat"
-    tools.mkdir(parents=True)
-    (tools / "cat.xml").write_text(CAT_XML)
-    (tools / "cat.py").write_bytes(CAT_PY)
-    (tmp_path / "config" / "toolbox.xml").write_text(
-        '<toolbox tool_path="tools"><tool file="cat/cat.xml"/></toolbox>'
-    )
-    return make_server(
-        "public-env",
-        app_options={"private_token": TOKEN, "tool_config_files": str(tmp_path / "config" / "toolbox.xml")},
-    )
+    toolbox = write_toolbox(tmp_path / "config", {"cat": CAT_TOOL})
+    return make_server("public-env", app_options={"private_token": TOKEN, "tool_config_files": str(toolbox)})
 
 
 @pytest.mark.parametrize(

@@ -18,38 +18,23 @@ import time
 from pathlib import Path
 
 import pytest
+from public_tools import CAT_PY, CAT_TOOL, write_toolbox
 
 from http_helpers import Http
 from server import TOKEN
 
-CAT_XML = """<tool id="cat1" version="1.0">
-  <validators>
-    <command_validator>
-      <literal value="python3"/><tool_wrapper name="cat.py"/><input/><output/>
-    </command_validator>
-  </validators>
-</tool>
-"""
-CAT_PY = b"import shutil, sys\nshutil.copyfile(sys.argv[-2], sys.argv[-1])\n"
 NAP_XML = """<tool id="nap1" version="1.0">
   <validators><command_validator><literal value="sleep"/><integer/></command_validator></validators>
 </tool>
 """
-TOOLBOX = '<toolbox tool_path="tools"><tool file="cat/cat.xml"/><tool file="nap/nap.xml"/></toolbox>'
 
 
 @pytest.fixture
 def public(make_server, tmp_path: Path):
-    tools = tmp_path / "config" / "tools"
-    (tools / "cat").mkdir(parents=True)
-    (tools / "nap").mkdir()
-    (tools / "cat" / "cat.xml").write_text(CAT_XML)
-    (tools / "cat" / "cat.py").write_bytes(CAT_PY)
-    (tools / "nap" / "nap.xml").write_text(NAP_XML)
-    (tmp_path / "config" / "toolbox.xml").write_text(TOOLBOX)
+    toolbox = write_toolbox(tmp_path / "config", {"cat": CAT_TOOL, "nap": {"nap.xml": NAP_XML}})
     return make_server(
         "public-race",
-        app_options={"private_token": TOKEN, "tool_config_files": str(tmp_path / "config" / "toolbox.xml")},
+        app_options={"private_token": TOKEN, "tool_config_files": str(toolbox)},
         job_managers_ini="[manager:_default_]\ntype = queued_python\nmax_concurrent_jobs = 1\n",
     )
 
