@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import pytest
 
-from lwr.config import AppSettings, ManagerSettings
 from lwr.core.jobs import JobService
 from lwr.errors import NotFound
-from lwr.managers.queued_python import QueuedPythonManager
 
 
-def test_cleaning_a_job_only_set_up_announces_nothing(tmp_path: Path) -> None:
+def test_cleaning_a_job_only_set_up_announces_nothing(service: JobService) -> None:
     """A refused MQ setup removes its half-made job and announces one ``failed``; the removal
     itself must not add a ``cancelled`` (a second final status for the same job)."""
-    settings = AppSettings(
-        staging_directory=tmp_path / "staging",
-        persistence_directory=tmp_path / "persisted",
-        managers=(ManagerSettings("_default_", "queued_python"),),
-    )
-    manager = functools.partial(QueuedPythonManager, "_default_", {"max_concurrent_jobs": 1})
-    service = JobService(settings, {"_default_": manager})
-    service.start()
     heard: list[str] = []
 
     class Observer:
@@ -36,12 +23,9 @@ def test_cleaning_a_job_only_set_up_announces_nothing(tmp_path: Path) -> None:
         def batch_queried(self, manager, seconds, failed) -> None:
             pass
 
-    try:
-        service.add_observer(Observer())
-        service.setup("_default_", "half-made")
-        service.clean("_default_", "half-made")
-        assert heard == []
-        with pytest.raises(NotFound):
-            service.find("_default_", "half-made")
-    finally:
-        service.shutdown()
+    service.add_observer(Observer())
+    service.setup("_default_", "half-made")
+    service.clean("_default_", "half-made")
+    assert heard == []
+    with pytest.raises(NotFound):
+        service.find("_default_", "half-made")

@@ -3,36 +3,22 @@ submits the job again instead of judging the copy lwr cancelled itself (soak run
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
-from lwr.config import AppSettings, ManagerSettings
 from lwr.core.jobs import JobService, _ManagerEvents
 from lwr.core.store import JobStore
-from lwr.managers.queued_python import QueuedPythonManager
 
 
-def test_a_resubmission_forgets_the_old_batch_id_durably(tmp_path: Path) -> None:
-    settings = AppSettings(
-        staging_directory=tmp_path / "staging",
-        persistence_directory=tmp_path / "persisted",
-        managers=(ManagerSettings("_default_", "queued_python"),),
-    )
-    manager = functools.partial(QueuedPythonManager, "_default_", {"max_concurrent_jobs": 1})
-    service = JobService(settings, {"_default_": manager})
-    service.start()
-    try:
-        service.setup("_default_", "job-1")
-        events = _ManagerEvents(service, "_default_")
-        events.job_submitted("job-1", "1678")
-        assert _stored_external_id(tmp_path) == "1678"
-        events.job_resubmitting("job-1")
-        assert service.find("_default_", "job-1").external_id is None
-        assert _stored_external_id(tmp_path) is None
-        events.job_submitted("job-1", "1679")
-        assert _stored_external_id(tmp_path) == "1679"
-    finally:
-        service.shutdown()
+def test_a_resubmission_forgets_the_old_batch_id_durably(service: JobService, tmp_path: Path) -> None:
+    service.setup("_default_", "job-1")
+    events = _ManagerEvents(service, "_default_")
+    events.job_submitted("job-1", "1678")
+    assert _stored_external_id(tmp_path) == "1678"
+    events.job_resubmitting("job-1")
+    assert service.find("_default_", "job-1").external_id is None
+    assert _stored_external_id(tmp_path) is None
+    events.job_submitted("job-1", "1679")
+    assert _stored_external_id(tmp_path) == "1679"
 
 
 def _stored_external_id(root: Path) -> str | None:

@@ -6,33 +6,14 @@ in the persistence directory and in every restart's recovery.
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import pytest
 
-from lwr.config import AppSettings, ManagerSettings
 from lwr.core.jobs import JobService
 from lwr.core.retention import Retention
 from lwr.core.states import JobState
 from lwr.errors import NotFound
-from lwr.managers.queued_python import QueuedPythonManager
 
 ENDED = 1_000_000.0
-
-
-@pytest.fixture
-def service(tmp_path: Path):
-    settings = AppSettings(
-        staging_directory=tmp_path / "staging",
-        persistence_directory=tmp_path / "persisted",
-        managers=(ManagerSettings("_default_", "queued_python"),),
-    )
-    manager = functools.partial(QueuedPythonManager, "_default_", {"max_concurrent_jobs": 1})
-    service = JobService(settings, {"_default_": manager})
-    service.start()
-    yield service
-    service.shutdown()
 
 
 def _ended(service: JobService, job_id: str, state: JobState) -> None:

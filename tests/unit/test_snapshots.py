@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
-from lwr.config import AppSettings, ManagerSettings
 from lwr.core.jobs import JobService
 from lwr.core.snapshots import SnapshotWriter
 from lwr.core.states import JobState
 from lwr.core.store import JobRecord, JobStore
-from lwr.managers.queued_python import QueuedPythonManager
 
 
 def _record(job_id: str = "a", state: JobState = JobState.SETUP) -> JobRecord:
@@ -53,26 +50,15 @@ def test_a_snapshot_taken_before_a_drop_is_never_written(tmp_path: Path) -> None
     assert _on_disk(store)["state"] == "setup"
 
 
-def test_the_bookkeeping_is_dropped_with_the_jobs(tmp_path: Path) -> None:
-    settings = AppSettings(
-        staging_directory=tmp_path / "staging",
-        persistence_directory=tmp_path / "persisted",
-        managers=(ManagerSettings("_default_", "queued_python"),),
-    )
-    manager = functools.partial(QueuedPythonManager, "_default_", {"max_concurrent_jobs": 1})
-    service = JobService(settings, {"_default_": manager})
-    service.start()
-    try:
-        for number in range(20):
-            service.setup("_default_", f"job-{number}")
-        assert len(service._snapshots) == 20
-        for number in range(10):
-            service.clean("_default_", f"job-{number}")
-        for number in range(10, 20):
-            service.forget("_default_", f"job-{number}")
-        assert len(service._snapshots) == 0
-    finally:
-        service.shutdown()
+def test_the_bookkeeping_is_dropped_with_the_jobs(service: JobService) -> None:
+    for number in range(20):
+        service.setup("_default_", f"job-{number}")
+    assert len(service._snapshots) == 20
+    for number in range(10):
+        service.clean("_default_", f"job-{number}")
+    for number in range(10, 20):
+        service.forget("_default_", f"job-{number}")
+    assert len(service._snapshots) == 0
 
 
 def test_a_snapshot_is_the_stored_record_as_it_was_when_taken(tmp_path: Path) -> None:
