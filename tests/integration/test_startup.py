@@ -231,18 +231,23 @@ def test_a_missing_file_names_the_server_ini_key_that_names_it(tmp_path, options
     assert options[key] in message
 
 
-def test_a_config_error_with_daemon_is_told_on_the_terminal_and_leaves_no_pid_file(tmp_path):
-    """./run.sh --daemon with a typo said only 'the server did not start; see lwr.log' (exit 1)."""
-    server = LwrServer(directory=tmp_path, app_options={"staging_dirctory": "x"})
-    server.directory.mkdir(parents=True, exist_ok=True)
+def _start_daemon(server: LwrServer) -> subprocess.CompletedProcess[str]:
+    """``lwr serve --daemon`` on the server's config, from its directory (where lwr.pid goes)."""
     server.write_config()
-    result = subprocess.run(
+    return subprocess.run(
         [*LWR, "serve", "-c", str(server.config_path), "--daemon"],
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=tmp_path,
+        cwd=server.directory,
     )
+
+
+def test_a_config_error_with_daemon_is_told_on_the_terminal_and_leaves_no_pid_file(tmp_path):
+    """./run.sh --daemon with a typo said only 'the server did not start; see lwr.log' (exit 1)."""
+    server = LwrServer(directory=tmp_path, app_options={"staging_dirctory": "x"})
+    server.directory.mkdir(parents=True, exist_ok=True)
+    result = _start_daemon(server)
     assert result.returncode == 2, result.stderr
     assert "staging_dirctory" in result.stderr and "[app:main]" in result.stderr
     assert not (tmp_path / "lwr.pid").exists()
@@ -254,14 +259,7 @@ def test_a_busy_port_leaves_no_pid_file(make_server, tmp_path):
     second = tmp_path / "second"
     second.mkdir()
     server = LwrServer(directory=second, server_options={"port": str(running.port)})
-    server.write_config()
-    result = subprocess.run(
-        [*LWR, "serve", "-c", str(server.config_path), "--daemon"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=second,
-    )
+    result = _start_daemon(server)
     assert result.returncode == 2 and f"127.0.0.1:{running.port}" in result.stderr, result.stderr
     assert not (second / "lwr.pid").exists()
 
